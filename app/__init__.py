@@ -1,0 +1,1 @@
+"""Storefront: a real-time web storefront on a small CQRS kernel."""

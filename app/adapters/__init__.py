@@ -1,0 +1,1 @@
+"""Redis stores, the embedded Redis server and the payment gateway."""

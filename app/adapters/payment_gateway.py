@@ -1,0 +1,138 @@
+"""A simulated remote payment gateway, and the client the fulfilment process calls it with.
+
+The "remote side" keeps its own ledger (in Redis, under ext:gateway:*) keyed by the caller's
+idempotency key, so a charge retried after a timeout is found, not taken again. It is slow
+and unreliable on purpose: PAYMENT_LATENCY_MS, PAYMENT_FAILURE_RATE. Half of its failures
+happen after the charge was recorded (the answer is lost), which is what makes idempotency
+keys necessary. Its vault maps tokens to how the card behaves — never to the card number.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import hmac
+import logging
+import random
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import msgspec
+from redis.asyncio import Redis
+
+from app.kernel import keys
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+APPROVED_CARD = "4242424242424242"
+DECLINED_CARD = "4000000000000002"
+
+
+class ChargeResult(msgspec.Struct, frozen=True):
+    charge_id: str
+    approved: bool
+    amount_cents: int
+
+
+class PaymentUnavailable(Exception):
+    """No answer from the gateway after every retry."""
+
+
+class _GatewayError(Exception):
+    pass
+
+
+class SimulatedGateway:
+    def __init__(
+        self,
+        redis: Redis,
+        secret: str,
+        *,
+        latency_ms: int,
+        failure_rate: float,
+        timeout_ms: int,
+        retries: int,
+        rng: random.Random | None = None,
+    ) -> None:
+        self._redis = redis
+        self._secret = secret.encode()
+        self._latency = latency_ms / 1000
+        self._failure_rate = failure_rate
+        self._timeout = timeout_ms / 1000
+        self._retries = retries
+        self._rng = rng or random.Random()
+
+    # --- the client side -----------------------------------------------------------------
+
+    async def tokenize(self, card_number: str) -> str:
+        """What the web edge keeps instead of the number (with its last four digits)."""
+        digest = hmac.new(self._secret, card_number.encode(), hashlib.sha256).hexdigest()
+        token = f"tok_{digest[:24]}"
+        behaviour = "decline" if card_number == DECLINED_CARD else "approve"
+        await self._redis.hset(keys.external("gateway", "vault"), token, behaviour)
+        return token
+
+    async def charge(self, idempotency_key: str, token: str, amount_cents: int) -> ChargeResult:
+        return await self._with_retries(
+            "charge", lambda: self._remote_charge(idempotency_key, token, amount_cents)
+        )
+
+    async def refund(self, idempotency_key: str, charge_id: str, amount_cents: int) -> str:
+        return await self._with_retries(
+            "refund", lambda: self._remote_refund(idempotency_key, charge_id, amount_cents)
+        )
+
+    async def _with_retries(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
+        for attempt in range(self._retries + 1):
+            try:
+                return await asyncio.wait_for(call(), timeout=self._timeout)
+            except (TimeoutError, _GatewayError) as exc:
+                log.info("gateway %s attempt %d failed: %s", what, attempt + 1, exc or "timeout")
+                await asyncio.sleep(min(0.05 * 2**attempt, 1.0))
+        raise PaymentUnavailable(f"no answer to {what} after {self._retries + 1} attempts")
+
+    # --- the simulated remote side ------------------------------------------------------
+
+    async def _network(self) -> None:
+        if self._latency:
+            await asyncio.sleep(self._latency * self._rng.uniform(0.5, 1.5))
+
+    def _fails(self) -> bool:
+        return self._failure_rate > 0 and self._rng.random() < self._failure_rate / 2
+
+    async def _remote_charge(self, key: str, token: str, amount_cents: int) -> ChargeResult:
+        await self._network()
+        if self._fails():
+            raise _GatewayError("503 from gateway")
+        ledger = keys.external("gateway", "charges")
+        existing = await self._redis.hget(ledger, key)
+        if existing is None:
+            behaviour = await self._redis.hget(keys.external("gateway", "vault"), token)
+            fresh = ChargeResult(
+                charge_id=f"ch_{hashlib.sha256(key.encode()).hexdigest()[:20]}",
+                approved=behaviour == "approve",
+                amount_cents=amount_cents,
+            )
+            if await self._redis.hsetnx(ledger, key, msgspec.json.encode(fresh)) and fresh.approved:
+                await self._redis.hincrby(keys.external("gateway", "captures"), key, 1)
+            existing = await self._redis.hget(ledger, key)
+        found = msgspec.json.decode(existing or b"", type=ChargeResult)
+        if self._fails():  # recorded, but the answer is lost on the way back
+            await asyncio.sleep(self._timeout * 2)
+        await self._network()
+        return found
+
+    async def _remote_refund(self, key: str, charge_id: str, amount_cents: int) -> str:
+        await self._network()
+        if self._fails():
+            raise _GatewayError("503 from gateway")
+        refund_id = f"re_{hashlib.sha256(key.encode()).hexdigest()[:20]}"
+        await self._redis.hsetnx(keys.external("gateway", "refunds"), key, charge_id)
+        return refund_id
+
+    # --- for tests and the status page ------------------------------------------------------
+
+    async def captures(self, key: str) -> int:
+        """How many times the remote side took money for this key (must never exceed 1)."""
+        return int(await self._redis.hget(keys.external("gateway", "captures"), key) or 0)

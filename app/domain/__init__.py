@@ -1,0 +1,1 @@
+"""The pure model: aggregates, commands, events and their rules. No I/O, no asyncio."""

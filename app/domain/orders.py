@@ -1,0 +1,427 @@
+"""The Order aggregate and its lifecycle: placed → reserved → paid → confirmed → shipped."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+import msgspec
+
+from app.domain.products import Product
+from app.domain.rules import (
+    ADMIN,
+    CardNumber,
+    CommandStruct,
+    EventStruct,
+    LineQuantity,
+    OrderId,
+    Reason,
+    Sku,
+    luhn_valid,
+)
+from app.kernel.errors import CommandRejected, Forbidden, problem
+from app.kernel.messages import Actor, FieldError, Problem
+from app.kernel.registry import CommandProgress, Context, Decision
+
+OrderStatus = Literal["placed", "reserved", "paid", "confirmed", "shipped", "cancelled", "rejected"]
+CANCELLABLE = frozenset({"placed", "reserved", "paid", "confirmed"})
+IN_FLIGHT = frozenset({"placed", "reserved", "paid"})
+REJECT_REASONS = {
+    "insufficient_stock": "Not enough stock",
+    "product_discontinued": "A product was discontinued",
+    "unknown_product": "A product does not exist",
+    "payment_declined": "The card was declined",
+    "payment_unavailable": "The payment service did not answer",
+}
+
+
+class LineRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
+    sku: Sku
+    quantity: LineQuantity
+
+
+class OrderLine(msgspec.Struct, frozen=True):
+    sku: str
+    quantity: int
+    unit_price_cents: int
+
+
+class Order(msgspec.Struct, frozen=True, kw_only=True):
+    order_id: str
+    customer: str
+    lines: list[OrderLine]
+    total_cents: int
+    status: OrderStatus
+    card_last4: str
+    card_token: str
+    placed_at: float
+    place_command_id: str
+    payment_ref: str = ""
+    reason: str = ""
+
+
+# --- commands ------------------------------------------------------------------------------
+
+Lines = Annotated[list[LineRequest], msgspec.Meta(min_length=1, max_length=20)]
+
+
+def _distinct_skus(lines: list[LineRequest]) -> list[FieldError]:
+    seen: set[str] = set()
+    errors = []
+    for index, line in enumerate(lines):
+        if line.sku in seen:
+            errors.append(FieldError(f"$.lines[{index}].sku", "Each sku may appear only once"))
+        seen.add(line.sku)
+    return errors
+
+
+class PlaceOrderRequest(CommandStruct, frozen=True, tag="PlaceOrder"):
+    """PlaceOrder as a client sends it. The card number never leaves the web process."""
+
+    lines: Lines
+    card_number: CardNumber
+
+    def validate(self) -> list[FieldError]:
+        errors = _distinct_skus(self.lines)
+        if not luhn_valid(self.card_number):
+            errors.append(FieldError("$.card_number", "Not a valid card number"))
+        return errors
+
+    def __repr__(self) -> str:  # never print the number, even by accident
+        return f"PlaceOrderRequest(lines={self.lines!r}, card_number=****{self.card_number[-4:]})"
+
+
+class PlaceOrder(CommandStruct, frozen=True):
+    """PlaceOrder as stored and queued: the card is a gateway token and its last four digits."""
+
+    lines: Lines
+    card_last4: str
+    card_token: str
+
+
+class CancelOrder(CommandStruct, frozen=True):
+    order_id: OrderId
+    reason: Reason = ""
+
+
+class ShipOrder(CommandStruct, frozen=True):
+    order_id: OrderId
+
+
+class MarkOrderReserved(CommandStruct, frozen=True):
+    """Internal (fulfilment): every line holds its stock."""
+
+    order_id: str
+
+
+class MarkOrderPaid(CommandStruct, frozen=True):
+    order_id: str
+    payment_ref: str
+
+
+class ConfirmOrder(CommandStruct, frozen=True):
+    order_id: str
+
+
+class RejectOrder(CommandStruct, frozen=True):
+    order_id: str
+    reason: str
+    detail: str = ""
+
+
+class MarkOrderRefunded(CommandStruct, frozen=True):
+    order_id: str
+    refund_ref: str
+
+
+# --- events --------------------------------------------------------------------------------
+
+
+class OrderPlaced(EventStruct, frozen=True):
+    order_id: str
+    customer: str
+    lines: list[OrderLine]
+    total_cents: int
+    card_last4: str
+
+
+class OrderStockReserved(EventStruct, frozen=True):
+    order_id: str
+    customer: str
+
+
+class OrderPaid(EventStruct, frozen=True):
+    order_id: str
+    customer: str
+    payment_ref: str
+    total_cents: int
+
+
+class OrderConfirmed(EventStruct, frozen=True):
+    order_id: str
+    customer: str
+    lines: list[OrderLine]
+    total_cents: int
+
+
+class OrderRejected(EventStruct, frozen=True):
+    order_id: str
+    customer: str
+    previous_status: str
+    reason: str
+    detail: str
+
+
+class OrderCancelled(EventStruct, frozen=True):
+    order_id: str
+    customer: str
+    previous_status: str
+    lines: list[OrderLine]
+    total_cents: int
+    paid: bool
+    reason: str
+    by: str
+
+
+class OrderShipped(EventStruct, frozen=True):
+    order_id: str
+    customer: str
+
+
+class OrderRefunded(EventStruct, frozen=True):
+    order_id: str
+    customer: str
+    refund_ref: str
+    total_cents: int
+
+
+ORDER_EVENTS = (
+    OrderPlaced,
+    OrderStockReserved,
+    OrderPaid,
+    OrderConfirmed,
+    OrderRejected,
+    OrderCancelled,
+    OrderShipped,
+    OrderRefunded,
+)
+
+
+# --- integration events: a public, versioned schema; no card, no email ----------------------
+
+
+class PublicLine(msgspec.Struct, frozen=True):
+    sku: str
+    quantity: int
+
+
+class IntegrationEvent(msgspec.Struct, tag_field="type", frozen=True, kw_only=True):
+    schema_version: int = 1
+    event_id: str
+    order_id: str
+    customer: str
+    occurred_at: float
+
+
+class OrderConfirmedV1(IntegrationEvent, frozen=True, tag="OrderConfirmed"):
+    total_cents: int
+    lines: list[PublicLine]
+
+
+class OrderCancelledV1(IntegrationEvent, frozen=True, tag="OrderCancelled"):
+    reason: str
+    refunded: bool
+
+
+class OrderShippedV1(IntegrationEvent, frozen=True, tag="OrderShipped"):
+    pass
+
+
+IntegrationEvents = OrderConfirmedV1 | OrderCancelledV1 | OrderShippedV1
+
+
+# --- rules ---------------------------------------------------------------------------------
+
+
+def unknown(order_id: str) -> CommandRejected:
+    return CommandRejected("unknown_order", f"There is no order {order_id}")
+
+
+def existing(state: Order | None, order_id: str) -> Order:
+    if state is None:
+        raise unknown(order_id)
+    return state
+
+
+def owner_or_admin(cmd: CancelOrder, state: Order | None, actor: Actor) -> None:
+    if state is not None and state.customer != actor.username and not actor.has_role(ADMIN):
+        raise Forbidden("Only the customer who placed an order, or an admin, may cancel it")
+
+
+def rejection(reason: str, detail: str = "") -> Problem:
+    return problem(
+        reason, 409, detail or REJECT_REASONS.get(reason, reason), title=REJECT_REASONS.get(reason)
+    )
+
+
+def place(cmd: PlaceOrder, state: Order | None, ctx: Context) -> Decision[Order]:
+    if state is not None:  # the id is new; this is a replay of an order already placed
+        return Decision(complete=False)
+    lines = []
+    for line in cmd.lines:
+        product = ctx.lookups.get(line.sku)
+        if not isinstance(product, Product):
+            raise CommandRejected("unknown_product", f"There is no product {line.sku}")
+        if product.status == "discontinued":
+            raise CommandRejected("product_discontinued", f"{line.sku} is discontinued")
+        lines.append(OrderLine(line.sku, line.quantity, product.price_cents))
+    assert ctx.actor.username is not None
+    order = Order(
+        order_id=ctx.aggregate_id,
+        customer=ctx.actor.username,
+        lines=lines,
+        total_cents=sum(line.quantity * line.unit_price_cents for line in lines),
+        status="placed",
+        card_last4=cmd.card_last4,
+        card_token=cmd.card_token,
+        placed_at=ctx.now,
+        place_command_id=ctx.command_id,
+    )
+    event = OrderPlaced(order.order_id, order.customer, lines, order.total_cents, cmd.card_last4)
+    return Decision(order, [event], complete=False)
+
+
+def _move(order: Order, status: OrderStatus, **changes: str) -> Order:
+    return msgspec.structs.replace(order, status=status, **changes)
+
+
+def _transition_error(order: Order, wanted: str) -> CommandRejected:
+    return CommandRejected("order_not_" + wanted, f"Order {order.order_id} is {order.status}")
+
+
+def mark_reserved(cmd: MarkOrderReserved, state: Order | None, ctx: Context) -> Decision[Order]:
+    order = existing(state, cmd.order_id)
+    if order.status != "placed":
+        raise _transition_error(order, "placed")
+    return Decision(
+        _move(order, "reserved"),
+        [OrderStockReserved(order.order_id, order.customer)],
+        progress=[CommandProgress(order.place_command_id, "stock_reserved")],
+    )
+
+
+def mark_paid(cmd: MarkOrderPaid, state: Order | None, ctx: Context) -> Decision[Order]:
+    order = existing(state, cmd.order_id)
+    if order.status != "reserved":
+        raise _transition_error(order, "reserved")
+    return Decision(
+        _move(order, "paid", payment_ref=cmd.payment_ref),
+        [OrderPaid(order.order_id, order.customer, cmd.payment_ref, order.total_cents)],
+        progress=[CommandProgress(order.place_command_id, "payment_captured")],
+    )
+
+
+def confirm(cmd: ConfirmOrder, state: Order | None, ctx: Context) -> Decision[Order]:
+    order = existing(state, cmd.order_id)
+    if order.status != "paid":
+        raise _transition_error(order, "paid")
+    public = OrderConfirmedV1(
+        event_id=f"{order.order_id}:confirmed",
+        order_id=order.order_id,
+        customer=order.customer,
+        occurred_at=ctx.now,
+        total_cents=order.total_cents,
+        lines=[PublicLine(line.sku, line.quantity) for line in order.lines],
+    )
+    return Decision(
+        _move(order, "confirmed"),
+        [OrderConfirmed(order.order_id, order.customer, order.lines, order.total_cents)],
+        integration=[public],
+        progress=[CommandProgress(order.place_command_id, "", "succeeded")],
+    )
+
+
+def reject(cmd: RejectOrder, state: Order | None, ctx: Context) -> Decision[Order]:
+    order = existing(state, cmd.order_id)
+    if order.status not in ("placed", "reserved"):
+        raise _transition_error(order, "rejectable")
+    return Decision(
+        _move(order, "rejected", reason=cmd.reason),
+        [OrderRejected(order.order_id, order.customer, order.status, cmd.reason, cmd.detail)],
+        progress=[
+            CommandProgress(order.place_command_id, "", "failed", rejection(cmd.reason, cmd.detail))
+        ],
+    )
+
+
+def cancel(cmd: CancelOrder, state: Order | None, ctx: Context) -> Decision[Order]:
+    order = existing(state, cmd.order_id)
+    if order.status not in CANCELLABLE:
+        raise CommandRejected(
+            "order_not_cancellable",
+            f"Order {order.order_id} is {order.status}; it cannot be cancelled",
+        )
+    reason = cmd.reason or "cancelled"
+    by = ctx.actor.username or ""
+    paid = order.status in ("paid", "confirmed")
+    progress = []
+    if order.status in IN_FLIGHT:
+        progress.append(
+            CommandProgress(
+                order.place_command_id,
+                "",
+                "failed",
+                problem("order_cancelled", 409, "The order was cancelled before it was confirmed"),
+            )
+        )
+    public = OrderCancelledV1(
+        event_id=f"{order.order_id}:cancelled",
+        order_id=order.order_id,
+        customer=order.customer,
+        occurred_at=ctx.now,
+        reason=reason[:200],
+        refunded=paid,
+    )
+    return Decision(
+        _move(order, "cancelled", reason=reason),
+        [
+            OrderCancelled(
+                order.order_id,
+                order.customer,
+                order.status,
+                order.lines,
+                order.total_cents,
+                paid,
+                reason,
+                by,
+            )
+        ],
+        integration=[public],
+        progress=progress,
+    )
+
+
+def ship(cmd: ShipOrder, state: Order | None, ctx: Context) -> Decision[Order]:
+    order = existing(state, cmd.order_id)
+    if order.status != "confirmed":
+        raise CommandRejected(
+            "order_not_shippable", f"Order {order.order_id} is {order.status}; only confirmed ships"
+        )
+    public = OrderShippedV1(
+        event_id=f"{order.order_id}:shipped",
+        order_id=order.order_id,
+        customer=order.customer,
+        occurred_at=ctx.now,
+    )
+    return Decision(
+        _move(order, "shipped"),
+        [OrderShipped(order.order_id, order.customer)],
+        integration=[public],
+    )
+
+
+def mark_refunded(cmd: MarkOrderRefunded, state: Order | None, ctx: Context) -> Decision[Order]:
+    order = existing(state, cmd.order_id)
+    return Decision(
+        msgspec.structs.replace(order, payment_ref=order.payment_ref + " refunded"),
+        [OrderRefunded(order.order_id, order.customer, cmd.refund_ref, order.total_cents)],
+    )

@@ -1,0 +1,1 @@
+"""The reusable CQRS machinery. It knows nothing about products or orders."""

@@ -1,0 +1,100 @@
+-- commit.lua: apply one command's decision atomically, or nothing at all.
+-- Everything is checked before the first write (Redis scripts do not roll back).
+--
+-- KEYS[1]  dedup record of the command (hash: status, position, error)
+-- KEYS[2]  the partition's events stream
+-- KEYS[3]  the partition's journal stream (finished commands, for the command log)
+-- KEYS[4]  the partition's integration-events stream
+-- KEYS[5]  the partition's status-notices stream (capped; read by the WebSocket hubs)
+-- KEYS[6]  the aggregate's state (hash: v = version, s = state JSON)
+-- KEYS[7..] two per status update, in ARGV[9]'s order: status hash, steps list
+--
+-- ARGV[1]  partition number (for the position token)
+-- ARGV[2]  expected aggregate version; -1 = this commit writes no aggregate
+-- ARGV[3]  new state JSON, or "" to leave the state as it is
+-- ARGV[4]  outcome status for the dedup record: succeeded | failed | processing
+-- ARGV[5]  error problem JSON, or ""
+-- ARGV[6]  TTL in seconds of the dedup record and status hashes
+-- ARGV[7]  JSON array of event JSON strings (their versions already set)
+-- ARGV[8]  JSON array of integration-event JSON strings
+-- ARGV[9]  JSON array of status updates: {id, fields, steps, final} (steps: step JSON strings)
+--          a field whose value is "$position" receives this commit's position;
+--          an update to a command that already finished is skipped;
+--          a final update also appends the command's outcome to the journal
+-- ARGV[10] approximate MAXLEN of the notices stream
+-- ARGV[11] approximate MAXLEN of the journal stream
+--
+-- Returns {"ok", position} | {"dup", status, position, error} | {"conflict", version}
+
+local existing = redis.call('HMGET', KEYS[1], 'status', 'position', 'error')
+if existing[1] then
+  return {'dup', existing[1], existing[2] or '', existing[3] or ''}
+end
+
+local expected = tonumber(ARGV[2])
+local events = cjson.decode(ARGV[7])
+local current = 0
+if expected >= 0 then
+  current = tonumber(redis.call('HGET', KEYS[6], 'v') or '0')
+  if current ~= expected then
+    return {'conflict', tostring(current)}
+  end
+end
+local integration = cjson.decode(ARGV[8])
+local updates = cjson.decode(ARGV[9])
+local ttl = tonumber(ARGV[6])
+
+-- all checks passed: write.
+local last_id = ''
+for _, event in ipairs(events) do
+  last_id = redis.call('XADD', KEYS[2], '*', 'e', event)
+end
+local position = ''
+if last_id ~= '' then
+  position = ARGV[1] .. ':' .. last_id
+end
+if expected >= 0 and #events > 0 then
+  if ARGV[3] ~= '' then
+    redis.call('HSET', KEYS[6], 'v', tostring(expected + #events), 's', ARGV[3])
+  else
+    redis.call('HSET', KEYS[6], 'v', tostring(expected + #events))
+  end
+end
+for _, event in ipairs(integration) do
+  redis.call('XADD', KEYS[4], '*', 'e', event)
+end
+
+for i, update in ipairs(updates) do
+  local status_key = KEYS[5 + 2 * i]
+  local steps_key = KEYS[6 + 2 * i]
+  local before = redis.call('HGET', status_key, 'status')
+  if before ~= 'succeeded' and before ~= 'failed' then
+    local flat = {}
+    for field, value in pairs(update['fields']) do
+      if value == '$position' then value = position end
+      flat[#flat + 1] = field
+      flat[#flat + 1] = value
+    end
+    if #flat > 0 then
+      redis.call('HSET', status_key, unpack(flat))
+      redis.call('EXPIRE', status_key, ttl)
+    end
+    if #update['steps'] > 0 then
+      redis.call('RPUSH', steps_key, unpack(update['steps']))
+      redis.call('EXPIRE', steps_key, ttl)
+    end
+    local meta = redis.call('HMGET', status_key, 'sender', 'type', 'accepted_at', 'status',
+                            'completed_at', 'error_code')
+    redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[10], '*', 'c', update['id'], 'u', meta[1] or '')
+    if update['final'] then
+      redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[11], '*', 'e', cjson.encode({
+        command_id = update['id'], sender = meta[1] or '', type = meta[2] or '',
+        accepted_at = meta[3] or '', status = meta[4] or '', completed_at = meta[5] or '',
+        error_code = meta[6] or ''}))
+    end
+  end
+end
+
+redis.call('HSET', KEYS[1], 'status', ARGV[4], 'position', position, 'error', ARGV[5])
+redis.call('EXPIRE', KEYS[1], ttl)
+return {'ok', position}

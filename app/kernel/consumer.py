@@ -1,0 +1,283 @@
+"""Ordered consumption of partitioned streams: leases, consumer groups, retries, dead letters.
+
+Each (group, partition) has one owner at a time (a lease). The owner reads as consumer
+`p<partition>` of the group, so whoever takes a partition over re-reads the pending entries of
+the previous owner first. A batch is acked only after its handler returned: delivery is
+at-least-once, and handlers make the effect exactly-once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import math
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Protocol
+
+import msgspec
+from redis.asyncio import Redis
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from app.kernel import keys
+from app.kernel.leases import Leases
+
+log = logging.getLogger(__name__)
+
+BATCH = 200
+BLOCK_MS = 1000
+MAX_ATTEMPTS = 4
+INFRA_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+
+
+@dataclass(frozen=True)
+class Entry:
+    id: str
+    partition: int
+    fields: dict[str, str]
+
+
+class LeaseLost(Exception):
+    """Another owner wrote first: stop this partition now, without acking."""
+
+
+class PartitionHandler(Protocol):
+    group: str
+
+    def stream(self, partition: int) -> str: ...
+
+    async def handle(self, partition: int, entries: list[Entry]) -> None:
+        """Apply a batch. Must be safe to repeat; raise to have it retried."""
+
+    async def skip(self, partition: int, entry: Entry) -> None:
+        """Mark a dead-lettered entry as done so it is not applied later."""
+
+
+class DeadLetter(msgspec.Struct, frozen=True):
+    group: str
+    stream: str
+    entry_id: str
+    fields: dict[str, str]
+    error: str
+    at: float
+
+
+async def ensure_group(redis: Redis, stream: str, group: str) -> None:
+    try:
+        await redis.xgroup_create(stream, group, id="0", mkstream=True)
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise
+
+
+async def record_error(redis: Redis, group: str, error: str, *, dead_letter: bool) -> None:
+    mapping = {"last_error": error[:500], "last_error_at": str(time.time())}
+    async with redis.pipeline(transaction=False) as pipe:
+        pipe.hset(keys.consumer_health(group), mapping=mapping)
+        pipe.hincrby(keys.consumer_health(group), "dead_letters" if dead_letter else "retries", 1)
+        await pipe.execute()
+
+
+def parse_entries(partition: int, reply: list[list[object]] | None) -> list[Entry]:
+    entries: list[Entry] = []
+    for _stream, items in reply or []:
+        assert isinstance(items, list)
+        for entry_id, fields in items:
+            entries.append(Entry(entry_id, partition, fields or {}))
+    return entries
+
+
+@dataclass(frozen=True)
+class _Owned:
+    task: asyncio.Task[None]
+    stop: asyncio.Event
+
+
+class PartitionedConsumer:
+    """Runs handlers over the partitions this process holds leases on."""
+
+    def __init__(
+        self,
+        redis: Redis,
+        handlers: list[PartitionHandler],
+        partitions: int,
+        leases: Leases,
+        members: Callable[[], Awaitable[int]],
+        *,
+        block_ms: int = BLOCK_MS,
+        batch: int = BATCH,
+    ) -> None:
+        self._redis = redis
+        self._handlers = {h.group: h for h in handlers}
+        self._partitions = partitions
+        self._leases = leases
+        self._members = members
+        self._block_ms = block_ms
+        self._batch = batch
+        self._owned: dict[tuple[str, int], _Owned] = {}
+
+    @property
+    def owned(self) -> list[tuple[str, int]]:
+        return sorted(key for key, owned in self._owned.items() if not owned.task.done())
+
+    async def run(self, stop: asyncio.Event, tick: float = 1.0) -> None:
+        try:
+            while not stop.is_set():
+                try:
+                    await self.rebalance()
+                except INFRA_ERRORS as exc:
+                    log.warning("lease upkeep failed, will retry: %s", exc)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=tick)
+        finally:
+            await self.release_all()
+
+    async def rebalance(self) -> None:
+        members = max(1, await self._members())
+        target = math.ceil(self._partitions / members)
+        for group in self._handlers:
+            mine = []
+            for partition in range(self._partitions):
+                owned = self._owned.get((group, partition))
+                if owned is None:
+                    continue
+                if owned.task.done() or not await self._leases.renew(group, partition):
+                    await self._stop(group, partition, release=False)
+                else:
+                    mine.append(partition)
+            for partition in mine[target:]:
+                await self._stop(group, partition, release=True)
+            count = min(len(mine), target)
+            for partition in range(self._partitions):
+                if count >= target:
+                    break
+                if (group, partition) in self._owned:
+                    continue
+                if await self._leases.acquire(group, partition):
+                    self._start(group, partition)
+                    count += 1
+
+    def _start(self, group: str, partition: int) -> None:
+        stop = asyncio.Event()
+        task = asyncio.create_task(
+            self._consume(self._handlers[group], partition, stop), name=f"{group}:p{partition}"
+        )
+        self._owned[(group, partition)] = _Owned(task, stop)
+        log.info("took %s partition %d", group, partition)
+
+    async def _stop(self, group: str, partition: int, *, release: bool) -> None:
+        owned = self._owned.pop((group, partition))
+        owned.stop.set()
+        try:
+            await asyncio.wait_for(asyncio.shield(owned.task), timeout=10)
+        except TimeoutError:
+            owned.task.cancel()
+        except Exception:  # the task already logged its failure
+            pass
+        if release:
+            await self._leases.release(group, partition)
+        log.info("gave up %s partition %d", group, partition)
+
+    async def release_all(self) -> None:
+        for group, partition in list(self._owned):
+            with contextlib.suppress(INFRA_ERRORS):
+                await self._stop(group, partition, release=True)
+
+    async def _consume(
+        self, handler: PartitionHandler, partition: int, stop: asyncio.Event
+    ) -> None:
+        stream = handler.stream(partition)
+        consumer = f"p{partition}"
+        cursor = "0"  # our pending entries first (a previous owner's, after a takeover)
+        while not stop.is_set():
+            try:
+                if cursor == "0":
+                    await ensure_group(self._redis, stream, handler.group)
+                reply = await self._redis.xreadgroup(
+                    handler.group,
+                    consumer,
+                    {stream: cursor},
+                    count=self._batch,
+                    block=None if cursor != ">" else self._block_ms,
+                )
+                entries = parse_entries(partition, reply)
+                if cursor != ">":
+                    if not entries:
+                        cursor = ">"
+                        continue
+                    cursor = entries[-1].id
+                if not entries:
+                    continue
+                await self._process(handler, partition, entries, stop)
+                await self._redis.xack(stream, handler.group, *[e.id for e in entries])
+            except LeaseLost:
+                log.warning("%s partition %d: another owner took over", handler.group, partition)
+                return
+            except INFRA_ERRORS as exc:
+                log.warning(
+                    "%s partition %d: redis unavailable (%s)", handler.group, partition, exc
+                )
+                cursor = "0"
+                await _sleep_unless(stop, 1.0)
+            except asyncio.CancelledError:
+                raise
+
+    async def _process(
+        self, handler: PartitionHandler, partition: int, entries: list[Entry], stop: asyncio.Event
+    ) -> None:
+        live = [e for e in entries if e.fields]  # a trimmed entry comes back empty
+        if not live:
+            return
+        try:
+            await handler.handle(partition, live)
+            return
+        except (LeaseLost, *INFRA_ERRORS):
+            raise
+        except Exception:
+            if len(live) == 1:
+                await self._retry_one(handler, partition, live[0], stop)
+                return
+            log.exception(
+                "%s partition %d: batch failed, retrying one by one", handler.group, partition
+            )
+        for entry in live:
+            await self._retry_one(handler, partition, entry, stop)
+
+    async def _retry_one(
+        self, handler: PartitionHandler, partition: int, entry: Entry, stop: asyncio.Event
+    ) -> None:
+        error = ""
+        for attempt in range(MAX_ATTEMPTS):
+            try:
+                await handler.handle(partition, [entry])
+                return
+            except (LeaseLost, *INFRA_ERRORS):
+                raise
+            except Exception as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                log.exception(
+                    "%s: entry %s failed (attempt %d)", handler.group, entry.id, attempt + 1
+                )
+                await record_error(self._redis, handler.group, error, dead_letter=False)
+                await _sleep_unless(stop, 0.05 * 2**attempt)
+        letter = DeadLetter(
+            group=handler.group,
+            stream=handler.stream(partition),
+            entry_id=entry.id,
+            fields=entry.fields,
+            error=error,
+            at=time.time(),
+        )
+        await self._redis.xadd(keys.dead_letters(handler.group), {"e": msgspec.json.encode(letter)})
+        await record_error(self._redis, handler.group, error, dead_letter=True)
+        await handler.skip(partition, entry)
+        log.error("%s: entry %s dead-lettered: %s", handler.group, entry.id, error)
+
+
+async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), timeout=seconds)

@@ -1,0 +1,75 @@
+"""Worker heartbeats: every process says it is alive (and what it holds) every few seconds."""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+from collections.abc import Callable
+
+import msgspec
+from redis.asyncio import Redis
+
+from app.kernel import keys
+from app.kernel.partitions import new_id
+
+STALE_AFTER_SECONDS = 15.0
+
+
+class Heartbeat(msgspec.Struct, frozen=True, kw_only=True):
+    kind: str
+    id: str
+    pid: int
+    host: str
+    at: float
+    info: dict[str, int | str] = {}
+
+
+_decoder = msgspec.json.Decoder(Heartbeat)
+
+
+def worker_id(kind: str) -> str:
+    return f"{kind}-{socket.gethostname()}-{os.getpid()}-{new_id()[-6:]}"
+
+
+class HeartbeatPublisher:
+    def __init__(self, redis: Redis, kind: str, ident: str) -> None:
+        self._redis = redis
+        self.kind = kind
+        self.id = ident
+        self.info: Callable[[], dict[str, int | str]] = dict
+        """What the status page shows about this process; the process sets it."""
+
+    async def beat(self) -> None:
+        beat = Heartbeat(
+            kind=self.kind,
+            id=self.id,
+            pid=os.getpid(),
+            host=socket.gethostname(),
+            at=time.time(),
+            info=self.info(),
+        )
+        await self._redis.hset(keys.heartbeats(), self.id, msgspec.json.encode(beat))
+
+    async def remove(self) -> None:
+        await self._redis.hdel(keys.heartbeats(), self.id)
+
+
+async def live_heartbeats(redis: Redis, *, prune: bool = True) -> list[Heartbeat]:
+    """Heartbeats younger than STALE_AFTER_SECONDS; older ones are removed (if `prune`)."""
+    raw: dict[str, str] = await redis.hgetall(keys.heartbeats())
+    now = time.time()
+    live, dead = [], []
+    for field, value in raw.items():
+        try:
+            beat = _decoder.decode(value)
+        except msgspec.DecodeError:
+            dead.append(field)
+            continue
+        if now - beat.at > STALE_AFTER_SECONDS * 4:
+            dead.append(field)
+        elif now - beat.at <= STALE_AFTER_SECONDS:
+            live.append(beat)
+    if prune and dead:
+        await redis.hdel(keys.heartbeats(), *dead)
+    return sorted(live, key=lambda b: (b.kind, b.id))

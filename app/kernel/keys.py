@@ -1,0 +1,123 @@
+"""Every Redis key name the system uses, in one place.
+
+Write-side keys carry their partition's hash tag so one commit touches one Cluster slot.
+Read-side keys live on the read Redis (a single server, or the same one).
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from app.kernel.partitions import tag
+
+# --- write side, per partition -------------------------------------------------------------
+
+
+def aggregate(partition: int, kind: str, aggregate_id: str) -> str:
+    return f"{tag(partition)}:agg:{kind}:{aggregate_id}"
+
+
+def dedup(partition: int, command_id: str) -> str:
+    return f"{tag(partition)}:dedup:{command_id}"
+
+
+def command_status(partition: int, command_id: str) -> str:
+    return f"{tag(partition)}:cmd:{command_id}"
+
+
+def command_steps(partition: int, command_id: str) -> str:
+    return f"{tag(partition)}:cmd:{command_id}:steps"
+
+
+def events(partition: int) -> str:
+    return f"{tag(partition)}:events"
+
+
+def journal(partition: int) -> str:
+    """Outcome of every finished command, success or failure (the command log's source)."""
+    return f"{tag(partition)}:journal"
+
+
+def integration(partition: int) -> str:
+    return f"{tag(partition)}:integration"
+
+
+def commands(partition: int) -> str:
+    return f"{tag(partition)}:commands"
+
+
+def status_notices(partition: int) -> str:
+    """Capped stream of command-status changes the WebSocket hubs follow."""
+    return f"{tag(partition)}:notices"
+
+
+# --- coordination (write Redis) ---------------------------------------------------------------
+
+
+def lease(group: str, partition: int) -> str:
+    return f"lease:{group}:{partition}"
+
+
+def heartbeats() -> str:
+    return "workers:heartbeats"
+
+
+def dead_letters(group: str) -> str:
+    return f"dlq:{group}"
+
+
+def consumer_health(group: str) -> str:
+    """Hash: last_error, last_error_at, dead_letters, retries for one consumer group."""
+    return f"health:{group}"
+
+
+def idempotency(user: str, key: str) -> str:
+    digest = hashlib.sha256(f"{user}\x00{key}".encode()).hexdigest()[:40]
+    return f"idem:{digest}"
+
+
+def session(token_digest: str) -> str:
+    return f"session:{token_digest}"
+
+
+def user(username: str) -> str:
+    return f"user:{username}"
+
+
+def users() -> str:
+    return "users"
+
+
+def ui_state(name: str, user: str) -> str:
+    """A user's UI scratch state (e.g. a cart): not part of any aggregate."""
+    return f"ui:{name}:{user}"
+
+
+def external(system: str, *parts: str) -> str:
+    """State of a simulated remote system (e.g. the payment gateway's ledger)."""
+    return ":".join(("ext", system, *parts))
+
+
+# --- read side -----------------------------------------------------------------------------
+
+
+def read_model(name: str, *parts: str) -> str:
+    return ":".join(("rm", name, *parts))
+
+
+def checkpoint(projection: str, partition: int) -> str:
+    return f"rm:{projection}:checkpoint:{partition}"
+
+
+def applied_versions(projection: str, partition: int) -> str:
+    return f"rm:{projection}:versions:{partition}"
+
+
+def projection_health(projection: str) -> str:
+    """Hash on the read Redis: `gap`, `gap_at` when an aggregate's versions jumped."""
+    return f"rm:{projection}:health"
+
+
+def view_notices() -> str:
+    """Capped stream of read-model changes the WebSocket hubs follow."""
+    return "rm:notices"

@@ -1,0 +1,32 @@
+"""Leases: at most one live owner per (consumer group, partition), so order holds."""
+
+from __future__ import annotations
+
+from redis.asyncio import Redis
+
+from app.kernel import keys
+from app.kernel.scripts import load_script
+
+LEASE_MS = 10_000
+
+
+class Leases:
+    def __init__(self, redis: Redis, owner: str, ttl_ms: int = LEASE_MS) -> None:
+        self._script = load_script(redis, __file__, "lease.lua")
+        self.owner = owner
+        self._ttl_ms = ttl_ms
+
+    async def _call(self, action: str, group: str, partition: int) -> bool:
+        held = await self._script(
+            keys=[keys.lease(group, partition)], args=[action, self.owner, self._ttl_ms]
+        )
+        return bool(held)
+
+    async def acquire(self, group: str, partition: int) -> bool:
+        return await self._call("acquire", group, partition)
+
+    async def renew(self, group: str, partition: int) -> bool:
+        return await self._call("renew", group, partition)
+
+    async def release(self, group: str, partition: int) -> bool:
+        return await self._call("release", group, partition)

@@ -1,0 +1,62 @@
+"""Consistency positions: which stream entries a read model has applied.
+
+A token is `partition:stream-id` pairs joined by commas, e.g. `0:1732600000000-0,3:1732600000012-1`.
+A command's position names the entries its commit wrote; a read's position names the
+checkpoint of every partition its read model has reached.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+StreamId = tuple[int, int]
+_PAIR = re.compile(r"^(\d{1,2}):(\d{1,20})-(\d{1,20})$")
+ZERO: StreamId = (0, 0)
+
+
+def parse_stream_id(raw: str) -> StreamId:
+    ms, _, seq = raw.partition("-")
+    return int(ms), int(seq or 0)
+
+
+def format_stream_id(stream_id: StreamId) -> str:
+    return f"{stream_id[0]}-{stream_id[1]}"
+
+
+def parse(token: str) -> dict[int, StreamId]:
+    """Raises ValueError on anything that is not a token we issued."""
+    result: dict[int, StreamId] = {}
+    if not token or len(token) > 2000:
+        raise ValueError("empty or oversized position")
+    for part in token.split(","):
+        match = _PAIR.match(part.strip())
+        if match is None:
+            raise ValueError(f"bad position part {part!r}")
+        partition = int(match.group(1))
+        stream_id = (int(match.group(2)), int(match.group(3)))
+        result[partition] = max(result.get(partition, ZERO), stream_id)
+    return result
+
+
+def format_position(positions: Mapping[int, StreamId]) -> str:
+    return ",".join(
+        f"{partition}:{format_stream_id(sid)}" for partition, sid in sorted(positions.items())
+    )
+
+
+def single(partition: int, stream_id: str) -> str:
+    return f"{partition}:{stream_id}"
+
+
+def reached(checkpoints: Mapping[int, StreamId], wanted: Mapping[int, StreamId]) -> bool:
+    return all(checkpoints.get(partition, ZERO) >= sid for partition, sid in wanted.items())
+
+
+def merge(*positions: Mapping[int, StreamId]) -> dict[int, StreamId]:
+    """The earliest of several reads' checkpoints: what all of them have reached."""
+    result: dict[int, StreamId] = {}
+    for position in positions:
+        for partition, sid in position.items():
+            result[partition] = min(result.get(partition, sid), sid)
+    return result

@@ -1,0 +1,181 @@
+"""Projections: stream entries → read model, written together with checkpoint and versions.
+
+A batch is applied in one MULTI on the read Redis, under WATCH of the partition's checkpoint:
+if anyone else moved the checkpoint meanwhile (a previous owner waking up), nothing is
+written and this owner stops. Entries at or before the checkpoint are skipped, and so is an
+event whose aggregate version was already applied; a version that jumps is recorded as a gap.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any, Generic, Protocol, TypeVar
+
+import msgspec
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import WatchError
+
+from app.kernel import keys
+from app.kernel.consumer import Entry, LeaseLost
+from app.kernel.messages import StoredEvent
+from app.kernel.positions import parse_stream_id
+
+log = logging.getLogger(__name__)
+
+VIEW_NOTICES_MAXLEN = 5000
+T = TypeVar("T")
+Version = tuple[str, int]
+
+
+class Change(msgspec.Struct, frozen=True):
+    """A view that changed, for the WebSocket hubs: e.g. ("catalog", "SKU-1")."""
+
+    view: str
+    key: str
+
+
+class Projection(Protocol[T]):
+    name: str
+
+    def stream(self, partition: int) -> str: ...
+
+    def decode(self, fields: dict[str, str]) -> tuple[Version | None, T | None]:
+        """(aggregate, version) of the entry if it has one, and the item to apply, if any.
+
+        The version counts even when the item is None, so a skipped event is not a gap.
+        """
+
+    def apply(self, item: T, tx: Pipeline) -> Iterable[Change]:
+        """Queue the read-model writes for one item on the transaction. No reads."""
+
+
+class Applied(Generic[T]):
+    """A domain event with its envelope, as an event projection sees it."""
+
+    __slots__ = ("entry_id", "event", "stored")
+
+    def __init__(self, entry_id: str, stored: StoredEvent, event: T) -> None:
+        self.entry_id = entry_id
+        self.stored = stored
+        self.event = event
+
+
+_stored_decoder = msgspec.json.Decoder(StoredEvent)
+
+
+class EventProjection(Generic[T]):
+    """Base for projections of domain events: decodes only the event types it handles."""
+
+    name = ""
+    handles: frozenset[str] = frozenset()
+
+    def __init__(self, event_decoder: msgspec.json.Decoder[Any]) -> None:
+        self._event_decoder = event_decoder
+
+    def stream(self, partition: int) -> str:
+        return keys.events(partition)
+
+    def decode(self, fields: dict[str, str]) -> tuple[Version | None, Applied[T] | None]:
+        stored = _stored_decoder.decode(fields["e"])
+        version = (f"{stored.aggregate}:{stored.aggregate_id}", stored.version)
+        if stored.type not in self.handles:
+            return version, None
+        return version, Applied("", stored, self._event_decoder.decode(stored.data))
+
+    def apply(self, item: Applied[T], tx: Pipeline) -> Iterable[Change]:
+        raise NotImplementedError
+
+
+class ProjectionHandler:
+    """Adapts a Projection to the partitioned consumer runtime."""
+
+    def __init__(self, projection: Projection[Any], read_redis: Redis) -> None:
+        self.projection = projection
+        self.group = group_name(projection.name)
+        self._read = read_redis
+
+    def stream(self, partition: int) -> str:
+        return self.projection.stream(partition)
+
+    async def handle(self, partition: int, entries: list[Entry]) -> None:
+        name = self.projection.name
+        checkpoint_key = keys.checkpoint(name, partition)
+        versions_key = keys.applied_versions(name, partition)
+        async with self._read.pipeline(transaction=True) as tx:
+            await tx.watch(checkpoint_key)
+            checkpoint = await tx.get(checkpoint_key)
+            done = parse_stream_id(checkpoint) if checkpoint else (0, 0)
+            fresh = [e for e in entries if parse_stream_id(e.id) > done]
+            if not fresh:
+                await tx.reset()
+                return
+            items = [(entry, *self.projection.decode(entry.fields)) for entry in fresh]
+            versioned: dict[str, int] = {v[0]: 0 for _, v, _ in items if v is not None}
+            if versioned:
+                current = await tx.hmget(versions_key, list(versioned))
+                versioned = {k: int(v or 0) for k, v in zip(versioned, current, strict=True)}
+            tx.multi()
+            changes: dict[tuple[str, str], None] = {}
+            touched: dict[str, int] = {}
+            for entry, found, item in items:
+                if found is not None:
+                    aggregate, version = found
+                    last = touched.get(aggregate, versioned[aggregate])
+                    if version <= last:
+                        continue  # a duplicate: applied before
+                    if version > last + 1:
+                        tx.hset(
+                            keys.projection_health(name),
+                            mapping={
+                                "gap": f"{aggregate}: after v{last} came v{version} ({entry.id})",
+                                "gap_at": str(time.time()),
+                            },
+                        )
+                    touched[aggregate] = version
+                if item is None:
+                    continue
+                if isinstance(item, Applied):
+                    item.entry_id = entry.id
+                for change in self.projection.apply(item, tx):
+                    changes[(change.view, change.key)] = None
+            if touched:
+                tx.hset(versions_key, mapping=touched)
+            last_id = fresh[-1].id
+            tx.set(checkpoint_key, last_id)
+            position = f"{partition}:{last_id}"
+            for view, key in changes:
+                tx.xadd(
+                    keys.view_notices(),
+                    {"v": view, "k": key, "p": position},
+                    maxlen=VIEW_NOTICES_MAXLEN,
+                    approximate=True,
+                )
+            try:
+                await tx.execute()
+            except WatchError:
+                raise LeaseLost(f"{name} partition {partition}") from None
+
+    async def skip(self, partition: int, entry: Entry) -> None:
+        checkpoint_key = keys.checkpoint(self.projection.name, partition)
+        async with self._read.pipeline(transaction=True) as tx:
+            await tx.watch(checkpoint_key)
+            checkpoint = await tx.get(checkpoint_key)
+            if checkpoint and parse_stream_id(checkpoint) >= parse_stream_id(entry.id):
+                await tx.reset()
+                return
+            tx.multi()
+            tx.set(checkpoint_key, entry.id)
+            try:
+                await tx.execute()
+            except WatchError:
+                raise LeaseLost(self.projection.name) from None
+
+
+def group_name(projection: str) -> str:
+    return f"projection.{projection}"
+
+
+ProjectionFactory = Callable[[], Projection[Any]]

@@ -1,0 +1,129 @@
+"""What a command is: its Struct, its aggregate, who may send it, how it runs, its handler."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
+
+import msgspec
+
+from app.kernel.messages import Actor, CommandEnvelope, Outcome, Problem
+from app.kernel.validation import CommandDecoder
+
+if TYPE_CHECKING:
+    from app.kernel.bus import CommandBus
+
+S = TypeVar("S", bound=msgspec.Struct)
+C = TypeVar("C", bound=msgspec.Struct)
+
+
+class AggregateKind(Generic[S]):
+    """A kind of aggregate: its name in keys and events, and how its state is decoded."""
+
+    def __init__(self, name: str, state_type: type[S]) -> None:
+        self.name = name
+        self.state_type = state_type
+        self.decoder: msgspec.json.Decoder[S] = msgspec.json.Decoder(state_type)
+
+
+class CommandProgress(msgspec.Struct, frozen=True):
+    """A change a commit makes to another command's status (e.g. a process finishing it).
+
+    The other command must live in the same partition as the aggregate being committed.
+    """
+
+    command_id: str
+    step: str
+    status: Literal["succeeded", "failed"] | None = None
+    error: Problem | None = None
+
+
+@dataclass(frozen=True)
+class Context:
+    """What a handler may know besides the command and the aggregate's state."""
+
+    command_id: str
+    actor: Actor
+    now: float
+    aggregate_id: str
+    lookups: dict[str, Any] = field(default_factory=dict)
+    """Read-only states of other aggregates the spec asked for, by aggregate id."""
+
+
+@dataclass
+class Decision(Generic[S]):
+    """What a handler decided: the new state and the events that explain it.
+
+    `complete=False` leaves the command `processing` (a process will finish it later) and
+    appends `step` to its steps instead of `succeeded`.
+    """
+
+    state: S | None = None
+    events: Sequence[msgspec.Struct] = ()
+    integration: Sequence[msgspec.Struct] = ()
+    progress: Sequence[CommandProgress] = ()
+    complete: bool = True
+    step: str = ""
+
+
+Runner = Callable[[CommandEnvelope, "CommandBus"], Awaitable[Outcome]]
+
+
+@dataclass(frozen=True)
+class CommandSpec(Generic[C, S]):
+    """One command type and everything the bus needs to run it.
+
+    `roles`: the sender needs one of them (checked before anything runs).
+    `authorize`: ownership rules on the write side, given the loaded state.
+    `assign_id`: for commands creating an aggregate whose id the server picks.
+    `runner`: for commands that are not one aggregate's transaction (e.g. a bulk import).
+    `wire_type` + `prepare`: when what clients send differs from what may be stored (a card
+    number becomes a token at the edge), the wire form is decoded and `prepare`d first.
+    """
+
+    command_type: type[C]
+    kind: AggregateKind[S] | None
+    aggregate_id: Callable[[C], str]
+    decide: Callable[[C, S | None, Context], Decision[S]] | None = None
+    roles: frozenset[str] = frozenset()
+    mode: Literal["sync", "async"] = "sync"
+    public: bool = True
+    authorize: Callable[[C, S | None, Actor], None] | None = None
+    lookups: Callable[[C], Sequence[tuple[AggregateKind[Any], str]]] | None = None
+    assign_id: Callable[[], str] | None = None
+    runner: Runner | None = None
+    wire_type: type[msgspec.Struct] | None = None
+    prepare: Callable[[Any, Actor], Awaitable[C]] | None = None
+
+    @property
+    def name(self) -> str:
+        tag = self.command_type.__struct_config__.tag
+        assert isinstance(tag, str)
+        return tag
+
+
+class Registry:
+    """Every command the system knows, and one decoder for the public ones."""
+
+    def __init__(self, specs: Sequence[CommandSpec[Any, Any]]) -> None:
+        self._specs = {spec.name: spec for spec in specs}
+        self._decoders: dict[str, msgspec.json.Decoder[Any]] = {
+            spec.name: msgspec.json.Decoder(spec.command_type) for spec in specs
+        }
+        self.public_decoder = CommandDecoder(
+            [s.wire_type or s.command_type for s in specs if s.public]
+        )
+
+    def spec(self, name: str) -> CommandSpec[Any, Any]:
+        return self._specs[name]
+
+    def __contains__(self, name: str) -> bool:
+        return name in self._specs
+
+    def decode_body(self, name: str, body: bytes) -> Any:
+        return self._decoders[name].decode(body)
+
+    @property
+    def names(self) -> list[str]:
+        return sorted(self._specs)

@@ -1,0 +1,1 @@
+"""Long-running work that spans aggregates: the catalog import and order fulfilment."""

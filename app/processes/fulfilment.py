@@ -1,0 +1,186 @@
+"""The order fulfilment process manager, driven by the order events of each partition.
+
+    OrderPlaced        → reserve every line (one ReserveStock per Product) → MarkOrderReserved
+                         any line refused → release every line → RejectOrder(reason)
+    OrderStockReserved → charge the gateway → MarkOrderPaid
+                         declined / no answer → release → RejectOrder(reason)
+    OrderPaid          → ConfirmOrder (PlaceOrder succeeds in the same commit)
+    OrderConfirmed     → CommitStock for every line (reserved units become sold)
+    OrderCancelled     → release (or return, if confirmed) every line; refund if paid
+
+Every step is a command with an id derived from the order and the step, so when an event is
+delivered again (a crash before the ack) each step returns its recorded outcome instead of
+running twice; the gateway gets idempotency keys of its own. The order's status is the
+process's stored progress. Orders of one partition are handled concurrently; events of one
+order strictly in order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import msgspec
+
+from app.adapters.payment_gateway import PaymentUnavailable, SimulatedGateway
+from app.aggregates import ORDER
+from app.domain import orders, products
+from app.domain.events import event_decoder
+from app.kernel import keys
+from app.kernel.bus import CommandBus
+from app.kernel.consumer import Entry
+from app.kernel.messages import SYSTEM, Outcome, StoredEvent
+
+log = logging.getLogger(__name__)
+
+GROUP = "process.fulfilment"
+CONCURRENCY = 128
+HANDLED = frozenset(
+    {"OrderPlaced", "OrderStockReserved", "OrderPaid", "OrderConfirmed", "OrderCancelled"}
+)
+_stored_decoder = msgspec.json.Decoder(StoredEvent)
+
+
+class Fulfilment:
+    group = GROUP
+
+    def __init__(self, bus: CommandBus, gateway: SimulatedGateway) -> None:
+        self._bus = bus
+        self._gateway = gateway
+        self._events = event_decoder()
+        self._slots = asyncio.Semaphore(CONCURRENCY)
+
+    def stream(self, partition: int) -> str:
+        return keys.events(partition)
+
+    async def handle(self, partition: int, entries: list[Entry]) -> None:
+        by_order: dict[str, list[Any]] = {}
+        for entry in entries:
+            stored = _stored_decoder.decode(entry.fields["e"])
+            if stored.type in HANDLED:
+                by_order.setdefault(stored.aggregate_id, []).append(
+                    self._events.decode(stored.data)
+                )
+        results = await asyncio.gather(
+            *(self._one_order(events) for events in by_order.values()), return_exceptions=True
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def skip(self, partition: int, entry: Entry) -> None:
+        """A dead-lettered event needs no marking: the consumer group acks it."""
+
+    async def _one_order(self, events: list[Any]) -> None:
+        async with self._slots:
+            for event in events:
+                await self.react(event)
+
+    async def react(self, event: Any) -> None:
+        match event:
+            case orders.OrderPlaced():
+                await self._reserve(event)
+            case orders.OrderStockReserved():
+                await self._charge(event.order_id)
+            case orders.OrderPaid():
+                await self._run(orders.ConfirmOrder(event.order_id), event.order_id, "confirm")
+            case orders.OrderConfirmed():
+                await self._each_line(event.order_id, event.lines, "commit", products.CommitStock)
+            case orders.OrderCancelled():
+                await self._after_cancel(event)
+
+    async def _run(self, command: msgspec.Struct, order_id: str, step: str) -> Outcome:
+        envelope = self._bus.envelope(command, SYSTEM, base_id=f"{order_id}.{step}", internal=True)
+        return await self._bus.execute(envelope)
+
+    async def _each_line(
+        self, order_id: str, lines: list[orders.OrderLine], step: str, command: Any
+    ) -> list[Outcome]:
+        return list(
+            await asyncio.gather(
+                *(
+                    self._run(command(line.sku, order_id), order_id, f"{step}.{line.sku}")
+                    for line in lines
+                )
+            )
+        )
+
+    async def _reserve(self, event: orders.OrderPlaced) -> None:
+        order_id = event.order_id
+        outcomes = await asyncio.gather(
+            *(
+                self._run(
+                    products.ReserveStock(line.sku, order_id, line.quantity),
+                    order_id,
+                    f"reserve.{line.sku}",
+                )
+                for line in event.lines
+            )
+        )
+        refused = next((o.error for o in outcomes if o.error is not None), None)
+        if refused is None:
+            marked = await self._run(orders.MarkOrderReserved(order_id), order_id, "reserved")
+            if marked.error is None:
+                return
+            # the order moved on without us (cancelled meanwhile): give the stock back
+            await self._release(event.lines, order_id)
+            return
+        await self._release(event.lines, order_id)
+        await self._run(
+            orders.RejectOrder(order_id, refused.code, refused.detail), order_id, "reject"
+        )
+
+    async def _release(self, lines: list[orders.OrderLine], order_id: str) -> None:
+        await self._each_line(order_id, lines, "release", products.ReleaseStock)
+
+    async def _charge(self, order_id: str) -> None:
+        order = await self._bus.load(ORDER, order_id)
+        if order is None or order.status != "reserved":
+            return  # cancelled (or already past this step): nothing to charge
+        try:
+            charge = await self._gateway.charge(
+                f"charge:{order_id}", order.card_token, order.total_cents
+            )
+        except PaymentUnavailable as exc:
+            await self._release(order.lines, order_id)
+            await self._run(
+                orders.RejectOrder(order_id, "payment_unavailable", str(exc)), order_id, "reject"
+            )
+            return
+        if not charge.approved:
+            await self._release(order.lines, order_id)
+            await self._run(
+                orders.RejectOrder(order_id, "payment_declined", "The card was declined"),
+                order_id,
+                "reject",
+            )
+            return
+        paid = await self._run(orders.MarkOrderPaid(order_id, charge.charge_id), order_id, "paid")
+        if paid.error is not None:
+            # cancelled while we were charging: the money goes back
+            refund = await self._gateway.refund(
+                f"refund:{order_id}", charge.charge_id, order.total_cents
+            )
+            await self._run(orders.MarkOrderRefunded(order_id, refund), order_id, "refunded")
+
+    async def _after_cancel(self, event: orders.OrderCancelled) -> None:
+        order_id = event.order_id
+        if event.previous_status == "confirmed":
+            await asyncio.gather(
+                *(
+                    self._run(
+                        products.ReturnStock(line.sku, order_id, line.quantity),
+                        order_id,
+                        f"return.{line.sku}",
+                    )
+                    for line in event.lines
+                )
+            )
+        else:
+            await self._release(event.lines, order_id)
+        if event.paid:
+            order = await self._bus.load(ORDER, order_id)
+            charge_id = order.payment_ref if order is not None else ""
+            refund = await self._gateway.refund(f"refund:{order_id}", charge_id, event.total_cents)
+            await self._run(orders.MarkOrderRefunded(order_id, refund), order_id, "refunded")

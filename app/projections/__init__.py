@@ -1,0 +1,1 @@
+"""One module per read model: how events (or journal entries) update it."""

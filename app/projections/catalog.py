@@ -1,0 +1,54 @@
+"""Catalog: every product with its available stock and units sold. Public; the hottest read."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from redis.asyncio.client import Pipeline
+
+from app.domain import products as p
+from app.kernel.projection import Applied, Change, EventProjection
+from app.projections import keys
+
+VIEW = "catalog"
+
+
+def stock_fields(stock: p.Stock) -> dict[str, int]:
+    return {
+        "available": stock.on_hand - stock.reserved,
+        "on_hand": stock.on_hand,
+        "reserved": stock.reserved,
+        "sold": stock.sold,
+    }
+
+
+class CatalogProjection(EventProjection[Any]):
+    name = "catalog"
+    handles = frozenset(cls.__name__ for cls in p.PRODUCT_EVENTS)
+
+    def apply(self, item: Applied[Any], tx: Pipeline) -> Iterable[Change]:
+        event = item.event
+        key = keys.product(event.sku)
+        match event:
+            case p.ProductCreated():
+                tx.hset(
+                    key,
+                    mapping={
+                        "sku": event.sku,
+                        "name": event.name,
+                        "price_cents": event.price_cents,
+                        "status": "active",
+                        **stock_fields(event.stock),
+                    },
+                )
+                tx.zadd(keys.catalog_index(), {event.sku: 0})
+            case p.ProductRenamed():
+                tx.hset(key, "name", event.name)
+            case p.PriceChanged():
+                tx.hset(key, "price_cents", event.price_cents)
+            case p.ProductDiscontinued():
+                tx.hset(key, "status", "discontinued")
+            case _:
+                tx.hset(key, mapping=stock_fields(event.stock))
+        return [Change(VIEW, event.sku)]

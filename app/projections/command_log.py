@@ -1,0 +1,74 @@
+"""Command log (admin): recent finished commands, counts by outcome, latencies.
+
+Its source is the journal (one entry per finished command, failures included), not the
+events stream: a failed command emits no event, but it belongs in the log.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import msgspec
+from redis.asyncio.client import Pipeline
+
+from app.kernel import keys as kernel_keys
+from app.kernel.projection import Change, Version
+from app.projections import keys
+
+VIEW = "admin"
+RECENT = 200
+LATENCIES = 2000
+
+
+class JournalEntry(msgspec.Struct, frozen=True):
+    command_id: str
+    type: str
+    sender: str
+    status: str
+    accepted_at: str
+    completed_at: str
+    error_code: str = ""
+
+
+class LoggedCommand(msgspec.Struct, frozen=True):
+    command_id: str
+    type: str
+    sender: str
+    status: str
+    completed_at: float
+    latency_ms: float
+    error_code: str
+
+
+_decoder = msgspec.json.Decoder(JournalEntry)
+
+
+def latency_ms(entry: JournalEntry) -> float:
+    try:
+        return max(0.0, (float(entry.completed_at) - float(entry.accepted_at)) * 1000)
+    except ValueError:
+        return 0.0
+
+
+class CommandLogProjection:
+    name = "command_log"
+
+    def stream(self, partition: int) -> str:
+        return kernel_keys.journal(partition)
+
+    def decode(self, fields: dict[str, str]) -> tuple[Version | None, JournalEntry | None]:
+        return None, _decoder.decode(fields["e"])
+
+    def apply(self, item: JournalEntry, tx: Pipeline) -> Iterable[Change]:
+        took = round(latency_ms(item), 2)
+        completed = float(item.completed_at or 0)
+        logged = LoggedCommand(
+            item.command_id, item.type, item.sender, item.status, completed, took, item.error_code
+        )
+        tx.lpush(keys.command_log_recent(), msgspec.json.encode(logged))
+        tx.ltrim(keys.command_log_recent(), 0, RECENT - 1)
+        tx.hincrby(keys.command_log_counts(), item.status, 1)
+        tx.hincrby(keys.command_log_counts(), f"{item.type}:{item.status}", 1)
+        tx.lpush(keys.command_log_latencies(), f"{completed}:{took}")
+        tx.ltrim(keys.command_log_latencies(), 0, LATENCIES - 1)
+        return [Change(VIEW, "command_log")]

@@ -1,0 +1,54 @@
+"""In-app notifications, from the integration events (the notifier worker runs this)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import msgspec
+from redis.asyncio.client import Pipeline
+
+from app.domain.events import integration_decoder
+from app.domain.orders import IntegrationEvents, OrderCancelledV1, OrderConfirmedV1
+from app.kernel import keys as kernel_keys
+from app.kernel.projection import Change, Version
+from app.projections import keys
+
+VIEW = "notifications"
+KEEP = 50
+
+
+class Notification(msgspec.Struct, frozen=True):
+    id: str
+    order_id: str
+    text: str
+    at: float
+
+
+def text_of(event: IntegrationEvents) -> str:
+    short = event.order_id[-8:]
+    if isinstance(event, OrderConfirmedV1):
+        return f"Order …{short} is confirmed (${event.total_cents / 100:,.2f})."
+    if isinstance(event, OrderCancelledV1):
+        refunded = " Your payment was refunded." if event.refunded else ""
+        return f"Order …{short} was cancelled.{refunded}"
+    return f"Order …{short} has shipped."
+
+
+class NotificationsProjection:
+    name = "notifications"
+
+    def __init__(self) -> None:
+        self._decoder = integration_decoder()
+
+    def stream(self, partition: int) -> str:
+        return kernel_keys.integration(partition)
+
+    def decode(self, fields: dict[str, str]) -> tuple[Version | None, IntegrationEvents | None]:
+        return None, self._decoder.decode(fields["e"])
+
+    def apply(self, item: IntegrationEvents, tx: Pipeline) -> Iterable[Change]:
+        note = Notification(item.event_id, item.order_id, text_of(item), item.occurred_at)
+        tx.lpush(keys.notifications(item.customer), msgspec.json.encode(note))
+        tx.ltrim(keys.notifications(item.customer), 0, KEEP - 1)
+        tx.incr(keys.unread(item.customer))
+        return [Change(VIEW, item.customer)]

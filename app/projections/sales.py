@@ -1,0 +1,58 @@
+"""Sales dashboard (admin): revenue, orders by status, top sellers, orders per minute."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+from redis.asyncio.client import Pipeline
+
+from app.domain import orders as o
+from app.kernel.projection import Applied, Change, EventProjection
+from app.projections import keys
+
+VIEW = "admin"
+PREVIOUS = {
+    "OrderStockReserved": "placed",
+    "OrderPaid": "reserved",
+    "OrderConfirmed": "paid",
+    "OrderShipped": "confirmed",
+}
+
+
+class SalesProjection(EventProjection[Any]):
+    name = "sales"
+    handles = frozenset(cls.__name__ for cls in o.ORDER_EVENTS)
+
+    def apply(self, item: Applied[Any], tx: Pipeline) -> Iterable[Change]:
+        event = item.event
+        by_status = keys.sales_by_status()
+        match event:
+            case o.OrderPlaced():
+                tx.hincrby(by_status, "placed", 1)
+                tx.hincrby(keys.sales_per_minute(), str(int(item.stored.at // 60 * 60)), 1)
+                tx.hincrby(keys.sales_totals(), "orders_placed", 1)
+            case o.OrderRefunded():
+                tx.hincrby(keys.sales_totals(), "refunded_cents", event.total_cents)
+            case o.OrderRejected() | o.OrderCancelled():
+                new = "rejected" if isinstance(event, o.OrderRejected) else "cancelled"
+                tx.hincrby(by_status, event.previous_status, -1)
+                tx.hincrby(by_status, new, 1)
+                if isinstance(event, o.OrderCancelled) and event.previous_status == "confirmed":
+                    tx.hincrby(keys.sales_totals(), "revenue_cents", -event.total_cents)
+                    for line in event.lines:
+                        tx.zincrby(keys.sales_top(), -line.quantity, line.sku)
+            case _:
+                new = {
+                    "OrderStockReserved": "reserved",
+                    "OrderPaid": "paid",
+                    "OrderConfirmed": "confirmed",
+                    "OrderShipped": "shipped",
+                }[item.stored.type]
+                tx.hincrby(by_status, PREVIOUS[item.stored.type], -1)
+                tx.hincrby(by_status, new, 1)
+                if isinstance(event, o.OrderConfirmed):
+                    tx.hincrby(keys.sales_totals(), "revenue_cents", event.total_cents)
+                    for line in event.lines:
+                        tx.zincrby(keys.sales_top(), line.quantity, line.sku)
+        return [Change(VIEW, "sales")]

@@ -1,0 +1,54 @@
+"""Order timeline: every step of one order, with its time."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from typing import Any
+
+import msgspec
+from redis.asyncio.client import Pipeline
+
+from app.domain import orders as o
+from app.domain.orders import REJECT_REASONS
+from app.kernel.projection import Applied, Change, EventProjection
+from app.projections import keys
+from app.projections.orders import STATUS_AFTER, order_change
+
+
+class TimelineEntry(msgspec.Struct, frozen=True):
+    status: str
+    at: float
+    detail: str = ""
+
+
+def describe(event: Any) -> str:
+    match event:
+        case o.OrderPlaced():
+            return f"{len(event.lines)} line(s), total {event.total_cents} cents"
+        case o.OrderStockReserved():
+            return "Stock reserved"
+        case o.OrderPaid():
+            return "Payment captured"
+        case o.OrderRejected():
+            return REJECT_REASONS.get(event.reason, event.reason)
+        case o.OrderCancelled():
+            return f"Cancelled by {event.by}: {event.reason}"
+        case o.OrderRefunded():
+            return "Payment refunded"
+        case o.OrderShipped():
+            return "Shipped"
+    return ""
+
+
+class TimelineProjection(EventProjection[Any]):
+    name = "timeline"
+    handles = frozenset(cls.__name__ for cls in o.ORDER_EVENTS)
+
+    def apply(self, item: Applied[Any], tx: Pipeline) -> Iterable[Change]:
+        event = item.event
+        status = {"OrderPlaced": "placed", "OrderRefunded": "refunded"}.get(
+            item.stored.type
+        ) or STATUS_AFTER[item.stored.type]
+        entry = TimelineEntry(status, item.stored.at, describe(event))
+        tx.rpush(keys.timeline(event.order_id), msgspec.json.encode(entry))
+        return [order_change(event.customer, event.order_id)]

@@ -1,0 +1,1 @@
+"""The read side: functions over read models returning view Structs. Never the write model."""

@@ -1,0 +1,228 @@
+"""The admin status page: commands, projections and processes, workers, sockets."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
+from redis.asyncio import Redis
+
+from app.kernel import keys
+from app.kernel.heartbeat import live_heartbeats
+from app.kernel.positions import parse_stream_id
+from app.projections import keys as rm
+from app.projections.command_log import LoggedCommand
+
+STALLED_AFTER_SECONDS = 5.0
+ERROR_RECENT_SECONDS = 60.0
+
+
+class Consumer(msgspec.Struct, frozen=True):
+    """A projection, a process or the command queue: one consumer group over P streams."""
+
+    name: str
+    kind: str
+    position: str
+    lag_events: int
+    lag_seconds: float
+    status: str
+    last_error: str
+    last_error_at: float | None
+    dead_letters: int
+    owners: int
+
+
+class Latency(msgspec.Struct, frozen=True):
+    p50: float
+    p95: float
+    p99: float
+
+
+class Commands(msgspec.Struct, frozen=True):
+    counts: dict[str, int]
+    success_rate: float | None
+    rate_per_second: float
+    latency_ms: Latency
+    by_type: dict[str, dict[str, int]]
+    recent: list[LoggedCommand]
+
+
+class Worker(msgspec.Struct, frozen=True):
+    kind: str
+    id: str
+    heartbeat_age_seconds: float
+    info: dict[str, int | str]
+
+
+class AdminStatus(msgspec.Struct, frozen=True):
+    commands: Commands
+    projections: list[Consumer]
+    workers: list[Worker]
+    websocket_connections: int
+    generated_at: float
+
+
+class Watched(msgspec.Struct, frozen=True):
+    name: str
+    kind: str
+    group: str
+    stream: str
+    """events | journal | integration | commands"""
+
+
+_recent_decoder = msgspec.json.Decoder(LoggedCommand)
+
+
+def percentile(values: Sequence[float], fraction: float) -> float:
+    if not values:
+        return 0.0
+    ordered = sorted(values)
+    index = min(len(ordered) - 1, max(0, round(fraction * (len(ordered) - 1))))
+    return round(ordered[index], 2)
+
+
+async def command_stats(read: Redis) -> Commands:
+    async with read.pipeline(transaction=False) as pipe:
+        pipe.hgetall(rm.command_log_counts())
+        pipe.lrange(rm.command_log_latencies(), 0, -1)
+        pipe.lrange(rm.command_log_recent(), 0, 19)
+        counts_raw, latencies_raw, recent_raw = await pipe.execute()
+    counts: dict[str, int] = {}
+    by_type: dict[str, dict[str, int]] = {}
+    for field, value in counts_raw.items():
+        if ":" in field:
+            command_type, _, status = field.partition(":")
+            by_type.setdefault(command_type, {})[status] = int(value)
+        else:
+            counts[field] = int(value)
+    finished = counts.get("succeeded", 0) + counts.get("failed", 0)
+    now = time.time()
+    latencies, last_minute = [], 0
+    for item in latencies_raw:
+        completed, _, took = item.partition(":")
+        latencies.append(float(took))
+        if now - float(completed) <= 60:
+            last_minute += 1
+    return Commands(
+        counts=counts,
+        success_rate=round(counts.get("succeeded", 0) / finished, 4) if finished else None,
+        rate_per_second=round(last_minute / 60, 2),
+        latency_ms=Latency(
+            percentile(latencies, 0.5), percentile(latencies, 0.95), percentile(latencies, 0.99)
+        ),
+        by_type=by_type,
+        recent=[_recent_decoder.decode(r) for r in recent_raw],
+    )
+
+
+def _stream_key(kind: str, partition: int) -> str:
+    return {
+        "events": keys.events,
+        "journal": keys.journal,
+        "integration": keys.integration,
+        "commands": keys.commands,
+    }[kind](partition)
+
+
+async def consumers(
+    write: Redis, read: Redis, watched: Sequence[Watched], partitions: int
+) -> list[Consumer]:
+    stream_kinds = sorted({w.stream for w in watched})
+    async with write.pipeline(transaction=False) as pipe:
+        for kind in stream_kinds:
+            for partition in range(partitions):
+                pipe.xinfo_groups(_stream_key(kind, partition))
+                pipe.xrevrange(_stream_key(kind, partition), count=1)
+        for w in watched:
+            pipe.hgetall(keys.consumer_health(w.group))
+            for partition in range(partitions):
+                pipe.exists(keys.lease(w.group, partition))
+        replies = await pipe.execute(raise_on_error=False)
+    groups: dict[tuple[str, int], dict[str, dict[str, Any]]] = {}
+    last_ms: dict[tuple[str, int], int] = {}
+    cursor = 0
+    for kind in stream_kinds:
+        for partition in range(partitions):
+            info, last = replies[cursor], replies[cursor + 1]
+            cursor += 2
+            groups[(kind, partition)] = (
+                {g["name"]: g for g in info} if isinstance(info, list) else {}
+            )
+            last_ms[(kind, partition)] = (
+                parse_stream_id(last[0][0])[0] if isinstance(last, list) and last else 0
+            )
+    health_by_group, owners_by_group = {}, {}
+    for w in watched:
+        health_by_group[w.group] = replies[cursor] if isinstance(replies[cursor], dict) else {}
+        leases = replies[cursor + 1 : cursor + 1 + partitions]
+        owners_by_group[w.group] = sum(1 for held in leases if held == 1)
+        cursor += 1 + partitions
+    projection_names = [w.name for w in watched if w.kind == "projection"]
+    checkpoint_names = [keys.checkpoint(n, p) for n in projection_names for p in range(partitions)]
+    checkpoint_values = await read.mget(checkpoint_names) if checkpoint_names else []
+    gaps = {}
+    if projection_names:
+        async with read.pipeline(transaction=False) as pipe:
+            for name in projection_names:
+                pipe.hget(keys.projection_health(name), "gap")
+            gaps = dict(zip(projection_names, await pipe.execute(), strict=True))
+    now = time.time()
+    result = []
+    for w in watched:
+        lag, oldest_ms, positions = 0, 0, []
+        for partition in range(partitions):
+            group = groups[(w.stream, partition)].get(w.group, {})
+            behind = int(group.get("lag") or 0) + int(group.get("pending") or 0)
+            lag += behind
+            delivered = str(group.get("last-delivered-id", "0-0"))
+            if w.kind == "projection":
+                index = projection_names.index(w.name) * partitions + partition
+                delivered = checkpoint_values[index] or "0-0"
+            positions.append(f"{partition}:{delivered}")
+            if behind:
+                done_ms = parse_stream_id(delivered)[0]
+                newest = last_ms[(w.stream, partition)]
+                oldest_ms = max(oldest_ms, newest - done_ms if done_ms else 0)
+        health = health_by_group[w.group]
+        error_at = float(health["last_error_at"]) if health.get("last_error_at") else None
+        lag_seconds = round(oldest_ms / 1000, 3)
+        status = "ok"
+        if gaps.get(w.name):
+            status = "gap"
+        elif error_at and now - error_at < ERROR_RECENT_SECONDS:
+            status = "retrying"
+        elif lag and w.kind != "queue" and owners_by_group[w.group] == 0:
+            status = "stalled"
+        elif lag and lag_seconds > STALLED_AFTER_SECONDS:
+            status = "lagging"
+        result.append(
+            Consumer(
+                name=w.name,
+                kind=w.kind,
+                position=",".join(positions),
+                lag_events=lag,
+                lag_seconds=lag_seconds if lag else 0.0,
+                status=status,
+                last_error=health.get("last_error", "") or gaps.get(w.name) or "",
+                last_error_at=error_at,
+                dead_letters=int(health.get("dead_letters", 0)),
+                owners=owners_by_group[w.group],
+            )
+        )
+    return result
+
+
+async def admin_status(
+    write: Redis, read: Redis, watched: Sequence[Watched], partitions: int
+) -> AdminStatus:
+    beats = await live_heartbeats(write)
+    now = time.time()
+    return AdminStatus(
+        commands=await command_stats(read),
+        projections=await consumers(write, read, watched, partitions),
+        workers=[Worker(b.kind, b.id, round(now - b.at, 1), b.info) for b in beats],
+        websocket_connections=sum(int(b.info.get("ws", 0)) for b in beats if b.kind == "web"),
+        generated_at=now,
+    )

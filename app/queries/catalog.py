@@ -1,0 +1,56 @@
+"""Catalog queries: products with their available stock."""
+
+from __future__ import annotations
+
+import msgspec
+from redis.asyncio import Redis
+
+from app.projections import keys
+
+PROJECTIONS = ("catalog",)
+MAX_PAGE = 1000
+
+
+class ProductView(msgspec.Struct, frozen=True):
+    sku: str
+    name: str
+    price_cents: int
+    available: int
+    sold: int
+    status: str
+
+
+def product_view(record: dict[str, str]) -> ProductView:
+    return ProductView(
+        sku=record["sku"],
+        name=record["name"],
+        price_cents=int(record["price_cents"]),
+        available=int(record["available"]),
+        sold=int(record["sold"]),
+        status=record["status"],
+    )
+
+
+async def get_product(read: Redis, sku: str) -> ProductView | None:
+    record = await read.hgetall(keys.product(sku))
+    return product_view(record) if record else None
+
+
+async def list_products(
+    read: Redis, *, after: str = "", limit: int = 100
+) -> tuple[list[ProductView], str | None]:
+    """A page of products ordered by sku, and the sku to continue after (None on the last)."""
+    limit = max(1, min(limit, MAX_PAGE))
+    start = f"({after}" if after else "-"
+    skus = await read.zrangebylex(keys.catalog_index(), start, "+", start=0, num=limit + 1)
+    page = skus[:limit]
+    async with read.pipeline(transaction=False) as pipe:
+        for sku in page:
+            pipe.hgetall(keys.product(sku))
+        records = await pipe.execute()
+    products = [product_view(r) for r in records if r]
+    return products, (page[-1] if len(skus) > limit else None)
+
+
+async def count_products(read: Redis) -> int:
+    return int(await read.zcard(keys.catalog_index()))

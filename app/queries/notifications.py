@@ -1,0 +1,54 @@
+"""A user's in-app notifications and unread count."""
+
+from __future__ import annotations
+
+import msgspec
+from redis.asyncio import Redis
+
+from app.kernel import keys as kernel_keys
+from app.kernel.clock import iso
+from app.kernel.projection import VIEW_NOTICES_MAXLEN
+from app.projections import keys
+from app.projections.notifications import Notification
+
+PROJECTIONS = ("notifications",)
+
+
+class NotificationView(msgspec.Struct, frozen=True):
+    id: str
+    order_id: str
+    text: str
+    at: str | None
+
+
+class Inbox(msgspec.Struct, frozen=True):
+    unread: int
+    items: list[NotificationView]
+
+
+_decoder = msgspec.json.Decoder(Notification)
+
+
+async def inbox(read: Redis, user: str, limit: int = 20) -> Inbox:
+    async with read.pipeline(transaction=False) as pipe:
+        pipe.get(keys.unread(user))
+        pipe.lrange(keys.notifications(user), 0, limit - 1)
+        unread, raw = await pipe.execute()
+    items = [_decoder.decode(r) for r in raw]
+    return Inbox(
+        unread=int(unread or 0),
+        items=[NotificationView(n.id, n.order_id, n.text, iso(n.at)) for n in items],
+    )
+
+
+async def mark_read(read: Redis, user: str) -> None:
+    """The unread counter is the user's own inbox state, outside the order domain."""
+    async with read.pipeline(transaction=True) as tx:
+        tx.set(keys.unread(user), 0)
+        tx.xadd(
+            kernel_keys.view_notices(),
+            {"v": "notifications", "k": user, "p": ""},
+            maxlen=VIEW_NOTICES_MAXLEN,
+            approximate=True,
+        )
+        await tx.execute()

@@ -1,0 +1,90 @@
+"""Order queries: a customer's orders, one order with its timeline."""
+
+from __future__ import annotations
+
+import msgspec
+from redis.asyncio import Redis
+
+from app.kernel.clock import iso
+from app.projections import keys
+
+PROJECTIONS = ("orders", "timeline")
+
+
+class Line(msgspec.Struct, frozen=True):
+    sku: str
+    quantity: int
+    unit_price_cents: int
+
+
+class TimelineStep(msgspec.Struct, frozen=True):
+    status: str
+    at: str | None
+    detail: str = ""
+
+
+class _StoredStep(msgspec.Struct, frozen=True):
+    status: str
+    at: float
+    detail: str = ""
+
+
+class OrderView(msgspec.Struct, frozen=True, kw_only=True):
+    order_id: str
+    customer: str
+    status: str
+    lines: list[Line]
+    total_cents: int
+    card_last4: str
+    placed_at: str | None
+    reason: str
+    refunded: bool
+    timeline: list[TimelineStep]
+
+
+_lines = msgspec.json.Decoder(list[Line])
+_step = msgspec.json.Decoder(_StoredStep)
+
+
+def _view(record: dict[str, str], steps: list[str]) -> OrderView:
+    return OrderView(
+        order_id=record["order_id"],
+        customer=record["customer"],
+        status=record["status"],
+        lines=_lines.decode(record["lines"]),
+        total_cents=int(record["total_cents"]),
+        card_last4=record["card_last4"],
+        placed_at=iso(record.get("placed_at")),
+        reason=record.get("reason", ""),
+        refunded=record.get("refunded") == "1",
+        timeline=[TimelineStep(s.status, iso(s.at), s.detail) for s in map(_step.decode, steps)],
+    )
+
+
+async def get_order(read: Redis, order_id: str) -> OrderView | None:
+    async with read.pipeline(transaction=False) as pipe:
+        pipe.hgetall(keys.order(order_id))
+        pipe.lrange(keys.timeline(order_id), 0, -1)
+        record, steps = await pipe.execute()
+    return _view(record, steps) if record else None
+
+
+async def list_orders(read: Redis, customer: str | None, *, limit: int = 50) -> list[OrderView]:
+    """Newest first: one customer's orders, or everyone's (customer=None, admins only)."""
+    index = keys.orders_of(customer) if customer is not None else keys.all_orders()
+    order_ids = await read.zrevrange(index, 0, max(1, min(limit, 500)) - 1)
+    async with read.pipeline(transaction=False) as pipe:
+        for order_id in order_ids:
+            pipe.hgetall(keys.order(order_id))
+            pipe.lrange(keys.timeline(order_id), 0, -1)
+        replies = await pipe.execute()
+    return [
+        _view(record, steps)
+        for record, steps in zip(replies[::2], replies[1::2], strict=True)
+        if record
+    ]
+
+
+async def owns(read: Redis, customer: str, order_id: str) -> bool:
+    """Scoped by the session's user: only orders indexed under that customer are theirs."""
+    return await read.zscore(keys.orders_of(customer), order_id) is not None

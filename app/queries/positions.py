@@ -1,0 +1,62 @@
+"""What position a read reflects, and waiting (bounded) for a position a client asks for."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Sequence
+
+import msgspec
+from redis.asyncio import Redis
+
+from app.kernel import keys
+from app.kernel.positions import ZERO, StreamId, format_position, parse, parse_stream_id, reached
+
+
+class ReadPosition(msgspec.Struct, frozen=True):
+    token: str
+    stale: bool = False
+
+
+class BadPosition(ValueError):
+    pass
+
+
+async def checkpoints(
+    read: Redis, projections: Sequence[str], partitions: int
+) -> dict[int, StreamId]:
+    """Per partition, the earliest checkpoint among the projections a view is built from."""
+    names = [keys.checkpoint(name, p) for name in projections for p in range(partitions)]
+    values = await read.mget(names)
+    result: dict[int, StreamId] = {}
+    for index, value in enumerate(values):
+        partition = index % partitions
+        sid = parse_stream_id(value) if value else ZERO
+        result[partition] = min(result.get(partition, sid), sid)
+    return result
+
+
+async def wait_for(
+    read: Redis,
+    projections: Sequence[str],
+    partitions: int,
+    min_position: str | None,
+    wait_seconds: float,
+) -> ReadPosition:
+    """Wait until the projections reach `min_position` (or `wait_seconds`), then say where they are."""
+    wanted = None
+    if min_position:
+        try:
+            wanted = parse(min_position)
+        except ValueError as exc:
+            raise BadPosition(str(exc)) from None
+    deadline = time.monotonic() + wait_seconds
+    delay = 0.005
+    while True:
+        current = await checkpoints(read, projections, partitions)
+        if wanted is None or reached(current, wanted):
+            return ReadPosition(format_position(current))
+        if time.monotonic() >= deadline:
+            return ReadPosition(format_position(current), stale=True)
+        await asyncio.sleep(delay)
+        delay = min(delay * 2, 0.1)

@@ -1,0 +1,72 @@
+"""Everything a process needs, built once from the settings and two Redis clients."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from redis.asyncio import Redis
+
+from app.adapters.payment_gateway import SimulatedGateway
+from app.adapters.redis_client import connect
+from app.adapters.sessions import SessionStore
+from app.adapters.users import UserStore
+from app.config import Settings
+from app.kernel.bus import CommandBus, Observer
+from app.kernel.command_status import CommandStatusStore
+from app.kernel.commit import CommitStore
+from app.kernel.idempotency import IdempotencyStore
+from app.kernel.intake import CommandIntake
+from app.processes.catalog_import import import_runner
+from app.wiring import build_registry
+
+
+@dataclass
+class Services:
+    settings: Settings
+    write: Redis
+    read: Redis
+    bus: CommandBus
+    statuses: CommandStatusStore
+    intake: CommandIntake
+    users: UserStore
+    sessions: SessionStore
+    gateway: SimulatedGateway
+
+    async def close(self) -> None:
+        await self.write.aclose()
+        if self.read is not self.write:
+            await self.read.aclose()
+
+
+def build_services(settings: Settings, observer: Observer | None = None) -> Services:
+    write = connect(settings.redis_url)
+    read = connect(settings.read_redis_url) if settings.read_redis_url else write
+    gateway = SimulatedGateway(
+        write,
+        settings.secret_key,
+        latency_ms=settings.payment_latency_ms,
+        failure_rate=settings.payment_failure_rate,
+        timeout_ms=settings.payment_timeout_ms,
+        retries=settings.payment_retries,
+    )
+    statuses = CommandStatusStore(write, settings.status_ttl_seconds)
+    registry = build_registry(gateway.tokenize, import_runner(statuses))
+    bus = CommandBus(
+        write,
+        registry,
+        settings.partitions,
+        CommitStore(write, settings.status_ttl_seconds),
+        observer,
+    )
+    intake = CommandIntake(bus, statuses, IdempotencyStore(write, settings.secret_key))
+    return Services(
+        settings=settings,
+        write=write,
+        read=read,
+        bus=bus,
+        statuses=statuses,
+        intake=intake,
+        users=UserStore(write),
+        sessions=SessionStore(write, settings.session_ttl_seconds),
+        gateway=gateway,
+    )

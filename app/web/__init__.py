@@ -1,0 +1,1 @@
+"""The web process: Starlette app, routes, auth, problem responses, the WebSocket hub."""

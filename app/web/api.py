@@ -1,0 +1,331 @@
+"""The JSON API of API.md: sessions, commands, queries, operations."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+
+import msgspec
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import BaseRoute, Route
+
+from app.adapters.sessions import COOKIE
+from app.kernel.errors import NotFound, ProblemError, ValidationFailed, problem
+from app.kernel.heartbeat import live_heartbeats
+from app.kernel.intake import Reply
+from app.kernel.messages import Actor, FieldError
+from app.kernel.partitions import partition_of_command
+from app.queries import catalog, notifications, orders, sales
+from app.queries.admin_status import admin_status
+from app.queries.positions import BadPosition, ReadPosition, wait_for
+from app.web.auth import actor_for, actor_of, require_admin, require_user, services_of, session_of
+from app.web.responses import json_response, problem_response
+from app.web.watched import watched_consumers
+
+MAX_BODY = 1024 * 1024
+SKU = re.compile(r"^[A-Z0-9-]{3,32}$")
+WORKER_KINDS = ("commands", "projector", "process", "notifier")
+
+
+class PayloadTooLarge(ProblemError):
+    status = 413
+
+    def __init__(self) -> None:
+        super().__init__("payload_too_large", f"The body is over {MAX_BODY} bytes")
+
+
+class UnsupportedMediaType(ProblemError):
+    status = 415
+
+    def __init__(self) -> None:
+        super().__init__("unsupported_media_type", "Send Content-Type: application/json")
+
+
+class Credentials(msgspec.Struct, frozen=True):
+    username: str
+    password: str
+
+
+async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge()
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge()
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def require_json(request: Request) -> None:
+    media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+    if media != "application/json" and not (
+        media.startswith("application/") and media.endswith("+json")
+    ):
+        raise UnsupportedMediaType()
+
+
+def reply_response(reply: Reply) -> Response:
+    if reply.error is not None:
+        return problem_response(reply.error)
+    body: dict[str, str | None] = {"command_id": reply.command_id, "status": reply.status}
+    headers = {}
+    if reply.status_code == 200:
+        body["position"] = reply.position
+    if reply.location:
+        headers["Location"] = reply.location
+    return json_response(body, reply.status_code, headers)
+
+
+async def post_command(request: Request) -> Response:
+    require_json(request)
+    raw = await read_body(request)
+    services = services_of(request)
+    command = services.intake.decode(raw)
+    actor = await actor_for(request)
+    prefer = request.headers.get("prefer", "").lower()
+    reply = await services.intake.submit(
+        command,
+        actor,
+        idempotency_key=request.headers.get("idempotency-key"),
+        prefer_async="respond-async" in prefer,
+    )
+    return reply_response(reply)
+
+
+async def get_command(request: Request) -> Response:
+    services = services_of(request)
+    actor = actor_of(await session_of(request))
+    command_id = request.path_params["command_id"]
+    partition = partition_of_command(command_id, services.settings.partitions)
+    stored = None if partition is None else await services.statuses.get(partition, command_id)
+    if stored is None or not (actor.has_role("admin") or stored.sender == actor.username):
+        raise NotFound("No such command")
+    return json_response(stored.view)
+
+
+# --- sessions --------------------------------------------------------------------------------
+
+
+async def login(request: Request) -> Response:
+    require_json(request)
+    try:
+        credentials = msgspec.json.decode(await read_body(request, 8192), type=Credentials)
+    except msgspec.ValidationError as exc:
+        raise ValidationFailed([FieldError("$", str(exc))]) from None
+    except msgspec.DecodeError as exc:
+        raise ProblemError("malformed_json", str(exc)) from None
+    services = services_of(request)
+    user = await services.users.authenticate(credentials.username, credentials.password)
+    if user is None:
+        return problem_response(problem("invalid_credentials", 401, "Wrong username or password"))
+    token, session = await services.sessions.create(user.username, user.roles)
+    response = json_response(
+        {"username": user.username, "roles": sorted(user.roles), "csrf_token": session.csrf_token}
+    )
+    set_session_cookie(request, response, token)
+    return response
+
+
+def set_session_cookie(request: Request, response: Response, token: str) -> None:
+    settings = services_of(request).settings
+    response.set_cookie(
+        COOKIE,
+        token,
+        max_age=settings.session_ttl_seconds,
+        httponly=True,
+        samesite="lax",
+        secure=settings.production or request.url.scheme == "https",
+        path="/",
+    )
+
+
+async def logout(request: Request) -> Response:
+    await actor_for(request)  # CSRF
+    await services_of(request).sessions.delete(request.cookies.get(COOKIE))
+    response = Response(status_code=204)
+    response.delete_cookie(COOKIE, path="/")
+    return response
+
+
+# --- queries ---------------------------------------------------------------------------------
+
+
+async def consistent(request: Request, projections: Sequence[str]) -> ReadPosition:
+    services = services_of(request)
+    try:
+        return await wait_for(
+            services.read,
+            projections,
+            services.settings.partitions,
+            request.query_params.get("min_position"),
+            services.settings.consistency_wait_seconds,
+        )
+    except BadPosition:
+        raise ValidationFailed(
+            [FieldError("min_position", "Not a position this service issued")]
+        ) from None
+
+
+def read_headers(position: ReadPosition) -> dict[str, str]:
+    headers = {"X-Read-Position": position.token}
+    if position.stale:
+        headers["X-Consistency"] = "stale"
+    return headers
+
+
+def int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
+    raw = request.query_params.get(name)
+    if raw is None:
+        return default
+    if not raw.isdigit() or not low <= int(raw) <= high:
+        raise ValidationFailed([FieldError(name, f"An integer from {low} to {high}")])
+    return int(raw)
+
+
+async def list_products(request: Request) -> Response:
+    after = request.query_params.get("after", "")
+    if after and not SKU.match(after):
+        raise ValidationFailed([FieldError("after", "A sku")])
+    limit = int_param(request, "limit", 500, 1, catalog.MAX_PAGE)
+    position = await consistent(request, catalog.PROJECTIONS)
+    products, next_after = await catalog.list_products(
+        services_of(request).read, after=after, limit=limit
+    )
+    headers = read_headers(position)
+    if next_after:
+        headers["Link"] = f'</api/products?after={next_after}&limit={limit}>; rel="next"'
+    return json_response(products, headers=headers)
+
+
+async def get_product(request: Request) -> Response:
+    position = await consistent(request, catalog.PROJECTIONS)
+    product = await catalog.get_product(services_of(request).read, request.path_params["sku"])
+    if product is None:
+        raise NotFound("No such product")
+    return json_response(product, headers=read_headers(position))
+
+
+async def visible_order(request: Request, actor: Actor, order_id: str) -> orders.OrderView | None:
+    """The order if this session may see it: admins any, customers only their own."""
+    read = services_of(request).read
+    if not actor.has_role("admin"):
+        assert actor.username is not None
+        if not await orders.owns(read, actor.username, order_id):
+            return None
+    return await orders.get_order(read, order_id)
+
+
+async def list_orders(request: Request) -> Response:
+    actor = await require_user(request)
+    position = await consistent(request, orders.PROJECTIONS)
+    limit = int_param(request, "limit", 50, 1, 500)
+    customer = None if actor.has_role("admin") else actor.username
+    found = await orders.list_orders(services_of(request).read, customer, limit=limit)
+    return json_response(found, headers=read_headers(position))
+
+
+async def get_order(request: Request) -> Response:
+    actor = await require_user(request)
+    position = await consistent(request, orders.PROJECTIONS)
+    order = await visible_order(request, actor, request.path_params["order_id"])
+    if order is None:
+        raise NotFound("No such order")
+    return json_response(order, headers=read_headers(position))
+
+
+async def get_admin_status(request: Request) -> Response:
+    await require_admin(request)
+    services = services_of(request)
+    status = await admin_status(
+        services.write, services.read, watched_consumers(), services.settings.partitions
+    )
+    return json_response(status)
+
+
+async def get_sales(request: Request) -> Response:
+    await require_admin(request)
+    position = await consistent(request, sales.PROJECTIONS)
+    read = services_of(request).read
+    dashboard = await sales.sales_dashboard(read)
+    return json_response(
+        {"sales": dashboard, "low_stock": await sales.low_stock(read)},
+        headers=read_headers(position),
+    )
+
+
+async def get_notifications(request: Request) -> Response:
+    actor = await require_user(request)
+    assert actor.username is not None
+    position = await consistent(request, notifications.PROJECTIONS)
+    inbox = await notifications.inbox(services_of(request).read, actor.username)
+    return json_response(inbox, headers=read_headers(position))
+
+
+async def read_notifications(request: Request) -> Response:
+    actor = await require_user(request)
+    assert actor.username is not None
+    await notifications.mark_read(services_of(request).read, actor.username)
+    return Response(status_code=204)
+
+
+# --- operations --------------------------------------------------------------------------
+
+
+async def healthz(request: Request) -> Response:
+    return json_response({"status": "ok"})
+
+
+async def readyz(request: Request) -> Response:
+    services = services_of(request)
+    checks: dict[str, str] = {}
+    try:
+        await services.write.ping()
+        if services.read is not services.write:
+            await services.read.ping()
+        checks["redis"] = "ok"
+        kinds = {b.kind for b in await live_heartbeats(services.write, prune=False)}
+        for kind in WORKER_KINDS:
+            checks[kind] = "ok" if kind in kinds else "no heartbeat"
+    except OSError as exc:
+        checks["redis"] = f"unreachable: {type(exc).__name__}"
+    except Exception as exc:  # redis errors are not all OSErrors
+        checks["redis"] = f"unreachable: {type(exc).__name__}"
+    ready = all(v == "ok" for v in checks.values())
+    return json_response(
+        {"status": "ready" if ready else "not_ready", "checks": checks}, 200 if ready else 503
+    )
+
+
+async def metrics(request: Request) -> Response:
+    services = services_of(request)
+    try:
+        status = await admin_status(
+            services.write, services.read, watched_consumers(), services.settings.partitions
+        )
+    except Exception:  # the process metrics are still worth serving without Redis
+        status = None
+    body = request.app.state.metrics.render(status)
+    return Response(body, media_type="text/plain; version=0.0.4; charset=utf-8")
+
+
+routes: list[BaseRoute] = [
+    Route("/api/session", login, methods=["POST"]),
+    Route("/api/session", logout, methods=["DELETE"]),
+    Route("/api/commands", post_command, methods=["POST"]),
+    Route("/api/commands/{command_id}", get_command, methods=["GET"]),
+    Route("/api/products", list_products, methods=["GET"]),
+    Route("/api/products/{sku}", get_product, methods=["GET"]),
+    Route("/api/orders", list_orders, methods=["GET"]),
+    Route("/api/orders/{order_id}", get_order, methods=["GET"]),
+    Route("/api/admin/status", get_admin_status, methods=["GET"]),
+    Route("/api/admin/sales", get_sales, methods=["GET"]),
+    Route("/api/notifications", get_notifications, methods=["GET"]),
+    Route("/api/notifications/read", read_notifications, methods=["POST"]),
+    Route("/healthz", healthz, methods=["GET"]),
+    Route("/readyz", readyz, methods=["GET"]),
+    Route("/metrics", metrics, methods=["GET"]),
+]

@@ -1,0 +1,117 @@
+"""The Starlette app factory: `uvicorn --factory app.web.app:create_app`."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from starlette.applications import Starlette
+from starlette.middleware import Middleware
+from starlette.routing import Mount
+from starlette.staticfiles import StaticFiles
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.config import Settings, load_settings
+from app.kernel.heartbeat import HeartbeatPublisher, worker_id
+from app.logs import configure_logging
+from app.seed import seed
+from app.services import build_services
+from app.web import api, pages, sockets
+from app.web.errors import exception_handlers
+from app.web.hub import Hub
+from app.web.metrics import HttpMetricsMiddleware, WebMetrics
+from app.web.render import STATIC, Renderer, templates
+
+log = logging.getLogger(__name__)
+
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"same-origin"),
+    (b"x-frame-options", b"DENY"),
+    (
+        b"content-security-policy",
+        b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+        b"connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
+    ),
+]
+
+
+class SecurityHeaders:
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message.setdefault("headers", [])
+                message["headers"] = list(message["headers"]) + SECURITY_HEADERS
+            await send(message)
+
+        await self.app(scope, receive, with_headers)
+
+
+async def _keep_alive(heartbeat: HeartbeatPublisher, services_seed: bool, app: Starlette) -> None:
+    """Heartbeat (with the socket count) and, in development, the seed once Redis answers."""
+    seeded = not services_seed
+    while True:
+        try:
+            if not seeded:
+                await seed(app.state.services)
+                seeded = True
+            await heartbeat.beat()
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            log.warning("redis not reachable yet: %s", exc)
+        await asyncio.sleep(2.0)
+
+
+def create_app(settings: Settings | None = None) -> Starlette:
+    settings = settings or load_settings()
+    configure_logging(settings.log_level, "web")
+    metrics = WebMetrics()
+    made_templates = templates()
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        services = build_services(settings, observer=metrics.observe_command)
+        hub = Hub(services, Renderer(made_templates.env), metrics)
+        app.state.services = services
+        app.state.hub = hub
+        heartbeat = HeartbeatPublisher(services.write, "web", worker_id("web"))
+        heartbeat.info = lambda: {"ws": hub.connections}
+        await hub.start()
+        keeper = asyncio.create_task(_keep_alive(heartbeat, not settings.production, app))
+        try:
+            yield
+        finally:
+            keeper.cancel()
+            await hub.stop()
+            with contextlib.suppress(Exception):
+                await heartbeat.remove()
+            await services.close()
+
+    app = Starlette(
+        routes=[
+            *api.routes,
+            *pages.routes,
+            *sockets.routes,
+            Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
+        ],
+        middleware=[
+            Middleware(SecurityHeaders),
+            Middleware(HttpMetricsMiddleware, metrics=metrics),
+        ],
+        exception_handlers=exception_handlers(),  # type: ignore[arg-type]
+        lifespan=lifespan,
+    )
+    app.state.templates = made_templates
+    app.state.renderer = Renderer(made_templates.env)
+    app.state.metrics = metrics
+    return app

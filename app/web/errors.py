@@ -1,0 +1,84 @@
+"""Every failure becomes a problem object (API) or a friendly page (HTML) — never a traceback."""
+
+from __future__ import annotations
+
+import logging
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import HTMLResponse, Response
+
+from app.kernel.errors import ProblemError, problem
+from app.kernel.messages import Problem
+from app.web.responses import problem_response
+
+log = logging.getLogger(__name__)
+REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionRefusedError)
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "unauthenticated",
+    403: "forbidden",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "payload_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def wants_html(request: Request) -> bool:
+    if request.url.path.startswith("/api/") or request.headers.get("hx-request"):
+        return False
+    return "text/html" in request.headers.get("accept", "")
+
+
+def render(request: Request, problem_obj: Problem) -> Response:
+    if wants_html(request):
+        templates = request.app.state.templates
+        context = {"problem": problem_obj, "roles": [], "topics": "catalog", "path": "/"}
+        return templates.TemplateResponse(  # type: ignore[no-any-return]
+            request, "pages/error.html", context, status_code=problem_obj.status
+        )
+    return problem_response(problem_obj)
+
+
+async def on_problem(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, ProblemError)
+    return render(request, exc.to_problem())
+
+
+async def on_http(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    return render(request, problem(code, exc.status_code, str(exc.detail or "")))
+
+
+async def on_redis_down(request: Request, exc: Exception) -> Response:
+    log.warning("redis unavailable during %s %s: %s", request.method, request.url.path, exc)
+    return render(
+        request,
+        problem("unavailable", 503, "The data store cannot be reached; nothing was accepted."),
+    )
+
+
+async def on_crash(request: Request, exc: Exception) -> Response:
+    log.exception("unhandled error in %s %s", request.method, request.url.path)
+    if isinstance(exc, REDIS_DOWN):
+        return await on_redis_down(request, exc)
+    body = problem("internal_error", 500, "The error was logged.")
+    if wants_html(request):
+        return HTMLResponse("<h1>Something went wrong</h1><p>The error was logged.</p>", 500)
+    return problem_response(body)
+
+
+def exception_handlers() -> dict[type[Exception] | int, object]:
+    handlers: dict[type[Exception] | int, object] = {
+        ProblemError: on_problem,
+        HTTPException: on_http,
+        Exception: on_crash,
+    }
+    for kind in REDIS_DOWN:
+        handlers[kind] = on_redis_down
+    return handlers

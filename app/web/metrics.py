@@ -1,0 +1,160 @@
+"""Prometheus metrics: this process's HTTP and commands, plus pipeline gauges read from Redis."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterable, Sequence
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from app.kernel.messages import Outcome
+from app.queries.admin_status import AdminStatus
+
+PREFIX = "storefront"
+
+
+class _Snapshot(Collector):
+    """Families computed from the last AdminStatus, gathered at scrape time."""
+
+    def __init__(self) -> None:
+        self.status: AdminStatus | None = None
+
+    def collect(self) -> Iterable[Metric]:
+        status = self.status
+        if status is None:
+            return []
+        finished = CounterMetricFamily(
+            f"{PREFIX}_commands_finished",
+            "Finished commands, all processes",
+            labels=["type", "status"],
+        )
+        for command_type, counts in status.commands.by_type.items():
+            for outcome, count in counts.items():
+                finished.add_metric([command_type, outcome], count)
+        rate = GaugeMetricFamily(f"{PREFIX}_command_success_ratio", "Succeeded / finished commands")
+        rate.add_metric([], status.commands.success_rate or 0.0)
+        latency = GaugeMetricFamily(
+            f"{PREFIX}_command_latency_ms",
+            "Accepted→finished latency of recent commands",
+            labels=["quantile"],
+        )
+        for quantile, value in (
+            ("0.5", status.commands.latency_ms.p50),
+            ("0.95", status.commands.latency_ms.p95),
+            ("0.99", status.commands.latency_ms.p99),
+        ):
+            latency.add_metric([quantile], value)
+        lag = GaugeMetricFamily(
+            f"{PREFIX}_consumer_lag_events", "Entries not yet applied", labels=["consumer", "kind"]
+        )
+        lag_s = GaugeMetricFamily(
+            f"{PREFIX}_consumer_lag_seconds",
+            "Age of the oldest unapplied entry",
+            labels=["consumer", "kind"],
+        )
+        dead = GaugeMetricFamily(
+            f"{PREFIX}_dead_letters", "Entries given up on", labels=["consumer", "kind"]
+        )
+        healthy = GaugeMetricFamily(
+            f"{PREFIX}_consumer_healthy", "1 if status is ok", labels=["consumer", "kind"]
+        )
+        for c in status.projections:
+            lag.add_metric([c.name, c.kind], c.lag_events)
+            lag_s.add_metric([c.name, c.kind], c.lag_seconds)
+            dead.add_metric([c.name, c.kind], c.dead_letters)
+            healthy.add_metric([c.name, c.kind], 1.0 if c.status == "ok" else 0.0)
+        workers = GaugeMetricFamily(f"{PREFIX}_workers", "Live processes by kind", labels=["kind"])
+        kinds: dict[str, int] = {}
+        for w in status.workers:
+            kinds[w.kind] = kinds.get(w.kind, 0) + 1
+        for kind, count in kinds.items():
+            workers.add_metric([kind], count)
+        sockets = GaugeMetricFamily(f"{PREFIX}_ws_connections_all", "WebSockets, all web processes")
+        sockets.add_metric([], status.websocket_connections)
+        return [finished, rate, latency, lag, lag_s, dead, healthy, workers, sockets]
+
+
+class WebMetrics:
+    def __init__(self) -> None:
+        self.registry = CollectorRegistry()
+        self.requests = Counter(
+            f"{PREFIX}_http_requests",
+            "HTTP requests",
+            ["method", "route", "status"],
+            registry=self.registry,
+        )
+        self.duration = Histogram(
+            f"{PREFIX}_http_request_duration_seconds",
+            "HTTP request duration",
+            ["route"],
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5),
+        )
+        self.commands = Counter(
+            f"{PREFIX}_commands_executed",
+            "Commands run to completion in this process",
+            ["type", "status"],
+            registry=self.registry,
+        )
+        self.command_duration = Histogram(
+            f"{PREFIX}_command_duration_seconds",
+            "Time to run a command in this process",
+            ["type"],
+            registry=self.registry,
+            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
+        )
+        self.ws_connections = Gauge(
+            f"{PREFIX}_ws_connections",
+            "Open WebSockets in this process",
+            ["endpoint"],
+            registry=self.registry,
+        )
+        self.ws_dropped = Counter(
+            f"{PREFIX}_ws_slow_disconnects",
+            "Sockets closed because they could not keep up",
+            registry=self.registry,
+        )
+        self.pushes = Counter(
+            f"{PREFIX}_ws_messages", "Messages queued to sockets", ["topic"], registry=self.registry
+        )
+        self._snapshot = _Snapshot()
+        self.registry.register(self._snapshot)
+
+    def observe_command(self, command_type: str, outcome: Outcome, seconds: float) -> None:
+        self.commands.labels(command_type, outcome.status).inc()
+        self.command_duration.labels(command_type).observe(seconds)
+
+    def render(self, status: AdminStatus | None) -> bytes:
+        self._snapshot.status = status
+        return generate_latest(self.registry)
+
+
+class HttpMetricsMiddleware:
+    def __init__(self, app: ASGIApp, metrics: WebMetrics, skip: Sequence[str] = ("/static",)):
+        self.app = app
+        self.metrics = metrics
+        self.skip = tuple(skip)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http" or scope["path"].startswith(self.skip):
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        status = 500
+
+        async def capture(message: Message) -> None:
+            nonlocal status
+            if message["type"] == "http.response.start":
+                status = message["status"]
+            await send(message)
+
+        try:
+            await self.app(scope, receive, capture)
+        finally:
+            route = scope.get("route")
+            name = getattr(route, "path", "other")
+            self.metrics.requests.labels(scope["method"], name, str(status)).inc()
+            self.metrics.duration.labels(name).observe(time.perf_counter() - started)

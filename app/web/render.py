@@ -1,0 +1,82 @@
+"""Jinja2 rendering of the fragments that pages include, forms return and the hub pushes.
+
+One template per fragment serves all three uses; `oob` marks a pushed copy, which the page
+script swaps in by id (or inserts, for a row the page has not seen yet).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from jinja2 import Environment
+from starlette.templating import Jinja2Templates
+
+from app.kernel.command_status import CommandStatus
+from app.queries.admin_status import AdminStatus
+from app.queries.catalog import ProductView
+from app.queries.notifications import Inbox
+from app.queries.orders import OrderView
+from app.queries.sales import LowStock, SalesDashboard
+
+ROOT = Path(__file__).resolve().parents[2]
+TEMPLATES = ROOT / "templates"
+STATIC = ROOT / "static"
+CANCELLABLE = frozenset({"placed", "reserved", "paid", "confirmed"})
+
+
+def money(cents: int | float | None) -> str:
+    if cents is None:
+        return "-"
+    return f"${cents / 100:,.2f}"
+
+
+def short_time(iso: str | None) -> str:
+    if not iso:
+        return ""
+    return iso[11:19]
+
+
+def templates() -> Jinja2Templates:
+    made = Jinja2Templates(directory=str(TEMPLATES))
+    made.env.filters["money"] = money
+    made.env.filters["short_time"] = short_time
+    made.env.globals["CANCELLABLE"] = CANCELLABLE
+    made.env.globals["STATUS_LABELS"] = STATUS_LABELS
+    return made
+
+
+STATUS_LABELS = {
+    "accepted": "Processing…",
+    "processing": "Processing…",
+    "succeeded": "Succeeded",
+    "failed": "Failed",
+}
+
+
+class Renderer:
+    def __init__(self, env: Environment) -> None:
+        self._env = env
+
+    def fragment(self, name: str, **context: Any) -> str:
+        return self._env.get_template(f"fragments/{name}.html").render(**context)
+
+    def product_row(self, product: ProductView, *, oob: bool = False) -> str:
+        return self.fragment("product_row", p=product, oob=oob)
+
+    def order_push(self, order: OrderView) -> str:
+        return self.fragment("order_row", o=order, oob=True) + self.fragment(
+            "order_detail", o=order, oob=True
+        )
+
+    def command_status(self, view: CommandStatus, *, oob: bool = False) -> str:
+        return self.fragment("command_status", c=view, oob=oob)
+
+    def bell(self, inbox: Inbox, *, oob: bool = False) -> str:
+        return self.fragment("bell", inbox=inbox, oob=oob)
+
+    def admin_status(self, status: AdminStatus, *, oob: bool = False) -> str:
+        return self.fragment("admin_status", s=status, oob=oob)
+
+    def sales(self, dashboard: SalesDashboard, low: list[LowStock], *, oob: bool = False) -> str:
+        return self.fragment("sales", d=dashboard, low=low, oob=oob)

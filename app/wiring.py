@@ -1,0 +1,94 @@
+"""Which commands exist, who may send them and how they run: the storefront's registry."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+
+from app.aggregates import ORDER, PRODUCT
+from app.domain import orders, products
+from app.domain.catalog_import import ImportCatalog
+from app.domain.rules import ADMIN, CUSTOMER
+from app.kernel.messages import Actor
+from app.kernel.partitions import new_id
+from app.kernel.registry import CommandSpec, Registry, Runner
+
+Tokenize = Callable[[str], Awaitable[str]]
+ADMINS = frozenset({ADMIN})
+CUSTOMERS = frozenset({CUSTOMER})
+
+
+def _sku(cmd: products.CreateProduct) -> str:
+    return cmd.sku
+
+
+def _order_id(cmd: orders.CancelOrder) -> str:
+    return cmd.order_id
+
+
+def build_registry(tokenize: Tokenize, import_runner: Runner) -> Registry:
+    async def prepare_order(request: orders.PlaceOrderRequest, actor: Actor) -> orders.PlaceOrder:
+        token = await tokenize(request.card_number)
+        return orders.PlaceOrder(request.lines, request.card_number[-4:], token)
+
+    def product(
+        command: type[products.CommandStruct], decide: Callable[..., object], *, public: bool = True
+    ) -> CommandSpec:  # type: ignore[type-arg]
+        return CommandSpec(
+            command,
+            PRODUCT,
+            _sku,
+            decide,
+            ADMINS if public else frozenset(),  # type: ignore[arg-type]
+            public=public,
+        )
+
+    def order(command: type[orders.CommandStruct], decide: Callable[..., object]) -> CommandSpec:  # type: ignore[type-arg]
+        return CommandSpec(command, ORDER, _order_id, decide, public=False)  # type: ignore[arg-type]
+
+    return Registry(
+        [
+            product(products.CreateProduct, products.create),
+            product(products.RenameProduct, products.rename),
+            product(products.ChangePrice, products.change_price),
+            product(products.RestockProduct, products.restock),
+            product(products.DiscontinueProduct, products.discontinue),
+            product(products.ReserveStock, products.reserve, public=False),
+            product(products.ReleaseStock, products.release, public=False),
+            product(products.CommitStock, products.commit, public=False),
+            product(products.ReturnStock, products.give_back, public=False),
+            CommandSpec(
+                ImportCatalog,
+                None,
+                lambda _c: "",
+                roles=ADMINS,
+                mode="async",
+                runner=import_runner,
+            ),
+            CommandSpec(
+                orders.PlaceOrder,
+                ORDER,
+                lambda _c: "",
+                orders.place,
+                CUSTOMERS,
+                mode="async",
+                assign_id=lambda: new_id("o"),
+                lookups=lambda c: [(PRODUCT, line.sku) for line in c.lines],
+                wire_type=orders.PlaceOrderRequest,
+                prepare=prepare_order,
+            ),
+            CommandSpec(
+                orders.CancelOrder,
+                ORDER,
+                _order_id,
+                orders.cancel,
+                frozenset({CUSTOMER, ADMIN}),
+                authorize=orders.owner_or_admin,
+            ),
+            CommandSpec(orders.ShipOrder, ORDER, _order_id, orders.ship, ADMINS),
+            order(orders.MarkOrderReserved, orders.mark_reserved),
+            order(orders.MarkOrderPaid, orders.mark_paid),
+            order(orders.ConfirmOrder, orders.confirm),
+            order(orders.RejectOrder, orders.reject),
+            order(orders.MarkOrderRefunded, orders.mark_refunded),
+        ]
+    )

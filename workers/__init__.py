@@ -1,0 +1,1 @@
+"""Thin entry points, one per process kind: `python -m workers.<kind>`."""

@@ -1,0 +1,99 @@
+"""What every worker process shares: settings, Redis, signals, heartbeat, clean shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from app.config import load_settings
+from app.kernel.consumer import PartitionedConsumer, PartitionHandler
+from app.kernel.heartbeat import HeartbeatPublisher, live_heartbeats, worker_id
+from app.kernel.leases import Leases
+from app.logs import configure_logging
+from app.services import Services, build_services
+
+log = logging.getLogger("workers")
+HEARTBEAT_SECONDS = 2.0
+
+Main = Callable[[Services, asyncio.Event, HeartbeatPublisher], Awaitable[None]]
+
+
+async def wait_for_redis(services: Services, stop: asyncio.Event) -> None:
+    delay = 0.1
+    while not stop.is_set():
+        try:
+            await services.write.ping()
+            if services.read is not services.write:
+                await services.read.ping()
+            return
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            log.info("waiting for redis: %s", exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=delay)
+            delay = min(delay * 2, 2.0)
+
+
+async def _beat(heartbeat: HeartbeatPublisher, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        try:
+            await heartbeat.beat()
+        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+            log.warning("heartbeat failed: %s", exc)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=HEARTBEAT_SECONDS)
+
+
+async def _serve(kind: str, main: Main) -> None:
+    settings = load_settings()
+    configure_logging(settings.log_level, kind)
+    services = build_services(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    heartbeat = HeartbeatPublisher(services.write, kind, worker_id(kind))
+    await wait_for_redis(services, stop)
+    beat = asyncio.create_task(_beat(heartbeat, stop))
+    log.info("%s %s started (partitions=%d)", kind, heartbeat.id, settings.partitions)
+    try:
+        await main(services, stop, heartbeat)
+    finally:
+        stop.set()
+        beat.cancel()
+        with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
+            await heartbeat.remove()
+        await services.close()
+        log.info("%s %s stopped", kind, heartbeat.id)
+
+
+def run(kind: str, main: Main) -> None:
+    asyncio.run(_serve(kind, main))
+
+
+async def run_partitioned(
+    services: Services,
+    stop: asyncio.Event,
+    heartbeat: HeartbeatPublisher,
+    handlers: list[PartitionHandler],
+) -> None:
+    """Own a fair share of the partitions of `handlers` among live workers of the same kind."""
+
+    async def members() -> int:
+        return sum(1 for b in await live_heartbeats(services.write) if b.kind == heartbeat.kind)
+
+    consumer = PartitionedConsumer(
+        services.write,
+        handlers,
+        services.settings.partitions,
+        Leases(services.write, heartbeat.id),
+        members,
+    )
+    heartbeat.info = lambda: {"partitions": len(consumer.owned)}
+    await heartbeat.beat()
+    await consumer.run(stop)
