@@ -1,0 +1,117 @@
+"""Integration fixtures: one real Redis server per session, flushed before every test."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Iterator, Sequence
+from pathlib import Path
+
+import pytest
+import redis
+
+from app.config import Settings, load_settings
+from app.kernel.command_worker import CommandWorker
+from app.kernel.consumer import PartitionedConsumer, PartitionHandler
+from app.kernel.leases import Leases
+from app.kernel.messages import Actor
+from app.kernel.projection import ProjectionHandler
+from app.processes.fulfilment import Fulfilment
+from app.projections.registry import NOTIFIER, PROJECTOR, build
+from app.services import Services, build_services
+from tests.support.redis_server import RedisServer, running_redis
+
+ADMIN = Actor("admin", frozenset({"admin"}))
+ALICE = Actor("alice", frozenset({"customer"}))
+BOB = Actor("bob", frozenset({"customer"}))
+
+
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    with running_redis(tmp_path_factory.mktemp("redis")) as server:
+        yield server
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    client = redis.Redis.from_url(redis_server.url)
+    client.flushall()
+    client.close()
+    return redis_server.url
+
+
+def make_settings(redis_url: str, **overrides: str) -> Settings:
+    env = {
+        "REDIS_URL": redis_url,
+        "APP_ENV": "test",
+        "PARTITIONS": "4",
+        "PAYMENT_LATENCY_MS": "0",
+        "PAYMENT_FAILURE_RATE": "0",
+        "LOG_LEVEL": "WARNING",
+    }
+    env.update(overrides)
+    return load_settings(env)
+
+
+@pytest.fixture
+def settings(redis_url: str) -> Settings:
+    return make_settings(redis_url)
+
+
+@pytest.fixture
+async def services(settings: Settings) -> AsyncIterator[Services]:
+    made = build_services(settings)
+    try:
+        yield made
+    finally:
+        await made.close()
+
+
+async def _one_member() -> int:
+    return 1
+
+
+@contextlib.asynccontextmanager
+async def running_workers(
+    settings: Settings,
+    kinds: Sequence[str] = ("commands", "projector", "process", "notifier"),
+    *,
+    owner: str = "test",
+) -> AsyncIterator[list[Services]]:
+    """The real worker loops, in this event loop, each kind with its own Redis clients."""
+    stop = asyncio.Event()
+    made: list[Services] = []
+    tasks: list[asyncio.Task[None]] = []
+    for kind in kinds:
+        services = build_services(settings)
+        made.append(services)
+        if kind == "commands":
+            worker = CommandWorker(services.write, services.bus, services.statuses, f"{owner}-cmd")
+            tasks.append(asyncio.create_task(worker.run(stop)))
+            continue
+        handlers: list[PartitionHandler]
+        if kind == "projector":
+            handlers = [ProjectionHandler(p, services.read) for p in build(PROJECTOR, settings)]
+        elif kind == "notifier":
+            handlers = [ProjectionHandler(p, services.read) for p in build(NOTIFIER, settings)]
+        else:
+            handlers = [Fulfilment(services.bus, services.gateway)]
+        consumer = PartitionedConsumer(
+            services.write, handlers, settings.partitions,
+            Leases(services.write, f"{owner}-{kind}"), _one_member, block_ms=200,
+        )
+        tasks.append(asyncio.create_task(consumer.run(stop, tick=0.2)))
+    try:
+        yield made
+    finally:
+        stop.set()
+        await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), timeout=20)
+        for services in made:
+            await services.close()
+
+
+@pytest.fixture
+def log_dir(tmp_path: Path) -> Path:
+    path = tmp_path / "logs"
+    path.mkdir()
+    return path

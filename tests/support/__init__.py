@@ -1,0 +1,1 @@
+"""Shared test machinery: a real Redis server, settings, services, processes, polling."""
