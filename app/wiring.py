@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 from app.aggregates import ORDER, PRODUCT
 from app.domain import orders, products
@@ -10,9 +11,11 @@ from app.domain.catalog_import import ImportCatalog
 from app.domain.rules import ADMIN, CUSTOMER
 from app.kernel.messages import Actor
 from app.kernel.partitions import new_id
-from app.kernel.registry import CommandSpec, Registry, Runner
+from app.kernel.registry import CommandSpec, Context, Decision, Registry, Runner
 
 Tokenize = Callable[[str], Awaitable[str]]
+Decide = Callable[[Any, Any, Context], Decision[Any]]
+AnySpec = CommandSpec[Any, Any]
 ADMINS = frozenset({ADMIN})
 CUSTOMERS = frozenset({CUSTOMER})
 
@@ -30,20 +33,12 @@ def build_registry(tokenize: Tokenize, import_runner: Runner) -> Registry:
         token = await tokenize(request.card_number)
         return orders.PlaceOrder(request.lines, request.card_number[-4:], token)
 
-    def product(
-        command: type[products.CommandStruct], decide: Callable[..., object], *, public: bool = True
-    ) -> CommandSpec:  # type: ignore[type-arg]
-        return CommandSpec(
-            command,
-            PRODUCT,
-            _sku,
-            decide,
-            ADMINS if public else frozenset(),  # type: ignore[arg-type]
-            public=public,
-        )
+    def product(command: type[Any], decide: Decide, *, public: bool = True) -> AnySpec:
+        roles = ADMINS if public else frozenset()
+        return CommandSpec(command, PRODUCT, _sku, decide, roles, public=public)
 
-    def order(command: type[orders.CommandStruct], decide: Callable[..., object]) -> CommandSpec:  # type: ignore[type-arg]
-        return CommandSpec(command, ORDER, _order_id, decide, public=False)  # type: ignore[arg-type]
+    def order(command: type[Any], decide: Decide) -> AnySpec:
+        return CommandSpec(command, ORDER, _order_id, decide, public=False)
 
     return Registry(
         [

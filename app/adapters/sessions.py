@@ -9,6 +9,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from app.kernel import keys
+from app.kernel.redis_types import text_dict
 
 COOKIE = "sf_session"
 
@@ -46,7 +47,7 @@ class SessionStore:
     async def get(self, token: str | None) -> Session | None:
         if not token or len(token) > 100:
             return None
-        record = await self._redis.hgetall(keys.session(_digest(token)))
+        record = text_dict(await self._redis.hgetall(keys.session(_digest(token))))
         if not record:
             return None
         roles = frozenset(filter(None, record.get("roles", "").split(",")))

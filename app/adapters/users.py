@@ -11,6 +11,7 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from redis.asyncio import Redis
 
 from app.kernel import keys
+from app.kernel.redis_types import text_dict
 
 USERNAME = re.compile(r"^[a-z0-9_.-]{2,32}$")
 ROLES = frozenset({"admin", "customer"})
@@ -68,7 +69,7 @@ class UserStore:
         return True
 
     async def get(self, username: str) -> User | None:
-        record = await self._redis.hgetall(keys.user(username))
+        record = text_dict(await self._redis.hgetall(keys.user(username)))
         if not record:
             return None
         return User(
@@ -78,7 +79,11 @@ class UserStore:
         )
 
     async def authenticate(self, username: str, password: str) -> User | None:
-        record = await self._redis.hgetall(keys.user(username)) if USERNAME.match(username) else {}
+        record = (
+            text_dict(await self._redis.hgetall(keys.user(username)))
+            if USERNAME.match(username)
+            else {}
+        )
         stored = record.get("password_hash", self._dummy_hash)
         try:
             await asyncio.to_thread(self._hasher.verify, stored, password)

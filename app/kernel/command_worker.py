@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from typing import cast
 
 import msgspec
 from redis.asyncio import Redis
@@ -22,6 +23,7 @@ from app.kernel.command_status import CommandStatusStore
 from app.kernel.consumer import INFRA_ERRORS, DeadLetter, ensure_group, record_error
 from app.kernel.errors import problem
 from app.kernel.messages import CommandEnvelope
+from app.kernel.redis_types import stream_entries
 
 log = logging.getLogger(__name__)
 
@@ -83,9 +85,8 @@ class CommandWorker:
                 log.warning("command stream unavailable: %s", exc)
                 await _pause(stop, 1.0)
                 continue
-            for stream, items in reply or []:
-                for entry_id, fields in items:
-                    await self._start(stream, entry_id, fields)
+            for stream, entry_id, fields in stream_entries(reply):
+                await self._start(stream, entry_id, fields)
 
     async def _start(self, stream: str, entry_id: str, fields: dict[str, str] | None) -> None:
         await self._slots.acquire()
@@ -158,18 +159,18 @@ class CommandWorker:
         for entry_id, (stream, _task) in list(self._in_flight.items()):
             by_stream.setdefault(stream, []).append(entry_id)
         for stream, ids in by_stream.items():
-            await self._redis.xclaim(stream, GROUP, self.consumer, 0, ids, justid=True)
+            await self._redis.xclaim(stream, GROUP, self.consumer, 0, list(ids), justid=True)
 
     async def _claim_abandoned(self) -> None:
         for stream in self._streams():
             reply = await self._redis.xautoclaim(
                 stream, GROUP, self.consumer, CLAIM_IDLE_MS, start_id="0-0", count=16
             )
-            for entry_id, fields in reply[1]:
+            for entry_id, fields in cast(list[tuple[str, dict[str, str] | None]], reply[1]):
                 if entry_id in self._in_flight:
                     continue
                 pending = await self._redis.xpending_range(stream, GROUP, entry_id, entry_id, 1)
-                deliveries = pending[0]["times_delivered"] if pending else 1
+                deliveries = int(pending[0]["times_delivered"]) if pending else 1
                 if deliveries > MAX_DELIVERIES and fields and "c" in fields:
                     envelope = _envelope_decoder.decode(fields["c"])
                     await self._bus.fail(

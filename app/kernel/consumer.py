@@ -25,6 +25,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.kernel import keys
 from app.kernel.leases import Leases
+from app.kernel.redis_types import field_map, stream_entries
 
 log = logging.getLogger(__name__)
 
@@ -77,18 +78,13 @@ async def ensure_group(redis: Redis, stream: str, group: str) -> None:
 async def record_error(redis: Redis, group: str, error: str, *, dead_letter: bool) -> None:
     mapping = {"last_error": error[:500], "last_error_at": str(time.time())}
     async with redis.pipeline(transaction=False) as pipe:
-        pipe.hset(keys.consumer_health(group), mapping=mapping)
+        pipe.hset(keys.consumer_health(group), mapping=field_map(mapping))
         pipe.hincrby(keys.consumer_health(group), "dead_letters" if dead_letter else "retries", 1)
         await pipe.execute()
 
 
-def parse_entries(partition: int, reply: list[list[object]] | None) -> list[Entry]:
-    entries: list[Entry] = []
-    for _stream, items in reply or []:
-        assert isinstance(items, list)
-        for entry_id, fields in items:
-            entries.append(Entry(entry_id, partition, fields or {}))
-    return entries
+def parse_entries(partition: int, reply: object) -> list[Entry]:
+    return [Entry(entry_id, partition, fields) for _, entry_id, fields in stream_entries(reply)]
 
 
 @dataclass(frozen=True)
@@ -184,7 +180,7 @@ class PartitionedConsumer:
 
     async def release_all(self) -> None:
         for group, partition in list(self._owned):
-            with contextlib.suppress(INFRA_ERRORS):
+            with contextlib.suppress(*INFRA_ERRORS):
                 await self._stop(group, partition, release=True)
 
     async def _consume(

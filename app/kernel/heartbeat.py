@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 
 from app.kernel import keys
 from app.kernel.partitions import new_id
+from app.kernel.redis_types import text_dict
 
 STALE_AFTER_SECONDS = 15.0
 
@@ -57,7 +58,7 @@ class HeartbeatPublisher:
 
 async def live_heartbeats(redis: Redis, *, prune: bool = True) -> list[Heartbeat]:
     """Heartbeats younger than STALE_AFTER_SECONDS; older ones are removed (if `prune`)."""
-    raw: dict[str, str] = await redis.hgetall(keys.heartbeats())
+    raw = text_dict(await redis.hgetall(keys.heartbeats()))
     now = time.time()
     live, dead = [], []
     for field, value in raw.items():

@@ -22,6 +22,7 @@ from app.kernel import keys
 from app.kernel.consumer import Entry, LeaseLost
 from app.kernel.messages import StoredEvent
 from app.kernel.positions import parse_stream_id
+from app.kernel.redis_types import field_map, optional_text
 
 log = logging.getLogger(__name__)
 
@@ -106,18 +107,18 @@ class ProjectionHandler:
         versions_key = keys.applied_versions(name, partition)
         async with self._read.pipeline(transaction=True) as tx:
             await tx.watch(checkpoint_key)
-            checkpoint = await tx.get(checkpoint_key)
+            checkpoint = optional_text(await tx.get(checkpoint_key))
             done = parse_stream_id(checkpoint) if checkpoint else (0, 0)
             fresh = [e for e in entries if parse_stream_id(e.id) > done]
             if not fresh:
-                await tx.reset()
+                await tx.reset()  # type: ignore[no-untyped-call]
                 return
             items = [(entry, *self.projection.decode(entry.fields)) for entry in fresh]
             versioned: dict[str, int] = {v[0]: 0 for _, v, _ in items if v is not None}
             if versioned:
                 current = await tx.hmget(versions_key, list(versioned))
                 versioned = {k: int(v or 0) for k, v in zip(versioned, current, strict=True)}
-            tx.multi()
+            tx.multi()  # type: ignore[no-untyped-call]
             changes: dict[tuple[str, str], None] = {}
             touched: dict[str, int] = {}
             for entry, found, item in items:
@@ -127,12 +128,10 @@ class ProjectionHandler:
                     if version <= last:
                         continue  # a duplicate: applied before
                     if version > last + 1:
+                        gap = f"{aggregate}: after v{last} came v{version} ({entry.id})"
                         tx.hset(
                             keys.projection_health(name),
-                            mapping={
-                                "gap": f"{aggregate}: after v{last} came v{version} ({entry.id})",
-                                "gap_at": str(time.time()),
-                            },
+                            mapping=field_map({"gap": gap, "gap_at": str(time.time())}),
                         )
                     touched[aggregate] = version
                 if item is None:
@@ -142,7 +141,7 @@ class ProjectionHandler:
                 for change in self.projection.apply(item, tx):
                     changes[(change.view, change.key)] = None
             if touched:
-                tx.hset(versions_key, mapping=touched)
+                tx.hset(versions_key, mapping=field_map(touched))
             last_id = fresh[-1].id
             tx.set(checkpoint_key, last_id)
             position = f"{partition}:{last_id}"
@@ -162,11 +161,11 @@ class ProjectionHandler:
         checkpoint_key = keys.checkpoint(self.projection.name, partition)
         async with self._read.pipeline(transaction=True) as tx:
             await tx.watch(checkpoint_key)
-            checkpoint = await tx.get(checkpoint_key)
+            checkpoint = optional_text(await tx.get(checkpoint_key))
             if checkpoint and parse_stream_id(checkpoint) >= parse_stream_id(entry.id):
-                await tx.reset()
+                await tx.reset()  # type: ignore[no-untyped-call]
                 return
-            tx.multi()
+            tx.multi()  # type: ignore[no-untyped-call]
             tx.set(checkpoint_key, entry.id)
             try:
                 await tx.execute()

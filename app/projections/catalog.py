@@ -9,6 +9,7 @@ from redis.asyncio.client import Pipeline
 
 from app.domain import products as p
 from app.kernel.projection import Applied, Change, EventProjection
+from app.kernel.redis_types import field_map
 from app.projections import keys
 
 VIEW = "catalog"
@@ -34,13 +35,15 @@ class CatalogProjection(EventProjection[Any]):
             case p.ProductCreated():
                 tx.hset(
                     key,
-                    mapping={
-                        "sku": event.sku,
-                        "name": event.name,
-                        "price_cents": event.price_cents,
-                        "status": "active",
-                        **stock_fields(event.stock),
-                    },
+                    mapping=field_map(
+                        {
+                            "sku": event.sku,
+                            "name": event.name,
+                            "price_cents": event.price_cents,
+                            "status": "active",
+                            **stock_fields(event.stock),
+                        }
+                    ),
                 )
                 tx.zadd(keys.catalog_index(), {event.sku: 0})
             case p.ProductRenamed():
@@ -50,5 +53,5 @@ class CatalogProjection(EventProjection[Any]):
             case p.ProductDiscontinued():
                 tx.hset(key, "status", "discontinued")
             case _:
-                tx.hset(key, mapping=stock_fields(event.stock))
+                tx.hset(key, mapping=field_map(stock_fields(event.stock)))
         return [Change(VIEW, event.sku)]

@@ -10,6 +10,7 @@ from redis.asyncio.client import Pipeline
 
 from app.domain import orders as o
 from app.kernel.projection import Applied, Change, EventProjection
+from app.kernel.redis_types import field_map
 from app.projections import keys
 
 VIEW = "orders"
@@ -58,5 +59,5 @@ class OrdersProjection(EventProjection[Any]):
             fields: dict[str, Any] = {"status": STATUS_AFTER[item.stored.type], "updated_at": at}
             if isinstance(event, o.OrderRejected | o.OrderCancelled):
                 fields["reason"] = event.reason
-            tx.hset(key, mapping=fields)
+            tx.hset(key, mapping=field_map(fields))
         return [order_change(event.customer, event.order_id)]

@@ -12,6 +12,7 @@ from redis.asyncio import Redis
 from app.kernel import keys
 from app.kernel.heartbeat import live_heartbeats
 from app.kernel.positions import parse_stream_id
+from app.kernel.redis_types import text
 from app.projections import keys as rm
 from app.projections.command_log import LoggedCommand
 
@@ -179,7 +180,7 @@ async def consumers(
             delivered = str(group.get("last-delivered-id", "0-0"))
             if w.kind == "projection":
                 index = projection_names.index(w.name) * partitions + partition
-                delivered = checkpoint_values[index] or "0-0"
+                delivered = text(checkpoint_values[index] or "0-0")
             positions.append(f"{partition}:{delivered}")
             if behind:
                 done_ms = parse_stream_id(delivered)[0]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 from redis.asyncio import Redis
 
+from app.kernel.redis_types import text_dict, text_list
 from app.projections import keys
 
 PROJECTIONS = ("catalog",)
@@ -32,7 +33,7 @@ def product_view(record: dict[str, str]) -> ProductView:
 
 
 async def get_product(read: Redis, sku: str) -> ProductView | None:
-    record = await read.hgetall(keys.product(sku))
+    record = text_dict(await read.hgetall(keys.product(sku)))
     return product_view(record) if record else None
 
 
@@ -42,7 +43,9 @@ async def list_products(
     """A page of products ordered by sku, and the sku to continue after (None on the last)."""
     limit = max(1, min(limit, MAX_PAGE))
     start = f"({after}" if after else "-"
-    skus = await read.zrangebylex(keys.catalog_index(), start, "+", start=0, num=limit + 1)
+    skus = text_list(
+        await read.zrangebylex(keys.catalog_index(), start, "+", start=0, num=limit + 1)
+    )
     page = skus[:limit]
     async with read.pipeline(transaction=False) as pipe:
         for sku in page:

@@ -6,6 +6,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from app.kernel.clock import iso
+from app.kernel.redis_types import text_list
 from app.projections import keys
 
 PROJECTIONS = ("orders", "timeline")
@@ -72,7 +73,7 @@ async def get_order(read: Redis, order_id: str) -> OrderView | None:
 async def list_orders(read: Redis, customer: str | None, *, limit: int = 50) -> list[OrderView]:
     """Newest first: one customer's orders, or everyone's (customer=None, admins only)."""
     index = keys.orders_of(customer) if customer is not None else keys.all_orders()
-    order_ids = await read.zrevrange(index, 0, max(1, min(limit, 500)) - 1)
+    order_ids = text_list(await read.zrevrange(index, 0, max(1, min(limit, 500)) - 1))
     async with read.pipeline(transaction=False) as pipe:
         for order_id in order_ids:
             pipe.hgetall(keys.order(order_id))

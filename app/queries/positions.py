@@ -11,6 +11,7 @@ from redis.asyncio import Redis
 
 from app.kernel import keys
 from app.kernel.positions import ZERO, StreamId, format_position, parse, parse_stream_id, reached
+from app.kernel.redis_types import text
 
 
 class ReadPosition(msgspec.Struct, frozen=True):
@@ -31,7 +32,7 @@ async def checkpoints(
     result: dict[int, StreamId] = {}
     for index, value in enumerate(values):
         partition = index % partitions
-        sid = parse_stream_id(value) if value else ZERO
+        sid = parse_stream_id(text(value)) if value else ZERO
         result[partition] = min(result.get(partition, sid), sid)
     return result
 
@@ -43,7 +44,7 @@ async def wait_for(
     min_position: str | None,
     wait_seconds: float,
 ) -> ReadPosition:
-    """Wait until the projections reach `min_position` (or `wait_seconds`), then say where they are."""
+    """Wait until the projections reach `min_position` (at most `wait_seconds`); say where."""
     wanted = None
     if min_position:
         try:

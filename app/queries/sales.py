@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from typing import cast
 
 import msgspec
 from redis.asyncio import Redis
@@ -59,4 +60,4 @@ async def sales_dashboard(read: Redis, minutes: int = 30) -> SalesDashboard:
 
 async def low_stock(read: Redis, limit: int = 50) -> list[LowStock]:
     rows = await read.zrange(keys.low_stock(), 0, limit - 1, withscores=True)
-    return [LowStock(sku, int(score)) for sku, score in rows]
+    return [LowStock(sku, int(score)) for sku, score in cast(list[tuple[str, float]], rows)]

@@ -15,7 +15,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 import msgspec
 from redis.asyncio import Redis
@@ -26,6 +26,7 @@ from app.kernel.command_status import CommandStatus
 from app.kernel.consumer import INFRA_ERRORS
 from app.kernel.messages import Actor
 from app.kernel.partitions import partition_of_command
+from app.kernel.redis_types import stream_entries
 from app.queries import catalog, notifications, orders, sales
 from app.queries.admin_status import admin_status
 from app.services import Services
@@ -199,14 +200,18 @@ class Hub:
             try:
                 if not cursors:
                     for stream in streams:
-                        last = await redis.xrevrange(stream, count=1)
-                        cursors[stream] = last[0][0] if last else "0-0"
-                reply = await redis.xread(cursors, count=500, block=1000)
+                        last = [
+                            entry_id
+                            for entry_id, _ in cast(
+                                list[tuple[str, object]], await redis.xrevrange(stream, count=1)
+                            )
+                        ]
+                        cursors[stream] = last[0] if last else "0-0"
+                reply = await redis.xread(cast(dict[Any, Any], cursors), count=500, block=1000)
                 batch: list[dict[str, str]] = []
-                for stream, items in reply or []:
-                    for entry_id, fields in items:
-                        cursors[stream] = entry_id
-                        batch.append(fields)
+                for stream, entry_id, fields in stream_entries(reply):
+                    cursors[stream] = entry_id
+                    batch.append(fields)
                 if batch:
                     await handle(batch)
             except asyncio.CancelledError:
@@ -303,12 +308,14 @@ class Hub:
             stored = await self._services.statuses.get(partition, command_id)
             if stored is None:
                 continue
-            view = stored.view
-            self.publish(
-                [topic],
-                lambda v=view: self._render.command_status(v, oob=True),  # type: ignore[misc]
-                lambda v=view: command_message(v),
-            )  # type: ignore[misc]
+            self._publish_status(topic, stored.view)
+
+    def _publish_status(self, topic: str, view: CommandStatus) -> None:
+        self.publish(
+            [topic],
+            lambda: self._render.command_status(view, oob=True),
+            lambda: command_message(view),
+        )
 
     async def _admin_ticker(self) -> None:
         """Admin views: the status page every second, the rest when they changed."""

@@ -20,6 +20,7 @@ from app.kernel import keys
 from app.kernel.errors import Forbidden, NotFound, ProblemError, Unauthenticated, ValidationFailed
 from app.kernel.messages import Actor, FieldError
 from app.kernel.partitions import partition_of_command
+from app.kernel.redis_types import text_dict
 from app.queries import catalog, notifications, orders, sales
 from app.queries.admin_status import admin_status
 from app.web.api import SKU, set_session_cookie, visible_order
@@ -219,7 +220,7 @@ async def order_fragment(request: Request) -> Response:
 
 async def cart_lines(request: Request, user: str) -> list[dict[str, Any]]:
     services = services_of(request)
-    cart = await services.write.hgetall(keys.ui_state("cart", user))
+    cart = text_dict(await services.write.hgetall(keys.ui_state("cart", user)))
     lines = []
     for sku, quantity in sorted(cart.items()):
         product = await catalog.get_product(services.read, sku)
