@@ -12,9 +12,10 @@ import msgspec
 from redis.asyncio import Redis
 
 from app.kernel import keys
+from app.kernel.aggregate_cache import AggregateCache
 from app.kernel.clock import now
 from app.kernel.command_status import step_json
-from app.kernel.commit import CommitStore, StatusWrite, outcome_from_record
+from app.kernel.commit import CommitResult, CommitStore, StatusWrite, outcome_from_record
 from app.kernel.errors import ProblemError, problem
 from app.kernel.messages import Actor, CommandEnvelope, Outcome, Problem, StoredEvent
 from app.kernel.partitions import command_id_for, new_id, partition_of, partition_of_command
@@ -52,6 +53,7 @@ class CommandBus:
         self.partitions = partitions
         self._commits = commits
         self._observer = observer
+        self._cache = AggregateCache()
 
     # --- building envelopes ---------------------------------------------------------------
 
@@ -112,25 +114,53 @@ class CommandBus:
         return outcome
 
     async def _run(self, spec: CommandSpec[Any, Any], env: CommandEnvelope, fresh: bool) -> Outcome:
-        command = self.registry.decode_body(env.type, env.body)
+        kind = spec.kind
+        assert kind is not None
         partition = self.partition(env)
+        state_key = keys.aggregate(partition, kind.name, env.aggregate_id)
+        async with self._cache.lock(state_key):
+            return await self._decide_and_commit(spec, env, partition, state_key, fresh)
+
+    async def _decide_and_commit(
+        self,
+        spec: CommandSpec[Any, Any],
+        env: CommandEnvelope,
+        partition: int,
+        state_key: str,
+        fresh: bool,
+    ) -> Outcome:
         kind = spec.kind
         assert kind is not None and spec.decide is not None
-        state_key = keys.aggregate(partition, kind.name, env.aggregate_id)
+        command = self.registry.decode_body(env.type, env.body)
         lookups = list(spec.lookups(command)) if spec.lookups is not None else []
         actor = env.actor
         for attempt in range(MAX_ATTEMPTS):
-            async with self.redis.pipeline(transaction=False) as pipe:
-                pipe.hmget(keys.dedup(partition, env.command_id), "status", "position", "error")
-                pipe.hmget(state_key, "v", "s")
-                for other_kind, other_id in lookups:
-                    other_partition = partition_of(other_id, self.partitions)
-                    pipe.hget(keys.aggregate(other_partition, other_kind.name, other_id), "s")
-                dedup, (version_raw, state_raw), *others = await pipe.execute()
-            if dedup[0] is not None:
-                return outcome_from_record(env.command_id, dedup)
-            state = kind.decoder.decode(state_raw) if state_raw else None
-            version = int(version_raw or 0)
+            cached = self._cache.get(state_key) if attempt == 0 else None
+            others: list[str | None] = []
+            if cached is None or not fresh or lookups:
+                async with self.redis.pipeline(transaction=False) as pipe:
+                    if not fresh:  # a redelivery may find its own outcome already recorded
+                        pipe.hmget(
+                            keys.dedup(partition, env.command_id), "status", "position", "error"
+                        )
+                    if cached is None:
+                        pipe.hmget(state_key, "v", "s")
+                    for other_kind, other_id in lookups:
+                        other_partition = partition_of(other_id, self.partitions)
+                        pipe.hget(keys.aggregate(other_partition, other_kind.name, other_id), "s")
+                    replies = list(await pipe.execute())
+                if not fresh:
+                    dedup = replies.pop(0)
+                    if dedup[0] is not None:
+                        return outcome_from_record(env.command_id, dedup)
+                if cached is None:
+                    version_raw, state_raw = replies.pop(0)
+                    cached = (
+                        int(version_raw or 0),
+                        kind.decoder.decode(state_raw) if state_raw else None,
+                    )
+                others = replies
+            version, state = cached
             context = Context(
                 command_id=env.command_id,
                 actor=actor,
@@ -146,10 +176,17 @@ class CommandBus:
                     spec.authorize(command, state, actor)
                 decision = spec.decide(command, state, context)
             except ProblemError as exc:
+                self._cache.put(state_key, version, state)
                 return await self.fail(env, exc.to_problem(), fresh=fresh)
-            outcome = await self._commit(env, partition, state_key, version, decision, fresh)
-            if outcome is not None:
-                return outcome
+            result = await self._commit(env, partition, state_key, version, decision, fresh)
+            if result.outcome is not None:
+                if result.duplicate:
+                    self._cache.drop(state_key)
+                else:
+                    new_state = decision.state if decision.state is not None else state
+                    self._cache.put(state_key, version + len(decision.events), new_state)
+                return result.outcome
+            self._cache.drop(state_key)
             await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
         return await self.fail(
             env,
@@ -165,7 +202,7 @@ class CommandBus:
         version: int,
         decision: Decision[Any],
         fresh: bool,
-    ) -> Outcome | None:
+    ) -> CommitResult:
         at = now()
         kind = self.registry.spec(env.type).kind
         assert kind is not None
@@ -206,7 +243,7 @@ class CommandBus:
             statuses=statuses,
             outcome_status="succeeded" if decision.complete else "processing",
         )
-        return result.outcome
+        return result
 
     async def fail(self, env: CommandEnvelope, error: Problem, *, fresh: bool = False) -> Outcome:
         """Record a failed command: its status and dedup record, no state, no event."""

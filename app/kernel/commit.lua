@@ -32,6 +32,7 @@ if existing[1] then
 end
 
 local expected = tonumber(ARGV[2])
+if expected == nil then return redis.error_reply('commit: expected version is not a number') end
 local events = cjson.decode(ARGV[7])
 local current = 0
 if expected >= 0 then
@@ -43,6 +44,36 @@ end
 local integration = cjson.decode(ARGV[8])
 local updates = cjson.decode(ARGV[9])
 local ttl = tonumber(ARGV[6])
+local notices_maxlen = tonumber(ARGV[10])
+local journal_maxlen = tonumber(ARGV[11])
+
+-- the shape of every input, before the first write
+local function fail(message) return redis.error_reply('commit: ' .. message) end
+if ttl == nil or ttl <= 0 then return fail('TTL must be a positive number') end
+if notices_maxlen == nil or journal_maxlen == nil then return fail('MAXLEN must be numbers') end
+if type(events) ~= 'table' or type(integration) ~= 'table' or type(updates) ~= 'table' then
+  return fail('events, integration events and status updates must be arrays')
+end
+for _, list in ipairs({events, integration}) do
+  for _, item in ipairs(list) do
+    if type(item) ~= 'string' then return fail('events must be JSON strings') end
+  end
+end
+if #KEYS ~= 6 + 2 * #updates then return fail('two keys per status update are needed') end
+for _, update in ipairs(updates) do
+  if type(update) ~= 'table' or type(update['id']) ~= 'string'
+      or type(update['fields']) ~= 'table' or type(update['steps']) ~= 'table' then
+    return fail('a status update needs id, fields and steps')
+  end
+  for field, value in pairs(update['fields']) do
+    if type(field) ~= 'string' or type(value) ~= 'string' then
+      return fail('status fields must be strings')
+    end
+  end
+  for _, step in ipairs(update['steps']) do
+    if type(step) ~= 'string' then return fail('steps must be JSON strings') end
+  end
+end
 
 -- all checks passed: write.
 local last_id = ''
@@ -85,9 +116,9 @@ for i, update in ipairs(updates) do
     end
     local meta = redis.call('HMGET', status_key, 'sender', 'type', 'accepted_at', 'status',
                             'completed_at', 'error_code')
-    redis.call('XADD', KEYS[5], 'MAXLEN', '~', ARGV[10], '*', 'c', update['id'], 'u', meta[1] or '')
+    redis.call('XADD', KEYS[5], 'MAXLEN', '~', notices_maxlen, '*', 'c', update['id'], 'u', meta[1] or '')
     if update['final'] then
-      redis.call('XADD', KEYS[3], 'MAXLEN', '~', ARGV[11], '*', 'e', cjson.encode({
+      redis.call('XADD', KEYS[3], 'MAXLEN', '~', journal_maxlen, '*', 'e', cjson.encode({
         command_id = update['id'], sender = meta[1] or '', type = meta[2] or '',
         accepted_at = meta[3] or '', status = meta[4] or '', completed_at = meta[5] or '',
         error_code = meta[6] or ''}))
