@@ -18,6 +18,7 @@ TITLES: dict[str, str] = {
     "concurrency_conflict": "Too many concurrent changes; try again",
     "idempotency_key_reused": "This Idempotency-Key was used with another request",
     "invalid_credentials": "Wrong username or password",
+    "too_many_attempts": "Too many failed sign-ins; try again in a few minutes",
     "internal_error": "Something went wrong on our side",
 }
 

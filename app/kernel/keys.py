@@ -88,6 +88,10 @@ def users() -> str:
     return "users"
 
 
+def login_failures(username: str) -> str:
+    return f"login:failures:{username}"
+
+
 def ui_state(name: str, user: str) -> str:
     """A user's UI scratch state (e.g. a cart): not part of any aggregate."""
     return f"ui:{name}:{user}"

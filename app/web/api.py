@@ -119,7 +119,7 @@ async def login(request: Request) -> Response:
     except msgspec.DecodeError as exc:
         raise ProblemError("malformed_json", str(exc)) from None
     services = services_of(request)
-    user = await services.users.authenticate(credentials.username, credentials.password)
+    user = await services.users.sign_in(credentials.username, credentials.password)
     if user is None:
         return problem_response(problem("invalid_credentials", 401, "Wrong username or password"))
     token, session = await services.sessions.create(user.username, user.roles)

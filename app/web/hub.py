@@ -40,6 +40,7 @@ Kind = Literal["html", "json"]
 TOPICS = ("catalog", "orders", "commands", "notifications", "admin")
 SLOW_CLIENT_CLOSE_CODE = 1013  # "try again later": the htmx extension reconnects
 ADMIN_TICK_SECONDS = 1.0
+RESUME_OVERLAP_MS = 5000
 _encoder = msgspec.json.Encoder()
 
 
@@ -88,6 +89,7 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
         self._admin_dirty: set[str] = set()
         self._closing: set[asyncio.Task[None]] = set()
+        self._has_clients = asyncio.Event()
 
     @property
     def connections(self) -> int:
@@ -126,6 +128,7 @@ class Hub:
             websocket, actor, kind, asyncio.Queue(self._services.settings.ws_queue_size)
         )
         self._clients.add(client)
+        self._has_clients.set()
         self._metrics.ws_connections.labels(kind).inc()
         return client
 
@@ -138,6 +141,8 @@ class Hub:
         if client in self._clients:
             self._clients.discard(client)
             self._metrics.ws_connections.labels(client.kind).dec()
+            if not self._clients:
+                self._has_clients.clear()
         for topic in client.topics:
             members = self._topics.get(topic)
             if members is not None:
@@ -198,15 +203,18 @@ class Hub:
         cursors: dict[str, str] = {}
         while True:
             try:
+                if not self._clients:
+                    # Nobody to tell: stop reading. Sockets re-fetch their views on open, so
+                    # the next first client needs only what comes after it connected.
+                    cursors.clear()
+                    await self._has_clients.wait()
+                    continue
                 if not cursors:
-                    for stream in streams:
-                        last = [
-                            entry_id
-                            for entry_id, _ in cast(
-                                list[tuple[str, object]], await redis.xrevrange(stream, count=1)
-                            )
-                        ]
-                        cursors[stream] = last[0] if last else "0-0"
+                    # start a little in the past (by the server's clock): a change that lands
+                    # while a first socket re-fetches its views is pushed, not lost
+                    seconds, micros = await redis.time()
+                    start_ms = seconds * 1000 + micros // 1000 - RESUME_OVERLAP_MS
+                    cursors = dict.fromkeys(streams, f"{max(start_ms, 0)}-0")
                 reply = await redis.xread(cast(dict[Any, Any], cursors), count=500, block=1000)
                 batch: list[dict[str, str]] = []
                 for stream, entry_id, fields in stream_entries(reply):

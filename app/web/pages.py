@@ -138,7 +138,7 @@ async def login_form(request: Request) -> Response:
     password = str(form.get("password", ""))
     target = safe_next(str(form.get("next", "/")))
     services = services_of(request)
-    user = await services.users.authenticate(username, password)
+    user = await services.users.sign_in(username, password)
     if user is None:
         return await page(
             request,
