@@ -45,11 +45,6 @@ def test_other_keys_are_refused(key: str) -> None:
     assert valid_key(key) is False
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: _KEY ends in `$`, which matches before a trailing newline "
-    "(app/kernel/idempotency.py:20); use fullmatch or `\\Z`",
-)
 @pytest.mark.parametrize("key", ["abc\n", "x" * 128 + "\n"])
 def test_a_key_with_a_trailing_newline_is_refused(key: str) -> None:
     assert valid_key(key) is False

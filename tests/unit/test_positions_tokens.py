@@ -61,21 +61,10 @@ def test_more_garbage_is_refused(bad: str) -> None:
         parse(bad)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: _PAIR uses `\\d`, which matches any Unicode digit "
-    "(app/kernel/positions.py:14); use [0-9]",
-)
 def test_non_ascii_digits_are_refused() -> None:
     with pytest.raises(ValueError):
         parse("\u0661:1-1")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: merge() takes a partition missing from one position from the others, so the "
-    "result claims progress not all reads have made (app/kernel/positions.py:56); a missing "
-    "partition should count as ZERO",
-)
 def test_merge_treats_a_missing_partition_as_not_reached() -> None:
     assert merge(parse("0:5-0"), parse("0:7-0,1:3-0")) == {0: (5, 0), 1: ZERO}
