@@ -14,7 +14,7 @@ from app.kernel import keys
 from app.kernel.errors import ProblemError
 from app.kernel.redis_types import text_dict
 
-USERNAME = re.compile(r"^[a-z0-9_.-]{2,32}$")
+USERNAME = re.compile(r"[a-z0-9_.-]{2,32}")
 ROLES = frozenset({"admin", "customer"})
 
 
@@ -80,7 +80,7 @@ class UserStore:
         replace: bool = False,
     ) -> bool:
         """False if the username is taken (and `replace` is not set)."""
-        if not USERNAME.match(username):
+        if not USERNAME.fullmatch(username):
             raise ValueError("username: 2-32 of a-z 0-9 _ . -")
         if not roles <= ROLES or not roles:
             raise ValueError(f"roles must be a non-empty subset of {sorted(ROLES)}")
@@ -125,7 +125,7 @@ class UserStore:
     async def authenticate(self, username: str, password: str) -> User | None:
         record = (
             text_dict(await self._redis.hgetall(keys.user(username)))
-            if USERNAME.match(username)
+            if USERNAME.fullmatch(username)
             else {}
         )
         stored = record.get("password_hash", self._dummy_hash)

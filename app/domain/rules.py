@@ -9,15 +9,20 @@ import msgspec
 ADMIN = "admin"
 CUSTOMER = "customer"
 
-Sku = Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9-]{3,32}$", description="3-32 of A-Z 0-9 -")]
+Sku = Annotated[
+    str,
+    msgspec.Meta(
+        pattern=r"^[A-Z0-9-]{3,32}\Z", description="3 to 32 capital letters, digits or dashes"
+    ),
+]
 ProductName = Annotated[str, msgspec.Meta(min_length=1, max_length=120)]
 PriceCents = Annotated[int, msgspec.Meta(ge=1, le=10_000_000)]
 InitialStock = Annotated[int, msgspec.Meta(ge=0, le=1_000_000)]
 RestockQuantity = Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
 LineQuantity = Annotated[int, msgspec.Meta(ge=1, le=100)]
-OrderId = Annotated[str, msgspec.Meta(pattern=r"^o[0-9a-f]{28}$")]
+OrderId = Annotated[str, msgspec.Meta(pattern=r"^o[0-9a-f]{28}\Z", description="an order id")]
 Reason = Annotated[str, msgspec.Meta(max_length=200)]
-CardNumber = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{13,19}$")]
+CardNumber = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{13,19}\Z", description="13 to 19 digits")]
 
 
 def luhn_valid(number: str) -> bool:

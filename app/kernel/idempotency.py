@@ -17,11 +17,11 @@ from redis.asyncio import Redis
 from app.kernel import keys
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
-_KEY = re.compile(r"^[\x21-\x7e]{1,128}$")
+_KEY = re.compile(r"[\x21-\x7e]{1,128}")
 
 
 def valid_key(key: str) -> bool:
-    return bool(_KEY.match(key))
+    return _KEY.fullmatch(key) is not None
 
 
 class IdempotencyRecord(msgspec.Struct, frozen=True):

@@ -7,7 +7,7 @@ import secrets
 import time
 import zlib
 
-_COMMAND_ID = re.compile(r"^[0-9A-Za-z][0-9A-Za-z:._-]{0,200}-(\d{1,2})$")
+_COMMAND_ID = re.compile(r"[0-9A-Za-z][0-9A-Za-z:._-]{0,200}-([0-9]{1,2})")
 
 
 def partition_of(routing_key: str, partitions: int) -> int:
@@ -30,7 +30,7 @@ def command_id_for(partition: int, base: str | None = None) -> str:
 
 
 def partition_of_command(command_id: str, partitions: int) -> int | None:
-    match = _COMMAND_ID.match(command_id)
+    match = _COMMAND_ID.fullmatch(command_id)
     if match is None:
         return None
     partition = int(match.group(1))

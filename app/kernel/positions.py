@@ -11,7 +11,7 @@ import re
 from collections.abc import Mapping
 
 StreamId = tuple[int, int]
-_PAIR = re.compile(r"^(\d{1,2}):(\d{1,20})-(\d{1,20})$")
+_PAIR = re.compile(r"([0-9]{1,2}):([0-9]{1,20})-([0-9]{1,20})")
 ZERO: StreamId = (0, 0)
 
 
@@ -30,7 +30,7 @@ def parse(token: str) -> dict[int, StreamId]:
     if not token or len(token) > 2000:
         raise ValueError("empty or oversized position")
     for part in token.split(","):
-        match = _PAIR.match(part.strip())
+        match = _PAIR.fullmatch(part.strip())
         if match is None:
             raise ValueError(f"bad position part {part!r}")
         partition = int(match.group(1))
@@ -55,8 +55,5 @@ def reached(checkpoints: Mapping[int, StreamId], wanted: Mapping[int, StreamId])
 
 def merge(*positions: Mapping[int, StreamId]) -> dict[int, StreamId]:
     """The earliest of several reads' checkpoints: what all of them have reached."""
-    result: dict[int, StreamId] = {}
-    for position in positions:
-        for partition, sid in position.items():
-            result[partition] = min(result.get(partition, sid), sid)
-    return result
+    partitions = {partition for position in positions for partition in position}
+    return {p: min(position.get(p, ZERO) for position in positions) for p in partitions}

@@ -6,6 +6,7 @@ field, so a form can show all of its errors at once instead of the first one.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, Union, get_args, get_origin
@@ -32,11 +33,50 @@ class SelfValidating(Protocol):
         ...
 
 
-def _split(exc: msgspec.ValidationError, base: str) -> FieldError:
+_PLAIN: list[tuple[re.Pattern[str], str]] = [
+    (re.compile(r"^Expected `(int|float)` >= (\S+)$"), "Must be at least {1}"),
+    (re.compile(r"^Expected `(int|float)` <= (\S+)$"), "Must be at most {1}"),
+    (re.compile(r"^Expected `str` of length >= 1$"), "Required"),
+    (re.compile(r"^Expected `str` of length >= (\d+)$"), "At least {0} characters"),
+    (re.compile(r"^Expected `str` of length <= (\d+)$"), "At most {0} characters"),
+    (re.compile(r"^Expected `array` of length >= (\d+)$"), "At least {0} item(s)"),
+    (re.compile(r"^Expected `array` of length <= (\d+)$"), "At most {0} items"),
+    (re.compile(r"^Expected `int`, got `.*`$"), "Must be a whole number"),
+    (re.compile(r"^Expected `str`, got `.*`$"), "Must be text"),
+    (re.compile(r"^Expected `array`, got `.*`$"), "Must be a list"),
+    (re.compile(r"^Expected `object`, got `.*`$"), "Must be an object"),
+    (re.compile(r"^Object missing required field `.*`$"), "Required"),
+]
+
+
+def plain(message: str, description: str | None = None) -> str:
+    """msgspec's message in words a form can show; a pattern is described, not printed."""
+    if "matching regex" in message:
+        return f"Must be {description}" if description else "Not in the expected format"
+    for pattern, text in _PLAIN:
+        found = pattern.match(message)
+        if found:
+            return text.format(*found.groups())
+    return message
+
+
+def _description(tp: Any) -> str | None:
+    for meta in getattr(tp, "__metadata__", ()):
+        if isinstance(meta, msgspec.Meta) and meta.description:
+            return meta.description
+    return None
+
+
+def _split(exc: msgspec.ValidationError, base: str, tp: Any = None) -> FieldError:
     match = _AT.match(str(exc))
     assert match is not None
     path = match.group("path") or "$"
-    return FieldError(path=base + path[1:], message=match.group("msg"))
+    return FieldError(path=base + path[1:], message=plain(match.group("msg"), _description(tp)))
+
+
+@functools.cache
+def _fields_of(struct: type[msgspec.Struct]) -> tuple[msgspec.structs.FieldInfo, ...]:
+    return msgspec.structs.fields(struct)
 
 
 def _struct_of(tp: Any) -> type[msgspec.Struct] | None:
@@ -82,7 +122,7 @@ def _collect(value: Any, tp: Any, path: str, strict: bool, out: list[FieldError]
     try:
         msgspec.convert(value, tp, strict=strict)
     except msgspec.ValidationError as exc:
-        out.append(_split(exc, path))
+        out.append(_split(exc, path, tp))
 
 
 def _collect_struct(
@@ -92,7 +132,7 @@ def _collect_struct(
     strict: bool,
     out: list[FieldError],
 ) -> None:
-    fields = msgspec.structs.fields(struct)
+    fields = _fields_of(struct)
     known = {f.encode_name for f in fields}
     tag_field = struct.__struct_config__.tag_field
     for name in value:

@@ -24,7 +24,7 @@ from app.web.responses import json_response, problem_response
 from app.web.watched import watched_consumers
 
 MAX_BODY = 1024 * 1024
-SKU = re.compile(r"^[A-Z0-9-]{3,32}$")
+SKU = re.compile(r"[A-Z0-9-]{3,32}")
 WORKER_KINDS = ("commands", "projector", "process", "notifier")
 
 
@@ -188,7 +188,7 @@ def int_param(request: Request, name: str, default: int, low: int, high: int) ->
 
 async def list_products(request: Request) -> Response:
     after = request.query_params.get("after", "")
-    if after and not SKU.match(after):
+    if after and not SKU.fullmatch(after):
         raise ValidationFailed([FieldError("after", "A sku")])
     limit = int_param(request, "limit", 500, 1, catalog.MAX_PAGE)
     position = await consistent(request, catalog.PROJECTIONS)

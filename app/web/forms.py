@@ -156,8 +156,10 @@ def parse_rows(text: str) -> list[Any]:
     for index, record in enumerate(csv.reader(io.StringIO(stripped))):
         if not record or all(not cell.strip() for cell in record):
             continue
-        if index == 0 and record[0].strip().lower() == "sku":
-            continue
+        if index == 0 and [cell.strip().lower() for cell in record] == list(
+            ROW_FIELDS[: len(record)]
+        ):
+            continue  # a header line: exactly the column names
         row: dict[str, Any] = {}
         for name, cell in zip(ROW_FIELDS, record, strict=False):
             if cell.strip() != "":

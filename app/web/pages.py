@@ -84,7 +84,7 @@ def html(fragment: str, status_code: int = 200) -> HTMLResponse:
 
 async def products_page(request: Request) -> tuple[list[catalog.ProductView], str | None, str]:
     after = request.query_params.get("after", "")
-    if after and not SKU.match(after):
+    if after and not SKU.fullmatch(after):
         after = ""
     products, next_after = await catalog.list_products(
         services_of(request).read, after=after, limit=PAGE_SIZE
@@ -256,7 +256,7 @@ async def add_to_cart(request: Request) -> Response:
     form = await request.form()
     sku = str(form.get("sku", ""))
     raw_quantity = str(form.get("quantity", "1")) or "1"
-    if not SKU.match(sku) or not raw_quantity.isdigit() or not 1 <= int(raw_quantity) <= 100:
+    if not SKU.fullmatch(sku) or not raw_quantity.isdigit() or not 1 <= int(raw_quantity) <= 100:
         raise ValidationFailed([FieldError("$.quantity", "A quantity from 1 to 100")])
     key = keys.ui_state("cart", actor.username)
     services = services_of(request)
