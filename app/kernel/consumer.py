@@ -179,9 +179,16 @@ class PartitionedConsumer:
         log.info("gave up %s partition %d", group, partition)
 
     async def release_all(self) -> None:
-        for group, partition in list(self._owned):
-            with contextlib.suppress(*INFRA_ERRORS):
-                await self._stop(group, partition, release=True)
+        """Stop every partition at once (each finishes its batch), then give the leases back."""
+        for owned in self._owned.values():
+            owned.stop.set()
+        await asyncio.gather(
+            *(self._stop_quietly(group, partition) for group, partition in list(self._owned))
+        )
+
+    async def _stop_quietly(self, group: str, partition: int) -> None:
+        with contextlib.suppress(*INFRA_ERRORS):
+            await self._stop(group, partition, release=True)
 
     async def _consume(
         self, handler: PartitionHandler, partition: int, stop: asyncio.Event
