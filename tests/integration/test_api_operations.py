@@ -1,0 +1,85 @@
+"""API.md "Operations": /healthz, /readyz (Redis and worker heartbeats), /metrics."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+import httpx
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+
+from tests.support.api_client import ALL_WORKERS, Storefront, running_storefront
+from tests.support.polling import eventually
+
+
+@pytest.fixture(scope="module")
+def storefront(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Storefront]:
+    with running_storefront(tmp_path_factory.mktemp("operations")) as made:
+        yield made
+
+
+async def test_healthz_is_200_while_the_process_lives(storefront: Storefront) -> None:
+    """/healthz: 200 {"status": "ok"}, without a session."""
+    async with storefront.client() as anon:
+        response = await anon.get("/healthz")
+    assert response.status_code == 200
+    assert response.json() == {"status": "ok"}
+
+
+async def test_metrics_are_prometheus_text_with_storefront_names(storefront: Storefront) -> None:
+    """/metrics parses as Prometheus text; every family is storefront_*; HTTP and lag included."""
+    async with storefront.client() as anon:
+        assert (await anon.get("/healthz")).status_code == 200
+        response = await anon.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert "version=0.0.4" in response.headers["content-type"]
+    families = {f.name: f for f in text_string_to_metric_families(response.text)}
+    assert families, response.text[:500]
+    assert all(name.startswith("storefront_") for name in families), sorted(families)
+    samples = families["storefront_http_requests"].samples
+    requests = [s for s in samples if s.name.endswith("_total")]
+    assert any(
+        s.labels == {"method": "GET", "route": "/healthz", "status": "200"} and s.value >= 1
+        for s in requests
+    ), requests
+    lag = families["storefront_consumer_lag_events"].samples
+    assert {"catalog", "orders", "commands"} <= {s.labels["consumer"] for s in lag}, lag
+    assert all(s.value >= 0 for s in lag)
+
+
+async def test_readyz_is_503_without_workers_and_200_with_all_four_kinds(
+    storefront: Storefront,
+) -> None:
+    """/readyz: 503 naming each missing worker kind; 200 once all four heartbeat; 503 again."""
+    async with storefront.client() as anon:
+        not_ready = await anon.get("/readyz")
+        assert not_ready.status_code == 503
+        assert not_ready.json() == {
+            "status": "not_ready",
+            "checks": {
+                "redis": "ok",
+                "commands": "no heartbeat",
+                "projector": "no heartbeat",
+                "process": "no heartbeat",
+                "notifier": "no heartbeat",
+            },
+        }
+
+        storefront.start_workers(ALL_WORKERS)
+
+        async def probe() -> httpx.Response:
+            return await anon.get("/readyz")
+
+        ready = await eventually(probe, until=lambda r: r.status_code == 200, timeout=30)
+        body: dict[str, Any] = ready.json()
+        assert body == {
+            "status": "ready",
+            "checks": {"redis": "ok", **{kind: "ok" for kind in ALL_WORKERS}},
+        }
+
+        storefront.stop_workers(["commands"])  # a clean stop removes its heartbeat
+        again = await eventually(probe, until=lambda r: r.status_code == 503, timeout=30)
+        assert again.json()["checks"]["commands"] == "no heartbeat"
+        assert again.json()["checks"]["projector"] == "ok"

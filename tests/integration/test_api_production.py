@@ -1,0 +1,106 @@
+"""API.md "Sessions and users": in production there is no default secret and no default user."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import secrets
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from app.adapters.embedded_redis import free_port
+from app.config import DEV_SECRET, ConfigError, load_settings
+from tests.support.api_client import COOKIE, assert_problem, base_env, start_web, stop_together
+from tests.support.polling import eventually_sync
+from tests.support.processes import ROOT, ProcessGroup
+from tests.support.redis_server import RedisServer, running_redis
+
+STRONG_SECRET = secrets.token_urlsafe(48)
+
+
+@pytest.fixture(scope="module")
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """A Redis of this module's own: never seeded by a development process."""
+    with running_redis(tmp_path_factory.mktemp("production-redis")) as server:
+        yield server
+
+
+@pytest.fixture
+def group(redis_server: RedisServer, log_dir: Path) -> Iterator[ProcessGroup]:
+    made = ProcessGroup(log_dir, base_env(redis_server.url, APP_ENV="production"))
+    try:
+        yield made
+    finally:
+        stop_together(made)
+
+
+@pytest.mark.parametrize(
+    "secret",
+    ["", "short", "x" * 31, DEV_SECRET],
+    ids=["missing", "short", "31-chars", "the-development-secret"],
+)
+def test_production_settings_refuse_a_missing_or_weak_secret(secret: str) -> None:
+    """load_settings: APP_ENV=production without a 32+ character SECRET_KEY → ConfigError."""
+    env = {"APP_ENV": "production"}
+    if secret:
+        env["SECRET_KEY"] = secret
+    with pytest.raises(ConfigError, match="SECRET_KEY"):
+        load_settings(env)
+
+
+def test_production_settings_accept_a_strong_secret() -> None:
+    """A 32+ character secret is taken as given (never replaced by a default)."""
+    settings = load_settings({"APP_ENV": "production", "SECRET_KEY": STRONG_SECRET})
+    assert settings.production
+    assert settings.secret_key == STRONG_SECRET
+
+
+@pytest.mark.parametrize("secret", ["", "short", DEV_SECRET], ids=["missing", "short", "dev"])
+def test_a_production_web_process_without_a_proper_secret_exits_non_zero(
+    group: ProcessGroup, secret: str
+) -> None:
+    """`python -m app.web.serve` in production with no usable SECRET_KEY refuses to start."""
+    web = group.start(
+        "web", "app.web.serve", extra_env={"PORT": str(free_port()), "SECRET_KEY": secret}
+    )
+    eventually_sync(lambda: not web.alive(), timeout=60, message="web exits")
+    assert web.popen.returncode not in (0, None), web.output()
+    assert "SECRET_KEY" in web.output()
+
+
+async def test_production_has_no_default_users(group: ProcessGroup) -> None:
+    """Production with a proper secret: admin/admin-pass and alice/alice-pass do not exist."""
+    group.env["SECRET_KEY"] = STRONG_SECRET
+    port = free_port()
+    start_web(group, port, wait_for_seed=False)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as anon:
+        for username in ("admin", "alice", "bob"):
+            response = await anon.post(
+                "/api/session", json={"username": username, "password": f"{username}-pass"}
+            )
+            assert_problem(response, 401, "invalid_credentials")
+            assert COOKIE not in response.cookies
+
+        created = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-m", "app.cli", "create-user", "carol", "--role", "customer"],
+            cwd=ROOT,
+            env={**os.environ, **group.env, "STOREFRONT_PASSWORD": "carol-long-password"},
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+        assert created.returncode == 0, created.stderr
+        login = await anon.post(
+            "/api/session", json={"username": "carol", "password": "carol-long-password"}
+        )
+    assert login.status_code == 200, login.text
+    assert login.json()["roles"] == ["customer"]
+    attributes = [part.strip().lower() for part in login.headers["set-cookie"].split(";")]
+    assert "secure" in attributes  # production cookies are never sent over plain HTTP
