@@ -27,6 +27,7 @@ from tests.support.api_client import (
 FOREIGN = "https://evil.example"
 COMMAND_FIELDS = {"type", "command_id", "status", "step", "progress", "error", "position"}
 VIEW_FIELDS = {"type", "view", "key", "position", "data"}
+AVAILABLE_5 = re.compile(r'data-field="available"[^>]*>\s*5\s*<')
 
 
 @pytest.fixture(scope="module")
@@ -128,6 +129,7 @@ async def test_command_and_order_messages_reach_their_owner_and_admins_only(
                 and m["status"] == "succeeded"
             ),
             seen=alice_seen,
+            look_back=True,
         )
         assert set(final) == COMMAND_FIELDS
         assert final["step"] == "succeeded"
@@ -142,6 +144,7 @@ async def test_command_and_order_messages_reach_their_owner_and_admins_only(
                 and m["data"]["status"] == "confirmed"
             ),
             seen=alice_seen,
+            look_back=True,
         )
         assert set(alice_view) == VIEW_FIELDS
         assert alice_view["key"] == alice_order
@@ -150,6 +153,7 @@ async def test_command_and_order_messages_reach_their_owner_and_admins_only(
             admin_ws,
             lambda m: m.get("key") == alice_order and m["data"]["status"] == "confirmed",
             seen=admin_seen,
+            look_back=True,
         )
 
         # Bob's own order, after Alice's: once its messages reached him, Alice's would have too.
@@ -159,17 +163,20 @@ async def test_command_and_order_messages_reach_their_owner_and_admins_only(
             bob_ws,
             lambda m: m.get("command_id") == bob_command and m["status"] == "succeeded",
             seen=bob_seen,
+            look_back=True,
         )
         bob_order = (await find_order(bob, bob_sku, status="confirmed"))["order_id"]
         await receive_until(
             bob_ws,
             lambda m: m.get("key") == bob_order and m["data"]["status"] == "confirmed",
             seen=bob_seen,
+            look_back=True,
         )
         await receive_until(
             admin_ws,
             lambda m: m.get("key") == bob_order and m["data"]["status"] == "confirmed",
             seen=admin_seen,
+            look_back=True,
         )
 
     bob_text = json.dumps(bob_seen)
@@ -252,16 +259,19 @@ async def test_the_html_socket_pushes_fragments_with_the_html_hooks(
             restock = await send(admin, {"type": "RestockProduct", "sku": sku, "quantity": 2})
             assert restock.status_code == 200, restock.text
             command_id = restock.json()["command_id"]
-            await receive_until(
-                ws, lambda text: f'data-sku="{sku}"' in text, seen=fragments, decode=False
+            row = await receive_until(  # the creation's row may come first: wait for 3 + 2
+                ws,
+                lambda text: f'data-sku="{sku}"' in text and bool(AVAILABLE_5.search(text)),
+                seen=fragments,
+                decode=False,
             )
             await receive_until(
                 ws,
                 lambda text: f'data-command-id="{command_id}"' in text,
                 seen=fragments,
                 decode=False,
+                look_back=True,
             )
-    row = next(text for text in fragments if f'data-sku="{sku}"' in text)
-    assert re.search(r'data-field="available"[^>]*>\s*5\s*<', row), row
+    assert f'id="product-{sku}"' in row
     status = next(text for text in fragments if f'data-command-id="{command_id}"' in text)
     assert 'data-status="succeeded"' in status

@@ -366,9 +366,18 @@ async def receive_until(
     seen: list[Any] | None = None,
     within: float = 20.0,
     decode: bool = True,
+    look_back: bool = False,
 ) -> Any:
-    """Read messages (kept in `seen`) until one satisfies `predicate`; fail after `within` s."""
+    """Read messages (kept in `seen`) until one satisfies `predicate`; fail after `within` s.
+
+    `look_back`: a message already in `seen` counts too (pushes of different streams may
+    arrive in either order).
+    """
     seen = [] if seen is None else seen
+    if look_back:
+        for message in seen:
+            if predicate(message):
+                return message
     deadline = time.monotonic() + within
     while True:
         left = deadline - time.monotonic()
