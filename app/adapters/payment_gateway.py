@@ -78,6 +78,13 @@ class SimulatedGateway:
             "charge", lambda: self._remote_charge(idempotency_key, token, amount_cents)
         )
 
+    async def void(self, charge_key: str) -> str | None:
+        """Give back whatever a charge under `charge_key` took, if it took anything.
+
+        For a charge whose answer never came: it may or may not have been recorded.
+        """
+        return await self._with_retries("void", lambda: self._remote_void(charge_key))
+
     async def refund(self, idempotency_key: str, charge_id: str, amount_cents: int) -> str:
         return await self._with_retries(
             "refund", lambda: self._remote_refund(idempotency_key, charge_id, amount_cents)
@@ -98,12 +105,19 @@ class SimulatedGateway:
         if self._latency:
             await asyncio.sleep(self._latency * self._rng.uniform(0.5, 1.5))
 
-    def _fails(self) -> bool:
-        return self._failure_rate > 0 and self._rng.random() < self._failure_rate / 2
+    def _failure(self) -> str:
+        """ "" (answered), "before" (refused before doing anything) or "after" (done, answer lost).
+
+        PAYMENT_FAILURE_RATE of the calls fail, half of them after the work was recorded.
+        """
+        if self._failure_rate <= 0 or self._rng.random() >= self._failure_rate:
+            return ""
+        return "after" if self._rng.random() < 0.5 else "before"
 
     async def _remote_charge(self, key: str, token: str, amount_cents: int) -> ChargeResult:
         await self._network()
-        if self._fails():
+        failure = self._failure()
+        if failure == "before":
             raise _GatewayError("503 from gateway")
         ledger = keys.external("gateway", "charges")
         existing = await self._redis.hget(ledger, key)
@@ -118,18 +132,35 @@ class SimulatedGateway:
                 await self._redis.hincrby(keys.external("gateway", "captures"), key, 1)
             existing = await self._redis.hget(ledger, key)
         found = msgspec.json.decode(existing or b"", type=ChargeResult)
-        if self._fails():  # recorded, but the answer is lost on the way back
+        if failure == "after":  # recorded, but the answer is lost on the way back
             await asyncio.sleep(self._timeout * 2)
         await self._network()
         return found
 
     async def _remote_refund(self, key: str, charge_id: str, amount_cents: int) -> str:
         await self._network()
-        if self._fails():
+        failure = self._failure()
+        if failure == "before":
             raise _GatewayError("503 from gateway")
         refund_id = f"re_{hashlib.sha256(key.encode()).hexdigest()[:20]}"
         await self._redis.hsetnx(keys.external("gateway", "refunds"), key, charge_id)
+        if failure == "after":
+            await asyncio.sleep(self._timeout * 2)
         return refund_id
+
+    async def _remote_void(self, charge_key: str) -> str | None:
+        await self._network()
+        if self._failure():
+            raise _GatewayError("503 from gateway")
+        existing = await self._redis.hget(keys.external("gateway", "charges"), charge_key)
+        if existing is None:
+            return None
+        charge = msgspec.json.decode(existing, type=ChargeResult)
+        if not charge.approved:
+            return None
+        refund_key = f"void:{charge_key}"
+        await self._redis.hsetnx(keys.external("gateway", "refunds"), refund_key, charge.charge_id)
+        return f"re_{hashlib.sha256(refund_key.encode()).hexdigest()[:20]}"
 
     # --- for tests and the status page ------------------------------------------------------
 

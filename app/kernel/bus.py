@@ -90,7 +90,8 @@ class CommandBus:
 
     def partition(self, envelope: CommandEnvelope) -> int:
         partition = partition_of_command(envelope.command_id, self.partitions)
-        assert partition is not None, envelope.command_id
+        if partition is None:
+            raise ValueError(f"command id {envelope.command_id!r} names no partition")
         return partition
 
     async def load(self, kind: AggregateKind[S], aggregate_id: str) -> S | None:
@@ -176,8 +177,15 @@ class CommandBus:
                     spec.authorize(command, state, actor)
                 decision = spec.decide(command, state, context)
             except ProblemError as exc:
-                self._cache.put(state_key, version, state)
-                return await self.fail(env, exc.to_problem(), fresh=fresh)
+                # a refusal is a decision too: it holds only if the state it saw is current
+                refused = await self._commit_failure(
+                    env, exc.to_problem(), fresh, state_key, version
+                )
+                if refused.outcome is not None:
+                    self._cache.put(state_key, version, state)
+                    return refused.outcome
+                self._cache.drop(state_key)
+                continue
             result = await self._commit(env, partition, state_key, version, decision, fresh)
             if result.outcome is not None:
                 if result.duplicate:
@@ -247,23 +255,34 @@ class CommandBus:
 
     async def fail(self, env: CommandEnvelope, error: Problem, *, fresh: bool = False) -> Outcome:
         """Record a failed command: its status and dedup record, no state, no event."""
+        result = await self._commit_failure(env, error, fresh)
+        assert result.outcome is not None
+        return result.outcome
+
+    async def _commit_failure(
+        self,
+        env: CommandEnvelope,
+        error: Problem,
+        fresh: bool,
+        state_key: str | None = None,
+        version: int = -1,
+    ) -> CommitResult:
+        """With `state_key`, only if the aggregate is still at `version` (else outcome None)."""
         partition = self.partition(env)
         statuses = []
         if not env.internal:
             statuses.append((partition, self._final_write(env, "failed", error, now(), fresh)))
-        result = await self._commits.commit(
+        return await self._commits.commit(
             partition=partition,
             command_id=env.command_id,
-            aggregate_key=None,
-            expected_version=-1,
+            aggregate_key=state_key,
+            expected_version=version,
             state_json=b"",
             events=(),
             statuses=statuses,
             outcome_status="failed",
             error=error,
         )
-        assert result.outcome is not None
-        return result.outcome
 
     async def finish(
         self, env: CommandEnvelope, status: str, error: Problem | None = None

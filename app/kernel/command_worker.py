@@ -50,7 +50,8 @@ class CommandWorker:
         self.consumer = consumer
         self._slots = asyncio.Semaphore(concurrency)
         self._block_ms = block_ms
-        self._in_flight: dict[str, tuple[str, asyncio.Task[None]]] = {}
+        self._in_flight: dict[tuple[str, str], asyncio.Task[None]] = {}
+        """Running entries by (stream, entry id): ids are unique per stream only."""
         self.processed = 0
 
     def _streams(self) -> list[str]:
@@ -65,9 +66,7 @@ class CommandWorker:
         finally:
             upkeep.cancel()
             if self._in_flight:
-                await asyncio.gather(
-                    *(t for _, t in self._in_flight.values()), return_exceptions=True
-                )
+                await asyncio.gather(*self._in_flight.values(), return_exceptions=True)
 
     async def _read(self, stop: asyncio.Event) -> None:
         while not stop.is_set():
@@ -91,11 +90,11 @@ class CommandWorker:
     async def _start(self, stream: str, entry_id: str, fields: dict[str, str] | None) -> None:
         await self._slots.acquire()
         task = asyncio.create_task(self._handle(stream, entry_id, fields))
-        self._in_flight[entry_id] = (stream, task)
-        task.add_done_callback(lambda _t: self._done(entry_id))
+        self._in_flight[(stream, entry_id)] = task
+        task.add_done_callback(lambda _t: self._done(stream, entry_id))
 
-    def _done(self, entry_id: str) -> None:
-        self._in_flight.pop(entry_id, None)
+    def _done(self, stream: str, entry_id: str) -> None:
+        self._in_flight.pop((stream, entry_id), None)
         self._slots.release()
 
     async def _handle(self, stream: str, entry_id: str, fields: dict[str, str] | None) -> None:
@@ -108,7 +107,12 @@ class CommandWorker:
             except msgspec.DecodeError as exc:
                 await self._dead_letter(stream, entry_id, fields, f"undecodable: {exc}")
                 return
-            partition = self._bus.partition(envelope)
+            try:
+                partition = self._bus.partition(envelope)
+                self._bus.registry.spec(envelope.type)
+            except (ValueError, KeyError) as exc:
+                await self._dead_letter(stream, entry_id, fields, f"not a command: {exc!r}")
+                return
             await self._statuses.start_processing(partition, envelope.command_id)
             try:
                 await self._bus.execute(envelope)
@@ -156,7 +160,7 @@ class CommandWorker:
     async def _keep_alive(self) -> None:
         """Reset the idle time of what we are running, so no one claims it from under us."""
         by_stream: dict[str, list[str]] = {}
-        for entry_id, (stream, _task) in list(self._in_flight.items()):
+        for stream, entry_id in list(self._in_flight):
             by_stream.setdefault(stream, []).append(entry_id)
         for stream, ids in by_stream.items():
             await self._redis.xclaim(stream, GROUP, self.consumer, 0, list(ids), justid=True)
@@ -167,7 +171,7 @@ class CommandWorker:
                 stream, GROUP, self.consumer, CLAIM_IDLE_MS, start_id="0-0", count=16
             )
             for entry_id, fields in cast(list[tuple[str, dict[str, str] | None]], reply[1]):
-                if entry_id in self._in_flight:
+                if (stream, entry_id) in self._in_flight:
                     continue
                 pending = await self._redis.xpending_range(stream, GROUP, entry_id, entry_id, 1)
                 deliveries = int(pending[0]["times_delivered"]) if pending else 1

@@ -7,6 +7,7 @@
     OrderPaid          → ConfirmOrder (PlaceOrder succeeds in the same commit)
     OrderConfirmed     → CommitStock for every line (reserved units become sold)
     OrderCancelled     → release (or return, if confirmed) every line; refund if paid
+    OrderRejected      → (payment_unavailable) void whatever the unanswered charge took
 
 Every step is a command with an id derived from the order and the step, so when an event is
 delivered again (a crash before the ack) each step returns its recorded outcome instead of
@@ -37,7 +38,14 @@ log = logging.getLogger(__name__)
 GROUP = "process.fulfilment"
 CONCURRENCY = 128
 HANDLED = frozenset(
-    {"OrderPlaced", "OrderStockReserved", "OrderPaid", "OrderConfirmed", "OrderCancelled"}
+    {
+        "OrderPlaced",
+        "OrderStockReserved",
+        "OrderPaid",
+        "OrderConfirmed",
+        "OrderCancelled",
+        "OrderRejected",
+    }
 )
 _stored_decoder = msgspec.json.Decoder(StoredEvent)
 
@@ -89,6 +97,8 @@ class Fulfilment:
                 await self._each_line(event.order_id, event.lines, "commit", products.CommitStock)
             case orders.OrderCancelled():
                 await self._after_cancel(event)
+            case orders.OrderRejected(reason="payment_unavailable"):
+                await self._void(event.order_id)
 
     async def _run(self, command: msgspec.Struct, order_id: str, step: str) -> Outcome:
         envelope = self._bus.envelope(command, SYSTEM, base_id=f"{order_id}.{step}", internal=True)
@@ -162,6 +172,12 @@ class Fulfilment:
             refund = await self._gateway.refund(
                 f"refund:{order_id}", charge.charge_id, order.total_cents
             )
+            await self._run(orders.MarkOrderRefunded(order_id, refund), order_id, "refunded")
+
+    async def _void(self, order_id: str) -> None:
+        """The gateway never answered: a charge may still have been taken. Give it back."""
+        refund = await self._gateway.void(f"charge:{order_id}")
+        if refund is not None:
             await self._run(orders.MarkOrderRefunded(order_id, refund), order_id, "refunded")
 
     async def _after_cancel(self, event: orders.OrderCancelled) -> None:

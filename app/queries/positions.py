@@ -51,6 +51,8 @@ async def wait_for(
             wanted = parse(min_position)
         except ValueError as exc:
             raise BadPosition(str(exc)) from None
+        if any(partition >= partitions for partition in wanted):
+            raise BadPosition(f"this service has partitions 0 to {partitions - 1}")
     deadline = time.monotonic() + wait_seconds
     delay = 0.005
     while True:

@@ -16,6 +16,7 @@ from app.kernel.heartbeat import live_heartbeats
 from app.kernel.intake import Reply
 from app.kernel.messages import Actor, FieldError
 from app.kernel.partitions import partition_of_command
+from app.kernel.validation import collect_errors
 from app.queries import catalog, notifications, orders, sales
 from app.queries.admin_status import admin_status
 from app.queries.positions import BadPosition, ReadPosition, wait_for
@@ -112,10 +113,11 @@ async def get_command(request: Request) -> Response:
 
 async def login(request: Request) -> Response:
     require_json(request)
+    raw = await read_body(request, 8192)
     try:
-        credentials = msgspec.json.decode(await read_body(request, 8192), type=Credentials)
-    except msgspec.ValidationError as exc:
-        raise ValidationFailed([FieldError("$", str(exc))]) from None
+        credentials = msgspec.json.decode(raw, type=Credentials)
+    except msgspec.ValidationError:
+        raise ValidationFailed(collect_errors(msgspec.json.decode(raw), Credentials)) from None
     except msgspec.DecodeError as exc:
         raise ProblemError("malformed_json", str(exc)) from None
     services = services_of(request)
@@ -177,6 +179,11 @@ def read_headers(position: ReadPosition) -> dict[str, str]:
     return headers
 
 
+def not_found(detail: str, position: ReadPosition) -> Response:
+    """A query's 404 still says how far its read model had got (it may not be there yet)."""
+    return problem_response(NotFound(detail).to_problem(), headers=read_headers(position))
+
+
 def int_param(request: Request, name: str, default: int, low: int, high: int) -> int:
     raw = request.query_params.get(name)
     if raw is None:
@@ -205,7 +212,7 @@ async def get_product(request: Request) -> Response:
     position = await consistent(request, catalog.PROJECTIONS)
     product = await catalog.get_product(services_of(request).read, request.path_params["sku"])
     if product is None:
-        raise NotFound("No such product")
+        return not_found("No such product", position)
     return json_response(product, headers=read_headers(position))
 
 
@@ -233,17 +240,18 @@ async def get_order(request: Request) -> Response:
     position = await consistent(request, orders.PROJECTIONS)
     order = await visible_order(request, actor, request.path_params["order_id"])
     if order is None:
-        raise NotFound("No such order")
+        return not_found("No such order", position)
     return json_response(order, headers=read_headers(position))
 
 
 async def get_admin_status(request: Request) -> Response:
     await require_admin(request)
+    position = await consistent(request, ("command_log",))
     services = services_of(request)
     status = await admin_status(
         services.write, services.read, watched_consumers(), services.settings.partitions
     )
-    return json_response(status)
+    return json_response(status, headers=read_headers(position))
 
 
 async def get_sales(request: Request) -> Response:

@@ -149,7 +149,6 @@ async def test_every_query_response_carries_x_read_position(
     assert reached(read_position(again), parse(token))
 
 
-@pytest.mark.xfail(strict=True, reason="bug: GET /api/admin/status sets no X-Read-Position")
 async def test_the_admin_status_query_carries_x_read_position(admin: httpx.AsyncClient) -> None:
     """/api/admin/status is one of API.md's queries, so it carries X-Read-Position too."""
     response = await admin.get("/api/admin/status")
@@ -157,7 +156,6 @@ async def test_the_admin_status_query_carries_x_read_position(admin: httpx.Async
     assert read_position(response)
 
 
-@pytest.mark.xfail(strict=True, reason="bug: a 404 query answer drops X-Read-Position")
 async def test_a_not_found_query_answer_still_carries_x_read_position(
     anon: httpx.AsyncClient,
 ) -> None:
@@ -210,9 +208,6 @@ async def test_a_garbage_min_position_is_422(anon: httpx.AsyncClient, token: str
     assert error_paths(body) == ["min_position"]
 
 
-@pytest.mark.xfail(
-    strict=True, reason="bug: a position naming a partition the service lacks waits, then stale"
-)
 async def test_a_position_naming_a_partition_the_service_lacks_is_422(
     anon: httpx.AsyncClient,
 ) -> None:

@@ -1,0 +1,64 @@
+"""Decisions see what other processes wrote: a refusal is never based on an outdated state.
+
+Each test uses two processes' worth of services: the test's own (as the web process would
+be) and the workers' (as the process manager would be). One writes, the other then decides.
+"""
+
+from __future__ import annotations
+
+from app.config import Settings
+from app.domain.orders import ShipOrder
+from app.domain.products import RestockProduct
+from app.services import Services
+from tests.integration.conftest import ADMIN, ALICE, BOB, running_workers
+from tests.support.orders_helpers import (
+    create_products,
+    load_order,
+    load_product,
+    order_id_of,
+    place_order,
+    wait_final,
+    wait_order_status,
+)
+
+STALE_CACHE = (
+    "bug: app/kernel/bus.py _decide_and_commit decides on the in-process AggregateCache "
+    "entry without re-reading; a refusal (ProblemError) is committed with no version check, "
+    "so a write by another process is never seen"
+)
+
+
+async def test_stock_restocked_by_another_process_can_be_bought(
+    services: Services, settings: Settings
+) -> None:
+    """The last unit sells; an admin restocks (web process); the next order gets the new units
+    instead of insufficient_stock."""
+    await create_products(services, ADMIN, {"MUG-1": 1})
+    async with running_workers(settings):
+        first = await wait_final(services, await place_order(services, ALICE, {"MUG-1": 1}))
+        assert first.status == "succeeded", first
+        reply = await services.intake.submit(RestockProduct("MUG-1", 5), ADMIN)
+        assert reply.status_code == 200, reply
+        second = await wait_final(services, await place_order(services, BOB, {"MUG-1": 2}))
+    assert (second.status, second.error) == ("succeeded", None), second
+    product = await load_product(services, "MUG-1")
+    assert (product.on_hand, product.sold) == (3, 3)  # 1 + 5 restocked - 3 sold
+
+
+async def test_an_order_refused_shipping_too_early_ships_once_confirmed(
+    services: Services, settings: Settings
+) -> None:
+    """An admin tries to ship an order still being placed (order_not_shippable); once the
+    process manager confirmed it, the same admin's ShipOrder succeeds."""
+    await create_products(services, ADMIN, {"MUG-1": 5})
+    async with running_workers(settings, ["commands"], owner="early"):
+        command_id = await place_order(services, ALICE, {"MUG-1": 1})
+        order_id = await order_id_of(services, command_id)
+        await wait_order_status(services, order_id, ["placed"])
+        early = await services.intake.submit(ShipOrder(order_id), ADMIN)
+        assert early.error is not None and early.error.code == "order_not_shippable"
+        async with running_workers(settings, ["process"], owner="late"):
+            assert (await wait_final(services, command_id)).status == "succeeded"
+    again = await services.intake.submit(ShipOrder(order_id), ADMIN)
+    assert (again.status_code, again.error) == (200, None), again
+    assert (await load_order(services, order_id)).status == "shipped"
