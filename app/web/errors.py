@@ -12,6 +12,7 @@ from starlette.responses import HTMLResponse, Response
 
 from app.kernel.errors import ProblemError, problem
 from app.kernel.messages import Problem
+from app.web.layout import anonymous_context, layout_context
 from app.web.responses import problem_response
 
 log = logging.getLogger(__name__)
@@ -34,30 +35,35 @@ def wants_html(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "")
 
 
-def render(request: Request, problem_obj: Problem) -> Response:
+async def render(request: Request, problem_obj: Problem) -> Response:
     if wants_html(request):
-        templates = request.app.state.templates
-        context = {"problem": problem_obj, "roles": [], "topics": "catalog", "path": "/"}
-        return templates.TemplateResponse(  # type: ignore[no-any-return]
-            request, "pages/error.html", context, status_code=problem_obj.status
+        try:
+            context = await layout_context(request, ["catalog"])
+        except Exception:  # the data store is down: still a friendly page
+            context = anonymous_context(request)
+        return request.app.state.templates.TemplateResponse(  # type: ignore[no-any-return]
+            request,
+            "pages/error.html",
+            {**context, "problem": problem_obj},
+            status_code=problem_obj.status,
         )
     return problem_response(problem_obj)
 
 
 async def on_problem(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ProblemError)
-    return render(request, exc.to_problem())
+    return await render(request, exc.to_problem())
 
 
 async def on_http(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
-    return render(request, problem(code, exc.status_code, str(exc.detail or "")))
+    return await render(request, problem(code, exc.status_code, str(exc.detail or "")))
 
 
 async def on_redis_down(request: Request, exc: Exception) -> Response:
     log.warning("redis unavailable during %s %s: %s", request.method, request.url.path, exc)
-    return render(
+    return await render(
         request,
         problem("unavailable", 503, "The data store cannot be reached; nothing was accepted."),
     )

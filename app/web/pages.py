@@ -6,7 +6,6 @@ follow the WebSocket. Forms go through the same intake as the JSON API.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any
 from urllib.parse import quote
 
@@ -15,7 +14,6 @@ from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from app.adapters.sessions import COOKIE, Session
-from app.domain.rules import CUSTOMER
 from app.kernel import keys
 from app.kernel.errors import Forbidden, NotFound, ProblemError, Unauthenticated, ValidationFailed
 from app.kernel.messages import Actor, FieldError
@@ -26,6 +24,7 @@ from app.queries.admin_status import admin_status
 from app.web.api import SKU, set_session_cookie, visible_order
 from app.web.auth import actor_for, actor_of, same_origin, services_of, session_of
 from app.web.forms import FORMS, FormState, document_from_form, with_errors
+from app.web.layout import page
 from app.web.watched import watched_consumers
 
 PAGE_SIZE = 100
@@ -34,30 +33,6 @@ MAX_CART_QUANTITY = 100
 
 def renderer(request: Request) -> Any:
     return request.app.state.renderer
-
-
-async def page(
-    request: Request, template: str, topics: Sequence[str], status_code: int = 200, **context: Any
-) -> Response:
-    session = await session_of(request)
-    services = services_of(request)
-    base: dict[str, Any] = {
-        "user": session.username if session else None,
-        "roles": sorted(session.roles) if session else [],
-        "is_admin": bool(session and "admin" in session.roles),
-        "is_customer": bool(session and CUSTOMER in session.roles),
-        "csrf": session.csrf_token if session else "",
-        "topics": ",".join(topics),
-        "path": request.url.path,
-        "inbox": None,
-        "cart_count": 0,
-    }
-    if session is not None:
-        base["inbox"] = await notifications.inbox(services.read, session.username, limit=5)
-        base["cart_count"] = await services.write.hlen(keys.ui_state("cart", session.username))
-    return request.app.state.templates.TemplateResponse(  # type: ignore[no-any-return]
-        request, template, {**base, **context}, status_code=status_code
-    )
 
 
 def login_redirect(request: Request) -> Response:

@@ -17,8 +17,13 @@ from tests.support.redis_server import RedisServer, running_redis
 
 CHROMIUM = os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
-    "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
     "--disable-dev-shm-usage",
 ]
 WORKERS = ("commands", "projector", "process", "notifier")
@@ -62,12 +67,16 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             for kind in WORKERS:
                 group.start(kind, f"workers.{kind}")
             eventually_sync(
-                lambda: made.get("/readyz")[0], until=lambda code: code == 200, timeout=60,
+                lambda: made.get("/readyz")[0],
+                until=lambda code: code == 200,
+                timeout=60,
                 message="stack ready",
             )
             eventually_sync(  # the development seed ran and was projected
-                lambda: made.get("/api/products/LAMP-01")[0], until=lambda code: code == 200,
-                timeout=60, message="seed projected",
+                lambda: made.get("/api/products/LAMP-01")[0],
+                until=lambda code: code == 200,
+                timeout=60,
+                message="seed projected",
             )
             yield made
         finally:
@@ -77,7 +86,9 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
 @pytest.fixture(scope="session")
 def browser() -> Iterator[object]:
     if not Path(CHROMIUM).exists():
-        reason = f"no Chromium at {CHROMIUM}: install Debian's `chromium` package to run browser tests"
+        reason = (
+            f"no Chromium at {CHROMIUM}: install Debian's `chromium` package to run browser tests"
+        )
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail(reason)
         pytest.skip(reason)

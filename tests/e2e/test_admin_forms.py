@@ -139,11 +139,6 @@ def test_catalog_import_with_duplicate_skus_fails_and_lists_the_rejected_rows(
     assert (kept["name"], kept["available"]) == (f"Test product {taken}", 9)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: static/app.js afterSwap focuses inside evt.detail.target, the form that the "
-    "outerHTML swap detached; the swapped-in form is evt.target",
-)
 def test_a_rejected_form_focuses_its_first_invalid_field(new_context: NewContext) -> None:
     """After a 422 the keyboard focus lands on the first field marked invalid."""
     admin = open_live(new_context("admin"), "/admin/catalog")

@@ -148,11 +148,6 @@ def test_luhn_invalid_card_is_a_field_error_and_places_no_order(
     assert admin_api.restock(sku, 1)["available"] == 8  # 8 - 1 ordered + 1 restocked
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: static/app.js apply() swaps a pushed product row in wholesale (replaceWith), "
-    "so any live stock change wipes the quantity a customer is typing in that row",
-)
 def test_a_live_stock_update_keeps_the_quantity_being_typed(
     new_context: NewContext, admin_api: ApiClient, prefix: str
 ) -> None:
@@ -174,12 +169,6 @@ CONFIRMED_PUSHED_JS = """(id) => window.__pushes.some(
   (m) => m.includes(`data-command-id="${id}"`) && m.includes('data-status="succeeded"'))"""
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: pushes for a command that arrive before the POST's answer is swapped in are "
-    "dropped by static/app.js apply() (no element with that id yet), and the swapped-in "
-    "status element is not a live region, so the page stays at Processing… for good",
-)
 def test_the_outcome_shows_even_when_the_answer_to_the_post_comes_after_the_pushes(
     new_context: NewContext, api: Callable[[str], ApiClient], admin_api: ApiClient, prefix: str
 ) -> None:

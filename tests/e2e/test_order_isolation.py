@@ -98,11 +98,6 @@ def test_orders_are_private_and_an_admin_ships_one_live(
     assert alice_api.inbox_with(order_id, "has shipped")["unread"] == inbox["unread"] + 1
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: app/web/errors.py render() builds the error page without the session, so a "
-    "signed-in user's 404 page shows 'Sign in' instead of who is signed in",
-)
 def test_a_not_found_page_keeps_the_visitor_signed_in(new_context: NewContext) -> None:
     """A 404 page still shows who is signed in (and the sign-out button)."""
     page = new_context("bob").new_page()

@@ -8,7 +8,9 @@ from tests.integration.conftest import ADMIN, running_workers
 from tests.support.polling import eventually
 
 
-async def test_a_created_product_reaches_the_catalog(services: Services, settings: Settings) -> None:
+async def test_a_created_product_reaches_the_catalog(
+    services: Services, settings: Settings
+) -> None:
     async with running_workers(settings, ["projector"]):
         reply = await services.intake.submit(CreateProduct("MUG-1", "Mug", 1200, 5), ADMIN)
         assert reply.status_code == 200

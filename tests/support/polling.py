@@ -14,7 +14,7 @@ async def eventually(
     probe: Callable[[], Awaitable[T]],
     *,
     until: Callable[[T], bool] = bool,
-    timeout: float = 15.0,
+    timeout: float = 15.0,  # noqa: ASYNC109 - a deadline for polling, not an I/O timeout
     interval: float = 0.02,
     message: str = "condition",
 ) -> T:

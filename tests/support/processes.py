@@ -50,13 +50,18 @@ class ProcessGroup:
     env: dict[str, str]
     procs: list[Proc] = field(default_factory=list)
 
-    def start(self, name: str, module: str, *args: str, extra_env: dict[str, str] | None = None) -> Proc:
+    def start(
+        self, name: str, module: str, *args: str, extra_env: dict[str, str] | None = None
+    ) -> Proc:
         env = {**os.environ, **self.env, **(extra_env or {}), "PYTHONUNBUFFERED": "1"}
         log = self.log_dir / f"{name}-{len(self.procs)}.log"
         handle = log.open("wb")
         popen = subprocess.Popen(
             [sys.executable, "-m", module, *args],
-            cwd=ROOT, env=env, stdout=handle, stderr=subprocess.STDOUT,
+            cwd=ROOT,
+            env=env,
+            stdout=handle,
+            stderr=subprocess.STDOUT,
         )
         handle.close()
         proc = Proc(name, popen, log)
