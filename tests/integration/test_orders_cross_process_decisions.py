@@ -21,12 +21,6 @@ from tests.support.orders_helpers import (
     wait_order_status,
 )
 
-STALE_CACHE = (
-    "bug: app/kernel/bus.py _decide_and_commit decides on the in-process AggregateCache "
-    "entry without re-reading; a refusal (ProblemError) is committed with no version check, "
-    "so a write by another process is never seen"
-)
-
 
 async def test_stock_restocked_by_another_process_can_be_bought(
     services: Services, settings: Settings
