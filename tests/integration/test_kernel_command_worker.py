@@ -76,19 +76,21 @@ async def test_an_entry_without_an_envelope_is_acked_without_a_dead_letter(
     assert await _dead_letters(services) == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: app/kernel/command_worker.py _handle calls self._bus.partition(envelope) "
-    "outside its try: an envelope whose command id names no partition raises "
-    "AssertionError in the task, so the entry is neither dead-lettered nor acked",
+@pytest.mark.parametrize(
+    "change",
+    [
+        pytest.param({"command_id": "no-partition-here"}, id="id-without-partition"),
+        pytest.param({"command_id": "abc-63"}, id="id-with-a-partition-out-of-range"),
+        pytest.param({"type": "LaunchRocket"}, id="unknown-command-type"),
+    ],
 )
-async def test_an_envelope_with_a_command_id_without_partition_is_dead_lettered(
-    services: Services, settings: Settings
+async def test_an_envelope_that_cannot_be_routed_is_dead_lettered_and_acked(
+    services: Services, settings: Settings, change: dict[str, str]
 ) -> None:
-    """A well-formed envelope whose id has no partition suffix cannot be routed: it is
-    dead-lettered and acked like any other undecodable entry."""
+    """A well-formed envelope naming no partition or no known command cannot be run: it is
+    dead-lettered and acked like an undecodable entry."""
     envelope = services.bus.envelope(RestockProduct("DLQ-3", 1), ADMIN)
-    bad = msgspec.structs.replace(envelope, command_id="no-partition-here")
+    bad = msgspec.structs.replace(envelope, **change)
     await services.write.xadd(keys.commands(0), {"c": msgspec.json.encode(bad).decode()})
 
     async with running_workers(settings, ["commands"]):
@@ -96,6 +98,7 @@ async def test_an_envelope_with_a_command_id_without_partition_is_dead_lettered(
             lambda: _dead_letters(services), until=bool, message="dead letter", timeout=5
         )
     assert [letter.fields["c"] for letter in letters] == [msgspec.json.encode(bad).decode()]
+    assert letters[0].error.startswith("not a command")
     assert await _all_pending(services) == 0
 
 
@@ -107,12 +110,6 @@ async def _abandon(services: Services, stream: str, entry_id: str) -> None:
     )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: app/kernel/command_worker.py keys _in_flight by entry id alone, but ids are "
-    "unique per stream only: an abandoned entry whose id equals one in flight from another "
-    "partition is claimed (delivery count +1) and skipped, waiting CLAIM_IDLE_MS more",
-)
 async def test_abandoned_entries_with_the_same_id_in_two_partitions_are_both_run(
     services: Services, settings: Settings
 ) -> None:
@@ -135,8 +132,7 @@ async def test_abandoned_entries_with_the_same_id_in_two_partitions_are_both_run
     same_id = "1000-1"
     for partition, envelope in ((first, importing), (second, restock)):
         stream = keys.commands(partition)
-        await services.write.xadd(stream, {"c": msgspec.json.encode(envelope).decode()},
-                                  id=same_id)
+        await services.write.xadd(stream, {"c": msgspec.json.encode(envelope).decode()}, id=same_id)
         await _abandon(services, stream, same_id)
 
     async with running_workers(settings, ["commands"]):

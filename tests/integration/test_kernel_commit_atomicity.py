@@ -48,8 +48,9 @@ def _event(sku: str, version: int, command_id: str) -> bytes:
             version=version,
             command_id=command_id,
             at=now(),
-            data=msgspec.Raw(msgspec.json.encode({"type": "ProductRenamed", "sku": sku,
-                                                  "name": "Stale"})),
+            data=msgspec.Raw(
+                msgspec.json.encode({"type": "ProductRenamed", "sku": sku, "name": "Stale"})
+            ),
         )
     )
 
@@ -98,8 +99,9 @@ async def test_a_commit_with_a_stale_expected_version_writes_nothing(services: S
 class _GatedCommits(CommitStore):
     """The real commit, held until `parties` callers have all decided on the same version."""
 
-    def __init__(self, services: Services, barrier: asyncio.Barrier,
-                 results: list[tuple[str, CommitResult]]) -> None:
+    def __init__(
+        self, services: Services, barrier: asyncio.Barrier, results: list[tuple[str, CommitResult]]
+    ) -> None:
         super().__init__(services.write, services.settings.status_ttl_seconds)
         self._barrier = barrier
         self._results = results
@@ -126,8 +128,9 @@ async def test_two_racing_executions_commit_once_each_and_the_stale_attempt_writ
     other = build_services(settings)
     try:
         buses = [
-            CommandBus(s.write, s.bus.registry, settings.partitions,
-                       _GatedCommits(s, barrier, results))
+            CommandBus(
+                s.write, s.bus.registry, settings.partitions, _GatedCommits(s, barrier, results)
+            )
             for s in (services, other)
         ]
         envelopes = [buses[i].envelope(RestockProduct(SKU, q), ADMIN) for i, q in ((0, 3), (1, 5))]
@@ -146,8 +149,9 @@ async def test_two_racing_executions_commit_once_each_and_the_stale_attempt_writ
     counts = await event_counts(services.write, settings.partitions)
     assert counts[("ProductRestocked", SKU)] == 2
     partition = partition_of(SKU, settings.partitions)
-    events = [msgspec.json.decode(f["e"]) for _, f in
-              await services.write.xrange(keys.events(partition))]
+    events = [
+        msgspec.json.decode(f["e"]) for _, f in await services.write.xrange(keys.events(partition))
+    ]
     restocks = [e for e in events if e["type"] == "ProductRestocked"]
     assert sorted(e["command_id"] for e in restocks) == sorted(e.command_id for e in envelopes)
     assert [e["version"] for e in restocks] == [2, 3]
@@ -221,6 +225,26 @@ async def test_creating_an_existing_sku_fails_and_leaves_the_product_as_it_was(
     assert msgspec.json.decode(dedup["error"])["code"] == "sku_exists"
 
 
+async def test_a_refusal_seen_on_an_outdated_state_is_decided_again(services: Services) -> None:
+    """Web process A refuses to rename an unknown sku; web process B then creates it. A's
+    next rename of that sku is decided on the current state and succeeds (no stale refusal)."""
+    settings = services.settings
+    first = await services.intake.submit(RenameProduct("LATE-1", "Renamed"), ADMIN)
+    assert first.error is not None and first.error.code == "unknown_product"
+    other = build_services(settings)
+    try:
+        created = await other.intake.submit(CreateProduct("LATE-1", "Lamp", 500), ADMIN)
+        assert created.status_code == 200
+    finally:
+        await other.close()
+
+    again = await services.intake.submit(RenameProduct("LATE-1", "Renamed"), ADMIN)
+
+    assert (again.status_code, again.error) == (200, None)
+    version, product = await product_record(services, "LATE-1")
+    assert version == 2 and product is not None and product.name == "Renamed"
+
+
 # --- malformed script input -------------------------------------------------------------------
 
 _OK_EVENT = '["{\\"type\\": \\"ProductRenamed\\"}"]'
@@ -261,11 +285,13 @@ def _args(command_id: str, **overrides: str) -> list[str]:
         pytest.param({"events": '"{}"'}, 0, id="events-not-an-array"),
         pytest.param({"updates": '[{"id": "<id>", "steps": []}]'}, 0, id="update-without-fields"),
         pytest.param(
-            {"updates": '[{"id": "<id>", "fields": {"status": 1}, "steps": []}]'}, 0,
+            {"updates": '[{"id": "<id>", "fields": {"status": 1}, "steps": []}]'},
+            0,
             id="status-field-not-a-string",
         ),
         pytest.param(
-            {"updates": '[{"id": "<id>", "fields": {}, "steps": [{"name": "x"}]}]'}, 0,
+            {"updates": '[{"id": "<id>", "fields": {}, "steps": [{"name": "x"}]}]'},
+            0,
             id="step-not-a-string",
         ),
         pytest.param({"ttl": "soon"}, 0, id="ttl-not-a-number"),
