@@ -14,7 +14,7 @@ from app.config import Settings
 from app.domain.orders import CancelOrder, Order
 from app.domain.products import RestockProduct
 from app.kernel.messages import Actor
-from app.queries import catalog, notifications, orders
+from app.queries import catalog, notifications, orders, sales
 from app.services import Services, build_services
 from tests.integration.conftest import ADMIN, make_settings, running_workers
 from tests.support.orders_helpers import (
@@ -250,6 +250,20 @@ async def check_books(
         for actor in CUSTOMERS
     ]
     assert sum(unread) == len(published)
+
+    # the sales dashboard adds up to the same books
+    dashboard = await sales.sales_dashboard(services.read)
+    assert dashboard.orders_placed == ORDERS
+    assert sum(minute.orders for minute in dashboard.orders_per_minute) == ORDERS
+    by_status = Counter(o.status for o in final.values())
+    assert dashboard.orders_by_status == dict(sorted(by_status.items()))
+    assert dashboard.revenue_cents == sum(
+        o.total_cents for o in final.values() if o.status in ("confirmed", "shipped")
+    )
+    assert dashboard.refunded_cents == sum(
+        o.total_cents for order_id, o in final.items() if refunded[order_id]
+    )
+    assert {t.sku: t.units for t in dashboard.top_sellers} == +kept
 
     # the run exercised every path it claims to
     kinds = Counter(
