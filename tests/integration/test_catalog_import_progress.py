@@ -20,7 +20,11 @@ ROWS = 3000
 EXISTING = [f"OLD-{i}" for i in range(4)]
 # row index → the sku it repeats: four existing products, and row 5 again in a later chunk
 REPEATS = {
-    7: EXISTING[0], 250: EXISTING[1], 1234: EXISTING[2], 2999: EXISTING[3], 2800: "IMP-00005",
+    7: EXISTING[0],
+    250: EXISTING[1],
+    1234: EXISTING[2],
+    2999: EXISTING[3],
+    2800: "IMP-00005",
 }
 
 
@@ -31,9 +35,7 @@ def _rows(count: int, repeats: dict[int, str]) -> list[ProductRow]:
     ]
 
 
-async def _watch_progress(
-    services: Services, command_id: str, seen: list[tuple[int, int]]
-) -> None:
+async def _watch_progress(services: Services, command_id: str, seen: list[tuple[int, int]]) -> None:
     """Record every distinct progress value of a command until it finishes."""
     while True:
         status = await status_of(services, command_id)
@@ -96,7 +98,9 @@ async def test_an_import_with_duplicate_rows_reports_progress_and_lists_exactly_
         _, product = await product_record(services, f"IMP-{index:05d}")
         assert product is not None
         assert (product.name, product.price_cents, product.on_hand) == (
-            f"Imported {index}", 100 + index, index % 7,
+            f"Imported {index}",
+            100 + index,
+            index % 7,
         )
     for sku in EXISTING:
         _, product = await product_record(services, sku)

@@ -93,7 +93,10 @@ async def test_a_killed_command_worker_is_replaced_without_losing_or_repeating_a
         return (status.progress.done, status.progress.total)
 
     await eventually(
-        progress, until=lambda p: 0 < p[0] < ROWS, interval=0.001, timeout=60,
+        progress,
+        until=lambda p: 0 < p[0] < ROWS,
+        interval=0.001,
+        timeout=60,
         message="import under way",
     )
     restocks += await _restock(services, rng, 40, sent)  # in flight when the worker dies
@@ -122,7 +125,8 @@ async def test_a_killed_command_worker_is_replaced_without_losing_or_repeating_a
         assert product is not None and product.on_hand == sent[sku], sku
         assert version == 1 + counts[("ProductRestocked", sku)]
     await eventually(
-        lambda: _pending_by_consumer(services), until=lambda owners: not owners,
+        lambda: _pending_by_consumer(services),
+        until=lambda owners: not owners,
         message="every entry acked",
     )
     assert await services.write.xlen(keys.dead_letters(GROUP)) == 0

@@ -43,15 +43,15 @@ async def test_a_new_owner_skips_and_acks_what_the_killed_owner_applied_but_neve
     # the "killed" projector: read as the partition's consumer, apply, and die before XACK
     for partition, stream in enumerate(streams):
         await ensure_group(services.write, stream, group)
-        reply = await services.write.xreadgroup(
-            group, f"p{partition}", {stream: ">"}, count=100
-        )
+        reply = await services.write.xreadgroup(group, f"p{partition}", {stream: ">"}, count=100)
         entries = parse_entries(partition, reply)
         if entries:
             await handler.handle(partition, entries)
     counts_key = rm.command_log_counts()
     assert await services.read.hgetall(counts_key) == {
-        "succeeded": "6", "failed": "2", "CreateProduct:succeeded": "6",
+        "succeeded": "6",
+        "failed": "2",
+        "CreateProduct:succeeded": "6",
         "RenameProduct:failed": "2",
     }
     assert await _pending_everywhere(services, group, streams) == 8
@@ -63,7 +63,9 @@ async def test_a_new_owner_skips_and_acks_what_the_killed_owner_applied_but_neve
             message="pending entries acked by the new owner",
         )
         assert await services.read.hgetall(counts_key) == {
-            "succeeded": "6", "failed": "2", "CreateProduct:succeeded": "6",
+            "succeeded": "6",
+            "failed": "2",
+            "CreateProduct:succeeded": "6",
             "RenameProduct:failed": "2",
         }
         assert await services.read.llen(rm.command_log_recent()) == 8

@@ -48,8 +48,7 @@ def processes(log_dir: Path, settings: Settings) -> Iterator[ProcessGroup]:
 
 async def _lease_owners(services: Services) -> list[str | None]:
     return [
-        await services.write.get(keys.lease(GROUP, p))
-        for p in range(services.settings.partitions)
+        await services.write.get(keys.lease(GROUP, p)) for p in range(services.settings.partitions)
     ]
 
 
@@ -140,8 +139,10 @@ async def test_two_projector_processes_split_partitions_keep_order_and_take_over
     )
     beats = await eventually(
         lambda: _projector_beats(services),
-        until=lambda b: {p.popen.pid for p in (first, second)} <= b.keys()
-        and all(int(b[p.popen.pid].info.get("partitions", 0)) > 0 for p in (first, second)),
+        until=lambda b: (
+            {p.popen.pid for p in (first, second)} <= b.keys()
+            and all(int(b[p.popen.pid].info.get("partitions", 0)) > 0 for p in (first, second))
+        ),
         message="both projectors report partitions",
     )
     by_owner = Counter(owners)
@@ -150,8 +151,10 @@ async def test_two_projector_processes_split_partitions_keep_order_and_take_over
 
     await _fire_updates(services, 3000, seed=1)
     await eventually(
-        lambda: _mismatches(services), until=lambda wrong: wrong == [],
-        message="catalog equals the write model", timeout=60,
+        lambda: _mismatches(services),
+        until=lambda wrong: wrong == [],
+        message="catalog equals the write model",
+        timeout=60,
     )
     await _assert_versions_and_no_gap(services)
 
@@ -175,8 +178,10 @@ async def test_two_projector_processes_split_partitions_keep_order_and_take_over
         timeout=45,
     )
     await eventually(
-        lambda: _mismatches(services), until=lambda wrong: wrong == [],
-        message="catalog converges after the takeover", timeout=60,
+        lambda: _mismatches(services),
+        until=lambda wrong: wrong == [],
+        message="catalog converges after the takeover",
+        timeout=60,
     )
     await _assert_versions_and_no_gap(services)
     assert second.alive(), processes.logs()

@@ -53,7 +53,7 @@ async def _status_ids(redis: Redis, partition: int) -> dict[str, dict[str, str]]
     async for key in redis.scan_iter(match=f"{keys.command_status(partition, '*')}", count=1000):
         if key.endswith(":steps"):
             continue
-        found[key[len(prefix):]] = await redis.hgetall(key)
+        found[key[len(prefix) :]] = await redis.hgetall(key)
     return found
 
 
@@ -64,9 +64,7 @@ async def _answers(services: Services) -> bool:
         return False
 
 
-async def _check_nothing_half_done(
-    services: Services, replies: list[tuple[str, Reply]]
-) -> None:
+async def _check_nothing_half_done(services: Services, replies: list[tuple[str, Reply]]) -> None:
     redis = services.write
     partitions = services.settings.partitions
     restock_events: Counter[str] = Counter()
