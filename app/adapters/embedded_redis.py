@@ -49,7 +49,7 @@ def start_server(
         "--appendonly",
         "yes" if appendonly else "no",
         "--appendfsync",
-        "everysec",
+        "always",  # an acknowledged command survives a crash of the server too
         "--save",
         "",
         "--protected-mode",

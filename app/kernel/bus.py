@@ -30,7 +30,10 @@ from app.kernel.registry import (
 
 S = TypeVar("S", bound=msgspec.Struct)
 Observer = Callable[[str, Outcome, float], None]
-MAX_ATTEMPTS = 12
+ATTEMPTS_INLINE = 12
+"""A request waiting for its answer gives up (409 concurrency_conflict) after this many."""
+ATTEMPTS_QUEUED = 64
+"""An accepted (queued) command keeps trying far longer: it must not be lost to contention."""
 
 
 def _tag(struct: msgspec.Struct) -> str:
@@ -135,7 +138,7 @@ class CommandBus:
         command = self.registry.decode_body(env.type, env.body)
         lookups = list(spec.lookups(command)) if spec.lookups is not None else []
         actor = env.actor
-        for attempt in range(MAX_ATTEMPTS):
+        for attempt in range(ATTEMPTS_INLINE if fresh else ATTEMPTS_QUEUED):
             cached = self._cache.get(state_key) if attempt == 0 else None
             others: list[str | None] = []
             if cached is None or not fresh or lookups:
@@ -195,7 +198,7 @@ class CommandBus:
                     self._cache.put(state_key, version + len(decision.events), new_state)
                 return result.outcome
             self._cache.drop(state_key)
-            await asyncio.sleep(random.uniform(0, 0.002 * (attempt + 1)))
+            await asyncio.sleep(random.uniform(0, min(0.2, 0.001 * 2 ** min(attempt, 8))))
         return await self.fail(
             env,
             problem("concurrency_conflict", 409, "The aggregate kept changing; nothing was done"),

@@ -14,7 +14,8 @@ from app.kernel import keys
 from app.kernel.partitions import new_id
 from app.kernel.redis_types import text_dict
 
-STALE_AFTER_SECONDS = 15.0
+STALE_AFTER_SECONDS = 6.0
+"""Three missed beats: a dead worker stops counting before its leases (10 s) expire."""
 
 
 class Heartbeat(msgspec.Struct, frozen=True, kw_only=True):

@@ -17,6 +17,7 @@ from app.domain.products import CreateProduct, RestockProduct
 from app.kernel import keys
 from app.kernel.intake import Reply
 from app.kernel.messages import CommandEnvelope, StoredEvent
+from app.kernel.partitions import partition_of_command
 from app.services import Services, build_services
 from tests.integration.conftest import ADMIN, make_settings
 from tests.support.kernel_catalog import product_record
@@ -98,8 +99,16 @@ async def _check_nothing_half_done(services: Services, replies: list[tuple[str, 
     assert version == 1 + len(restock_events)
     assert product.on_hand == INITIAL + len(restock_events)
     assert {mode for mode, _ in replies} == {"sync", "async"}
-    # Not asserted: that every command acknowledged just before the kill survived it. With the
-    # embedded server's `appendfsync everysec` the last writes before a crash can be lost.
+    # Every command acknowledged before the kill survived it (the server fsyncs its
+    # append-only file before it answers: `appendfsync always`).
+    for mode, reply in replies:
+        if mode == "sync":
+            assert restock_events[reply.command_id] == 1, reply
+        else:
+            partition = partition_of_command(reply.command_id, partitions)
+            assert partition is not None
+            status = await redis.hget(keys.command_status(partition, reply.command_id), "status")
+            assert status == "accepted", reply
 
 
 async def test_submit_raises_connection_error_while_redis_is_down_and_nothing_is_half_done(
