@@ -15,6 +15,7 @@ from app.kernel.consumer import ensure_group
 from app.kernel.leases import Leases
 from app.kernel.messages import SYSTEM
 from app.kernel.partitions import partition_of
+from app.kernel.redis_types import stream_entries
 from app.processes.fulfilment import GROUP
 from app.services import Services
 from tests.integration.conftest import ADMIN, ALICE, running_workers
@@ -76,16 +77,15 @@ async def assert_fulfilled_once(services: Services, command_id: str, order_id: s
         for e in await domain_events(services.write, partitions)
         if payload(e).get("order_id") == order_id
     )
-    assert of_order == Counter(
-        {
-            ("OrderPlaced", None): 1,
-            ("OrderStockReserved", None): 1,
-            ("OrderPaid", None): 1,
-            ("OrderConfirmed", None): 1,
-            **{("StockReserved", sku): 1 for sku in LINES},
-            **{("StockCommitted", sku): 1 for sku in LINES},
-        }
-    ), of_order
+    expected: dict[tuple[str, str | None], int] = {
+        ("OrderPlaced", None): 1,
+        ("OrderStockReserved", None): 1,
+        ("OrderPaid", None): 1,
+        ("OrderConfirmed", None): 1,
+        **{("StockReserved", sku): 1 for sku in LINES},
+        **{("StockCommitted", sku): 1 for sku in LINES},
+    }
+    assert of_order == Counter(expected), of_order
     published = [
         e for e in await integration_events(services.write, partitions) if e["order_id"] == order_id
     ]
@@ -170,7 +170,7 @@ async def test_a_worker_that_died_half_way_through_reserving_is_finished_by_its_
         await ensure_group(services.write, stream, GROUP)
         assert await Leases(services.write, "crashed", ttl_ms=1500).acquire(GROUP, partition)
         delivered = await services.write.xreadgroup(GROUP, f"p{partition}", {stream: ">"})
-        read = [fields["e"] for _stream, items in delivered for _id, fields in items]
+        read = [fields["e"] for _stream, _id, fields in stream_entries(delivered)]
         assert any('"OrderPlaced"' in event for event in read)
         for sku in ("MUG-1", "TEE-1"):
             envelope = services.bus.envelope(

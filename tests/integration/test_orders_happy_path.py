@@ -19,6 +19,7 @@ from tests.support.orders_helpers import (
     payload,
     pipeline_groups,
     place_order,
+    stream_items,
     wait_final,
     wait_idle,
 )
@@ -106,7 +107,7 @@ async def test_an_order_walks_every_step_and_is_confirmed_everywhere(
         ]
 
         stream = keys.integration(partition_of(order_id, settings.partitions))
-        published = [fields["e"] for _id, fields in await services.write.xrange(stream)]
+        published = [fields["e"] for _id, fields in await stream_items(services.write, stream)]
         assert len(published) == 1
         public = msgspec.json.decode(published[0])
         assert set(public) == PUBLIC_CONFIRMED_FIELDS

@@ -4,6 +4,7 @@ about only their own orders and commands; admins see everyone's."""
 from __future__ import annotations
 
 import contextlib
+import functools
 from typing import Any
 
 import httpx
@@ -51,6 +52,14 @@ async def own_orders(user: User, position: str) -> list[dict[str, Any]]:
     assert "X-Consistency" not in reply.headers, "the read caught up with the write"
     found: list[dict[str, Any]] = reply.json()
     return found
+
+
+def succeeded(command_id: str, message: dict[str, Any]) -> bool:
+    return (message.get("type"), message.get("command_id"), message.get("status")) == (
+        "command",
+        command_id,
+        "succeeded",
+    )
 
 
 def code(reply: httpx.Response) -> tuple[int, str]:
@@ -131,13 +140,7 @@ async def test_pushes_reach_only_the_customer_they_are_about(settings: Settings)
         commands = {alice.name: await place(alice), bob.name: await place(bob)}
         order_ids: dict[str, str] = {}
         for user, socket in ((alice, alice_socket), (bob, bob_socket)):
-            done = await socket.until(
-                lambda m, c=commands[user.name]: (
-                    m.get("type") == "command"
-                    and m["command_id"] == c
-                    and m["status"] == "succeeded"
-                )
-            )
+            done = await socket.until(functools.partial(succeeded, commands[user.name]))
             assert done["error"] is None
             confirmed = await socket.until(
                 lambda m: m.get("view") == "orders" and m["data"]["status"] == "confirmed"

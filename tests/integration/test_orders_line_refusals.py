@@ -50,14 +50,21 @@ async def test_one_short_line_rejects_the_order_and_releases_the_others(
     assert [s.name for s in status.steps] == ["accepted", "processing", "failed"]
     order = await load_order(services, order_id)
     assert (order.status, order.reason) == ("rejected", "insufficient_stock")
-    assert await stock_moves(services, order_id) == Counter({
-        ("StockReserved", "MUG-1"): 1, ("StockReserved", "TEE-1"): 1,
-        ("StockReleased", "MUG-1"): 1, ("StockReleased", "TEE-1"): 1,
-    })
+    assert await stock_moves(services, order_id) == Counter(
+        {
+            ("StockReserved", "MUG-1"): 1,
+            ("StockReserved", "TEE-1"): 1,
+            ("StockReleased", "MUG-1"): 1,
+            ("StockReleased", "TEE-1"): 1,
+        }
+    )
     for sku, on_hand in stock.items():
         product = await load_product(services, sku)
         assert (product.on_hand, product.reserved, product.sold, product.reservations) == (
-            on_hand, 0, 0, {},
+            on_hand,
+            0,
+            0,
+            {},
         )
     assert f"charge:{order_id}" not in await captures(services.write)
 
@@ -80,9 +87,12 @@ async def test_a_product_discontinued_after_the_order_was_placed_rejects_it(
 
     assert status.error is not None and status.error.code == "product_discontinued", status
     assert (await load_order(services, order_id)).reason == "product_discontinued"
-    assert await stock_moves(services, order_id) == Counter({
-        ("StockReserved", "MUG-1"): 1, ("StockReleased", "MUG-1"): 1,
-    })
+    assert await stock_moves(services, order_id) == Counter(
+        {
+            ("StockReserved", "MUG-1"): 1,
+            ("StockReleased", "MUG-1"): 1,
+        }
+    )
     mug = await load_product(services, "MUG-1")
     assert (mug.on_hand, mug.reserved, mug.reservations) == (10, 0, {})
 
@@ -101,7 +111,8 @@ async def test_an_order_for_an_unknown_or_discontinued_product_is_never_placed(
         await wait_idle(services, pipeline_groups(settings))
 
     assert [(o.status, o.error.code if o.error else None) for o in outcomes] == [
-        ("failed", "unknown_product"), ("failed", "product_discontinued"),
+        ("failed", "unknown_product"),
+        ("failed", "product_discontinued"),
     ]
     refused_steps = ["accepted", "processing", "failed"]
     assert [[s.name for s in o.steps] for o in outcomes] == [refused_steps] * 2

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import random
 from collections import Counter
 from dataclasses import dataclass, field
@@ -92,7 +93,7 @@ async def drive(services: Services, rng: random.Random) -> Ledger:
         # two orders of this wave cancelled as soon as they exist: mostly still in flight
         for order_id in rng.sample([ids[c] for c in placed], k=2):
             await eventually(
-                lambda o=order_id: _status(services, o),
+                functools.partial(_status, services, order_id),
                 timeout=30,
                 message=f"order {order_id} placed",
             )

@@ -12,7 +12,7 @@ import contextlib
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Mapping, Sequence
-from typing import Any
+from typing import Any, cast
 
 import msgspec
 from redis.asyncio import Redis
@@ -30,6 +30,7 @@ from app.kernel.leases import Leases
 from app.kernel.messages import Actor, CommandEnvelope, StoredEvent
 from app.kernel.partitions import partition_of_command
 from app.kernel.projection import group_name
+from app.kernel.redis_types import text, text_dict, text_list
 from app.processes.fulfilment import GROUP as FULFILMENT_GROUP
 from app.processes.fulfilment import Fulfilment
 from app.projections.registry import NOTIFIER, PROJECTOR, build
@@ -159,11 +160,16 @@ async def wait_all_final(
     return await statuses(services, command_ids)
 
 
+async def stream_items(redis: Redis, stream: str) -> list[tuple[str, dict[str, str]]]:
+    """Every entry of a stream: (entry id, fields)."""
+    return cast(list[tuple[str, dict[str, str]]], await redis.xrange(stream))
+
+
 async def order_ids(services: Services) -> dict[str, str]:
     """PlaceOrder command id → order id, for every PlaceOrder accepted (the commands streams)."""
     found: dict[str, str] = {}
     for partition in range(services.settings.partitions):
-        for _entry_id, fields in await services.write.xrange(keys.commands(partition)):
+        for _entry_id, fields in await stream_items(services.write, keys.commands(partition)):
             envelope = _envelope.decode(fields["c"])
             if envelope.type == "PlaceOrder":
                 found[envelope.command_id] = envelope.aggregate_id
@@ -211,7 +217,7 @@ async def domain_events(redis: Redis, partitions: int) -> list[StoredEvent]:
     """Every domain event of every partition's events stream."""
     found: list[StoredEvent] = []
     for partition in range(partitions):
-        for _entry_id, fields in await redis.xrange(keys.events(partition)):
+        for _entry_id, fields in await stream_items(redis, keys.events(partition)):
             found.append(_stored.decode(fields["e"]))
     return found
 
@@ -225,21 +231,20 @@ async def integration_events(redis: Redis, partitions: int) -> list[dict[str, An
     """Every integration event, as the public JSON document a consumer receives."""
     found: list[dict[str, Any]] = []
     for partition in range(partitions):
-        for _entry_id, fields in await redis.xrange(keys.integration(partition)):
+        for _entry_id, fields in await stream_items(redis, keys.integration(partition)):
             found.append(msgspec.json.decode(fields["e"]))
     return found
 
 
 async def captures(redis: Redis) -> dict[str, int]:
     """The gateway's ledger: idempotency key → number of times money was taken."""
-    raw = await redis.hgetall(keys.external("gateway", "captures"))
+    raw = text_dict(await redis.hgetall(keys.external("gateway", "captures")))
     return {key: int(count) for key, count in raw.items()}
 
 
 async def refunds(redis: Redis) -> dict[str, str]:
     """The gateway's refunds: refund idempotency key → the charge refunded."""
-    raw: dict[str, str] = await redis.hgetall(keys.external("gateway", "refunds"))
-    return raw
+    return text_dict(await redis.hgetall(keys.external("gateway", "refunds")))
 
 
 async def _group_lag(redis: Redis, stream: str, name: str) -> list[str]:
@@ -283,22 +288,24 @@ async def wait_idle(services: Services, groups: Groups, within: float = 60.0) ->
 async def scan_values(redis: Redis) -> dict[str, list[str]]:
     """Every key of the server with everything it holds as text, whatever its type."""
     found: dict[str, list[str]] = {}
-    async for key in redis.scan_iter(count=1000):
-        kind = await redis.type(key)
+    async for raw_key in redis.scan_iter(count=1000):
+        key = text(raw_key)
+        kind = text(await redis.type(key))
         values: list[str] = [key]
         if kind == "string":
-            values.append(await redis.get(key) or "")
+            values.append(text(await redis.get(key)))
         elif kind == "hash":
-            for field, value in (await redis.hgetall(key)).items():
+            for field, value in text_dict(await redis.hgetall(key)).items():
                 values += [field, value]
         elif kind == "list":
-            values += await redis.lrange(key, 0, -1)
+            values += text_list(await redis.lrange(key, 0, -1))
         elif kind == "set":
-            values += list(await redis.smembers(key))
+            values += text_list(list(await redis.smembers(key)))
         elif kind == "zset":
-            values += [f"{m} {s}" for m, s in await redis.zrange(key, 0, -1, withscores=True)]
+            scored = cast(list[tuple[str, float]], await redis.zrange(key, 0, -1, withscores=True))
+            values += [f"{member} {score}" for member, score in scored]
         elif kind == "stream":
-            for entry_id, fields in await redis.xrange(key):
+            for entry_id, fields in await stream_items(redis, key):
                 values.append(entry_id)
                 for field, value in fields.items():
                     values += [field, value]
