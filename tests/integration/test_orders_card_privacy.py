@@ -133,12 +133,13 @@ async def test_no_full_card_number_is_stored_logged_or_served(
     )
     assert unknown.status_code == 202, unknown.text
     accepted[unknown.json()["command_id"]] = OTHER_CARDS["amex15"]
-    for _attempt in range(2):  # the replay answers the first response and stores nothing new
-        keyed = await api_order(
-            alice, OTHER_CARDS["mastercard"], headers={"Idempotency-Key": "privacy-1"}
-        )
-        assert keyed.status_code == 202, keyed.text
-    accepted[keyed.json()["command_id"]] = OTHER_CARDS["mastercard"]
+    keyed = [  # the replay answers the first response and places nothing new
+        await api_order(alice, OTHER_CARDS["mastercard"], headers={"Idempotency-Key": "privacy-1"})
+        for _attempt in range(2)
+    ]
+    assert [r.status_code for r in keyed] == [202, 202], keyed[0].text
+    assert keyed[0].json()["command_id"] == keyed[1].json()["command_id"]
+    accepted[keyed[0].json()["command_id"]] = OTHER_CARDS["mastercard"]
     refused = await api_order(
         alice, OTHER_CARDS["refused"], lines=[{"sku": "STICKER-1", "quantity": 0}]
     )
