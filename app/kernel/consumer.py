@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import math
 import time
@@ -32,6 +33,8 @@ log = logging.getLogger(__name__)
 BATCH = 200
 BLOCK_MS = 1000
 MAX_ATTEMPTS = 4
+MAX_IN_FLIGHT = 256
+"""Entries a keyed handler may have running at once per partition."""
 INFRA_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 
 
@@ -56,6 +59,16 @@ class PartitionHandler(Protocol):
 
     async def skip(self, partition: int, entry: Entry) -> None:
         """Mark a dead-lettered entry as done so it is not applied later."""
+
+
+class KeyedHandler(PartitionHandler, Protocol):
+    """A handler whose entries need order only per key (e.g. per order), not per partition.
+
+    Entries of different keys run concurrently, each acked when done, so one slow entry
+    (a payment waiting on a gateway) holds up only the entries of its own key.
+    """
+
+    def key_of(self, entry: Entry) -> str: ...
 
 
 class DeadLetter(msgspec.Struct, frozen=True):
@@ -195,10 +208,30 @@ class PartitionedConsumer:
     ) -> None:
         stream = handler.stream(partition)
         consumer = f"p{partition}"
+        lanes = _Lanes(self, handler, partition, stop) if hasattr(handler, "key_of") else None
+        try:
+            await self._consume_loop(handler, partition, stop, stream, consumer, lanes)
+        finally:
+            if lanes is not None:
+                await lanes.drain()
+
+    async def _consume_loop(
+        self,
+        handler: PartitionHandler,
+        partition: int,
+        stop: asyncio.Event,
+        stream: str,
+        consumer: str,
+        lanes: _Lanes | None,
+    ) -> None:
         cursor = "0"  # our pending entries first (a previous owner's, after a takeover)
         while not stop.is_set():
             try:
+                if lanes is not None and lanes.broken.is_set():
+                    raise lanes.failure or LeaseLost(stream)
                 if cursor == "0":
+                    if lanes is not None:
+                        await lanes.drain()  # nothing of ours may be running while re-read
                     await ensure_group(self._redis, stream, handler.group)
                 reply = await self._redis.xreadgroup(
                     handler.group,
@@ -214,6 +247,9 @@ class PartitionedConsumer:
                         continue
                     cursor = entries[-1].id
                 if not entries:
+                    continue
+                if lanes is not None:
+                    await lanes.dispatch(entries)
                     continue
                 await self._process(handler, partition, entries, stop)
                 await self._redis.xack(stream, handler.group, *[e.id for e in entries])
@@ -284,3 +320,61 @@ class PartitionedConsumer:
 async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(stop.wait(), timeout=seconds)
+
+
+class _Lanes:
+    """Per-key chains of entries for a KeyedHandler on one partition."""
+
+    def __init__(
+        self,
+        consumer: PartitionedConsumer,
+        handler: PartitionHandler,
+        partition: int,
+        stop: asyncio.Event,
+    ) -> None:
+        self._consumer = consumer
+        self._handler = handler
+        self._key_of: Callable[[Entry], str] = handler.key_of  # type: ignore[attr-defined]
+        self._partition = partition
+        self._stop = stop
+        self._tails: dict[str, asyncio.Task[None]] = {}
+        self._running: set[asyncio.Task[None]] = set()
+        self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self.broken = asyncio.Event()
+        self.failure: BaseException | None = None
+
+    async def dispatch(self, entries: list[Entry]) -> None:
+        for entry in entries:
+            await self._slots.acquire()
+            key = self._key_of(entry) if entry.fields else entry.id
+            task = asyncio.create_task(self._run(entry, self._tails.get(key)))
+            self._tails[key] = task
+            self._running.add(task)
+            task.add_done_callback(functools.partial(self._finished, key))
+
+    def _finished(self, key: str, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        if self._tails.get(key) is task:
+            del self._tails[key]
+        self._slots.release()
+
+    async def _run(self, entry: Entry, after: asyncio.Task[None] | None) -> None:
+        if after is not None:
+            await asyncio.wait({after})  # its own failure is its own business
+        if self.broken.is_set():
+            return  # left pending: read again once the partition is back in order
+        handler = self._handler
+        try:
+            await self._consumer._process(handler, self._partition, [entry], self._stop)
+            await self._consumer._redis.xack(
+                handler.stream(self._partition), handler.group, entry.id
+            )
+        except (LeaseLost, *INFRA_ERRORS) as exc:
+            self.failure = exc
+            self.broken.set()
+
+    async def drain(self) -> None:
+        if self._running:
+            await asyncio.wait(set(self._running))
+        self.broken.clear()
+        self.failure = None

@@ -62,6 +62,10 @@ class Fulfilment:
     def stream(self, partition: int) -> str:
         return keys.events(partition)
 
+    def key_of(self, entry: Entry) -> str:
+        """Events of one aggregate in order; different orders run side by side."""
+        return _stored_decoder.decode(entry.fields["e"]).aggregate_id
+
     async def handle(self, partition: int, entries: list[Entry]) -> None:
         by_order: dict[str, list[Any]] = {}
         for entry in entries:

@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import pytest
-
 from app.services import Services, build_services
 from tests.integration.conftest import ADMIN, ALICE, BOB, make_settings, running_workers
 from tests.support.orders_helpers import (
@@ -17,12 +15,6 @@ from tests.support.orders_helpers import (
 )
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="bug: app/kernel/consumer.py _consume awaits the whole batch before reading the "
-    "next, so an order whose events arrive while another order of its partition waits on "
-    "the gateway starts only after that charge (head-of-line blocking, up to 9 s here)",
-)
 async def test_a_second_order_is_reserved_while_the_first_one_is_being_charged(
     redis_url: str,
 ) -> None:
