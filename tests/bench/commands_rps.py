@@ -61,7 +61,8 @@ def login(base: str) -> tuple[str, str]:
 
 def post(base: str, cookie: str, csrf: str, payload: dict[str, object]) -> int:
     request = urllib.request.Request(
-        f"{base}/api/commands", json.dumps(payload).encode(),
+        f"{base}/api/commands",
+        json.dumps(payload).encode(),
         {"Content-Type": "application/json", "Cookie": cookie, "X-CSRF-Token": csrf},
     )
     with urllib.request.urlopen(request) as reply:
@@ -71,7 +72,9 @@ def post(base: str, cookie: str, csrf: str, payload: dict[str, object]) -> int:
 def wrk(url: str, script: Path, seconds: int, connections: int) -> tuple[float, str]:
     out = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
-        capture_output=True, text=True, check=True,
+        capture_output=True,
+        text=True,
+        check=True,
     ).stdout
     match = re.search(r"Requests/sec:\s+([\d.]+)", out)
     return (float(match.group(1)) if match else 0.0), out
@@ -88,36 +91,60 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="bench-"))
     with running_redis(root / "redis", appendonly=True) as redis_server:
         web_port, bare_port = free_port(), free_port()
-        group = ProcessGroup(root, {
-            "REDIS_URL": redis_server.url, "APP_ENV": "development", "LOG_LEVEL": "WARNING",
-            "PAYMENT_LATENCY_MS": "0",
-        })
+        group = ProcessGroup(
+            root,
+            {
+                "REDIS_URL": redis_server.url,
+                "APP_ENV": "development",
+                "LOG_LEVEL": "WARNING",
+                "PAYMENT_LATENCY_MS": "0",
+            },
+        )
         try:
             group.start("web", "app.web.serve", extra_env={"PORT": str(web_port)})
             group.start("commands", "workers.commands")
             group.start("projector", "workers.projector")
             group.start(
-                "bare", "uvicorn", "--factory", "tests.bench.bare_app:create_app",
-                "--port", str(bare_port), "--log-level", "warning", "--no-access-log",
+                "bare",
+                "uvicorn",
+                "--factory",
+                "tests.bench.bare_app:create_app",
+                "--port",
+                str(bare_port),
+                "--log-level",
+                "warning",
+                "--no-access-log",
             )
             base = f"http://127.0.0.1:{web_port}"
             eventually_sync(lambda: port_open(web_port) and port_open(bare_port), timeout=30)
             cookie, csrf = eventually_sync(lambda: _try_login(base), timeout=30)
             for i in range(1, PRODUCTS + 1):
-                post(base, cookie, csrf, {
-                    "type": "CreateProduct", "sku": f"BENCH-{i:04d}", "name": f"Bench {i}",
-                    "price_cents": 100, "initial_stock": 0,
-                })
+                post(
+                    base,
+                    cookie,
+                    csrf,
+                    {
+                        "type": "CreateProduct",
+                        "sku": f"BENCH-{i:04d}",
+                        "name": f"Bench {i}",
+                        "price_cents": 100,
+                        "initial_stock": 0,
+                    },
+                )
             results = {}
             for name, url, prefer in (
                 ("bare Starlette endpoint", f"http://127.0.0.1:{bare_port}/api/commands", ""),
                 ("POST /api/commands sync (RestockProduct)", f"{base}/api/commands", ""),
-                ("POST /api/commands async (Prefer: respond-async)", f"{base}/api/commands",
-                 'wrk.headers["Prefer"] = "respond-async"'),
+                (
+                    "POST /api/commands async (Prefer: respond-async)",
+                    f"{base}/api/commands",
+                    'wrk.headers["Prefer"] = "respond-async"',
+                ),
             ):
                 script = root / f"{len(results)}.lua"
-                script.write_text(LUA % {"n": PRODUCTS, "cookie": cookie, "csrf": csrf,
-                                         "prefer": prefer})
+                script.write_text(
+                    LUA % {"n": PRODUCTS, "cookie": cookie, "csrf": csrf, "prefer": prefer}
+                )
                 wrk(url, script, 2, args.connections)  # warm up
                 rps, out = wrk(url, script, args.seconds, args.connections)
                 results[name] = rps

@@ -1,6 +1,6 @@
 """Order fulfilment latency and throughput, measured by hand (no assertions):
 
-    .venv/bin/python -m tests.support.orders_benchmark [--orders 300] [--rate 40]
+    .venv/bin/python -m tests.bench.orders_latency [--orders 300] [--rate 40]
         [--commands 2] [--via http|intake]
 
 Starts its own Redis (append-only file on, as in development) and the real stack as processes
