@@ -7,6 +7,7 @@ import contextlib
 from collections.abc import AsyncIterator, Iterator, Sequence
 from pathlib import Path
 
+import httpx
 import pytest
 import redis
 
@@ -19,6 +20,7 @@ from app.kernel.projection import ProjectionHandler
 from app.processes.fulfilment import Fulfilment
 from app.projections.registry import NOTIFIER, PROJECTOR, build
 from app.services import Services, build_services
+from tests.support.api_client import Storefront
 from tests.support.redis_server import RedisServer, running_redis
 
 ADMIN = Actor("admin", frozenset({"admin"}))
@@ -97,8 +99,12 @@ async def running_workers(
         else:
             handlers = [Fulfilment(services.bus, services.gateway)]
         consumer = PartitionedConsumer(
-            services.write, handlers, settings.partitions,
-            Leases(services.write, f"{owner}-{kind}"), _one_member, block_ms=200,
+            services.write,
+            handlers,
+            settings.partitions,
+            Leases(services.write, f"{owner}-{kind}"),
+            _one_member,
+            block_ms=200,
         )
         tasks.append(asyncio.create_task(consumer.run(stop, tick=0.2)))
     try:
@@ -115,3 +121,30 @@ def log_dir(tmp_path: Path) -> Path:
     path = tmp_path / "logs"
     path.mkdir()
     return path
+
+
+# --- HTTP clients of a module's `storefront` (tests.support.api_client), one per user ------
+
+
+@pytest.fixture
+async def admin(storefront: Storefront) -> AsyncIterator[httpx.AsyncClient]:
+    async with storefront.client("admin") as client:
+        yield client
+
+
+@pytest.fixture
+async def alice(storefront: Storefront) -> AsyncIterator[httpx.AsyncClient]:
+    async with storefront.client("alice") as client:
+        yield client
+
+
+@pytest.fixture
+async def bob(storefront: Storefront) -> AsyncIterator[httpx.AsyncClient]:
+    async with storefront.client("bob") as client:
+        yield client
+
+
+@pytest.fixture
+async def anon(storefront: Storefront) -> AsyncIterator[httpx.AsyncClient]:
+    async with storefront.client() as client:
+        yield client

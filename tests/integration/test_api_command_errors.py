@@ -33,24 +33,6 @@ def storefront(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Storefront]
         yield made
 
 
-@pytest.fixture
-async def admin(storefront: Storefront) -> AsyncIterator[httpx.AsyncClient]:
-    async with storefront.client("admin") as client:
-        yield client
-
-
-@pytest.fixture
-async def alice(storefront: Storefront) -> AsyncIterator[httpx.AsyncClient]:
-    async with storefront.client("alice") as client:
-        yield client
-
-
-@pytest.fixture
-async def bob(storefront: Storefront) -> AsyncIterator[httpx.AsyncClient]:
-    async with storefront.client("bob") as client:
-        yield client
-
-
 def product(sku: str | None = None, **fields: Any) -> dict[str, Any]:
     body: dict[str, Any] = {
         "type": "CreateProduct",

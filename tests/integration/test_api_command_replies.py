@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
@@ -46,30 +46,6 @@ def storefront(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Storefront]
         tmp_path_factory.mktemp("command-replies"), workers=("commands", "projector", "process")
     ) as made:
         yield made
-
-
-@pytest.fixture
-async def admin(storefront: Storefront) -> AsyncIterator[httpx.AsyncClient]:
-    async with storefront.client("admin") as client:
-        yield client
-
-
-@pytest.fixture
-async def alice(storefront: Storefront) -> AsyncIterator[httpx.AsyncClient]:
-    async with storefront.client("alice") as client:
-        yield client
-
-
-@pytest.fixture
-async def bob(storefront: Storefront) -> AsyncIterator[httpx.AsyncClient]:
-    async with storefront.client("bob") as client:
-        yield client
-
-
-@pytest.fixture
-async def anon(storefront: Storefront) -> AsyncIterator[httpx.AsyncClient]:
-    async with storefront.client() as client:
-        yield client
 
 
 def assert_command_id(command_id: str) -> None:
