@@ -36,7 +36,6 @@ from app.kernel.messages import SYSTEM, Outcome, StoredEvent
 log = logging.getLogger(__name__)
 
 GROUP = "process.fulfilment"
-CONCURRENCY = 128
 HANDLED = frozenset(
     {
         "OrderPlaced",
@@ -57,7 +56,6 @@ class Fulfilment:
         self._bus = bus
         self._gateway = gateway
         self._events = event_decoder()
-        self._slots = asyncio.Semaphore(CONCURRENCY)
 
     def stream(self, partition: int) -> str:
         return keys.events(partition)
@@ -67,27 +65,14 @@ class Fulfilment:
         return _stored_decoder.decode(entry.fields["e"]).aggregate_id
 
     async def handle(self, partition: int, entries: list[Entry]) -> None:
-        by_order: dict[str, list[Any]] = {}
+        """In order. The consumer runs different orders' entries side by side (key_of)."""
         for entry in entries:
             stored = _stored_decoder.decode(entry.fields["e"])
             if stored.type in HANDLED:
-                by_order.setdefault(stored.aggregate_id, []).append(
-                    self._events.decode(stored.data)
-                )
-        results = await asyncio.gather(
-            *(self._one_order(events) for events in by_order.values()), return_exceptions=True
-        )
-        for result in results:
-            if isinstance(result, BaseException):
-                raise result
+                await self.react(self._events.decode(stored.data))
 
     async def skip(self, partition: int, entry: Entry) -> None:
         """A dead-lettered event needs no marking: the consumer group acks it."""
-
-    async def _one_order(self, events: list[Any]) -> None:
-        async with self._slots:
-            for event in events:
-                await self.react(event)
 
     async def react(self, event: Any) -> None:
         match event:

@@ -47,12 +47,19 @@ async def list_products(
         await read.zrangebylex(keys.catalog_index(), start, "+", start=0, num=limit + 1)
     )
     page = skus[:limit]
+    products = [p for p in await get_products(read, page) if p is not None]
+    return products, (page[-1] if len(skus) > limit else None)
+
+
+async def get_products(read: Redis, skus: list[str]) -> list[ProductView | None]:
+    """Several products in one round trip, in the order asked (None for an unknown sku)."""
+    if not skus:
+        return []
     async with read.pipeline(transaction=False) as pipe:
-        for sku in page:
+        for sku in skus:
             pipe.hgetall(keys.product(sku))
         records = await pipe.execute()
-    products = [product_view(r) for r in records if r]
-    return products, (page[-1] if len(skus) > limit else None)
+    return [product_view(r) if r else None for r in records]
 
 
 async def count_products(read: Redis) -> int:

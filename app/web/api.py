@@ -11,6 +11,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from app.adapters.sessions import COOKIE
+from app.kernel.command_status import CommandStatus
 from app.kernel.errors import NotFound, ProblemError, ValidationFailed, problem
 from app.kernel.heartbeat import live_heartbeats
 from app.kernel.intake import Reply
@@ -97,7 +98,8 @@ async def post_command(request: Request) -> Response:
     return reply_response(reply)
 
 
-async def get_command(request: Request) -> Response:
+async def visible_command(request: Request) -> CommandStatus:
+    """The status of the path's command, for its sender and admins; 404 for anyone else."""
     services = services_of(request)
     actor = actor_of(await session_of(request))
     command_id = request.path_params["command_id"]
@@ -105,7 +107,11 @@ async def get_command(request: Request) -> Response:
     stored = None if partition is None else await services.statuses.get(partition, command_id)
     if stored is None or not (actor.has_role("admin") or stored.sender == actor.username):
         raise NotFound("No such command")
-    return json_response(stored.view)
+    return stored.view
+
+
+async def get_command(request: Request) -> Response:
+    return json_response(await visible_command(request))
 
 
 # --- sessions --------------------------------------------------------------------------------

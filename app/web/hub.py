@@ -236,22 +236,27 @@ class Hub:
         for fields in batch:
             latest[(fields.get("v", ""), fields.get("k", ""))] = fields.get("p", "")
         read = self._services.read
+        products = {key: position for (view, key), position in latest.items() if view == "catalog"}
+        if products:
+            await self._push_products(read, products)
         for (view, key), position in latest.items():
-            if view == "catalog":
-                await self._push_product(read, key, position)
-            elif view == "orders":
+            if view == "orders":
                 await self._push_order(read, key, position)
             elif view == "notifications":
                 await self._push_inbox(read, key)
             elif view == "admin":
                 self._admin_dirty.add(key)
 
-    async def _push_product(self, read: Redis, sku: str, position: str) -> None:
+    async def _push_products(self, read: Redis, positions: dict[str, str]) -> None:
+        """Every changed product of a batch read in one round trip, then pushed row by row."""
         if not self.watching("catalog"):
             return
-        product = await catalog.get_product(read, sku)
-        if product is None:
-            return
+        skus = list(positions)
+        for sku, product in zip(skus, await catalog.get_products(read, skus), strict=True):
+            if product is not None:
+                self._push_product(sku, product, positions[sku])
+
+    def _push_product(self, sku: str, product: catalog.ProductView, position: str) -> None:
         self.publish(
             ["catalog"],
             lambda: self._render.product_row(product, oob=True),

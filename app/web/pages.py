@@ -21,7 +21,7 @@ from app.kernel.partitions import partition_of_command
 from app.kernel.redis_types import text_dict
 from app.queries import catalog, notifications, orders, sales
 from app.queries.admin_status import admin_status
-from app.web.api import SKU, set_session_cookie, visible_order
+from app.web.api import SKU, set_session_cookie, visible_command, visible_order
 from app.web.auth import actor_for, actor_of, same_origin, services_of, session_of
 from app.web.forms import FORMS, FormState, document_from_form, with_errors
 from app.web.layout import page
@@ -195,12 +195,12 @@ async def order_fragment(request: Request) -> Response:
 
 async def cart_lines(request: Request, user: str) -> list[dict[str, Any]]:
     services = services_of(request)
-    cart = text_dict(await services.write.hgetall(keys.ui_state("cart", user)))
-    lines = []
-    for sku, quantity in sorted(cart.items()):
-        product = await catalog.get_product(services.read, sku)
-        lines.append({"sku": sku, "quantity": int(quantity), "product": product})
-    return lines
+    cart = sorted(text_dict(await services.write.hgetall(keys.ui_state("cart", user))).items())
+    products = await catalog.get_products(services.read, [sku for sku, _ in cart])
+    return [
+        {"sku": sku, "quantity": int(quantity), "product": product}
+        for (sku, quantity), product in zip(cart, products, strict=True)
+    ]
 
 
 async def checkout_page(request: Request) -> Response:
@@ -302,28 +302,17 @@ async def place_order(request: Request) -> Response:
 # --- command status ------------------------------------------------------------------------
 
 
-async def visible_status(request: Request) -> Any:
-    services = services_of(request)
-    actor = actor_of(await session_of(request))
-    command_id = request.path_params["command_id"]
-    partition = partition_of_command(command_id, services.settings.partitions)
-    stored = None if partition is None else await services.statuses.get(partition, command_id)
-    if stored is None or not (actor.has_role("admin") or stored.sender == actor.username):
-        raise NotFound("No such command")
-    return stored.view
-
-
 async def command_page(request: Request) -> Response:
     return await page(
         request,
         "pages/command.html",
         ["commands", "notifications"],
-        c=await visible_status(request),
+        c=await visible_command(request),
     )
 
 
 async def command_fragment(request: Request) -> Response:
-    return html(renderer(request).command_status(await visible_status(request)))
+    return html(renderer(request).command_status(await visible_command(request)))
 
 
 # --- notifications -----------------------------------------------------------------------
