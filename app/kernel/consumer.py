@@ -228,7 +228,12 @@ class PartitionedConsumer:
         while not stop.is_set():
             try:
                 if lanes is not None and lanes.broken.is_set():
-                    raise lanes.failure or LeaseLost(stream)
+                    # a lane hit Redis trouble or lost the lease: let the others finish,
+                    # forget the failure, and either stop or re-read what is still pending
+                    failure = await lanes.drain()
+                    if not isinstance(failure, INFRA_ERRORS):
+                        raise LeaseLost(stream)
+                    raise failure
                 if cursor == "0":
                     if lanes is not None:
                         await lanes.drain()  # nothing of ours may be running while re-read
@@ -373,8 +378,10 @@ class _Lanes:
             self.failure = exc
             self.broken.set()
 
-    async def drain(self) -> None:
+    async def drain(self) -> BaseException | None:
+        """Wait for every running entry; clear and return the failure that broke the lanes."""
         if self._running:
             await asyncio.wait(set(self._running))
+        failure, self.failure = self.failure, None
         self.broken.clear()
-        self.failure = None
+        return failure
