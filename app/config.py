@@ -1,37 +1,53 @@
-"""Settings from the environment, read once into one frozen Struct."""
+"""Settings from the environment, decoded once into one frozen Struct.
+
+Every setting is a field of `Settings` with its default; its environment variable is the
+field's name in capitals (`partitions` ← `PARTITIONS`). An empty variable counts as unset.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
+from typing import Annotated
 
 import msgspec
+import msgspec.inspect
 
 DEV_SECRET = "dev-only-secret-do-not-use-in-production"
+_WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
+
+Positive = Annotated[int, msgspec.Meta(ge=1)]
+NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+Fraction = Annotated[float, msgspec.Meta(ge=0, le=1)]
 
 
 class ConfigError(RuntimeError):
     """The environment cannot run the app (e.g. production without a secret)."""
 
 
-class Settings(msgspec.Struct, frozen=True, kw_only=True):
+class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     app_env: str = "development"
     redis_url: str = "redis://127.0.0.1:6390/0"
     read_redis_url: str = ""
     secret_key: str = DEV_SECRET
-    partitions: int = 4
-    port: int = 8000
+    partitions: Annotated[int, msgspec.Meta(ge=1, le=64)] = 4
+    port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8000
     public_origin: str = ""
-    status_ttl_seconds: int = 7 * 24 * 3600
-    session_ttl_seconds: int = 12 * 3600
-    low_stock_threshold: int = 5
-    payment_latency_ms: int = 150
-    payment_failure_rate: float = 0.05
-    payment_timeout_ms: int = 2000
-    payment_retries: int = 3
-    ws_queue_size: int = 256
-    consistency_wait_seconds: float = 5.0
+    status_ttl_seconds: Positive = 7 * 24 * 3600
+    session_ttl_seconds: Positive = 12 * 3600
+    low_stock_threshold: NonNegative = 5
+    payment_latency_ms: NonNegative = 150
+    payment_failure_rate: Fraction = 0.05
+    payment_timeout_ms: Positive = 2000
+    payment_retries: NonNegative = 3
+    ws_queue_size: Positive = 256
+    consistency_wait_seconds: Annotated[float, msgspec.Meta(ge=0)] = 5.0
     log_level: str = "INFO"
+    lease_ms: Positive = 10_000
+    """How long a consumer's partition lease lasts without renewal (takeover time)."""
+    claim_idle_ms: Positive = 30_000
+    """How long a queued command may sit unacknowledged before another worker claims it."""
 
     @property
     def production(self) -> bool:
@@ -42,53 +58,29 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True):
         return self.read_redis_url or self.redis_url
 
 
-def _int(env: Mapping[str, str], name: str, default: int) -> int:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return int(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be an integer, got {raw!r}") from exc
-
-
-def _float(env: Mapping[str, str], name: str, default: float) -> float:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be a number, got {raw!r}") from exc
+_WHOLE = {
+    f.encode_name: isinstance(msgspec.inspect.type_info(f.type), msgspec.inspect.IntType)
+    for f in msgspec.structs.fields(Settings)
+}
 
 
 def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     env = os.environ if env is None else env
-    app_env = env.get("APP_ENV", "development")
-    secret = env.get("SECRET_KEY", "")
-    if app_env == "production" and (not secret or secret == DEV_SECRET or len(secret) < 32):
+    given: dict[str, str] = {}
+    for name, whole in _WHOLE.items():
+        raw = env.get(name, "").strip()
+        if not raw:
+            continue
+        if whole and not _WHOLE_NUMBER.fullmatch(raw):
+            raise ConfigError(f"{name} must be a whole number, got {raw!r}")
+        given[name] = raw
+    try:
+        settings = msgspec.convert(given, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        name = str(exc).rpartition("$.")[2].rstrip("`")
+        raise ConfigError(f"{name}: {exc}".replace(f" - at `$.{name}`", "")) from None
+    if settings.production and (settings.secret_key == DEV_SECRET or len(settings.secret_key) < 32):
         raise ConfigError(
             "APP_ENV=production needs SECRET_KEY set to a random string of 32+ characters"
         )
-    partitions = _int(env, "PARTITIONS", 4)
-    if not 1 <= partitions <= 64:
-        raise ConfigError("PARTITIONS must be between 1 and 64")
-    return Settings(
-        app_env=app_env,
-        redis_url=env.get("REDIS_URL") or "redis://127.0.0.1:6390/0",
-        read_redis_url=env.get("READ_REDIS_URL", ""),
-        secret_key=secret or DEV_SECRET,
-        partitions=partitions,
-        port=_int(env, "PORT", 8000),
-        public_origin=env.get("PUBLIC_ORIGIN", "").rstrip("/"),
-        status_ttl_seconds=_int(env, "STATUS_TTL_SECONDS", 7 * 24 * 3600),
-        session_ttl_seconds=_int(env, "SESSION_TTL_SECONDS", 12 * 3600),
-        low_stock_threshold=_int(env, "LOW_STOCK_THRESHOLD", 5),
-        payment_latency_ms=_int(env, "PAYMENT_LATENCY_MS", 150),
-        payment_failure_rate=_float(env, "PAYMENT_FAILURE_RATE", 0.05),
-        payment_timeout_ms=_int(env, "PAYMENT_TIMEOUT_MS", 2000),
-        payment_retries=_int(env, "PAYMENT_RETRIES", 3),
-        ws_queue_size=_int(env, "WS_QUEUE_SIZE", 256),
-        consistency_wait_seconds=_float(env, "CONSISTENCY_WAIT_SECONDS", 5.0),
-        log_level=env.get("LOG_LEVEL", "INFO"),
-    )
+    return msgspec.structs.replace(settings, public_origin=settings.public_origin.rstrip("/"))

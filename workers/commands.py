@@ -11,7 +11,13 @@ from workers.runtime import run
 
 
 async def main(services: Services, stop: asyncio.Event, heartbeat: HeartbeatPublisher) -> None:
-    worker = CommandWorker(services.write, services.bus, services.statuses, heartbeat.id)
+    worker = CommandWorker(
+        services.write,
+        services.bus,
+        services.statuses,
+        heartbeat.id,
+        claim_idle_ms=services.settings.claim_idle_ms,
+    )
     heartbeat.info = lambda: {"processed": worker.processed}
     await worker.run(stop)
 

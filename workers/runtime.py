@@ -91,7 +91,7 @@ async def run_partitioned(
         services.write,
         handlers,
         services.settings.partitions,
-        Leases(services.write, heartbeat.id),
+        Leases(services.write, heartbeat.id, services.settings.lease_ms),
         members,
     )
     heartbeat.info = lambda: {"partitions": len(consumer.owned)}

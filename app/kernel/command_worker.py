@@ -43,6 +43,7 @@ class CommandWorker:
         *,
         concurrency: int = 64,
         block_ms: int = 1000,
+        claim_idle_ms: int = CLAIM_IDLE_MS,
     ) -> None:
         self._redis = redis
         self._bus = bus
@@ -50,6 +51,7 @@ class CommandWorker:
         self.consumer = consumer
         self._slots = asyncio.Semaphore(concurrency)
         self._block_ms = block_ms
+        self._claim_idle_ms = claim_idle_ms
         self._in_flight: dict[tuple[str, str], asyncio.Task[None]] = {}
         """Running entries by (stream, entry id): ids are unique per stream only."""
         self.processed = 0
@@ -168,7 +170,7 @@ class CommandWorker:
     async def _claim_abandoned(self) -> None:
         for stream in self._streams():
             reply = await self._redis.xautoclaim(
-                stream, GROUP, self.consumer, CLAIM_IDLE_MS, start_id="0-0", count=16
+                stream, GROUP, self.consumer, self._claim_idle_ms, start_id="0-0", count=16
             )
             for entry_id, fields in cast(list[tuple[str, dict[str, str] | None]], reply[1]):
                 if (stream, entry_id) in self._in_flight:
