@@ -46,8 +46,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     log_level: str = "INFO"
     lease_ms: Positive = 10_000
     """How long a consumer's partition lease lasts without renewal (takeover time)."""
-    claim_idle_ms: Positive = 30_000
-    """How long a queued command may sit unacknowledged before another worker claims it."""
+    redis_cluster: bool = False
+    """REDIS_URL names a node of a Redis Cluster (as does a `redis+cluster://` URL)."""
+    backlog_limit: NonNegative = 0
+    """Queued commands past which new PlaceOrders are refused with 503 overloaded (0: off)."""
 
     @property
     def production(self) -> bool:
@@ -56,6 +58,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     @property
     def read_url(self) -> str:
         return self.read_redis_url or self.redis_url
+
+    @property
+    def cluster(self) -> bool:
+        return self.redis_cluster or self.redis_url.split("://")[0].endswith("+cluster")
 
 
 _WHOLE = {
@@ -79,6 +85,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     except msgspec.ValidationError as exc:
         name = str(exc).rpartition("$.")[2].rstrip("`")
         raise ConfigError(f"{name}: {exc}".replace(f" - at `$.{name}`", "")) from None
+    if settings.cluster and not settings.read_redis_url:
+        raise ConfigError(
+            "On a Redis Cluster, read models need a server of their own: set READ_REDIS_URL"
+        )
     if settings.production and (settings.secret_key == DEV_SECRET or len(settings.secret_key) < 32):
         raise ConfigError(
             "APP_ENV=production needs SECRET_KEY set to a random string of 32+ characters"

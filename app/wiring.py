@@ -12,6 +12,7 @@ from app.domain.rules import ADMIN, CUSTOMER
 from app.kernel.messages import Actor
 from app.kernel.partitions import new_id
 from app.kernel.registry import CommandSpec, Context, Decision, Registry, Runner
+from app.processes.order_progress import place_order_step
 
 Tokenize = Callable[[str], Awaitable[str]]
 Decide = Callable[[Any, Any, Context], Decision[Any]]
@@ -70,6 +71,8 @@ def build_registry(tokenize: Tokenize, import_runner: Runner) -> Registry:
                 lookups=lambda c: [(PRODUCT, line.sku) for line in c.lines],
                 wire_type=orders.PlaceOrderRequest,
                 prepare=prepare_order,
+                follow=place_order_step,
+                shed_when_busy=True,
             ),
             CommandSpec(
                 orders.CancelOrder,

@@ -59,6 +59,10 @@ async def _serve(kind: str, main: Main) -> None:
         loop.add_signal_handler(signum, stop.set)
     heartbeat = HeartbeatPublisher(services.write, kind, worker_id(kind))
     await wait_for_redis(services, stop)
+    if stop.is_set():
+        await services.close()
+        return
+    await services.inspect_server()
     beat = asyncio.create_task(_beat(heartbeat, stop))
     log.info("%s %s started (partitions=%d)", kind, heartbeat.id, settings.partitions)
     try:
@@ -81,6 +85,7 @@ async def run_partitioned(
     stop: asyncio.Event,
     heartbeat: HeartbeatPublisher,
     handlers: list[PartitionHandler],
+    info: Callable[[], dict[str, int | str]] = dict,
 ) -> None:
     """Own a fair share of the partitions of `handlers` among live workers of the same kind."""
 
@@ -94,6 +99,6 @@ async def run_partitioned(
         Leases(services.write, heartbeat.id, services.settings.lease_ms),
         members,
     )
-    heartbeat.info = lambda: {"partitions": len(consumer.owned)}
+    heartbeat.info = lambda: {"partitions": len(consumer.owned), **info()}
     await heartbeat.beat()
     await consumer.run(stop)

@@ -1,16 +1,47 @@
-"""Redis clients, made in a lifespan (never at import)."""
+"""Redis clients, made in a lifespan (never at import).
+
+`redis://` / `rediss://` (TLS) URLs give a client of one server; `redis+cluster://` (or
+`rediss+cluster://`), or `cluster=True`, give redis-py's Cluster client. The kernel uses
+only commands both clients share: every key one command or script touches is in one slot,
+and every stream read names one stream.
+"""
 
 from __future__ import annotations
 
+from typing import cast
+
 from redis.asyncio import BlockingConnectionPool, Redis
+from redis.asyncio.cluster import RedisCluster
 
 SOCKET_TIMEOUT_SECONDS = 5.0
 """Blocking stream reads use BLOCK of about 1 s, well under this."""
 POOL_WAIT_SECONDS = 5.0
+CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
 
 
-def connect(url: str, *, max_connections: int = 200) -> Redis:
-    """A client whose pool makes a burst wait for a free connection instead of failing."""
+def cluster_url(url: str) -> tuple[str, bool]:
+    """(the URL redis-py understands, whether it names a Cluster)."""
+    scheme, sep, rest = url.partition("://")
+    if scheme in CLUSTER_SCHEMES:
+        return f"{CLUSTER_SCHEMES[scheme]}{sep}{rest}", True
+    return url, False
+
+
+def connect(url: str, *, cluster: bool = False, max_connections: int = 200) -> Redis:
+    """A long-lived client: connections are kept and reused; a burst waits for a free one
+    instead of failing or opening more."""
+    url, named_cluster = cluster_url(url)
+    if cluster or named_cluster:
+        client = RedisCluster.from_url(
+            url,
+            decode_responses=True,
+            protocol=2,
+            socket_timeout=SOCKET_TIMEOUT_SECONDS,
+            socket_connect_timeout=2.0,
+            max_connections=max_connections,
+        )
+        # the kernel's calls are the subset the two clients share (see the module docstring)
+        return cast(Redis, client)
     pool = BlockingConnectionPool.from_url(
         url,
         max_connections=max_connections,

@@ -3,7 +3,8 @@
 Each (group, partition) has one owner at a time (a lease). The owner reads as consumer
 `p<partition>` of the group, so whoever takes a partition over re-reads the pending entries of
 the previous owner first. A batch is acked only after its handler returned: delivery is
-at-least-once, and handlers make the effect exactly-once.
+at-least-once, and handlers make the effect exactly-once. Every stream read names one stream,
+so it runs on Redis Cluster too.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ import functools
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 from typing import Protocol
 
@@ -54,8 +55,12 @@ class PartitionHandler(Protocol):
 
     def stream(self, partition: int) -> str: ...
 
-    async def handle(self, partition: int, entries: list[Entry]) -> None:
-        """Apply a batch. Must be safe to repeat; raise to have it retried."""
+    async def handle(self, partition: int, entries: list[Entry]) -> Collection[str] | None:
+        """Apply a batch. Must be safe to repeat; raise to have it retried.
+
+        May return ids of entries it goes on with in the background: those are left pending
+        (the handler acknowledges them itself, see `acknowledge`).
+        """
 
     async def skip(self, partition: int, entry: Entry) -> None:
         """Mark a dead-lettered entry as done so it is not applied later."""
@@ -64,11 +69,12 @@ class PartitionHandler(Protocol):
 class KeyedHandler(PartitionHandler, Protocol):
     """A handler whose entries need order only per key (e.g. per order), not per partition.
 
-    Entries of different keys run concurrently, each acked when done, so one slow entry
-    (a payment waiting on a gateway) holds up only the entries of its own key.
+    Entries of different keys run concurrently, so one slow entry (a payment waiting on a
+    gateway) holds up only the entries of its own key. An entry whose key is None is not
+    for this handler: it is acknowledged with the others, without running anything.
     """
 
-    def key_of(self, entry: Entry) -> str: ...
+    def key_of(self, entry: Entry) -> str | None: ...
 
 
 class DeadLetter(msgspec.Struct, frozen=True):
@@ -96,8 +102,25 @@ async def record_error(redis: Redis, group: str, error: str, *, dead_letter: boo
         await pipe.execute()
 
 
+async def dead_letter(
+    redis: Redis, group: str, stream: str, entry_id: str, fields: dict[str, str], error: str
+) -> None:
+    """Park an entry a consumer gave up on: on its group's dead-letter stream, counted."""
+    letter = DeadLetter(group, stream, entry_id, fields, error, time.time())
+    await redis.xadd(keys.dead_letters(group), {"e": msgspec.json.encode(letter)})
+    await record_error(redis, group, error, dead_letter=True)
+    log.error("%s: entry %s of %s dead-lettered: %s", group, entry_id, stream, error)
+
+
 def parse_entries(partition: int, reply: object) -> list[Entry]:
     return [Entry(entry_id, partition, fields) for _, entry_id, fields in stream_entries(reply)]
+
+
+async def acknowledge(
+    redis: Redis, handler: PartitionHandler, partition: int, ids: list[str]
+) -> None:
+    if ids:
+        await redis.xack(handler.stream(partition), handler.group, *ids)
 
 
 @dataclass(frozen=True)
@@ -252,12 +275,15 @@ class PartitionedConsumer:
                         continue
                     cursor = entries[-1].id
                 if not entries:
+                    if lanes is not None:
+                        await lanes.flush()
                     continue
                 if lanes is not None:
                     await lanes.dispatch(entries)
                     continue
-                await self._process(handler, partition, entries, stop)
-                await self._redis.xack(stream, handler.group, *[e.id for e in entries])
+                deferred = await self._process(handler, partition, entries, stop)
+                done = [e.id for e in entries if e.id not in deferred]
+                await acknowledge(self._redis, handler, partition, done)
             except LeaseLost:
                 log.warning("%s partition %d: another owner took over", handler.group, partition)
                 return
@@ -272,33 +298,32 @@ class PartitionedConsumer:
 
     async def _process(
         self, handler: PartitionHandler, partition: int, entries: list[Entry], stop: asyncio.Event
-    ) -> None:
+    ) -> Collection[str]:
         live = [e for e in entries if e.fields]  # a trimmed entry comes back empty
         if not live:
-            return
+            return ()
         try:
-            await handler.handle(partition, live)
-            return
+            return await handler.handle(partition, live) or ()
         except (LeaseLost, *INFRA_ERRORS):
             raise
         except Exception:
             if len(live) == 1:
-                await self._retry_one(handler, partition, live[0], stop)
-                return
+                return await self._retry_one(handler, partition, live[0], stop)
             log.exception(
                 "%s partition %d: batch failed, retrying one by one", handler.group, partition
             )
+        deferred: list[str] = []
         for entry in live:
-            await self._retry_one(handler, partition, entry, stop)
+            deferred += await self._retry_one(handler, partition, entry, stop)
+        return deferred
 
     async def _retry_one(
         self, handler: PartitionHandler, partition: int, entry: Entry, stop: asyncio.Event
-    ) -> None:
+    ) -> Collection[str]:
         error = ""
         for attempt in range(MAX_ATTEMPTS):
             try:
-                await handler.handle(partition, [entry])
-                return
+                return await handler.handle(partition, [entry]) or ()
             except (LeaseLost, *INFRA_ERRORS):
                 raise
             except Exception as exc:
@@ -308,18 +333,11 @@ class PartitionedConsumer:
                 )
                 await record_error(self._redis, handler.group, error, dead_letter=False)
                 await _sleep_unless(stop, 0.05 * 2**attempt)
-        letter = DeadLetter(
-            group=handler.group,
-            stream=handler.stream(partition),
-            entry_id=entry.id,
-            fields=entry.fields,
-            error=error,
-            at=time.time(),
+        await dead_letter(
+            self._redis, handler.group, handler.stream(partition), entry.id, entry.fields, error
         )
-        await self._redis.xadd(keys.dead_letters(handler.group), {"e": msgspec.json.encode(letter)})
-        await record_error(self._redis, handler.group, error, dead_letter=True)
         await handler.skip(partition, entry)
-        log.error("%s: entry %s dead-lettered: %s", handler.group, entry.id, error)
+        return ()
 
 
 async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
@@ -328,7 +346,11 @@ async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
 
 
 class _Lanes:
-    """Per-key chains of entries for a KeyedHandler on one partition."""
+    """Per-key chains of entries for a KeyedHandler on one partition.
+
+    Finished entries are acknowledged together: when the stream has nothing new, and
+    whenever a batch arrives.
+    """
 
     def __init__(
         self,
@@ -339,23 +361,36 @@ class _Lanes:
     ) -> None:
         self._consumer = consumer
         self._handler = handler
-        self._key_of: Callable[[Entry], str] = handler.key_of  # type: ignore[attr-defined]
+        self._key_of: Callable[[Entry], str | None] = handler.key_of  # type: ignore[attr-defined]
         self._partition = partition
         self._stop = stop
         self._tails: dict[str, asyncio.Task[None]] = {}
         self._running: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self._done: list[str] = []
         self.broken = asyncio.Event()
         self.failure: BaseException | None = None
 
     async def dispatch(self, entries: list[Entry]) -> None:
         for entry in entries:
+            key = self._key_of(entry) if entry.fields else None
+            if key is None:
+                self._done.append(entry.id)
+                continue
             await self._slots.acquire()
-            key = self._key_of(entry) if entry.fields else entry.id
             task = asyncio.create_task(self._run(entry, self._tails.get(key)))
             self._tails[key] = task
             self._running.add(task)
             task.add_done_callback(functools.partial(self._finished, key))
+        await self.flush()
+
+    async def flush(self) -> None:
+        done, self._done = self._done, []
+        try:
+            await acknowledge(self._consumer._redis, self._handler, self._partition, done)
+        except INFRA_ERRORS:
+            self._done = done + self._done
+            raise
 
     def _finished(self, key: str, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
@@ -368,12 +403,12 @@ class _Lanes:
             await asyncio.wait({after})  # its own failure is its own business
         if self.broken.is_set():
             return  # left pending: read again once the partition is back in order
-        handler = self._handler
         try:
-            await self._consumer._process(handler, self._partition, [entry], self._stop)
-            await self._consumer._redis.xack(
-                handler.stream(self._partition), handler.group, entry.id
+            deferred = await self._consumer._process(
+                self._handler, self._partition, [entry], self._stop
             )
+            if entry.id not in deferred:
+                self._done.append(entry.id)
         except (LeaseLost, *INFRA_ERRORS) as exc:
             self.failure = exc
             self.broken.set()
@@ -384,4 +419,7 @@ class _Lanes:
             await asyncio.wait(set(self._running))
         failure, self.failure = self.failure, None
         self.broken.clear()
+        if failure is None:
+            with contextlib.suppress(*INFRA_ERRORS):
+                await self.flush()
         return failure

@@ -20,6 +20,7 @@ TITLES: dict[str, str] = {
     "invalid_credentials": "Wrong username or password",
     "too_many_attempts": "Too many failed sign-ins; try again in a few minutes",
     "internal_error": "Something went wrong on our side",
+    "overloaded": "Too busy right now; try again shortly",
 }
 
 

@@ -16,10 +16,12 @@ from typing import Any, Generic, Protocol, TypeVar
 import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import WatchError
 
 from app.kernel import keys
 from app.kernel.consumer import Entry, LeaseLost
+from app.kernel.event_entries import event_head, stored_event
 from app.kernel.messages import StoredEvent
 from app.kernel.positions import parse_stream_id
 from app.kernel.redis_types import field_map, optional_text
@@ -64,9 +66,6 @@ class Applied(Generic[T]):
         self.event = event
 
 
-_stored_decoder = msgspec.json.Decoder(StoredEvent)
-
-
 class EventProjection(Generic[T]):
     """Base for projections of domain events: decodes only the event types it handles."""
 
@@ -80,10 +79,11 @@ class EventProjection(Generic[T]):
         return keys.events(partition)
 
     def decode(self, fields: dict[str, str]) -> tuple[Version | None, Applied[T] | None]:
-        stored = _stored_decoder.decode(fields["e"])
-        version = (f"{stored.aggregate}:{stored.aggregate_id}", stored.version)
-        if stored.type not in self.handles:
-            return version, None
+        head = event_head(fields)
+        version = (head.aggregate, head.version)
+        if head.type not in self.handles:
+            return version, None  # counted, never decoded
+        stored = stored_event(fields)
         return version, Applied("", stored, self._event_decoder.decode(stored.data))
 
     def apply(self, item: Applied[T], tx: Pipeline) -> Iterable[Change]:
@@ -102,6 +102,14 @@ class ProjectionHandler:
         return self.projection.stream(partition)
 
     async def handle(self, partition: int, entries: list[Entry]) -> None:
+        try:
+            await self._apply(partition, entries)
+        except WatchError as exc:
+            if "while watching" in str(exc):  # the connection dropped: not the handler's fault
+                raise RedisConnectionError(str(exc)) from exc
+            raise LeaseLost(f"{self.projection.name} partition {partition}") from None
+
+    async def _apply(self, partition: int, entries: list[Entry]) -> None:
         name = self.projection.name
         checkpoint_key = keys.checkpoint(name, partition)
         versions_key = keys.applied_versions(name, partition)
@@ -152,10 +160,7 @@ class ProjectionHandler:
                     maxlen=VIEW_NOTICES_MAXLEN,
                     approximate=True,
                 )
-            try:
-                await tx.execute()
-            except WatchError:
-                raise LeaseLost(f"{name} partition {partition}") from None
+            await tx.execute()
 
     async def skip(self, partition: int, entry: Entry) -> None:
         checkpoint_key = keys.checkpoint(self.projection.name, partition)

@@ -61,8 +61,11 @@ class SecurityHeaders:
 async def _keep_alive(heartbeat: HeartbeatPublisher, services_seed: bool, app: Starlette) -> None:
     """Heartbeat (with the socket count) and, in development, the seed once Redis answers."""
     seeded = not services_seed
+    services = app.state.services
     while True:
         try:
+            if services.server is None:
+                await services.inspect_server()
             if not seeded:
                 await seed(app.state.services)
                 seeded = True
@@ -86,12 +89,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.hub = hub
         heartbeat = HeartbeatPublisher(services.write, "web", worker_id("web"))
         heartbeat.info = lambda: {"ws": hub.connections}
+        with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
+            await services.inspect_server()  # production refuses a Redis without AOF here
         await hub.start()
         keeper = asyncio.create_task(_keep_alive(heartbeat, not settings.production, app))
+        revocations = asyncio.create_task(services.sessions.follow_revocations())
         try:
             yield
         finally:
             keeper.cancel()
+            revocations.cancel()
             await hub.stop()
             with contextlib.suppress(Exception):
                 await heartbeat.remove()

@@ -52,7 +52,11 @@ async def render(request: Request, problem_obj: Problem) -> Response:
 
 async def on_problem(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ProblemError)
-    return await render(request, exc.to_problem())
+    response = await render(request, exc.to_problem())
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        response.headers["Retry-After"] = str(retry_after)
+    return response
 
 
 async def on_http(request: Request, exc: Exception) -> Response:
