@@ -46,6 +46,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     log_level: str = "INFO"
     lease_ms: Positive = 10_000
     """How long a consumer's partition lease lasts without renewal (takeover time)."""
+    stall_seconds: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    """A consumer partition with work and no progress for this long is reported stalled."""
+    give_up_seconds: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+    """... and after this long its owner gives the partition's lease up."""
     redis_cluster: bool = False
     """REDIS_URL names a node of a Redis Cluster (as does a `redis+cluster://` URL)."""
     backlog_limit: NonNegative = 0

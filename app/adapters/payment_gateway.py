@@ -21,12 +21,14 @@ import msgspec
 from redis.asyncio import Redis
 
 from app.kernel import keys
+from app.kernel.backoff import Backoff
 from app.kernel.scripts import load_script
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 _CHARGE = load_script(__file__, "gateway_charge.lua")
+RETRY = Backoff(first=0.05, cap=1.0)
 APPROVED_CARD = "4242424242424242"
 DECLINED_CARD = "4000000000000002"
 
@@ -103,7 +105,7 @@ class SimulatedGateway:
                 return await asyncio.wait_for(call(), timeout=self._timeout)
             except (TimeoutError, _GatewayError) as exc:
                 log.info("gateway %s attempt %d failed: %s", what, attempt + 1, exc or "timeout")
-                await asyncio.sleep(min(0.05 * 2**attempt, 1.0))
+                await RETRY.sleep(attempt)
         raise PaymentUnavailable(f"no answer to {what} after {self._retries + 1} attempts")
 
     # --- the simulated remote side ------------------------------------------------------

@@ -21,6 +21,7 @@ from redis.asyncio import Redis
 from redis.exceptions import RedisError
 
 from app.kernel import keys
+from app.kernel.backoff import RECONNECT
 from app.kernel.redis_types import stream_entries, text_dict
 
 log = logging.getLogger(__name__)
@@ -116,6 +117,7 @@ class SessionStore:
         """Run for the life of a web process: evict revoked sessions from the cache."""
         stream = keys.session_revocations()
         cursor: str | None = None
+        failures = 0
         while True:
             try:
                 if cursor is None:  # pin where we start, then let the cache be used
@@ -126,6 +128,7 @@ class SessionStore:
                 for _, entry_id, fields in stream_entries(reply):
                     cursor = entry_id
                     self._cache.pop(fields.get("d", ""), None)
+                failures = 0
             except asyncio.CancelledError:
                 self._following = False
                 raise
@@ -134,4 +137,5 @@ class SessionStore:
                 self._following = False
                 self._cache.clear()
                 cursor = None
-                await asyncio.sleep(1.0)
+                await RECONNECT.sleep(failures)
+                failures += 1

@@ -9,9 +9,7 @@ commands decided again. A single command is a batch of one.
 
 from __future__ import annotations
 
-import asyncio
 import logging
-import random
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -22,6 +20,7 @@ from redis.asyncio import Redis
 
 from app.kernel import command_status, keys
 from app.kernel.aggregate_cache import NOTHING, AggregateCache, Known
+from app.kernel.backoff import Backoff
 from app.kernel.clock import now
 from app.kernel.commit import CommitRequest, CommitResult, CommitStore, EventFields, StatusWrite
 from app.kernel.errors import ProblemError, problem
@@ -36,6 +35,8 @@ Observer = Callable[[str, Outcome, float], None]
 ATTEMPTS: dict[Delivery, int] = {"inline": 12, "queued": 64}
 """A request waiting for its answer gives up (409 concurrency_conflict) after 12 lost races;
 an accepted (queued) command keeps trying far longer: it must not be lost to contention."""
+CONTENTION = Backoff(first=0.002, cap=0.2, jitter=True)
+"""Between two attempts on aggregates someone else changed meanwhile."""
 PARTITION_TRIES = 256
 """How many fresh ids `envelope` may draw to land an assigned id in a wanted partition."""
 
@@ -205,7 +206,7 @@ class CommandBus:
             pending = list(aggregates.values())
             for attempt in range(ATTEMPTS[delivery]):
                 if attempt:
-                    await asyncio.sleep(random.uniform(0, min(0.2, 0.001 * 2 ** min(attempt, 8))))
+                    await CONTENTION.sleep(attempt - 1)
                 pending = await self._attempt(envelopes, pending, delivery, outcomes)
                 if not pending:
                     break

@@ -26,6 +26,7 @@ from redis.exceptions import ResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.kernel import keys
+from app.kernel.backoff import RECONNECT, Backoff
 from app.kernel.leases import Leases
 from app.kernel.redis_types import field_map, stream_entries
 
@@ -37,6 +38,39 @@ MAX_ATTEMPTS = 4
 MAX_IN_FLIGHT = 256
 """Entries a keyed handler may have running at once per partition."""
 INFRA_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+HANDLER_RETRY = Backoff(first=0.05, cap=2.0)
+STALL_SECONDS = 10.0
+"""A partition with work and no progress for this long is reported stalled..."""
+GIVE_UP_SECONDS = 30.0
+"""... and after this long its owner gives its lease up (another process, or this one a
+little later, starts it afresh)."""
+
+
+class Stall(msgspec.Struct, frozen=True):
+    """A partition whose owner has had work and made no progress for a while."""
+
+    group: str
+    partition: int
+    seconds: float
+    error: str
+
+
+class PartitionHealth:
+    """When a partition last made progress (applied a batch, or found nothing to do)."""
+
+    def __init__(self) -> None:
+        self.progress_at = time.monotonic()
+        self.error = ""
+
+    def progressed(self) -> None:
+        self.progress_at = time.monotonic()
+        self.error = ""
+
+    def failed(self, error: str) -> None:
+        self.error = error[:300]
+
+    def stuck_for(self) -> float:
+        return time.monotonic() - self.progress_at
 
 
 @dataclass(frozen=True)
@@ -127,6 +161,7 @@ async def acknowledge(
 class _Owned:
     task: asyncio.Task[None]
     stop: asyncio.Event
+    health: PartitionHealth
 
 
 class PartitionedConsumer:
@@ -142,6 +177,8 @@ class PartitionedConsumer:
         *,
         block_ms: int = BLOCK_MS,
         batch: int = BATCH,
+        stall_seconds: float = STALL_SECONDS,
+        give_up_seconds: float = GIVE_UP_SECONDS,
     ) -> None:
         self._redis = redis
         self._handlers = {h.group: h for h in handlers}
@@ -151,10 +188,23 @@ class PartitionedConsumer:
         self._block_ms = block_ms
         self._batch = batch
         self._owned: dict[tuple[str, int], _Owned] = {}
+        self._stall_seconds = stall_seconds
+        self._give_up_seconds = give_up_seconds
+        self._resting: dict[tuple[str, int], float] = {}
+        """Partitions given up for being stuck, and until when not to take them again."""
 
     @property
     def owned(self) -> list[tuple[str, int]]:
         return sorted(key for key, owned in self._owned.items() if not owned.task.done())
+
+    def stalls(self) -> list[Stall]:
+        """Owned partitions with work and no progress for longer than the stall bound."""
+        found = []
+        for (group, partition), owned in sorted(self._owned.items()):
+            stuck = owned.health.stuck_for()
+            if stuck > self._stall_seconds:
+                found.append(Stall(group, partition, round(stuck, 1), owned.health.error))
+        return found
 
     async def run(self, stop: asyncio.Event, tick: float = 1.0) -> None:
         try:
@@ -177,7 +227,17 @@ class PartitionedConsumer:
                 owned = self._owned.get((group, partition))
                 if owned is None:
                     continue
-                if owned.task.done() or not await self._leases.renew(group, partition):
+                if owned.health.stuck_for() > self._give_up_seconds:
+                    log.error(
+                        "%s partition %d made no progress for %.0f s (%s): giving it up",
+                        group,
+                        partition,
+                        owned.health.stuck_for(),
+                        owned.health.error or "no error",
+                    )
+                    self._resting[(group, partition)] = time.monotonic() + self._stall_seconds
+                    await self._stop(group, partition, release=True, wait=1.0)
+                elif owned.task.done() or not await self._leases.renew(group, partition):
                     await self._stop(group, partition, release=False)
                 else:
                     mine.append(partition)
@@ -189,23 +249,28 @@ class PartitionedConsumer:
                     break
                 if (group, partition) in self._owned:
                     continue
+                if self._resting.get((group, partition), 0.0) > time.monotonic():
+                    continue
                 if await self._leases.acquire(group, partition):
                     self._start(group, partition)
                     count += 1
 
     def _start(self, group: str, partition: int) -> None:
         stop = asyncio.Event()
+        health = PartitionHealth()
         task = asyncio.create_task(
-            self._consume(self._handlers[group], partition, stop), name=f"{group}:p{partition}"
+            self._consume(self._handlers[group], partition, stop, health),
+            name=f"{group}:p{partition}",
         )
-        self._owned[(group, partition)] = _Owned(task, stop)
+        self._owned[(group, partition)] = _Owned(task, stop, health)
         log.info("took %s partition %d", group, partition)
 
-    async def _stop(self, group: str, partition: int, *, release: bool) -> None:
+    async def _stop(self, group: str, partition: int, *, release: bool, wait: float = 10.0) -> None:
+        """Stop a partition's task (it finishes its batch, up to `wait` seconds)."""
         owned = self._owned.pop((group, partition))
         owned.stop.set()
         try:
-            await asyncio.wait_for(asyncio.shield(owned.task), timeout=10)
+            await asyncio.wait_for(asyncio.shield(owned.task), timeout=wait)
         except TimeoutError:
             owned.task.cancel()
         except Exception:  # the task already logged its failure
@@ -227,13 +292,19 @@ class PartitionedConsumer:
             await self._stop(group, partition, release=True)
 
     async def _consume(
-        self, handler: PartitionHandler, partition: int, stop: asyncio.Event
+        self,
+        handler: PartitionHandler,
+        partition: int,
+        stop: asyncio.Event,
+        health: PartitionHealth,
     ) -> None:
         stream = handler.stream(partition)
         consumer = f"p{partition}"
-        lanes = _Lanes(self, handler, partition, stop) if hasattr(handler, "key_of") else None
+        lanes = (
+            _Lanes(self, handler, partition, stop, health) if hasattr(handler, "key_of") else None
+        )
         try:
-            await self._consume_loop(handler, partition, stop, stream, consumer, lanes)
+            await self._consume_loop(handler, partition, stop, stream, consumer, lanes, health)
         finally:
             if lanes is not None:
                 await lanes.drain()
@@ -246,8 +317,10 @@ class PartitionedConsumer:
         stream: str,
         consumer: str,
         lanes: _Lanes | None,
+        health: PartitionHealth,
     ) -> None:
         cursor = "0"  # our pending entries first (a previous owner's, after a takeover)
+        outage = 0
         while not stop.is_set():
             try:
                 if lanes is not None and lanes.broken.is_set():
@@ -274,16 +347,20 @@ class PartitionedConsumer:
                         cursor = ">"
                         continue
                     cursor = entries[-1].id
+                outage = 0
                 if not entries:
                     if lanes is not None:
                         await lanes.flush()
+                    if lanes is None or lanes.idle:
+                        health.progressed()  # nothing to do is not being stuck
                     continue
                 if lanes is not None:
                     await lanes.dispatch(entries)
                     continue
-                deferred = await self._process(handler, partition, entries, stop)
+                deferred = await self._process(handler, partition, entries, stop, health)
                 done = [e.id for e in entries if e.id not in deferred]
                 await acknowledge(self._redis, handler, partition, done)
+                health.progressed()
             except LeaseLost:
                 log.warning("%s partition %d: another owner took over", handler.group, partition)
                 return
@@ -291,13 +368,20 @@ class PartitionedConsumer:
                 log.warning(
                     "%s partition %d: redis unavailable (%s)", handler.group, partition, exc
                 )
+                health.failed(f"{type(exc).__name__}: {exc}")
                 cursor = "0"
-                await _sleep_unless(stop, 1.0)
+                await RECONNECT.sleep(outage, stop)
+                outage += 1
             except asyncio.CancelledError:
                 raise
 
     async def _process(
-        self, handler: PartitionHandler, partition: int, entries: list[Entry], stop: asyncio.Event
+        self,
+        handler: PartitionHandler,
+        partition: int,
+        entries: list[Entry],
+        stop: asyncio.Event,
+        health: PartitionHealth,
     ) -> Collection[str]:
         live = [e for e in entries if e.fields]  # a trimmed entry comes back empty
         if not live:
@@ -308,17 +392,22 @@ class PartitionedConsumer:
             raise
         except Exception:
             if len(live) == 1:
-                return await self._retry_one(handler, partition, live[0], stop)
+                return await self._retry_one(handler, partition, live[0], stop, health)
             log.exception(
                 "%s partition %d: batch failed, retrying one by one", handler.group, partition
             )
         deferred: list[str] = []
         for entry in live:
-            deferred += await self._retry_one(handler, partition, entry, stop)
+            deferred += await self._retry_one(handler, partition, entry, stop, health)
         return deferred
 
     async def _retry_one(
-        self, handler: PartitionHandler, partition: int, entry: Entry, stop: asyncio.Event
+        self,
+        handler: PartitionHandler,
+        partition: int,
+        entry: Entry,
+        stop: asyncio.Event,
+        health: PartitionHealth,
     ) -> Collection[str]:
         error = ""
         for attempt in range(MAX_ATTEMPTS):
@@ -331,18 +420,14 @@ class PartitionedConsumer:
                 log.exception(
                     "%s: entry %s failed (attempt %d)", handler.group, entry.id, attempt + 1
                 )
+                health.failed(error)
                 await record_error(self._redis, handler.group, error, dead_letter=False)
-                await _sleep_unless(stop, 0.05 * 2**attempt)
+                await HANDLER_RETRY.sleep(attempt, stop)
         await dead_letter(
             self._redis, handler.group, handler.stream(partition), entry.id, entry.fields, error
         )
         await handler.skip(partition, entry)
         return ()
-
-
-async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
 
 
 class _Lanes:
@@ -358,8 +443,10 @@ class _Lanes:
         handler: PartitionHandler,
         partition: int,
         stop: asyncio.Event,
+        health: PartitionHealth,
     ) -> None:
         self._consumer = consumer
+        self._health = health
         self._handler = handler
         self._key_of: Callable[[Entry], str | None] = handler.key_of  # type: ignore[attr-defined]
         self._partition = partition
@@ -384,6 +471,10 @@ class _Lanes:
             task.add_done_callback(functools.partial(self._finished, key))
         await self.flush()
 
+    @property
+    def idle(self) -> bool:
+        return not self._running
+
     async def flush(self) -> None:
         done, self._done = self._done, []
         try:
@@ -391,6 +482,8 @@ class _Lanes:
         except INFRA_ERRORS:
             self._done = done + self._done
             raise
+        if done:
+            self._health.progressed()
 
     def _finished(self, key: str, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
@@ -405,11 +498,12 @@ class _Lanes:
             return  # left pending: read again once the partition is back in order
         try:
             deferred = await self._consumer._process(
-                self._handler, self._partition, [entry], self._stop
+                self._handler, self._partition, [entry], self._stop, self._health
             )
             if entry.id not in deferred:
                 self._done.append(entry.id)
         except (LeaseLost, *INFRA_ERRORS) as exc:
+            self._health.failed(f"{type(exc).__name__}: {exc}")
             self.failure = exc
             self.broken.set()
 

@@ -89,6 +89,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.hub = hub
         heartbeat = HeartbeatPublisher(services.write, "web", worker_id("web"))
         heartbeat.info = lambda: {"ws": hub.connections}
+        heartbeat.warnings = lambda: [w for w in (services.durability_warning,) if w]
         with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
             await services.inspect_server()  # production refuses a Redis without AOF here
         await hub.start()
