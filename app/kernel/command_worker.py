@@ -88,16 +88,14 @@ class CommandQueue:
         try:
             envelope = _envelope_decoder.decode(entry.fields["c"])
         except msgspec.DecodeError as exc:
-            await dead_letter(
-                self._redis, GROUP, stream, entry.id, entry.fields, f"undecodable: {exc}"
-            )
+            await dead_letter(self._redis, GROUP, partition, stream, entry, f"undecodable: {exc}")
             return None
         try:
             self._bus.partition(envelope)
             self._bus.registry.spec(envelope.type)
         except (ValueError, KeyError) as exc:
             await dead_letter(
-                self._redis, GROUP, stream, entry.id, entry.fields, f"not a command: {exc!r}"
+                self._redis, GROUP, partition, stream, entry, f"not a command: {exc!r}"
             )
             return None
         return envelope

@@ -17,18 +17,33 @@ import math
 import time
 from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
-from typing import Protocol
 
 import msgspec
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.kernel import keys
 from app.kernel.backoff import RECONNECT, Backoff
+from app.kernel.dead_letters import DeadLetter, DeadLetters
+from app.kernel.handlers import INFRA_ERRORS, Entry, KeyedHandler, LeaseLost, PartitionHandler
 from app.kernel.leases import Leases
+from app.kernel.parking import Parking
 from app.kernel.redis_types import field_map, stream_entries
+
+__all__ = [
+    "INFRA_ERRORS",
+    "DeadLetter",
+    "Entry",
+    "KeyedHandler",
+    "LeaseLost",
+    "PartitionHandler",
+    "PartitionedConsumer",
+    "Stall",
+    "acknowledge",
+    "dead_letter",
+    "ensure_group",
+    "record_error",
+]
 
 log = logging.getLogger(__name__)
 
@@ -37,7 +52,6 @@ BLOCK_MS = 1000
 MAX_ATTEMPTS = 4
 MAX_IN_FLIGHT = 256
 """Entries a keyed handler may have running at once per partition."""
-INFRA_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 HANDLER_RETRY = Backoff(first=0.05, cap=2.0)
 STALL_SECONDS = 10.0
 """A partition with work and no progress for this long is reported stalled..."""
@@ -73,53 +87,6 @@ class PartitionHealth:
         return time.monotonic() - self.progress_at
 
 
-@dataclass(frozen=True)
-class Entry:
-    id: str
-    partition: int
-    fields: dict[str, str]
-
-
-class LeaseLost(Exception):
-    """Another owner wrote first: stop this partition now, without acking."""
-
-
-class PartitionHandler(Protocol):
-    group: str
-
-    def stream(self, partition: int) -> str: ...
-
-    async def handle(self, partition: int, entries: list[Entry]) -> Collection[str] | None:
-        """Apply a batch. Must be safe to repeat; raise to have it retried.
-
-        May return ids of entries it goes on with in the background: those are left pending
-        (the handler acknowledges them itself, see `acknowledge`).
-        """
-
-    async def skip(self, partition: int, entry: Entry) -> None:
-        """Mark a dead-lettered entry as done so it is not applied later."""
-
-
-class KeyedHandler(PartitionHandler, Protocol):
-    """A handler whose entries need order only per key (e.g. per order), not per partition.
-
-    Entries of different keys run concurrently, so one slow entry (a payment waiting on a
-    gateway) holds up only the entries of its own key. An entry whose key is None is not
-    for this handler: it is acknowledged with the others, without running anything.
-    """
-
-    def key_of(self, entry: Entry) -> str | None: ...
-
-
-class DeadLetter(msgspec.Struct, frozen=True):
-    group: str
-    stream: str
-    entry_id: str
-    fields: dict[str, str]
-    error: str
-    at: float
-
-
 async def ensure_group(redis: Redis, stream: str, group: str) -> None:
     try:
         await redis.xgroup_create(stream, group, id="0", mkstream=True)
@@ -137,13 +104,22 @@ async def record_error(redis: Redis, group: str, error: str, *, dead_letter: boo
 
 
 async def dead_letter(
-    redis: Redis, group: str, stream: str, entry_id: str, fields: dict[str, str], error: str
+    redis: Redis, group: str, partition: int, stream: str, entry: Entry, error: str
 ) -> None:
-    """Park an entry a consumer gave up on: on its group's dead-letter stream, counted."""
-    letter = DeadLetter(group, stream, entry_id, fields, error, time.time())
-    await redis.xadd(keys.dead_letters(group), {"e": msgspec.json.encode(letter)})
+    """Park an entry that can never be applied (e.g. garbage on a queue), counted."""
+    await DeadLetters(redis, group).add(
+        DeadLetter(
+            group=group,
+            stream=stream,
+            entry_id=entry.id,
+            fields=entry.fields,
+            error=error,
+            at=time.time(),
+            partition=partition,
+        )
+    )
     await record_error(redis, group, error, dead_letter=True)
-    log.error("%s: entry %s of %s dead-lettered: %s", group, entry_id, stream, error)
+    log.error("%s: entry %s of %s dead-lettered: %s", group, entry.id, stream, error)
 
 
 def parse_entries(partition: int, reply: object) -> list[Entry]:
@@ -300,11 +276,16 @@ class PartitionedConsumer:
     ) -> None:
         stream = handler.stream(partition)
         consumer = f"p{partition}"
+        parking = Parking(self._redis, handler, partition)
         lanes = (
-            _Lanes(self, handler, partition, stop, health) if hasattr(handler, "key_of") else None
+            _Lanes(self, handler, partition, stop, health, parking)
+            if hasattr(handler, "key_of")
+            else None
         )
         try:
-            await self._consume_loop(handler, partition, stop, stream, consumer, lanes, health)
+            await self._consume_loop(
+                handler, partition, stop, stream, consumer, lanes, health, parking
+            )
         finally:
             if lanes is not None:
                 await lanes.drain()
@@ -318,6 +299,7 @@ class PartitionedConsumer:
         consumer: str,
         lanes: _Lanes | None,
         health: PartitionHealth,
+        parking: Parking,
     ) -> None:
         cursor = "0"  # our pending entries first (a previous owner's, after a takeover)
         outage = 0
@@ -334,6 +316,8 @@ class PartitionedConsumer:
                     if lanes is not None:
                         await lanes.drain()  # nothing of ours may be running while re-read
                     await ensure_group(self._redis, stream, handler.group)
+                    await parking.load()
+                await parking.serve()
                 reply = await self._redis.xreadgroup(
                     handler.group,
                     consumer,
@@ -357,7 +341,7 @@ class PartitionedConsumer:
                 if lanes is not None:
                     await lanes.dispatch(entries)
                     continue
-                deferred = await self._process(handler, partition, entries, stop, health)
+                deferred = await self._process(handler, partition, entries, stop, health, parking)
                 done = [e.id for e in entries if e.id not in deferred]
                 await acknowledge(self._redis, handler, partition, done)
                 health.progressed()
@@ -382,23 +366,32 @@ class PartitionedConsumer:
         entries: list[Entry],
         stop: asyncio.Event,
         health: PartitionHealth,
+        parking: Parking,
     ) -> Collection[str]:
+        """Apply a batch; entries of parked keys are set aside behind their failed entry,
+        and an entry that keeps failing is dead-lettered, its key parked behind it."""
         live = [e for e in entries if e.fields]  # a trimmed entry comes back empty
-        if not live:
-            return ()
+        free = await parking.hold(live)
+        deferred: list[str] = []
         try:
-            return await handler.handle(partition, live) or ()
+            if free:
+                deferred += await handler.handle(partition, free) or ()
         except (LeaseLost, *INFRA_ERRORS):
             raise
         except Exception:
-            if len(live) == 1:
-                return await self._retry_one(handler, partition, live[0], stop, health)
-            log.exception(
-                "%s partition %d: batch failed, retrying one by one", handler.group, partition
-            )
-        deferred: list[str] = []
-        for entry in live:
-            deferred += await self._retry_one(handler, partition, entry, stop, health)
+            if len(free) > 1:
+                log.exception(
+                    "%s partition %d: batch failed, retrying one by one", handler.group, partition
+                )
+            for entry in free:
+                if parking.held(entry):  # an entry before it, of the same key, just failed
+                    await parking.hold([entry])
+                else:
+                    deferred += await self._retry_one(
+                        handler, partition, entry, stop, health, parking
+                    )
+        if len(free) < len(live):  # the checkpoint moves past what was set aside
+            await handler.skip(partition, live[-1])
         return deferred
 
     async def _retry_one(
@@ -408,6 +401,7 @@ class PartitionedConsumer:
         entry: Entry,
         stop: asyncio.Event,
         health: PartitionHealth,
+        parking: Parking,
     ) -> Collection[str]:
         error = ""
         for attempt in range(MAX_ATTEMPTS):
@@ -423,9 +417,8 @@ class PartitionedConsumer:
                 health.failed(error)
                 await record_error(self._redis, handler.group, error, dead_letter=False)
                 await HANDLER_RETRY.sleep(attempt, stop)
-        await dead_letter(
-            self._redis, handler.group, handler.stream(partition), entry.id, entry.fields, error
-        )
+        await parking.give_up(entry, error, MAX_ATTEMPTS)
+        await record_error(self._redis, handler.group, error, dead_letter=True)
         await handler.skip(partition, entry)
         return ()
 
@@ -444,9 +437,11 @@ class _Lanes:
         partition: int,
         stop: asyncio.Event,
         health: PartitionHealth,
+        parking: Parking,
     ) -> None:
         self._consumer = consumer
         self._health = health
+        self._parking = parking
         self._handler = handler
         self._key_of: Callable[[Entry], str | None] = handler.key_of  # type: ignore[attr-defined]
         self._partition = partition
@@ -498,7 +493,7 @@ class _Lanes:
             return  # left pending: read again once the partition is back in order
         try:
             deferred = await self._consumer._process(
-                self._handler, self._partition, [entry], self._stop, self._health
+                self._handler, self._partition, [entry], self._stop, self._health, self._parking
             )
             if entry.id not in deferred:
                 self._done.append(entry.id)

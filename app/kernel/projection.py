@@ -78,6 +78,9 @@ class EventProjection(Generic[T]):
     def stream(self, partition: int) -> str:
         return keys.events(partition)
 
+    def order_key(self, fields: dict[str, str]) -> str:
+        return event_head(fields).aggregate
+
     def decode(self, fields: dict[str, str]) -> tuple[Version | None, Applied[T] | None]:
         head = event_head(fields)
         version = (head.aggregate, head.version)
@@ -101,15 +104,29 @@ class ProjectionHandler:
     def stream(self, partition: int) -> str:
         return self.projection.stream(partition)
 
+    def order_key(self, entry: Entry) -> str | None:
+        """Entries of one aggregate apply in order (a failed one holds the later ones back)."""
+        of = getattr(self.projection, "order_key", None)
+        key: str | None = of(entry.fields) if of is not None else None
+        return key
+
     async def handle(self, partition: int, entries: list[Entry]) -> None:
+        await self._guarded(partition, entries, replay=False)
+
+    async def replay(self, partition: int, entries: list[Entry]) -> None:
+        """Apply dead letters being retried: behind the checkpoint, so it is neither checked
+        nor moved; the versions applied per aggregate still skip what was applied."""
+        await self._guarded(partition, entries, replay=True)
+
+    async def _guarded(self, partition: int, entries: list[Entry], *, replay: bool) -> None:
         try:
-            await self._apply(partition, entries)
+            await self._apply(partition, entries, replay)
         except WatchError as exc:
             if "while watching" in str(exc):  # the connection dropped: not the handler's fault
                 raise RedisConnectionError(str(exc)) from exc
             raise LeaseLost(f"{self.projection.name} partition {partition}") from None
 
-    async def _apply(self, partition: int, entries: list[Entry]) -> None:
+    async def _apply(self, partition: int, entries: list[Entry], replay: bool) -> None:
         name = self.projection.name
         checkpoint_key = keys.checkpoint(name, partition)
         versions_key = keys.applied_versions(name, partition)
@@ -117,7 +134,7 @@ class ProjectionHandler:
             await tx.watch(checkpoint_key)
             checkpoint = optional_text(await tx.get(checkpoint_key))
             done = parse_stream_id(checkpoint) if checkpoint else (0, 0)
-            fresh = [e for e in entries if parse_stream_id(e.id) > done]
+            fresh = entries if replay else [e for e in entries if parse_stream_id(e.id) > done]
             if not fresh:
                 await tx.reset()  # type: ignore[no-untyped-call]
                 return
@@ -150,8 +167,9 @@ class ProjectionHandler:
                     changes[(change.view, change.key)] = None
             if touched:
                 tx.hset(versions_key, mapping=field_map(touched))
-            last_id = fresh[-1].id
-            tx.set(checkpoint_key, last_id)
+            last_id = fresh[-1].id if not replay else checkpoint or fresh[-1].id
+            if not replay:
+                tx.set(checkpoint_key, last_id)
             position = f"{partition}:{last_id}"
             for view, key in changes:
                 tx.xadd(
