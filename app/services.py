@@ -11,6 +11,7 @@ from app.adapters.redis_client import connect
 from app.adapters.sessions import SessionStore
 from app.adapters.users import UserStore
 from app.config import Settings
+from app.consumers import consumer_groups
 from app.kernel.backlog import Backlog
 from app.kernel.bus import CommandBus, Observer
 from app.kernel.command_status import CommandStatusStore
@@ -61,7 +62,7 @@ def build_services(settings: Settings, observer: Observer | None = None) -> Serv
         retries=settings.payment_retries,
     )
     statuses = CommandStatusStore(write, settings.status_ttl_seconds)
-    registry = build_registry(gateway.tokenize, import_runner(statuses))
+    registry = build_registry(gateway.tokenize, import_runner(statuses), consumer_groups())
     bus = CommandBus(
         write,
         registry,

@@ -28,6 +28,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from app.kernel import keys
+from app.kernel.positions import parse_stream_id
 from app.kernel.redis_types import stream_entries, text, text_dict
 
 DISCARDED_MAXLEN = 10_000
@@ -96,6 +97,10 @@ def _outcomes(group: str) -> str:
     return f"{keys.dead_letters(group)}:outcomes"
 
 
+def _entry_order(item: Letter) -> tuple[int, tuple[int, int]]:
+    return item.letter.partition, parse_stream_id(item.letter.entry_id)
+
+
 class DeadLetters:
     """One consumer group's dead letters."""
 
@@ -118,9 +123,11 @@ class DeadLetters:
         return text_dict(await self._redis.hgetall(_parked(self.group, partition)))
 
     async def all(self) -> list[Letter]:
+        """Every letter, in the order of the entries they hold (per partition)."""
         stream = keys.dead_letters(self.group)
         found = stream_entries([(stream, await self._redis.xrange(stream))])
-        return [Letter(letter_id, _letter.decode(fields["e"])) for _, letter_id, fields in found]
+        letters = [Letter(letter_id, _letter.decode(fields["e"])) for _, letter_id, fields in found]
+        return sorted(letters, key=_entry_order)
 
     async def of_partition(self, partition: int) -> list[Letter]:
         return [item for item in await self.all() if item.letter.partition == partition]

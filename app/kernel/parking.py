@@ -14,7 +14,6 @@ from redis.asyncio import Redis
 
 from app.kernel.dead_letters import DeadLetter, DeadLetters, Letter, LetterRequest, RequestOutcome
 from app.kernel.handlers import INFRA_ERRORS, Entry, PartitionHandler, order_key, replay
-from app.kernel.positions import parse_stream_id
 
 log = logging.getLogger(__name__)
 
@@ -120,12 +119,8 @@ class Parking:
 
     async def _chain(self, key: str) -> list[Letter]:
         """A key's letters in the order of their entries: the failed one first."""
-        letters = [
-            item
-            for item in await self._letters.of_partition(self._partition)
-            if item.letter.key == key
-        ]
-        return sorted(letters, key=lambda item: parse_stream_id(item.letter.entry_id))
+        mine = await self._letters.of_partition(self._partition)  # in entry order
+        return [item for item in mine if item.letter.key == key]
 
     async def _discard(
         self, letter_id: str, letter: DeadLetter, request: LetterRequest
