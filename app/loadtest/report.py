@@ -108,7 +108,8 @@ def render(report: Report) -> str:
     ]
     if a.error_kinds:
         lines.append(f"  errors by kind: {_counts(a.error_kinds)}")
-    if not ceiling:
+    sent = a.attempts > 0
+    if sent and not ceiling:
         lines.append(
             f"  orders completed {o.completed:,} ({o.completed_per_second:,.1f}/s): succeeded "
             f"{o.succeeded:,}, failed {o.failed:,}, unfinished {o.unfinished:,}; "
@@ -117,12 +118,9 @@ def render(report: Report) -> str:
         if o.failure_codes:
             lines.append(f"  failures by code: {_counts(o.failure_codes)}")
     lines.append(f"  {'latency, ms':<44}{'n':>8}{'p50':>9}{'p90':>9}{'p99':>9}{'max':>9}")
-    lines.append(
-        _row(
-            "request → answer" if ceiling else "client: send → outcome seen",
-            report.client_latency_ms,
-        )
-    )
+    if sent:
+        label = "request → answer" if ceiling else "client: send → outcome seen"
+        lines.append(_row(label, report.client_latency_ms))
     for step in report.steps:
         lines.append(_row(step.transition, step.ms))
     if report.sampled:

@@ -19,7 +19,7 @@ from app.loadtest.client import Answer, Credentials, LoadClient
 from app.loadtest.options import LoadOptions
 from app.loadtest.sockets import SocketStats, cancel_all, catalog_latency, follow
 from app.loadtest.tracker import POLL_CONCURRENCY, OrderTracker, Outcome
-from app.loadtest.wire import CreateProduct, ImportCatalog, Line, PlaceOrder, Push
+from app.loadtest.wire import ImportCatalog, Line, PlaceOrder, ProductRow, Push
 
 TICK_SECONDS = 0.5
 READY_TIMEOUT = 60.0
@@ -123,6 +123,8 @@ class Shop:
             await self.open_loop()
             return
         customers: list[Credentials | None] = [*self.plan.customers] or [None]
+        if not self.plan.shoppers:  # watchers only: watch for the duration
+            await asyncio.sleep(max(0.0, self._deadline - time.monotonic()))
         await asyncio.gather(
             *(self.closed_loop(customers[n % len(customers)]) for n in range(self.plan.shoppers))
         )
@@ -305,7 +307,7 @@ async def run_shard(plan: Plan, emit: Emit, go: Callable[[], Awaitable[object]])
 
             tasks.append(asyncio.create_task(ticker()))
             if plan.shard == 0 and options.import_rows and plan.admin is not None:
-                tasks.append(asyncio.create_task(_import_burst(client, plan)))
+                tasks.append(asyncio.create_task(_import_burst(client, plan, shop)))
             await shop.run()
         finally:
             await cancel_all(tasks)
@@ -341,10 +343,12 @@ async def _all_ready(readies: list[asyncio.Event], tasks: list[asyncio.Task[None
         await asyncio.sleep(0.02)
 
 
-async def _import_burst(client: LoadClient, plan: Plan) -> None:
+async def _import_burst(client: LoadClient, plan: Plan, shop: Shop) -> None:
     """One ImportCatalog of `--import-rows` new products: a burst of catalog changes."""
     rows = [
-        CreateProduct(f"LT{plan.run_id}-I{n:05d}", f"Burst {n}", 100, 10)
+        ProductRow(f"LT{plan.run_id}-I{n:05d}", f"Burst {n}", 100, 10)
         for n in range(plan.options.import_rows)
     ]
-    await client.send(ImportCatalog(rows), plan.admin)
+    answer = await client.send(ImportCatalog(rows), plan.admin)
+    if answer.status != 202:
+        shop.error_kinds[f"ImportCatalog {answer.status} {answer.code or ''}".strip()] += 1

@@ -78,8 +78,17 @@ class CreateProduct(msgspec.Struct, frozen=True, tag=True):
     initial_stock: int
 
 
+class ProductRow(msgspec.Struct, frozen=True):
+    """A row of ImportCatalog: CreateProduct's fields without its type."""
+
+    sku: str
+    name: str
+    price_cents: int
+    initial_stock: int
+
+
 class ImportCatalog(msgspec.Struct, frozen=True, tag=True):
-    products: list[CreateProduct]
+    products: list[ProductRow]
 
 
 class Subscribe(msgspec.Struct, frozen=True):
