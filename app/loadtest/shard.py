@@ -7,6 +7,7 @@ A shard reports to its runner through `emit`: `Ready` once every socket is subsc
 from __future__ import annotations
 
 import asyncio
+import itertools
 import random
 import time
 from collections import Counter
@@ -154,7 +155,7 @@ class Shop:
         customers: list[Credentials | None] = [*self.plan.customers] or [None]
         start = time.monotonic() + self.plan.offset
         in_flight: set[asyncio.Task[None]] = set()
-        for n in range(10**12):
+        for n in itertools.count():
             due = start + n / self.plan.rate
             if self.plan.orders and n >= self.plan.orders:
                 break
