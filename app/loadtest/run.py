@@ -16,6 +16,7 @@ from multiprocessing.connection import Connection
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
+import aiohttp
 import msgspec
 
 from app.loadtest.client import Credentials, LoadClient
@@ -353,7 +354,11 @@ async def load_test(options: LoadOptions) -> Report:
 
 
 def main(options: LoadOptions) -> int:
-    report = _runner(lambda: load_test(options))
+    try:
+        report = _runner(lambda: load_test(options))
+    except (aiohttp.ClientError, OSError, RuntimeError) as exc:
+        print(f"storefront loadtest: {exc}", file=sys.stderr)
+        return 1
     print(render(report))
     if options.json_path:
         with open(options.json_path, "wb") as out:
