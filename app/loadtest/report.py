@@ -15,6 +15,8 @@ CLOCK_NOTE = (
 
 
 class Accepts(msgspec.Struct, frozen=True, kw_only=True):
+    """POST /api/commands answers; per second over first request → last answer."""
+
     attempts: int
     accepted: int
     shed: int
@@ -64,7 +66,7 @@ class Report(msgspec.Struct, frozen=True, kw_only=True):
     procs: int
     started_at: str
     seconds: float
-    """From the first request to the last outcome (or the end of the arrivals)."""
+    """From the first request to the last answer or outcome (watchers only: the run)."""
     accepts: Accepts
     orders: Orders
     client_latency_ms: Summary

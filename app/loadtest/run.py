@@ -250,8 +250,9 @@ def build_report(
     total = gather.total()
     done = list(gather.done.values())
     first = min((d.first_sent for d in done if d.first_sent), default=started_at)
-    arrivals_end = max(d.arrivals_ended for d in done)
-    last = max((d.last_outcome for d in done if d.last_outcome), default=arrivals_end)
+    last_answer = max((d.last_answer for d in done if d.last_answer), default=first)
+    ended = max(d.ended for d in done)
+    last = max((d.last_outcome for d in done if d.last_outcome), default=last_answer)
     error_kinds: dict[str, int] = defaultdict(int)
     failure_codes: dict[str, int] = defaultdict(int)
     close_codes: dict[str, int] = defaultdict(int)
@@ -288,14 +289,14 @@ def build_report(
         watchers=options.watchers,
         procs=options.procs,
         started_at=datetime.fromtimestamp(started_at, UTC).isoformat(timespec="seconds"),
-        seconds=round(max(last, arrivals_end) - first, 3),
+        seconds=round((max(last, last_answer) if total.attempts else ended) - first, 3),
         accepts=Accepts(
             attempts=attempts,
             accepted=total.accepted,
             shed=total.shed,
             limited=total.limited,
             errors=total.errors,
-            accepted_per_second=round(total.accepted / max(arrivals_end - first, 1e-9), 2),
+            accepted_per_second=round(total.accepted / max(last_answer - first, 1e-9), 2),
             accepted_pct=pct(total.accepted, attempts),
             shed_pct=pct(total.shed, attempts),
             limited_pct=pct(total.limited, attempts),

@@ -84,8 +84,10 @@ class Done(msgspec.Struct, frozen=True, tag=True, kw_only=True):
     shard: int
     counts: Counts
     started: float
-    arrivals_ended: float
+    ended: float
+    """When this shard's shoppers (or watchers) stopped."""
     first_sent: float | None
+    last_answer: float | None
     last_outcome: float | None
     orders: list[OrderRecord]
     error_kinds: dict[str, int]
@@ -109,7 +111,7 @@ class Shop:
         self.failure_codes: Counter[str] = Counter()
         self.first_sent: float | None = None
         self.last_outcome: float | None = None
-        self.arrivals_ended = 0.0
+        self.last_answer: float | None = None
         self._client = client
         self._tracker = tracker
         self._random = random.Random(plan.options.seed * 1000 + plan.shard)
@@ -129,7 +131,6 @@ class Shop:
         await asyncio.gather(
             *(self.closed_loop(customers[n % len(customers)]) for n in range(self.plan.shoppers))
         )
-        self.arrivals_ended = time.time()
 
     async def closed_loop(self, who: Credentials | None) -> None:
         """Place an order, wait for its outcome, again; a shed order waits its Retry-After."""
@@ -145,9 +146,12 @@ class Shop:
                     break
                 if answer.status not in (429, 503) or not self._backs_off(answer):
                     break
-                await asyncio.sleep(min(answer.retry_after or 1.0, 30.0))
-                if self.plan.orders == 0 and time.monotonic() >= self._deadline:
-                    break
+                pause = min(answer.retry_after or 1.0, 30.0)
+                if self.plan.orders == 0:
+                    pause = min(pause, self._deadline - time.monotonic())
+                    if pause <= 0:
+                        break
+                await asyncio.sleep(pause)
 
     async def open_loop(self) -> None:
         """Arrivals at `rate` per second whatever completes; latency counts from each
@@ -167,7 +171,6 @@ class Shop:
             )
             in_flight.add(task)
             task.add_done_callback(in_flight.discard)
-        self.arrivals_ended = time.time()
         await asyncio.gather(*in_flight)
 
     async def arrival(self, who: Credentials | None, due: float) -> None:
@@ -217,6 +220,8 @@ class Shop:
             counts.errors += 1
             self.error_kinds[type(exc).__name__] += 1
             return None
+        finally:
+            self.last_answer = time.time()
         if self._accepted(answer):
             counts.accepted += 1
         elif answer.status == 503 and self._backs_off(answer):
@@ -310,6 +315,7 @@ async def run_shard(plan: Plan, emit: Emit, go: Callable[[], Awaitable[object]])
             if plan.shard == 0 and options.import_rows and plan.admin is not None:
                 tasks.append(asyncio.create_task(_import_burst(client, plan, shop)))
             await shop.run()
+            ended = time.time()
         finally:
             await cancel_all(tasks)
         emit(tick())
@@ -318,8 +324,9 @@ async def run_shard(plan: Plan, emit: Emit, go: Callable[[], Awaitable[object]])
                 shard=plan.shard,
                 counts=shop.counts,
                 started=started,
-                arrivals_ended=shop.arrivals_ended,
+                ended=ended,
                 first_sent=shop.first_sent,
+                last_answer=shop.last_answer,
                 last_outcome=shop.last_outcome,
                 orders=shop.orders,
                 error_kinds=dict(shop.error_kinds),

@@ -26,8 +26,9 @@ def status(command_id: str, *steps: tuple[str, str]) -> CommandStatus:
 def done(shard: int, counts: Counts, **fields: object) -> Done:
     values: dict[str, object] = {
         "started": T0,
-        "arrivals_ended": T0 + 10,
+        "ended": T0 + 10,
         "first_sent": T0,
+        "last_answer": T0 + 8,
         "last_outcome": T0 + 10,
         "orders": [],
         "error_kinds": {},
@@ -103,7 +104,8 @@ def test_the_report_has_rates_shares_steps_and_drops() -> None:
     ]
     report = build_report(LoadOptions(watchers=5), gathered(), statuses, T0)
     assert report.seconds == pytest.approx(11.0)
-    assert report.accepts.accepted_per_second == pytest.approx(200 / 11, abs=0.01)
+    # accepted per second of sending: first request (T0 - 1) to last answer (T0 + 8)
+    assert report.accepts.accepted_per_second == pytest.approx(200 / 9, abs=0.01)
     assert report.accepts.shed_pct == pytest.approx(100 * 8 / 210, abs=0.01)
     assert report.accepts.error_kinds == {"409 insufficient_stock": 2}
     assert report.orders.completed == 200
