@@ -333,7 +333,10 @@ def table(f: Figures) -> list[tuple[str, str, str]]:
         rows.append(
             (
                 f"Watchers dropped during a {IMPORT_ROWS:,}-row import, reading continuously",
-                f"{burst.push.watchers_dropped} of {burst.watchers}",
+                f"{burst.push.watchers_dropped} closes among {burst.watchers} watchers "
+                "(each reopened)"
+                if burst.push.watchers_dropped
+                else f"0 of {burst.watchers}",
                 "0",
             )
         )
@@ -348,7 +351,12 @@ def table(f: Figures) -> list[tuple[str, str, str]]:
     if f.idle_watchers:
         per_thousand = f.web_rss_growth_bytes * 1000 / f.idle_watchers / 2**20
         rows.append(
-            ("Web process RSS per 1,000 idle watchers", f"{per_thousand:,.1f} MiB", "≤ 64 MiB")
+            (
+                "Web process RSS per 1,000 idle watchers",
+                f"{per_thousand:,.1f} MiB ({f.idle_watchers:,} opened: "
+                f"+{f.web_rss_growth_bytes / 2**20:,.1f} MiB)",
+                "≤ 64 MiB",
+            )
         )
     if f.redis_per_order:
         m = f.redis_per_order
