@@ -181,6 +181,17 @@ PRODUCT_EVENTS = (
     StockCommitted,
     StockReturned,
 )
+ProductEvent = (
+    ProductCreated
+    | ProductRenamed
+    | PriceChanged
+    | ProductRestocked
+    | ProductDiscontinued
+    | StockReserved
+    | StockReleased
+    | StockCommitted
+    | StockReturned
+)
 
 
 # --- rules ---------------------------------------------------------------------------------

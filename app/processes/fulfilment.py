@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, assert_never
 
 import msgspec
 
@@ -70,7 +70,7 @@ class Fulfilment:
     async def skip(self, partition: int, entry: Entry) -> None:
         """A dead-lettered event needs no marking: the consumer group acks it."""
 
-    async def react(self, event: Any) -> None:
+    async def react(self, event: orders.OrderEvent) -> None:
         match event:
             case orders.OrderPlaced():
                 await self._reserve(event)
@@ -80,8 +80,13 @@ class Fulfilment:
                 await self._confirm(event.order_id)
             case orders.OrderCancelled():
                 await self._after_cancel(event)
-            case orders.OrderRejected(reason="payment_unavailable"):
-                await self._void(event.order_id)
+            case orders.OrderRejected():
+                if event.reason == "payment_unavailable":
+                    await self._void(event.order_id)
+            case orders.OrderConfirmed() | orders.OrderShipped() | orders.OrderRefunded():
+                pass  # nothing follows from these (not in HANDLED: never even decoded)
+            case _:
+                assert_never(event)
 
     def _step(self, command: msgspec.Struct, order_id: str, step: str, after: str = "") -> Any:
         return self._bus.envelope(
