@@ -8,15 +8,35 @@ and every stream read names one stream.
 
 from __future__ import annotations
 
-from typing import cast
+from typing import Any, cast
 
+import hiredis
 from redis.asyncio import BlockingConnectionPool, Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.asyncio.connection import Connection, SSLConnection
 
 SOCKET_TIMEOUT_SECONDS = 5.0
 """Blocking stream reads use BLOCK of about 1 s, well under this."""
 POOL_WAIT_SECONDS = 5.0
 CLUSTER_SCHEMES = {"redis+cluster": "redis", "rediss+cluster": "rediss"}
+
+
+class _HiredisPacking:
+    """Commands packed by hiredis (C) instead of redis-py's pure-Python packer, which costs
+    ~30 µs per commit script call against ~3 µs."""
+
+    def pack_command(self, *args: Any) -> list[bytes]:
+        if isinstance(args[0], str) and " " in args[0]:  # e.g. "SCRIPT LOAD": two words
+            args = (*args[0].split(), *args[1:])
+        return [hiredis.pack_command(args)]
+
+
+class FastConnection(_HiredisPacking, Connection):
+    pass
+
+
+class FastSSLConnection(_HiredisPacking, SSLConnection):
+    pass
 
 
 def cluster_url(url: str) -> tuple[str, bool]:
@@ -42,8 +62,14 @@ def connect(url: str, *, cluster: bool = False, max_connections: int = 200) -> R
         )
         # the kernel's calls are the subset the two clients share (see the module docstring)
         return cast(Redis, client)
+    packing: dict[str, Any] = {}
+    if url.startswith("redis://"):
+        packing["connection_class"] = FastConnection
+    elif url.startswith("rediss://"):
+        packing["connection_class"] = FastSSLConnection
     pool = BlockingConnectionPool.from_url(
         url,
+        **packing,
         max_connections=max_connections,
         timeout=POOL_WAIT_SECONDS,
         decode_responses=True,

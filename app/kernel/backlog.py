@@ -43,14 +43,21 @@ class Backlog:
         self._read_at = 0.0
         self._history: list[tuple[float, int]] = []
         self._refreshing: asyncio.Lock = asyncio.Lock()
+        self._admitted = 0
+        """Commands this process queued since the counters were last read."""
 
     async def current(self) -> BacklogReading:
-        if time.monotonic() - self._read_at < REFRESH_SECONDS:
-            return self._reading
-        async with self._refreshing:  # one reader refreshes; the others wait for its answer
-            if time.monotonic() - self._read_at >= REFRESH_SECONDS:
-                await self._refresh()
-        return self._reading
+        """The last reading, plus what this process queued since (so a burst between two
+        readings is counted as it arrives)."""
+        if time.monotonic() - self._read_at >= REFRESH_SECONDS:
+            async with self._refreshing:  # one reader refreshes; the others wait for it
+                if time.monotonic() - self._read_at >= REFRESH_SECONDS:
+                    await self._refresh()
+        reading = self._reading
+        return BacklogReading(reading.in_flight + self._admitted, reading.finish_rate)
+
+    def admitted(self) -> None:
+        self._admitted += 1
 
     async def _refresh(self) -> None:
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -66,3 +73,4 @@ class Backlog:
         rate = (finished - first_finished) / (at - first_at) if at > first_at else 0.0
         self._reading = BacklogReading(max(0, accepted - finished), rate)
         self._read_at = at
+        self._admitted = 0

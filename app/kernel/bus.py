@@ -9,6 +9,7 @@ commands decided again. A single command is a batch of one.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -22,6 +23,7 @@ from app.kernel import command_status, keys
 from app.kernel.aggregate_cache import NOTHING, AggregateCache, Known
 from app.kernel.backoff import Backoff
 from app.kernel.clock import now
+from app.kernel.coalescer import Coalescer
 from app.kernel.commit import CommitRequest, CommitResult, CommitStore, EventFields, StatusWrite
 from app.kernel.errors import ProblemError, problem
 from app.kernel.messages import Actor, CommandEnvelope, Delivery, Outcome, Problem, StoredEvent
@@ -104,6 +106,11 @@ class CommandBus:
         self._commits = commits
         self._observer = observer
         self._cache = AggregateCache()
+        self._batches: dict[Delivery, Coalescer[CommandEnvelope, Outcome]] = {
+            delivery: Coalescer(functools.partial(self._run_batch, delivery=delivery))
+            for delivery in ATTEMPTS
+        }
+        self._loads: Coalescer[str, str | None] = Coalescer(self._read_states)
 
     # --- building envelopes ---------------------------------------------------------------
 
@@ -170,8 +177,14 @@ class CommandBus:
         known = self._cache.get(key) if cached else None
         if known is not None and isinstance(known.state, kind.state_type):
             return known.state
-        raw = await self.redis.hget(key, "s")
+        (raw,) = await self._loads.submit([key])  # loads made together share a round trip
         return kind.decoder.decode(raw) if raw else None
+
+    async def _read_states(self, state_keys: list[str]) -> list[str | None]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in state_keys:
+                pipe.hget(key, "s")
+            return list(await pipe.execute())
 
     # --- running --------------------------------------------------------------------------
 
@@ -190,7 +203,16 @@ class CommandBus:
         self, envelopes: Sequence[CommandEnvelope], delivery: Delivery
     ) -> list[Outcome]:
         """Run commands of any aggregates to their commits: each aggregate's in the given
-        order, all of them in two round trips when nothing else writes the same aggregates."""
+        order, all of them in two round trips when nothing else writes the same aggregates.
+
+        Batches asked for at the same moment (by concurrent tasks) go out as one, and those
+        asked for while it is out go together next (see kernel/coalescer.py).
+        """
+        return await self._batches[delivery].submit(envelopes)
+
+    async def _run_batch(
+        self, envelopes: Sequence[CommandEnvelope], delivery: Delivery
+    ) -> list[Outcome]:
         started = time.perf_counter()
         outcomes: dict[int, Outcome] = {}
         aggregates: dict[str, _Aggregate] = {}

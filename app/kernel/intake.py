@@ -139,6 +139,7 @@ class CommandIntake:
         if shed_when_busy and self._backlog_limit and reading.in_flight >= self._backlog_limit:
             estimate = reading.estimate_seconds(reading.in_flight - self._backlog_limit + 1)
             raise Overloaded(max(1, math.ceil(estimate or 1.0)))
+        self._backlog.admitted()
         return QueuePlace(reading.in_flight, reading.estimate_seconds(reading.in_flight))
 
     async def _enqueue(
