@@ -18,8 +18,10 @@ from app.kernel.command_status import CommandStatusStore
 from app.kernel.commit import CommitStore
 from app.kernel.idempotency import IdempotencyStore
 from app.kernel.intake import CommandIntake
+from app.kernel.rebuild_commands import rebuild_runner
 from app.kernel.server_info import ServerInfo, check_durability, server_info
 from app.processes.catalog_import import import_runner
+from app.projections.registry import rebuildable
 from app.wiring import build_registry
 
 
@@ -62,7 +64,12 @@ def build_services(settings: Settings, observer: Observer | None = None) -> Serv
         retries=settings.payment_retries,
     )
     statuses = CommandStatusStore(write, settings.status_ttl_seconds)
-    registry = build_registry(gateway.tokenize, import_runner(statuses), consumer_groups())
+    registry = build_registry(
+        gateway.tokenize,
+        import_runner(statuses),
+        consumer_groups(),
+        rebuild_runner(read, rebuildable(settings), statuses),
+    )
     bus = CommandBus(
         write,
         registry,

@@ -29,5 +29,10 @@ class Leases:
     async def renew(self, group: str, partition: int) -> bool:
         return await self._call("renew", group, partition)
 
+    async def take(self, group: str, partition: int) -> bool:
+        """Hold the lease even if another owner does: that owner stops at its next renewal
+        and waits until the lease is released."""
+        return await self._call("take", group, partition)
+
     async def release(self, group: str, partition: int) -> bool:
         return await self._call("release", group, partition)

@@ -107,6 +107,8 @@ class Projected:
     versions: dict[str, int] = field(default_factory=dict)
     """Aggregates whose applied version moved, and to what."""
     gaps: list[str] = field(default_factory=list)
+    seen: int = 0
+    """Items taken so far (if one raised, it is item `seen - 1`)."""
 
 
 def project(
@@ -119,6 +121,7 @@ def project(
     before them (missing: none); an event at or before it is a duplicate and is skipped."""
     done = into if into is not None else Projected()
     for entry, found, item in items:
+        done.seen += 1
         if found is not None:
             aggregate, version = found
             last = done.versions.get(aggregate, applied.get(aggregate, 0))
