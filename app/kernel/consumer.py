@@ -372,6 +372,7 @@ class PartitionedConsumer:
         and an entry that keeps failing is dead-lettered, its key parked behind it."""
         live = [e for e in entries if e.fields]  # a trimmed entry comes back empty
         free = await parking.hold(live)
+        set_aside = len(free) < len(live)
         deferred: list[str] = []
         try:
             if free:
@@ -386,11 +387,12 @@ class PartitionedConsumer:
             for entry in free:
                 if parking.held(entry):  # an entry before it, of the same key, just failed
                     await parking.hold([entry])
+                    set_aside = True
                 else:
                     deferred += await self._retry_one(
                         handler, partition, entry, stop, health, parking
                     )
-        if len(free) < len(live):  # the checkpoint moves past what was set aside
+        if set_aside:  # the checkpoint moves past what was set aside (a retry replays it)
             await handler.skip(partition, live[-1])
         return deferred
 
