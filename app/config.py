@@ -54,6 +54,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     """REDIS_URL names a node of a Redis Cluster (as does a `redis+cluster://` URL)."""
     backlog_limit: NonNegative = 0
     """Queued commands past which new PlaceOrders are refused with 503 overloaded (0: off)."""
+    audit_seconds: Annotated[float, msgspec.Meta(ge=0)] = 10.0
+    """Between two rounds of the projector's audit of its read models (0: no audit)."""
+    audit_sample: Positive = 20
+    """Aggregates an audit round re-derives from their events and compares."""
+    audit_entries_per_second: Positive = 20_000
+    """How fast an audit round may read a stream (it reads one partition's, up to the
+    read model's checkpoint)."""
+    heartbeat_seconds: Annotated[float, msgspec.Meta(gt=0)] = 2.0
+    """Between two heartbeats of a process; one missing for three of these is dead (its
+    partitions are shared out among the others then)."""
+    payment_gate: bool = False
+    """Charges wait until the gateway's gate key says `open` (tests hold orders mid-charge
+    with it, instead of relying on a latency window)."""
 
     @property
     def production(self) -> bool:

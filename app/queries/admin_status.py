@@ -10,6 +10,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from app.kernel import keys
+from app.kernel.audit import AuditReport, audit_reports
 from app.kernel.consumer import Stall
 from app.kernel.heartbeat import live_heartbeats
 from app.kernel.positions import parse_stream_id
@@ -77,6 +78,8 @@ class AdminStatus(msgspec.Struct, frozen=True):
     """Read models a rebuild may replay."""
     rebuilds: dict[str, RebuildState] = {}
     """The latest rebuild of each, if it had one."""
+    audits: list[AuditReport] = []
+    """What the projector's audit found in each read model it audits."""
 
 
 class Watched(msgspec.Struct, frozen=True):
@@ -268,4 +271,5 @@ async def admin_status(
         dead_letter_counts=letter_counts,
         rebuildable=rebuildable,
         rebuilds={r.projection: r for r in await rebuild_states(write, rebuildable)},
+        audits=await audit_reports(write, [w.name for w in watched if w.kind == "projection"]),
     )
