@@ -62,13 +62,14 @@ def build_services(settings: Settings, observer: Observer | None = None) -> Serv
         failure_rate=settings.payment_failure_rate,
         timeout_ms=settings.payment_timeout_ms,
         retries=settings.payment_retries,
+        gated=settings.payment_gate,
     )
     statuses = CommandStatusStore(write, settings.status_ttl_seconds)
     registry = build_registry(
         gateway.tokenize,
         import_runner(statuses),
         consumer_groups(),
-        rebuild_runner(read, rebuildable(settings), statuses),
+        rebuild_runner(read, rebuildable(settings), statuses, settings.lease_ms),
     )
     bus = CommandBus(
         write,

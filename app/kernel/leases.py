@@ -17,6 +17,10 @@ class Leases:
         self.owner = owner
         self._ttl_ms = ttl_ms
 
+    @property
+    def ttl_seconds(self) -> float:
+        return self._ttl_ms / 1000
+
     async def _call(self, action: str, group: str, partition: int) -> bool:
         held = await _SCRIPT(
             self._redis, [keys.lease(group, partition)], [action, self.owner, self._ttl_ms]

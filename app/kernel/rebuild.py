@@ -34,9 +34,10 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
 from app.kernel import keys
+from app.kernel.consumer import LEASE_TRUSTED
 from app.kernel.dead_letters import DeadLetters
 from app.kernel.handlers import INFRA_ERRORS, Entry
-from app.kernel.leases import Leases
+from app.kernel.leases import LEASE_MS, Leases
 from app.kernel.positions import parse_stream_id
 from app.kernel.projection import Decoded, Projected, Projection, group_name, project
 from app.kernel.read_model_diff import Diff, compare, scan
@@ -142,7 +143,9 @@ class ShadowRebuild:
         by: str = "",
         chunk: int = CHUNK,
         on_progress: Callable[[RebuildState], Awaitable[None]] | None = None,
+        lease_ms: int = LEASE_MS,
     ) -> None:
+        """`lease_ms`: the leases of the projectors (LEASE_MS): see `cut`."""
         self._write = write
         self._read = read
         self._projection = projection
@@ -153,6 +156,7 @@ class ShadowRebuild:
         self.name = projection.name
         self.group = group_name(projection.name)
         self._lock = Leases(write, owner, LOCK_MS)
+        self._owners_trust = lease_ms / 1000 * LEASE_TRUSTED
         self._parts = [_Partition() for _ in range(partitions)]
         self._discarded: set[tuple[str, str]] = set()
         self._order_key: Callable[[dict[str, str]], str] | None = getattr(
@@ -366,11 +370,19 @@ class ShadowRebuild:
     # --- cut, diff, swap ------------------------------------------------------------------
 
     async def cut(self, *, swap: bool) -> Diff:
-        """Pause the projection, catch the shadow up to it, compare; swap if asked."""
+        """Pause the projection, catch the shadow up to it, compare; swap if asked.
+
+        The projectors learn that their leases were taken at their next renewal; until then
+        they may still read entries (never beyond what their leases promised them: see
+        consumer.LeaseClock). So the leases are kept that long after they were taken, even
+        when the cut is done sooner: an entry such a projector reads is then still pending
+        when the next owner looks for pending entries, never left behind.
+        """
         leases = Leases(self._write, self._owner, CUT_LEASE_MS)
         partitions = range(self._partitions)
         checkpoints = [keys.checkpoint(self.name, p) for p in partitions]
         watched = checkpoints + [keys.applied_versions(self.name, p) for p in partitions]
+        taken_at = time.monotonic()
         for partition in partitions:
             await leases.take(self.group, partition)
         try:
@@ -384,13 +396,12 @@ class ShadowRebuild:
                         await leases.take(self.group, partition)  # a long catch-up: renewed
                     live, shadow = await self._keys()
                     diff = await compare(self._read, live, shadow, keys.shadow, self._ignored)
-                    if not swap:
-                        await self._set_phase("ready", diff=diff)
-                        return diff
                     tx.multi()  # type: ignore[no-untyped-call]
-                    for key in shadow:
+                    if not swap:  # only to learn whether the live copy held still meanwhile
+                        tx.exists(checkpoints[0])
+                    for key in shadow if swap else ():
                         tx.rename(keys.shadow(key), key)
-                    stale = sorted(live - shadow)
+                    stale = sorted(live - shadow) if swap else []
                     for start in range(0, len(stale), 500):
                         tx.delete(*stale[start : start + 500])
                     try:
@@ -398,14 +409,27 @@ class ShadowRebuild:
                     except WatchError:
                         log.info("rebuild of %s: a projector moved on during the cut", self.name)
                         continue
+                if not swap:
+                    await self._set_phase("ready", diff=diff)
+                    return diff
                 await self._set_phase("swapped", diff=diff)
                 log.info("rebuild of %s swapped in (%s)", self.name, diff.summary)
                 return diff
             raise RebuildError(f"the checkpoints of {self.name} kept moving; try again")
         finally:
-            for partition in partitions:
-                with contextlib.suppress(*INFRA_ERRORS):
-                    await leases.release(self.group, partition)
+            await self._give_back(partitions, taken_at)
+
+    async def _give_back(self, partitions: range, taken_at: float) -> None:
+        """Release the projection's leases, or keep them until the projectors they were
+        taken from have surely stopped reading (then they lapse by themselves)."""
+        left_ms = int((taken_at + self._owners_trust - time.monotonic()) * 1000)
+        keep = Leases(self._write, self._owner, max(1, left_ms))
+        for partition in partitions:
+            with contextlib.suppress(*INFRA_ERRORS):
+                if left_ms > 0:
+                    await keep.renew(self.group, partition)
+                else:
+                    await keep.release(self.group, partition)
 
     def _ignored(self, key: str) -> bool:
         """Keys that are positions or warnings, not the model: left out of the diff."""

@@ -48,7 +48,11 @@ Rebuildable = Mapping[str, Callable[[], Projection[Any]]]
 """Projection name → a fresh instance of it: the projections a rebuild may replay."""
 
 
-def rebuild_runner(read: Redis, projections: Rebuildable, statuses: CommandStatusStore) -> Runner:
+def rebuild_runner(
+    read: Redis, projections: Rebuildable, statuses: CommandStatusStore, lease_ms: int
+) -> Runner:
+    """`lease_ms`: the projectors' leases (see ShadowRebuild.cut)."""
+
     async def run(envelope: CommandEnvelope, bus: CommandBus) -> Outcome:
         command = bus.registry.decode_body(envelope.type, envelope.body)
         make = projections.get(command.projection)
@@ -73,6 +77,7 @@ def rebuild_runner(read: Redis, projections: Rebuildable, statuses: CommandStatu
             by=envelope.sender or "",
             chunk=RUNNER_CHUNK,
             on_progress=progress,
+            lease_ms=lease_ms,
         )
         began = False
         try:

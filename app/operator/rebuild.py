@@ -69,6 +69,7 @@ async def run(args: argparse.Namespace) -> int:
         by=operator().username or "",
         chunk=args.chunk,
         on_progress=_show,
+        lease_ms=settings.lease_ms,
     )
     try:
         if args.abandon:

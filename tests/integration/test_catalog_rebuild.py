@@ -11,6 +11,8 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
+import pytest
+
 from app.config import Settings
 from app.domain.events import event_decoder
 from app.domain.products import CreateProduct, RenameProduct, RestockProduct
@@ -21,12 +23,18 @@ from app.kernel.rebuild import RebuildState, ShadowRebuild, rebuild_states
 from app.projections.catalog import CatalogProjection
 from app.queries import catalog
 from app.services import Services
-from tests.integration.conftest import ADMIN, running_workers
+from tests.integration.conftest import ADMIN, make_settings, running_workers
 from tests.support.kernel_catalog import product_record
 from tests.support.orders_helpers import pipeline_groups, wait_idle
 from tests.support.polling import eventually
 
 SKUS = [f"RB-{i:03d}" for i in range(40)]
+
+
+@pytest.fixture
+def settings(redis_url: str) -> Settings:
+    """Short leases: after a cut the projectors wait for what was theirs to lapse."""
+    return make_settings(redis_url, LEASE_MS="2000")
 
 
 @contextlib.asynccontextmanager
@@ -60,6 +68,7 @@ def rebuild_of(services: Services, settings: Settings, **options: object) -> Sha
         CatalogProjection(event_decoder()),
         settings.partitions,
         owner="test-rebuild",
+        lease_ms=settings.lease_ms,
         chunk=50,  # many small chunks: the shadow really has to follow the live projection
         **options,  # type: ignore[arg-type]
     )
