@@ -69,9 +69,10 @@ _report = msgspec.json.Decoder(AuditReport)
 
 
 async def audit_reports(redis: Redis, projections: Sequence[str]) -> list[AuditReport]:
-    if not projections:
-        return []
-    raw = await redis.mget([keys.audit_report(name) for name in projections])
+    async with redis.pipeline(transaction=False) as pipe:  # keys of several Cluster slots
+        for name in projections:
+            pipe.get(keys.audit_report(name))
+        raw = await pipe.execute()
     return [_report.decode(value) for value in raw if value]
 
 

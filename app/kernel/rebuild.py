@@ -102,9 +102,10 @@ _state = msgspec.json.Decoder(RebuildState)
 
 async def rebuild_states(redis: Redis, projections: Sequence[str]) -> list[RebuildState]:
     """The latest rebuild of each named projection that had one."""
-    if not projections:
-        return []
-    raw = await redis.mget([keys.rebuild_state(name) for name in projections])
+    async with redis.pipeline(transaction=False) as pipe:  # keys of several Cluster slots
+        for name in projections:
+            pipe.get(keys.rebuild_state(name))
+        raw = await pipe.execute()
     return [_state.decode(value) for value in raw if value]
 
 

@@ -32,6 +32,7 @@ from app.kernel.leases import Leases
 from app.kernel.messages import Actor
 from app.kernel.projection import ProjectionHandler, group_name
 from app.kernel.rebuild import RebuildState, ShadowRebuild
+from app.operator.rebuild import progress_line
 from app.projections.registry import build
 from app.services import Services, build_services
 from tests.support.orders_helpers import wait_idle
@@ -94,15 +95,6 @@ async def live_catch_up(services: Services, names: tuple[str, ...]) -> float:
     return took
 
 
-def bar(state: RebuildState) -> str:
-    filled = state.percent // 4
-    eta = f"{state.eta_seconds:.0f} s" if state.eta_seconds is not None else "?"
-    return (
-        f"\r  [{'#' * filled}{'.' * (25 - filled)}] {state.percent:3d}% "
-        f"{state.done:,}/{state.total:,}  {state.rate:,.0f} events/s  ETA {eta}   "
-    )
-
-
 async def bench(args: argparse.Namespace, url: str) -> None:
     settings = load_settings(
         {"REDIS_URL": url, "APP_ENV": "test", "PARTITIONS": "4", "LOG_LEVEL": "WARNING"}
@@ -119,7 +111,7 @@ async def bench(args: argparse.Namespace, url: str) -> None:
         (projection,) = build((args.projection,), settings)
 
         async def show(state: RebuildState) -> None:
-            print(bar(state), end="", flush=True)
+            print("\r  " + progress_line(state), end="", flush=True)
 
         rebuild = ShadowRebuild(
             services.write,
