@@ -5,7 +5,9 @@ in the server's log; and a client may hold only so many sockets open at once."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import os
 from collections.abc import Iterator
 from typing import Any
 
@@ -74,9 +76,25 @@ async def test_a_binary_frame_closes_the_socket_with_1003(
 async def test_a_frame_over_64_kib_closes_the_socket_with_1009(
     storefront: Storefront, path: str
 ) -> None:
-    async with open_socket(storefront, path) as ws:
-        await ws.send("x" * (MAX_FRAME + 1))
-        assert await closed_with(ws) == 1009
+    """The frame's header announces 70,000 bytes: the server closes (1009) before reading it.
+
+    (A client still sending the rest of a large frame may see the connection reset instead
+    of the close frame: the server closes while unread data is in flight. Hence a raw socket
+    that sends only the header, so the close frame is what arrives.)"""
+    reader, writer = await asyncio.open_connection("127.0.0.1", storefront.port)
+    key = base64.b64encode(os.urandom(16)).decode()
+    origin = f"Origin: {storefront.origin}\r\n" if path == "/ws" else ""
+    writer.write(
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{storefront.port}\r\nUpgrade: websocket\r\n"
+        f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\n"
+        f"Sec-WebSocket-Version: 13\r\n{origin}\r\n".encode()
+    )
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 20)
+    assert head.startswith(b"HTTP/1.1 101"), head
+    writer.write(bytes([0x81, 0x80 | 127]) + (70_000).to_bytes(8, "big") + os.urandom(4))
+    close = await asyncio.wait_for(reader.read(64), 20)
+    writer.close()
+    assert close[:1] == b"\x88" and int.from_bytes(close[2:4], "big") == 1009, close
     assert_clean_log(storefront)
 
 
@@ -181,7 +199,9 @@ async def one_frame(storefront: Storefront, path: str, frame: str | bytes, as_te
             else:
                 await asyncio.wait_for(await ws.ping(), 20)
         except ConnectionClosed:
-            assert ws.close_code in CLEAN_CLOSES, (ws.close_code, frame[:80])
+            # over 64 KiB, the close frame may be lost to a reset (see the 1009 test above)
+            reset = {1006} if len(frame) > MAX_FRAME else set()
+            assert ws.close_code in CLEAN_CLOSES | reset, (ws.close_code, frame[:80])
 
 
 @settings(
