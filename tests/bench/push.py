@@ -1,7 +1,6 @@
 """Push benchmarks, measured by hand (no assertions):
 
     .venv/bin/python -m tests.bench.push [--rate 10] [--seconds 20] [--framing array|single]
-        [--no-compression]
 
 Starts its own Redis (append-only file on, as in development) and the stack as processes (web,
 command worker, projector, process manager), 50 products, then:
@@ -16,8 +15,8 @@ command worker, projector, process manager), 50 products, then:
            has it.
 
 Watchers run in 2 processes of their own (`python -m tests.bench.push --watch ...`), never in
-the web process, with the `websockets` asyncio client (per-message deflate on, as browsers
-negotiate it, unless `--no-compression`).
+the web process; each watcher is a byte-level WebSocket reader (`LeanWatcher`), a few
+microseconds a frame, so the load client is not what is measured.
 """
 
 from __future__ import annotations
@@ -27,18 +26,17 @@ import asyncio
 import contextlib
 import hashlib
 import json
+import re
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from websockets.asyncio.client import ClientConnection, connect
-from websockets.exceptions import ConnectionClosed
+import uvloop
 
 from tests.support.api_client import Storefront, running_storefront, send, wait_for_command
 from tests.support.polling import eventually
@@ -50,74 +48,125 @@ IMPORT_ROWS = 1000
 
 # --- the watcher process --------------------------------------------------------------------
 
+POSITION = re.compile(rb'"position":"\d+:(\d+)-')
 
-@dataclass
-class Watched:
-    """What one socket saw."""
 
-    available: dict[str, int] = field(default_factory=dict)
-    closed: int | None = None
+def client_frame(opcode: int, payload: bytes) -> bytes:
+    """A masked client frame (payload under 126 bytes; a zero mask leaves it as it is)."""
+    return bytes([0x80 | opcode, 0x80 | len(payload)]) + b"\0\0\0\0" + payload
+
+
+class LeanWatcher(asyncio.Protocol):
+    """A catalog watcher at the byte level. Server frames are unmasked and unfragmented here,
+    so reading costs a few microseconds a frame and the load client is not what is measured."""
+
+    def __init__(self, host: str, target: str, latencies: list[float], prefix: str) -> None:
+        loop = asyncio.get_running_loop()
+        self.request = (
+            f"GET {target} HTTP/1.1\r\nHost: {host}\r\nUpgrade: websocket\r\n"
+            "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+            "Sec-WebSocket-Version: 13\r\n\r\n"
+        ).encode()
+        self.latencies = latencies
+        self.prefix = prefix.encode() if prefix != "-" else None
+        self.available: dict[str, int] = {}
+        self.buffer = bytearray()
+        self.open = False
+        self.subscribed = loop.create_future()
+        self.closed: int | None = None
+        self.transport: asyncio.Transport | None = None
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.transport = transport  # type: ignore[assignment]
+        assert self.transport is not None
+        self.transport.write(self.request)
+
+    def data_received(self, data: bytes) -> None:
+        now = time.time() * 1000
+        buffer = self.buffer
+        buffer += data
+        assert self.transport is not None
+        if not self.open:
+            end = buffer.find(b"\r\n\r\n")
+            if end < 0:
+                return
+            assert buffer.startswith(b"HTTP/1.1 101"), bytes(buffer[:60])
+            del buffer[: end + 4]
+            self.open = True
+            self.transport.write(client_frame(0x1, b'{"subscribe":["catalog"]}'))
+        while len(buffer) >= 2:
+            opcode, length, start = buffer[0] & 0x0F, buffer[1] & 0x7F, 2
+            if length == 126:
+                length, start = int.from_bytes(buffer[2:4], "big"), 4
+            elif length == 127:
+                length, start = int.from_bytes(buffer[2:10], "big"), 10
+            if len(buffer) < start + length:
+                return
+            payload = bytes(buffer[start : start + length])
+            del buffer[: start + length]
+            if opcode == 0x1:
+                self.on_text(payload, now)
+            elif opcode == 0x9:
+                self.transport.write(client_frame(0xA, payload))
+            elif opcode == 0x8:
+                self.closed = int.from_bytes(payload[:2], "big") if payload else 1005
+                self.transport.close()
+
+    def on_text(self, payload: bytes, now: float) -> None:
+        for committed in POSITION.findall(payload):
+            self.latencies.append(round(now - int(committed), 1))
+        if not self.subscribed.done() and b'"subscribed"' in payload:
+            self.subscribed.set_result(None)
+        if self.prefix is not None and self.prefix in payload:
+            decoded = json.loads(payload)
+            for message in decoded if isinstance(decoded, list) else [decoded]:
+                if message.get("type") == "view" and message["key"].startswith(prefix_of(self)):
+                    self.available[message["key"]] = message["data"]["available"]
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        if self.closed is None:
+            self.closed = 1006
+
+
+def prefix_of(watcher: LeanWatcher) -> str:
+    assert watcher.prefix is not None
+    return watcher.prefix.decode()
+
+
+async def watch(url: str, count: int, prefix: str) -> None:
+    """Open `count` catalog watchers; print "ready"; then answer "report" lines on stdin."""
+    latencies: list[float] = []
+    address = url.removeprefix("ws://")
+    host, _, target = address.partition("/")
+    hostname, _, port = host.partition(":")
+    loop = asyncio.get_running_loop()
+    slots = asyncio.Semaphore(50)
+
+    async def open_one() -> LeanWatcher:
+        async with slots:
+            _, watcher = await loop.create_connection(
+                lambda: LeanWatcher(host, f"/{target}", latencies, prefix), hostname, int(port)
+            )
+            await asyncio.wait_for(watcher.subscribed, 60)
+            return watcher
+
+    watchers = await asyncio.gather(*(open_one() for _ in range(count)))
+    print("ready", flush=True)
+    while (await loop.run_in_executor(None, sys.stdin.readline)).strip() == "report":
+        report = {
+            "latencies": list(latencies),
+            "closed": [w.closed for w in watchers if w.closed is not None],
+            "digests": [digest(w.available) for w in watchers],
+        }
+        latencies.clear()
+        print(json.dumps(report), flush=True)
+    for watcher in watchers:
+        if watcher.transport is not None:
+            watcher.transport.close()
 
 
 def digest(available: dict[str, int]) -> str:
     return hashlib.sha1(json.dumps(sorted(available.items())).encode()).hexdigest()
-
-
-async def watch(url: str, count: int, prefix: str, compression: bool) -> None:
-    """Open `count` catalog watchers; print "ready"; then answer "report" lines on stdin."""
-    latencies: list[float] = []
-    slots = asyncio.Semaphore(50)
-
-    async def open_one() -> ClientConnection:
-        async with slots:
-            ws = await connect(
-                url,
-                compression="deflate" if compression else None,
-                max_size=None,
-                open_timeout=120,
-                ping_timeout=None,
-                proxy=None,
-            )
-            await ws.send(json.dumps({"subscribe": ["catalog"]}))
-            while '"subscribed"' not in str(await ws.recv()):
-                pass
-            return ws
-
-    async def read(ws: ClientConnection, seen: Watched) -> None:
-        try:
-            async for frame in ws:
-                now = time.time() * 1000
-                decoded = json.loads(frame)
-                for message in decoded if isinstance(decoded, list) else [decoded]:
-                    if message.get("type") != "view":
-                        continue
-                    key = message["key"]
-                    if key.startswith(prefix):
-                        seen.available[key] = message["data"]["available"]
-                    position = message.get("position")
-                    if position:
-                        committed = int(position.partition(":")[2].partition("-")[0])
-                        latencies.append(round(now - committed, 1))
-        except ConnectionClosed:
-            pass
-        seen.closed = ws.close_code if ws.close_code is not None else 1006
-
-    sockets = await asyncio.gather(*(open_one() for _ in range(count)))
-    seen = [Watched() for _ in sockets]
-    readers = [asyncio.create_task(read(ws, s)) for ws, s in zip(sockets, seen, strict=True)]
-    print("ready", flush=True)
-    loop = asyncio.get_running_loop()
-    while (await loop.run_in_executor(None, sys.stdin.readline)).strip() == "report":
-        report = {
-            "latencies": latencies,
-            "closed": [s.closed for s in seen if s.closed is not None],
-            "digests": [digest(s.available) for s in seen],
-        }
-        latencies = []
-        print(json.dumps(report), flush=True)
-    for reader in readers:
-        reader.cancel()
-    await asyncio.gather(*(ws.close() for ws in sockets), return_exceptions=True)
 
 
 # --- the driver -----------------------------------------------------------------------------
@@ -126,12 +175,11 @@ async def watch(url: str, count: int, prefix: str, compression: bool) -> None:
 class Watchers:
     """`total` watchers spread over PROCESSES processes."""
 
-    def __init__(self, url: str, total: int, prefix: str, compression: bool) -> None:
+    def __init__(self, url: str, total: int, prefix: str) -> None:
         share = total // PROCESSES
         self.procs = [
             subprocess.Popen(
-                [sys.executable, "-m", "tests.bench.push", "--watch", url, str(share), prefix]
-                + ([] if compression else ["--no-compression"]),
+                [sys.executable, "-m", "tests.bench.push", "--watch", url, str(share), prefix],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 text=True,
@@ -172,8 +220,8 @@ class Watchers:
 
 
 @contextlib.contextmanager
-def watchers(url: str, total: int, prefix: str, compression: bool) -> Iterator[Watchers]:
-    made = Watchers(url, total, prefix, compression)
+def watchers(url: str, total: int, prefix: str = "-") -> Iterator[Watchers]:
+    made = Watchers(url, total, prefix)
     try:
         yield made
     finally:
@@ -252,15 +300,14 @@ async def bench(storefront: Storefront, args: argparse.Namespace) -> None:
     web = storefront.web.popen.pid
     query = "?batch=1" if args.framing == "array" else ""
     url = f"{storefront.ws_url}/api/ws{query}"
-    compression = not args.no_compression
     products = rows("PUSH", PRODUCTS)
     await import_rows(storefront, products)
     await read_model(storefront, "PUSH", PRODUCTS)
     skus = [p["sku"] for p in products]
 
-    print(f"framing: {args.framing}; per-message deflate: {'on' if compression else 'off'}")
+    print(f"framing: {args.framing}")
     before = rss_mib(web)
-    with watchers(url, 1000, "PUSH", compression):
+    with watchers(url, 1000):
         await asyncio.sleep(2)
         after = rss_mib(web)
     print(f"\nweb RSS: {before:.1f} MiB, with 1,000 idle watchers {after:.1f} MiB")
@@ -272,7 +319,7 @@ async def bench(storefront: Storefront, args: argparse.Namespace) -> None:
     )
     print("|---|---|---|---|---|---|---|---|---|---|")
     for total in (100, 1000):
-        with watchers(url, total, "PUSH", compression) as group:
+        with watchers(url, total) as group:
             group.report()  # forget what came before the run
             cpu, clients = cpu_seconds(web), group.cpu_seconds()
             changes = await restock_paced(storefront, skus, args.rate, args.seconds)
@@ -283,7 +330,7 @@ async def bench(storefront: Storefront, args: argparse.Namespace) -> None:
         print(f"{row} {clients:.1f} s |", flush=True)
 
     prefix = f"BURST{int(time.time())}"
-    with watchers(url, 100, prefix, compression) as group:
+    with watchers(url, 100, prefix) as group:
         cpu = cpu_seconds(web)
         took = await import_rows(storefront, rows(prefix, IMPORT_ROWS))
         expected = digest(await read_model(storefront, prefix, IMPORT_ROWS))
@@ -307,12 +354,11 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=10.0)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--framing", choices=("array", "single"), default="array")
-    parser.add_argument("--no-compression", action="store_true")
     parser.add_argument("--watch", nargs=3, metavar=("URL", "COUNT", "PREFIX"))
     args = parser.parse_args()
     if args.watch:
         url, count, prefix = args.watch
-        asyncio.run(watch(url, int(count), prefix, not args.no_compression))
+        uvloop.run(watch(url, int(count), prefix))
         return
     with (
         tempfile.TemporaryDirectory() as scratch,
