@@ -93,22 +93,22 @@
   document.addEventListener("htmx:wsError", function () { setState("closed"); });
 
   // A message holds one or more fragments, each in its own <template> (parsed on its own:
-  // a table row after a div would otherwise be dropped by the HTML parser).
-  function children(fragment) {
-    return Array.prototype.slice.call(fragment.children);
+  // a table row next to a div or a section would otherwise be broken by the HTML parser).
+  function applyAll(fragment) {
+    Array.prototype.slice.call(fragment.children).forEach(function (el) {
+      if (el.tagName === "TEMPLATE") {
+        applyAll(el.content);
+      } else {
+        apply(el);
+      }
+    });
   }
 
   document.addEventListener("htmx:wsBeforeMessage", function (evt) {
     evt.preventDefault();
     var template = document.createElement("template");
     template.innerHTML = evt.detail.message;
-    children(template.content).forEach(function (el) {
-      if (el.tagName === "TEMPLATE") {
-        children(el.content).forEach(apply);
-      } else {
-        apply(el);
-      }
-    });
+    applyAll(template.content);
   });
 
   document.addEventListener("htmx:afterSettle", applyWaiting);
