@@ -53,6 +53,8 @@ class Hub:
         ]
 
     async def stop(self) -> None:
+        for follower in self.followers:
+            follower.stop()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

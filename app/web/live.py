@@ -112,6 +112,7 @@ class LivePublisher:
             view: {} for view in views if view.every
         }
         self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
 
     def start(self) -> None:
         self._tasks = [
@@ -119,6 +120,7 @@ class LivePublisher:
         ]
 
     async def stop(self) -> None:
+        self._stopping = True  # a cancel that a Redis client turned into an error ends it too
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -158,7 +160,7 @@ class LivePublisher:
                 self._broadcaster.publish(view.topics(key), (view.name, key), render)
 
     async def _tick(self, view: LiveView[Any]) -> None:
-        while True:
+        while not self._stopping:
             await asyncio.sleep(view.every)
             positions, self._dirty[view] = self._dirty[view], {}
             for key in view.refresh:

@@ -46,14 +46,22 @@ class StreamFollower:
         self._active = active
         self.cursor: str | None = None
         """The last entry handled (or where reading starts); None while not following."""
+        self._stopping = False
+
+    def stop(self) -> None:
+        """End `run` (with a cancel of its task: the Redis client may turn a cancel that meets
+        its own read timeout into a timeout error, which alone would be retried)."""
+        self._stopping = True
 
     async def run(self) -> None:
-        while True:
+        while not self._stopping:
             try:
                 await self._step()
             except asyncio.CancelledError:
                 raise
             except INFRA_ERRORS as exc:
+                if self._stopping:
+                    return
                 log.warning(
                     "%s: redis unavailable (%s); resuming from %s", self.stream, exc, self.cursor
                 )

@@ -57,6 +57,7 @@ async def following(
         await eventually(_async(lambda: follower.cursor), message="follower started")
         yield follower, seen
     finally:
+        follower.stop()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
@@ -155,6 +156,7 @@ async def test_while_nobody_watches_nothing_is_read(redis: Redis) -> None:
         active.set()
         await eventually(_async(lambda: recording.reads), message="reading once watched")
     finally:
+        follower.stop()
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
