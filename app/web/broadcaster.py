@@ -233,7 +233,9 @@ class Broadcaster:
             finally:
                 for task in tasks:
                     task.cancel()
-                await asyncio.gather(*tasks, return_exceptions=True)
+                for outcome in await asyncio.gather(*tasks, return_exceptions=True):
+                    if isinstance(outcome, Exception):
+                        log.error("socket of %s failed", client.owner, exc_info=outcome)
                 self.disconnect(client)
         if client.close_code is not None:
             await self._close(client.websocket, client.close_code)
