@@ -62,7 +62,8 @@ class Client:
     """Whose socket this is, for the per-client cap (a user, or an address)."""
     topics: set[str] = field(default_factory=set)
     pending: dict[Hashable, str] = field(default_factory=dict)
-    wakeup: asyncio.Event = field(default_factory=asyncio.Event)
+    wakeup: asyncio.Future[None] | None = None
+    """Set while the sender waits for something to send."""
     close_code: int | None = None
     """Set when the server decides to close the socket, with the code to close it with."""
     sending_since: float | None = None
@@ -91,6 +92,13 @@ def frames(framing: Framing, messages: list[str]) -> Iterator[str]:
         size += len(message) + 1
     if chunk:
         yield opening + separator.join(chunk) + closing
+
+
+def wake(client: Client) -> None:
+    """Wake the client's sender if it waits (cheaper than an Event: one future per wait)."""
+    waiter = client.wakeup
+    if waiter is not None and not waiter.done():
+        waiter.set_result(None)
 
 
 def envelope(kind: Kind, message: str) -> str:
@@ -210,13 +218,13 @@ class Broadcaster:
                 self._drop(client, TRY_AGAIN_LATER)
             return
         pending[key] = message
-        client.wakeup.set()
+        wake(client)
 
     def _drop(self, client: Client, code: int) -> None:
         """Stop pushing to a client and have its socket closed with `code`."""
         self.disconnect(client)
         client.close_code = code
-        client.wakeup.set()
+        wake(client)
         if client.sender is not None and client.sending_since is not None:
             client.sender.cancel()  # blocked on a peer that does not read
 
@@ -245,8 +253,9 @@ class Broadcaster:
         clock = asyncio.get_running_loop().time
         try:
             while client.close_code is None:
-                await client.wakeup.wait()
-                client.wakeup.clear()
+                if not client.pending:
+                    client.wakeup = asyncio.get_running_loop().create_future()
+                    await client.wakeup
                 while client.pending and client.close_code is None:
                     batch, client.pending = client.pending, {}
                     for frame in frames(client.framing, list(batch.values())):
