@@ -1,6 +1,7 @@
 """Push benchmarks, measured by hand (no assertions):
 
     .venv/bin/python -m tests.bench.push [--rate 10] [--seconds 20] [--framing array|single]
+        [--web-processes 1]
 
 Starts its own Redis (append-only file on, as in development) and the stack as processes (web,
 command worker, projector, process manager), 50 products, then:
@@ -228,16 +229,27 @@ def watchers(url: str, total: int, prefix: str = "-") -> Iterator[Watchers]:
         made.stop()
 
 
+def with_children(pid: int) -> list[int]:
+    """A process and its children (uvicorn's workers, with WEB_CONCURRENCY over 1)."""
+    children = Path(f"/proc/{pid}/task/{pid}/children").read_text().split()
+    return [pid, *map(int, children)]
+
+
 def rss_mib(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1]) / 1024
-    raise RuntimeError("no VmRSS")
+    total = 0
+    for each in with_children(pid):
+        for line in Path(f"/proc/{each}/status").read_text().splitlines():
+            if line.startswith("VmRSS:"):
+                total += int(line.split()[1])
+    return total / 1024
 
 
 def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
-    return (int(fields[11]) + int(fields[12])) / 100  # utime + stime, in clock ticks
+    total = 0
+    for each in with_children(pid):
+        fields = Path(f"/proc/{each}/stat").read_text().rpartition(")")[2].split()
+        total += int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
+    return total / 100
 
 
 def percentile(values: list[float], fraction: float) -> float:
@@ -354,6 +366,7 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=10.0)
     parser.add_argument("--seconds", type=float, default=20.0)
     parser.add_argument("--framing", choices=("array", "single"), default="array")
+    parser.add_argument("--web-processes", type=int, default=1)
     parser.add_argument("--watch", nargs=3, metavar=("URL", "COUNT", "PREFIX"))
     args = parser.parse_args()
     if args.watch:
@@ -367,6 +380,7 @@ def main() -> None:
             workers=("commands", "projector", "process"),
             appendonly=True,
             WS_MAX_PER_CLIENT="5000",
+            WEB_CONCURRENCY=str(args.web_processes),
         ) as storefront,
     ):
         asyncio.run(bench(storefront, args))
