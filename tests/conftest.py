@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis.configuration import set_hypothesis_home_dir
 
 LAYERS = ("unit", "integration", "e2e")
 
@@ -12,6 +14,11 @@ LAYERS = ("unit", "integration", "e2e")
 def _layer(item: pytest.Item) -> int:
     parts = Path(str(item.path)).parts
     return next((i for i, layer in enumerate(LAYERS) if layer in parts), 0)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Hypothesis keeps its files (example database, caches) out of the work tree."""
+    set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "storefront-hypothesis")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
