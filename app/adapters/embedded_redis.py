@@ -65,6 +65,11 @@ def start_server(
     ]
     if log_file is not None:
         args += ["--logfile", str(log_file)]
+    return spawn(args, port)
+
+
+def spawn(args: list[str], port: int) -> subprocess.Popen[bytes]:
+    """Run a server and wait (20 s at most) until it accepts connections on `port`."""
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 20
     while not port_open(port):

@@ -19,10 +19,10 @@ from redis.asyncio import Redis
 
 from app.kernel import keys
 from app.kernel.clock import iso, now
+from app.kernel.coalescer import Coalescer
 from app.kernel.commit import NOTICES_MAXLEN, StatusWrite
 from app.kernel.idempotency import IdempotencyRecord, IdempotencySlot, decode_record
 from app.kernel.messages import CommandEnvelope, Delivery, Problem, Step
-from app.kernel.coalescer import Coalescer
 from app.kernel.scripts import Args, load_script, run_calls
 
 FINAL = frozenset({"succeeded", "failed"})

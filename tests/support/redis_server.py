@@ -11,6 +11,17 @@ from pathlib import Path
 from app.adapters.embedded_redis import free_port, start_server
 
 
+def terminate(process: subprocess.Popen[bytes]) -> None:
+    """SIGTERM (the server writes its files), then SIGKILL if it takes over 10 s."""
+    if process.poll() is None:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=10)
+
+
 @dataclass
 class RedisServer:
     port: int
@@ -22,13 +33,7 @@ class RedisServer:
         return f"redis://127.0.0.1:{self.port}/0"
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        terminate(self.process)
 
     def kill(self) -> None:
         if self.process.poll() is None:
