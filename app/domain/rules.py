@@ -15,13 +15,23 @@ Sku = Annotated[
         pattern=r"^[A-Z0-9-]{3,32}\Z", description="3 to 32 capital letters, digits or dashes"
     ),
 ]
-ProductName = Annotated[str, msgspec.Meta(min_length=1, max_length=120)]
+PLAIN_TEXT = r"^[^\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]*\Z"
+"""One line of text: no control characters (C0, DEL, C1), line or paragraph separators, or
+the marks, embeddings, overrides and isolates that reorder how text around them is shown."""
+PLAIN_TEXT_RULE = "one line of text, without control or text-direction characters"
+
+ProductName = Annotated[
+    str,
+    msgspec.Meta(min_length=1, max_length=120, pattern=PLAIN_TEXT, description=PLAIN_TEXT_RULE),
+]
 PriceCents = Annotated[int, msgspec.Meta(ge=1, le=10_000_000)]
 InitialStock = Annotated[int, msgspec.Meta(ge=0, le=1_000_000)]
 RestockQuantity = Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
 LineQuantity = Annotated[int, msgspec.Meta(ge=1, le=100)]
 OrderId = Annotated[str, msgspec.Meta(pattern=r"^o[0-9a-f]{28}\Z", description="an order id")]
-Reason = Annotated[str, msgspec.Meta(max_length=200)]
+Reason = Annotated[
+    str, msgspec.Meta(max_length=200, pattern=PLAIN_TEXT, description=PLAIN_TEXT_RULE)
+]
 CardNumber = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{13,19}\Z", description="13 to 19 digits")]
 
 
