@@ -15,6 +15,8 @@ import msgspec
 import msgspec.inspect
 
 DEV_SECRET = "dev-only-secret-do-not-use-in-production"
+PRODUCTION_COMMAND_RATE = 600
+"""Commands per client per minute in production when COMMAND_RATE_PER_MINUTE is unset."""
 _WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
 
 Positive = Annotated[int, msgspec.Meta(ge=1)]
@@ -48,6 +50,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     """How long a consumer's partition lease lasts without renewal (takeover time)."""
     claim_idle_ms: Positive = 30_000
     """How long a queued command may sit unacknowledged before another worker claims it."""
+    metrics_token: str = ""
+    """The bearer token /metrics asks for; without one, /metrics is open in development and
+    absent (404) in production."""
+    command_rate_per_minute: NonNegative | None = None
+    """POST /api/commands per client (user, or address when anonymous) per minute; 0 is no
+    limit. Unset: no limit in development, PRODUCTION_COMMAND_RATE in production."""
 
     @property
     def production(self) -> bool:
@@ -57,9 +65,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     def read_url(self) -> str:
         return self.read_redis_url or self.redis_url
 
+    @property
+    def command_budget(self) -> int:
+        """Commands per client per minute (0: no limit)."""
+        if self.command_rate_per_minute is not None:
+            return self.command_rate_per_minute
+        return PRODUCTION_COMMAND_RATE if self.production else 0
+
+
+def _whole(info: msgspec.inspect.Type) -> bool:
+    if isinstance(info, msgspec.inspect.UnionType):
+        return any(_whole(member) for member in info.types)
+    return isinstance(info, msgspec.inspect.IntType)
+
 
 _WHOLE = {
-    f.encode_name: isinstance(msgspec.inspect.type_info(f.type), msgspec.inspect.IntType)
+    f.encode_name: _whole(msgspec.inspect.type_info(f.type))
     for f in msgspec.structs.fields(Settings)
 }
 
