@@ -190,12 +190,16 @@ def running_storefront(
     *,
     workers: Sequence[str] = (),
     appendonly: bool = False,
+    redis_password: str | None = None,
     **env: str,
 ) -> Iterator[Storefront]:
-    """Redis + web (+ workers), all stopped on exit whatever happens."""
+    """Redis (asking for `redis_password`, if given) + web (+ workers), all stopped on exit
+    whatever happens."""
     logs = directory / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    with running_redis(directory / "redis", appendonly=appendonly) as redis:
+    with running_redis(
+        directory / "redis", appendonly=appendonly, password=redis_password
+    ) as redis:
         group = ProcessGroup(logs, base_env(redis.url, **env))
         try:
             port = free_port()
