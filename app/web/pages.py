@@ -27,7 +27,14 @@ from app.queries.admin_status import admin_status
 from app.web.api import SKU, visible_command, visible_order
 from app.web.auth import actor_for, actor_of, refuse_other_sites, services_of, session_of
 from app.web.bodies import MAX_FORM, read_form
-from app.web.forms import FORMS, MAX_IMPORT_BYTES, FormState, document_from_form, with_errors
+from app.web.forms import (
+    FORMS,
+    MAX_IMPORT_BYTES,
+    FormSpec,
+    FormState,
+    document_from_form,
+    with_errors,
+)
 from app.web.layout import page
 from app.web.login_tokens import (
     LOGIN_COOKIE,
@@ -502,7 +509,6 @@ async def command_form(request: Request) -> Response:
     """An admin form, or a one-button action (Cancel, Ship), through the intake."""
     command_type = request.path_params["command_type"]
     actor = await may_send(request, command_type)
-    services = services_of(request)
     spec = FORMS.get(command_type)
     if spec is None:
         return await action(request, actor, command_type, await read_form(request))
@@ -510,6 +516,15 @@ async def command_form(request: Request) -> Response:
     form = await read_form(
         request, MAX_IMPORT_FORM if importing else MAX_FORM, max_files=1 if importing else 0
     )
+    try:
+        return await submit_form(request, actor, spec, form)
+    finally:
+        await form.close()  # an upload's spooled file
+
+
+async def submit_form(request: Request, actor: Actor, spec: FormSpec, form: FormData) -> Response:
+    """The form's command through the intake; the form again, with errors or the status."""
+    services = services_of(request)
     state = FormState(spec)
     try:
         document, state.values = await document_from_form(spec, form)
