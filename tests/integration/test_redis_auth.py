@@ -1,18 +1,21 @@
-"""Every process can use a Redis that asks for credentials: a password (`requirepass`), or one
-least-privilege ACL user per process kind, exactly as the README's ACL block defines them."""
+"""Every process can use a Redis that asks for credentials: a password (`requirepass`), one
+least-privilege ACL user per process kind (exactly the README's ACL block), or TLS."""
 
 from __future__ import annotations
 
 import re
 import secrets
+import shutil
+import subprocess
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 import redis
 from redis.exceptions import AuthenticationError, NoPermissionError
 
-from app.adapters.embedded_redis import free_port, port_open
+from app.adapters.embedded_redis import free_port, port_open, server_binary
 from tests.support.api_client import (
     ALL_WORKERS,
     DECLINED_CARD,
@@ -61,9 +64,10 @@ async def end_to_end(storefront: Storefront) -> None:
         assert (await wait_for_command(alice, declined))["status"] == "failed"
         shipped = await send(admin, {"type": "ShipOrder", "order_id": order["order_id"]})
         assert shipped.status_code == 200, shipped.text
-        second = await place_order(alice, [(sku, 1)], idempotency_key="order-2")
+        other, _ = await create_product(admin, stock=5)
+        second = await place_order(alice, [(other, 1)], idempotency_key="order-2")
         await wait_for_command(alice, second)
-        again = await find_order(alice, sku, status="confirmed")
+        again = await find_order(alice, other, status="confirmed")
         cancelled = await send(
             alice, {"type": "CancelOrder", "order_id": again["order_id"], "reason": "late"}
         )
@@ -209,3 +213,74 @@ def test_the_embedded_redis_never_starts_for_a_tls_url(tmp_path: Path) -> None:
         assert not port_open(port)
     finally:
         launcher.stop()
+
+
+def make_certificates(directory: Path) -> dict[str, Path]:
+    """A throwaway CA and a server certificate for 127.0.0.1 (openssl on PATH)."""
+    if shutil.which("openssl") is None:
+        pytest.skip("no openssl on PATH to make a TLS certificate")
+    files = {name: directory / f"tls-{name}" for name in ("ca.key", "ca.crt", "key", "csr", "crt")}
+    ca_key, ca, key, csr, crt = (str(path) for path in files.values())
+    extensions = directory / "tls-ext.cnf"
+    extensions.write_text("subjectAltName=IP:127.0.0.1\n")
+    steps = [
+        ["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=test-ca",
+         "-keyout", ca_key, "-out", ca],
+        ["req", "-newkey", "rsa:2048", "-nodes", "-subj", "/CN=127.0.0.1", "-keyout", key,
+         "-out", csr],
+        ["x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-days", "1",
+         "-out", crt, "-extfile", str(extensions)],
+    ]  # fmt: skip
+    for step in steps:
+        subprocess.run(["openssl", *step], check=True, capture_output=True, timeout=60)
+    return files
+
+
+@pytest.fixture
+def tls_server(tmp_path: Path, secret: str) -> Iterator[tuple[RedisServer, str]]:
+    """A Redis that speaks TLS only (and asks for a password): its rediss:// URL."""
+    certificates = make_certificates(tmp_path)
+    port = free_port()
+    tls = {
+        "--port": "0",
+        "--tls-port": str(port),
+        "--bind": "127.0.0.1",
+        "--tls-cert-file": str(certificates["crt"]),
+        "--tls-key-file": str(certificates["key"]),
+        "--tls-ca-cert-file": str(certificates["ca.crt"]),
+        "--tls-auth-clients": "no",
+        "--requirepass": secret,
+        "--save": "",
+        "--appendonly": "no",
+        "--dir": str(tmp_path),
+    }
+    process = subprocess.Popen(
+        [server_binary(), *(part for pair in tls.items() for part in pair)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    server = RedisServer(port, tmp_path, process, secret)
+    try:
+        eventually_sync(lambda: port_open(port), timeout=20, message="TLS redis listening")
+        ca = quote(str(certificates["ca.crt"]), safe="")
+        yield server, f"rediss://:{quote(secret, safe='')}@127.0.0.1:{port}/0?ssl_ca_certs={ca}"
+    finally:
+        server.stop()
+
+
+async def test_the_stack_runs_on_a_redis_over_tls(
+    tmp_path: Path, tls_server: tuple[RedisServer, str]
+) -> None:
+    """`rediss://` (with the CA in the URL): every process talks TLS; an order goes through."""
+    server, url = tls_server
+    with pytest.raises(redis.ConnectionError):  # plain text is not spoken there
+        redis.Redis(port=server.port, password=server.password, socket_timeout=5).ping()
+    (tmp_path / "logs").mkdir()
+    group = ProcessGroup(tmp_path / "logs", base_env(url))
+    try:
+        port = free_port()
+        storefront = Storefront(server, group, port, start_web(group, port))
+        storefront.start_workers(ALL_WORKERS)
+        await end_to_end(storefront)
+    finally:
+        stop_together(group)
