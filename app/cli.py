@@ -1,4 +1,5 @@
-"""`storefront` command line: dev, create-user, rebuild-projection, replay-dead-letters."""
+"""`storefront` command line: dev, create-user, rebuild-projection, replay-dead-letters,
+loadtest."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ import sys
 
 from app.config import load_settings
 from app.kernel.maintenance import ProjectionBusy, rebuild_projection, replay_dead_letters
+from app.loadtest.options import add_arguments, options_from
 from app.processes.fulfilment import Fulfilment
 from app.projections.registry import ALL, build
 from app.services import build_services
@@ -65,11 +67,21 @@ def main(argv: list[str] | None = None) -> int:
     rebuild = sub.add_parser("rebuild-projection", help="replay a read model from its streams")
     rebuild.add_argument("name", choices=ALL)
     sub.add_parser("replay-dead-letters", help="run order fulfilment again on its dead letters")
+    loadtest = sub.add_parser(
+        "loadtest", help="drive a running deployment with shoppers and catalog watchers"
+    )
+    add_arguments(loadtest)
     args, rest = parser.parse_known_args(argv)
     if args.command == "dev":
         from app.dev import main as dev_main
 
         return dev_main(rest)
+    if args.command == "loadtest":
+        if rest:
+            parser.error(f"unrecognized arguments: {' '.join(rest)}")
+        from app.loadtest.run import main as loadtest_main
+
+        return loadtest_main(options_from(args))
     if args.command == "rebuild-projection":
         return asyncio.run(_rebuild(args.name))
     if args.command == "replay-dead-letters":

@@ -48,8 +48,14 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     log_level: str = "INFO"
     lease_ms: Positive = 10_000
     """How long a consumer's partition lease lasts without renewal (takeover time)."""
-    claim_idle_ms: Positive = 30_000
-    """How long a queued command may sit unacknowledged before another worker claims it."""
+    stall_seconds: Annotated[float, msgspec.Meta(gt=0)] = 10.0
+    """A consumer partition with work and no progress for this long is reported stalled."""
+    give_up_seconds: Annotated[float, msgspec.Meta(gt=0)] = 30.0
+    """... and after this long its owner gives the partition's lease up."""
+    redis_cluster: bool = False
+    """REDIS_URL names a node of a Redis Cluster (as does a `redis+cluster://` URL)."""
+    backlog_limit: NonNegative = 0
+    """Queued commands past which new PlaceOrders are refused with 503 overloaded (0: off)."""
     metrics_token: str = ""
     """The bearer token /metrics asks for; without one, /metrics is open in development and
     absent (404) in production."""
@@ -64,6 +70,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     @property
     def read_url(self) -> str:
         return self.read_redis_url or self.redis_url
+
+    @property
+    def cluster(self) -> bool:
+        return self.redis_cluster or self.redis_url.split("://")[0].endswith("+cluster")
 
     @property
     def command_budget(self) -> int:
@@ -100,6 +110,10 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     except msgspec.ValidationError as exc:
         name = str(exc).rpartition("$.")[2].rstrip("`")
         raise ConfigError(f"{name}: {exc}".replace(f" - at `$.{name}`", "")) from None
+    if settings.cluster and not settings.read_redis_url:
+        raise ConfigError(
+            "On a Redis Cluster, read models need a server of their own: set READ_REDIS_URL"
+        )
     if settings.production and (settings.secret_key == DEV_SECRET or len(settings.secret_key) < 32):
         raise ConfigError(
             "APP_ENV=production needs SECRET_KEY set to a random string of 32+ characters"

@@ -31,9 +31,11 @@ async def seed(services: Services) -> None:
     for username, password, roles, email in USERS:
         if await services.users.get(username) is None:
             await services.users.create(username, password, roles, email)
-    for sku, name, price, stock in PRODUCTS:
-        envelope = services.bus.envelope(
+    envelopes = [
+        services.bus.envelope(
             CreateProduct(sku, name, price, stock), SEED_ACTOR, base_id=f"seed.{sku.lower()}"
         )
-        await services.bus.execute(envelope, fresh=True)
+        for sku, name, price, stock in PRODUCTS
+    ]
+    await services.bus.execute_batch(envelopes, "inline")
     log.info("development seed: users admin/alice/bob, %d products", len(PRODUCTS))

@@ -11,11 +11,14 @@ from app.adapters.redis_client import connect
 from app.adapters.sessions import SessionStore
 from app.adapters.users import UserStore
 from app.config import Settings
+from app.consumers import consumer_groups
+from app.kernel.backlog import Backlog
 from app.kernel.bus import CommandBus, Observer
 from app.kernel.command_status import CommandStatusStore
 from app.kernel.commit import CommitStore
 from app.kernel.idempotency import IdempotencyStore
 from app.kernel.intake import CommandIntake
+from app.kernel.server_info import ServerInfo, check_durability, server_info
 from app.processes.catalog_import import import_runner
 from app.wiring import build_registry
 
@@ -31,6 +34,15 @@ class Services:
     users: UserStore
     sessions: SessionStore
     gateway: SimulatedGateway
+    server: ServerInfo | None = None
+    """What the write Redis is, once `inspect_server` ran."""
+    durability_warning: str = ""
+
+    async def inspect_server(self) -> ServerInfo:
+        """Read the server's version and durability; refuse production without AOF."""
+        self.server = await server_info(self.write)
+        self.durability_warning = check_durability(self.server, production=self.settings.production)
+        return self.server
 
     async def close(self) -> None:
         await self.write.aclose()
@@ -39,7 +51,7 @@ class Services:
 
 
 def build_services(settings: Settings, observer: Observer | None = None) -> Services:
-    write = connect(settings.redis_url)
+    write = connect(settings.redis_url, cluster=settings.cluster)
     read = connect(settings.read_redis_url) if settings.read_redis_url else write
     gateway = SimulatedGateway(
         write,
@@ -50,7 +62,7 @@ def build_services(settings: Settings, observer: Observer | None = None) -> Serv
         retries=settings.payment_retries,
     )
     statuses = CommandStatusStore(write, settings.status_ttl_seconds)
-    registry = build_registry(gateway.tokenize, import_runner(statuses))
+    registry = build_registry(gateway.tokenize, import_runner(statuses), consumer_groups())
     bus = CommandBus(
         write,
         registry,
@@ -58,7 +70,14 @@ def build_services(settings: Settings, observer: Observer | None = None) -> Serv
         CommitStore(write, settings.status_ttl_seconds),
         observer,
     )
-    intake = CommandIntake(bus, statuses, IdempotencyStore(write, settings.secret_key))
+    intake = CommandIntake(
+        bus,
+        statuses,
+        IdempotencyStore(write, settings.secret_key, settings.partitions),
+        Backlog(write, settings.partitions),
+        backlog_limit=settings.backlog_limit,
+        same_slot_scripts=settings.cluster,
+    )
     return Services(
         settings=settings,
         write=write,

@@ -9,9 +9,11 @@ from app.aggregates import ORDER, PRODUCT
 from app.domain import orders, products
 from app.domain.catalog_import import ImportCatalog
 from app.domain.rules import ADMIN, CUSTOMER
+from app.kernel.dead_letter_commands import dead_letter_specs
 from app.kernel.messages import Actor
 from app.kernel.partitions import new_id
 from app.kernel.registry import CommandSpec, Context, Decision, Registry, Runner
+from app.processes.order_progress import place_order_step
 
 Tokenize = Callable[[str], Awaitable[str]]
 Decide = Callable[[Any, Any, Context], Decision[Any]]
@@ -28,7 +30,9 @@ def _order_id(cmd: orders.CancelOrder) -> str:
     return cmd.order_id
 
 
-def build_registry(tokenize: Tokenize, import_runner: Runner) -> Registry:
+def build_registry(
+    tokenize: Tokenize, import_runner: Runner, consumer_groups: dict[str, str]
+) -> Registry:
     async def prepare_order(request: orders.PlaceOrderRequest, actor: Actor) -> orders.PlaceOrder:
         token = await tokenize(request.card_number)
         return orders.PlaceOrder(request.lines, request.card_number[-4:], token)
@@ -70,6 +74,8 @@ def build_registry(tokenize: Tokenize, import_runner: Runner) -> Registry:
                 lookups=lambda c: [(PRODUCT, line.sku) for line in c.lines],
                 wire_type=orders.PlaceOrderRequest,
                 prepare=prepare_order,
+                follow=place_order_step,
+                shed_when_busy=True,
             ),
             CommandSpec(
                 orders.CancelOrder,
@@ -85,5 +91,6 @@ def build_registry(tokenize: Tokenize, import_runner: Runner) -> Registry:
             order(orders.ConfirmOrder, orders.confirm),
             order(orders.RejectOrder, orders.reject),
             order(orders.MarkOrderRefunded, orders.mark_refunded),
+            *dead_letter_specs(consumer_groups, ADMINS),
         ]
     )

@@ -4,22 +4,20 @@ from __future__ import annotations
 
 import asyncio
 
-from app.kernel.command_worker import CommandWorker
+from app.kernel.command_worker import CommandQueue
 from app.kernel.heartbeat import HeartbeatPublisher
 from app.services import Services
-from workers.runtime import run
+from workers.runtime import run, run_partitioned
 
 
 async def main(services: Services, stop: asyncio.Event, heartbeat: HeartbeatPublisher) -> None:
-    worker = CommandWorker(
-        services.write,
-        services.bus,
-        services.statuses,
-        heartbeat.id,
-        claim_idle_ms=services.settings.claim_idle_ms,
-    )
-    heartbeat.info = lambda: {"processed": worker.processed}
-    await worker.run(stop)
+    queue = CommandQueue(services.write, services.bus, services.statuses)
+    try:
+        await run_partitioned(
+            services, stop, heartbeat, [queue], info=lambda: {"processed": queue.processed}
+        )
+    finally:
+        await queue.close()
 
 
 if __name__ == "__main__":

@@ -12,6 +12,7 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.config import load_settings
+from app.kernel.backoff import RECONNECT
 from app.kernel.consumer import PartitionedConsumer, PartitionHandler
 from app.kernel.heartbeat import HeartbeatPublisher, live_heartbeats, worker_id
 from app.kernel.leases import Leases
@@ -25,7 +26,7 @@ Main = Callable[[Services, asyncio.Event, HeartbeatPublisher], Awaitable[None]]
 
 
 async def wait_for_redis(services: Services, stop: asyncio.Event) -> None:
-    delay = 0.1
+    attempt = 0
     while not stop.is_set():
         try:
             await services.write.ping()
@@ -34,9 +35,8 @@ async def wait_for_redis(services: Services, stop: asyncio.Event) -> None:
             return
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             log.info("waiting for redis: %s", exc)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), timeout=delay)
-            delay = min(delay * 2, 2.0)
+            await RECONNECT.sleep(attempt, stop)
+            attempt += 1
 
 
 async def _beat(heartbeat: HeartbeatPublisher, stop: asyncio.Event) -> None:
@@ -58,7 +58,12 @@ async def _serve(kind: str, main: Main) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     heartbeat = HeartbeatPublisher(services.write, kind, worker_id(kind))
+    heartbeat.warnings = lambda: [w for w in (services.durability_warning,) if w]
     await wait_for_redis(services, stop)
+    if stop.is_set():
+        await services.close()
+        return
+    await services.inspect_server()
     beat = asyncio.create_task(_beat(heartbeat, stop))
     log.info("%s %s started (partitions=%d)", kind, heartbeat.id, settings.partitions)
     try:
@@ -81,6 +86,7 @@ async def run_partitioned(
     stop: asyncio.Event,
     heartbeat: HeartbeatPublisher,
     handlers: list[PartitionHandler],
+    info: Callable[[], dict[str, int | str]] = dict,
 ) -> None:
     """Own a fair share of the partitions of `handlers` among live workers of the same kind."""
 
@@ -93,7 +99,10 @@ async def run_partitioned(
         services.settings.partitions,
         Leases(services.write, heartbeat.id, services.settings.lease_ms),
         members,
+        stall_seconds=services.settings.stall_seconds,
+        give_up_seconds=services.settings.give_up_seconds,
     )
-    heartbeat.info = lambda: {"partitions": len(consumer.owned)}
+    heartbeat.info = lambda: {"partitions": len(consumer.owned), **info()}
+    heartbeat.stalls = consumer.stalls
     await heartbeat.beat()
     await consumer.run(stop)

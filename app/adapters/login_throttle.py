@@ -27,6 +27,7 @@ FREE_PER_USER = 5
 FREE_PER_ADDRESS = 20
 """Per address, all usernames together (people behind one NAT, password spraying)."""
 FREE_PER_DEVICE = 10
+_SCRIPT = load_script(__file__, "login_throttle.lua")
 
 
 class LoginAttempt(msgspec.Struct, frozen=True):
@@ -62,7 +63,7 @@ def _digest(*parts: str) -> str:
 
 class LoginThrottle:
     def __init__(self, redis: Redis) -> None:
-        self._script = load_script(redis, __file__, "login_throttle.lua")
+        self._redis = redis
 
     def _scopes(self, username: str, attempt: LoginAttempt) -> list[tuple[str, str, int]]:
         """(count key, wait key, free attempts) per scope; the user's own scope first."""
@@ -81,9 +82,10 @@ class LoginThrottle:
     async def attempt(self, username: str, attempt: LoginAttempt) -> None:
         """Count an attempt; TooManyAttempts (with Retry-After) while a scope must wait."""
         scopes = self._scopes(username, attempt)
-        left = await self._script(
-            keys=[key for count, wait, _ in scopes for key in (count, wait)],
-            args=[
+        left = await _SCRIPT(
+            self._redis,
+            [key for count, wait, _ in scopes for key in (count, wait)],
+            [
                 "attempt",
                 FIRST_WAIT_MS,
                 LONGEST_WAIT_MS,
@@ -96,7 +98,8 @@ class LoginThrottle:
 
     async def succeeded(self, username: str, attempt: LoginAttempt) -> None:
         scopes = self._scopes(username, attempt)
-        await self._script(
-            keys=[key for count, wait, _ in scopes for key in (count, wait)],
-            args=["succeeded", FIRST_WAIT_MS, LONGEST_WAIT_MS, FORGET_SECONDS],
+        await _SCRIPT(
+            self._redis,
+            [key for count, wait, _ in scopes for key in (count, wait)],
+            ["succeeded", FIRST_WAIT_MS, LONGEST_WAIT_MS, FORGET_SECONDS],
         )

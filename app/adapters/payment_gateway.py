@@ -21,10 +21,14 @@ import msgspec
 from redis.asyncio import Redis
 
 from app.kernel import keys
+from app.kernel.backoff import Backoff
+from app.kernel.scripts import load_script
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 
+_CHARGE = load_script(__file__, "gateway_charge.lua")
+RETRY = Backoff(first=0.05, cap=1.0)
 APPROVED_CARD = "4242424242424242"
 DECLINED_CARD = "4000000000000002"
 
@@ -62,6 +66,8 @@ class SimulatedGateway:
         self._timeout = timeout_ms / 1000
         self._retries = retries
         self._rng = rng or random.Random()
+        self._vaulted: set[str] = set()
+        """Tokens this process already put in the vault (a repeat needs no round trip)."""
 
     # --- the client side -----------------------------------------------------------------
 
@@ -69,8 +75,11 @@ class SimulatedGateway:
         """What the web edge keeps instead of the number (with its last four digits)."""
         digest = hmac.new(self._secret, card_number.encode(), hashlib.sha256).hexdigest()
         token = f"tok_{digest[:24]}"
-        behaviour = "decline" if card_number == DECLINED_CARD else "approve"
-        await self._redis.hset(keys.external("gateway", "vault"), token, behaviour)
+        if token not in self._vaulted:
+            behaviour = "decline" if card_number == DECLINED_CARD else "approve"
+            await self._redis.hset(keys.external("gateway", "vault"), token, behaviour)
+            if len(self._vaulted) < 100_000:
+                self._vaulted.add(token)
         return token
 
     async def charge(self, idempotency_key: str, token: str, amount_cents: int) -> ChargeResult:
@@ -96,7 +105,7 @@ class SimulatedGateway:
                 return await asyncio.wait_for(call(), timeout=self._timeout)
             except (TimeoutError, _GatewayError) as exc:
                 log.info("gateway %s attempt %d failed: %s", what, attempt + 1, exc or "timeout")
-                await asyncio.sleep(min(0.05 * 2**attempt, 1.0))
+                await RETRY.sleep(attempt)
         raise PaymentUnavailable(f"no answer to {what} after {self._retries + 1} attempts")
 
     # --- the simulated remote side ------------------------------------------------------
@@ -119,18 +128,15 @@ class SimulatedGateway:
         failure = self._failure()
         if failure == "before":
             raise _GatewayError("503 from gateway")
-        ledger = keys.external("gateway", "charges")
-        existing = await self._redis.hget(ledger, key)
-        if existing is None:
-            behaviour = await self._redis.hget(keys.external("gateway", "vault"), token)
-            fresh = ChargeResult(
-                charge_id=f"ch_{hashlib.sha256(key.encode()).hexdigest()[:20]}",
-                approved=behaviour == "approve",
-                amount_cents=amount_cents,
-            )
-            if await self._redis.hsetnx(ledger, key, msgspec.json.encode(fresh)) and fresh.approved:
-                await self._redis.hincrby(keys.external("gateway", "captures"), key, 1)
-            existing = await self._redis.hget(ledger, key)
+        existing = await _CHARGE(
+            self._redis,
+            [
+                keys.external("gateway", "charges"),
+                keys.external("gateway", "vault"),
+                keys.external("gateway", "captures"),
+            ],
+            [key, token, f"ch_{hashlib.sha256(key.encode()).hexdigest()[:20]}", amount_cents],
+        )
         found = msgspec.json.decode(existing or b"", type=ChargeResult)
         if failure == "after":  # recorded, but the answer is lost on the way back
             await asyncio.sleep(self._timeout * 2)

@@ -20,7 +20,7 @@ from app.domain.rules import (
 )
 from app.kernel.errors import CommandRejected, Forbidden, problem
 from app.kernel.messages import Actor, FieldError, Problem
-from app.kernel.registry import CommandProgress, Context, Decision
+from app.kernel.registry import Context, Decision
 
 OrderStatus = Literal["placed", "reserved", "paid", "confirmed", "shipped", "cancelled", "rejected"]
 CANCELLABLE = frozenset({"placed", "reserved", "paid", "confirmed"})
@@ -54,7 +54,6 @@ class Order(msgspec.Struct, frozen=True, kw_only=True):
     card_last4: str
     card_token: str
     placed_at: float
-    place_command_id: str
     payment_ref: str = ""
     reason: str = ""
 
@@ -204,6 +203,16 @@ ORDER_EVENTS = (
     OrderShipped,
     OrderRefunded,
 )
+OrderEvent = (
+    OrderPlaced
+    | OrderStockReserved
+    | OrderPaid
+    | OrderConfirmed
+    | OrderRejected
+    | OrderCancelled
+    | OrderShipped
+    | OrderRefunded
+)
 
 
 # --- integration events: a public, versioned schema; no card, no email ----------------------
@@ -284,7 +293,6 @@ def place(cmd: PlaceOrder, state: Order | None, ctx: Context) -> Decision[Order]
         card_last4=cmd.card_last4,
         card_token=cmd.card_token,
         placed_at=ctx.now,
-        place_command_id=ctx.command_id,
     )
     event = OrderPlaced(order.order_id, order.customer, lines, order.total_cents, cmd.card_last4)
     return Decision(order, [event], complete=False)
@@ -302,11 +310,7 @@ def mark_reserved(cmd: MarkOrderReserved, state: Order | None, ctx: Context) -> 
     order = existing(state, cmd.order_id)
     if order.status != "placed":
         raise _transition_error(order, "placed")
-    return Decision(
-        _move(order, "reserved"),
-        [OrderStockReserved(order.order_id, order.customer)],
-        progress=[CommandProgress(order.place_command_id, "stock_reserved")],
-    )
+    return Decision(_move(order, "reserved"), [OrderStockReserved(order.order_id, order.customer)])
 
 
 def mark_paid(cmd: MarkOrderPaid, state: Order | None, ctx: Context) -> Decision[Order]:
@@ -316,7 +320,6 @@ def mark_paid(cmd: MarkOrderPaid, state: Order | None, ctx: Context) -> Decision
     return Decision(
         _move(order, "paid", payment_ref=cmd.payment_ref),
         [OrderPaid(order.order_id, order.customer, cmd.payment_ref, order.total_cents)],
-        progress=[CommandProgress(order.place_command_id, "payment_captured")],
     )
 
 
@@ -336,7 +339,6 @@ def confirm(cmd: ConfirmOrder, state: Order | None, ctx: Context) -> Decision[Or
         _move(order, "confirmed"),
         [OrderConfirmed(order.order_id, order.customer, order.lines, order.total_cents)],
         integration=[public],
-        progress=[CommandProgress(order.place_command_id, "", "succeeded")],
     )
 
 
@@ -347,9 +349,6 @@ def reject(cmd: RejectOrder, state: Order | None, ctx: Context) -> Decision[Orde
     return Decision(
         _move(order, "rejected", reason=cmd.reason),
         [OrderRejected(order.order_id, order.customer, order.status, cmd.reason, cmd.detail)],
-        progress=[
-            CommandProgress(order.place_command_id, "", "failed", rejection(cmd.reason, cmd.detail))
-        ],
     )
 
 
@@ -363,16 +362,6 @@ def cancel(cmd: CancelOrder, state: Order | None, ctx: Context) -> Decision[Orde
     reason = cmd.reason or "cancelled"
     by = ctx.actor.username or ""
     paid = order.status in ("paid", "confirmed")
-    progress = []
-    if order.status in IN_FLIGHT:
-        progress.append(
-            CommandProgress(
-                order.place_command_id,
-                "",
-                "failed",
-                problem("order_cancelled", 409, "The order was cancelled before it was confirmed"),
-            )
-        )
     public = OrderCancelledV1(
         event_id=f"{order.order_id}:cancelled",
         order_id=order.order_id,
@@ -396,7 +385,6 @@ def cancel(cmd: CancelOrder, state: Order | None, ctx: Context) -> Decision[Orde
             )
         ],
         integration=[public],
-        progress=progress,
     )
 
 

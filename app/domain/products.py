@@ -105,7 +105,7 @@ class CommitStock(CommandStruct, frozen=True):
 
 
 class ReturnStock(CommandStruct, frozen=True):
-    """Internal: a confirmed order was cancelled; its units go back on the shelf."""
+    """Internal: a paid order was cancelled; its units go back (released, if still held)."""
 
     sku: str
     order_id: str
@@ -180,6 +180,17 @@ PRODUCT_EVENTS = (
     StockReleased,
     StockCommitted,
     StockReturned,
+)
+ProductEvent = (
+    ProductCreated
+    | ProductRenamed
+    | PriceChanged
+    | ProductRestocked
+    | ProductDiscontinued
+    | StockReserved
+    | StockReleased
+    | StockCommitted
+    | StockReturned
 )
 
 
@@ -290,6 +301,8 @@ def commit(cmd: CommitStock, state: Product | None, ctx: Context) -> Decision[Pr
 
 def give_back(cmd: ReturnStock, state: Product | None, ctx: Context) -> Decision[Product]:
     product = existing(state, cmd.sku)
+    if cmd.order_id in product.reservations:  # never committed: the hold is simply released
+        return release(ReleaseStock(cmd.sku, cmd.order_id), product, ctx)
     updated = msgspec.structs.replace(
         product, on_hand=product.on_hand + cmd.quantity, sold=max(product.sold - cmd.quantity, 0)
     )

@@ -1,45 +1,94 @@
-"""The command bus: load → authorize → decide → commit, the same for sync, async and processes."""
+"""The command bus: load → authorize → decide → commit, the same for sync, async and processes.
+
+It works on batches: the commands of a batch are grouped by aggregate (each aggregate's in
+the order given), the aggregates this process has not cached are loaded in one pipeline, every
+command is decided, and the commits go out in one pipeline of script calls. A commit whose
+aggregate changed meanwhile writes nothing; its aggregate is reloaded and what is left of its
+commands decided again. A single command is a batch of one.
+"""
 
 from __future__ import annotations
 
-import asyncio
-import random
+import functools
+import logging
 import time
-from collections.abc import Callable
-from typing import Any, TypeVar
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Literal, TypeVar
 
 import msgspec
 from redis.asyncio import Redis
 
-from app.kernel import keys
-from app.kernel.aggregate_cache import AggregateCache
+from app.kernel import command_status, keys
+from app.kernel.aggregate_cache import NOTHING, AggregateCache, Known
+from app.kernel.backoff import Backoff
 from app.kernel.clock import now
-from app.kernel.command_status import step_json
-from app.kernel.commit import CommitResult, CommitStore, StatusWrite, outcome_from_record
+from app.kernel.coalescer import Coalescer
+from app.kernel.commit import CommitRequest, CommitResult, CommitStore, EventFields, StatusWrite
 from app.kernel.errors import ProblemError, problem
-from app.kernel.messages import Actor, CommandEnvelope, Outcome, Problem, StoredEvent
+from app.kernel.messages import Actor, CommandEnvelope, Delivery, Outcome, Problem, StoredEvent
 from app.kernel.partitions import command_id_for, new_id, partition_of, partition_of_command
-from app.kernel.registry import (
-    AggregateKind,
-    CommandProgress,
-    CommandSpec,
-    Context,
-    Decision,
-    Registry,
-)
+from app.kernel.registry import AggregateKind, CommandSpec, Context, Decision, Registry
+
+log = logging.getLogger(__name__)
 
 S = TypeVar("S", bound=msgspec.Struct)
 Observer = Callable[[str, Outcome, float], None]
-ATTEMPTS_INLINE = 12
-"""A request waiting for its answer gives up (409 concurrency_conflict) after this many."""
-ATTEMPTS_QUEUED = 64
-"""An accepted (queued) command keeps trying far longer: it must not be lost to contention."""
+ATTEMPTS: dict[Delivery, int] = {"inline": 12, "queued": 64}
+"""A request waiting for its answer gives up (409 concurrency_conflict) after 12 lost races;
+an accepted (queued) command keeps trying far longer: it must not be lost to contention."""
+CONTENTION = Backoff(first=0.002, cap=0.2, jitter=True)
+"""Between two attempts on aggregates someone else changed meanwhile."""
+PARTITION_TRIES = 256
+"""How many fresh ids `envelope` may draw to land an assigned id in a wanted partition."""
 
 
 def _tag(struct: msgspec.Struct) -> str:
     tag = type(struct).__struct_config__.tag
     assert isinstance(tag, str), f"{type(struct).__name__} needs a string tag"
     return tag
+
+
+def event_fields(event: StoredEvent) -> EventFields:
+    """An event's stream entry: its type, aggregate and version beside the JSON, so a consumer
+    can skip (and count) what it does not handle without decoding it."""
+    return [
+        "t",
+        event.type,
+        "a",
+        f"{event.aggregate}:{event.aggregate_id}",
+        "v",
+        str(event.version),
+        "e",
+        msgspec.json.encode(event).decode(),
+    ]
+
+
+@dataclass
+class _Aggregate:
+    """One aggregate of a batch: its commands (indexes into the batch) still to run."""
+
+    kind: AggregateKind[Any]
+    partition: int
+    key: str
+    waiting: list[int]
+    known: Known | None = None
+
+
+@dataclass
+class _Planned:
+    index: int
+    aggregate: _Aggregate
+    request: CommitRequest
+    after: Known | None
+    """The aggregate once this commit lands (None: the commit does not touch it)."""
+
+
+@dataclass
+class _Round:
+    planned: list[_Planned] = field(default_factory=list)
+    broken: list[int] = field(default_factory=list)
+    """Commands whose decision raised something other than a refusal (a bug)."""
 
 
 class CommandBus:
@@ -57,6 +106,11 @@ class CommandBus:
         self._commits = commits
         self._observer = observer
         self._cache = AggregateCache()
+        self._batches: dict[Delivery, Coalescer[CommandEnvelope, Outcome]] = {
+            delivery: Coalescer(functools.partial(self._run_batch, delivery=delivery))
+            for delivery in ATTEMPTS
+        }
+        self._loads: Coalescer[str, str | None] = Coalescer(self._read_states)
 
     # --- building envelopes ---------------------------------------------------------------
 
@@ -67,21 +121,26 @@ class CommandBus:
         *,
         base_id: str | None = None,
         internal: bool = False,
+        partition: int | None = None,
+        after: str = "",
     ) -> CommandEnvelope:
         """Wrap a validated command; its id ends in the partition of its aggregate.
 
         `base_id` makes the id deterministic, so a process repeating a step repeats nothing.
+        `partition`: where a server-assigned aggregate id should land, if it can choose.
         """
         spec = self.registry.spec(_tag(command))
         if spec.assign_id is not None:
-            aggregate_id = spec.assign_id()
+            assert base_id is None, "a server-assigned id names its command"
+            aggregate_id = self._assigned(spec, partition)
+            base_id = aggregate_id
         elif spec.kind is None:
             aggregate_id = base_id or new_id()
         else:
             aggregate_id = spec.aggregate_id(command)
-        partition = partition_of(aggregate_id, self.partitions)
+        aggregate_partition = partition_of(aggregate_id, self.partitions)
         return CommandEnvelope(
-            command_id=command_id_for(partition, base_id),
+            command_id=command_id_for(aggregate_partition, base_id),
             type=spec.name,
             body=msgspec.Raw(msgspec.json.encode(command)),
             aggregate_id=aggregate_id,
@@ -89,7 +148,17 @@ class CommandBus:
             roles=tuple(sorted(actor.roles)),
             accepted_at=now(),
             internal=internal,
+            after=after,
         )
+
+    def _assigned(self, spec: CommandSpec[Any, Any], partition: int | None) -> str:
+        assert spec.assign_id is not None
+        aggregate_id = spec.assign_id()
+        for _ in range(PARTITION_TRIES if partition is not None else 0):
+            if partition_of(aggregate_id, self.partitions) == partition:
+                break
+            aggregate_id = spec.assign_id()
+        return aggregate_id
 
     def partition(self, envelope: CommandEnvelope) -> int:
         partition = partition_of_command(envelope.command_id, self.partitions)
@@ -97,256 +166,348 @@ class CommandBus:
             raise ValueError(f"command id {envelope.command_id!r} names no partition")
         return partition
 
-    async def load(self, kind: AggregateKind[S], aggregate_id: str) -> S | None:
-        """An aggregate's current state, for a process deciding its next step."""
-        partition = partition_of(aggregate_id, self.partitions)
-        raw = await self.redis.hget(keys.aggregate(partition, kind.name, aggregate_id), "s")
+    async def load(
+        self, kind: AggregateKind[S], aggregate_id: str, *, cached: bool = False
+    ) -> S | None:
+        """An aggregate's current state, for a process deciding its next step.
+
+        `cached`: what this process last saw will do (for parts of it that never change).
+        """
+        key = keys.aggregate(partition_of(aggregate_id, self.partitions), kind.name, aggregate_id)
+        known = self._cache.get(key) if cached else None
+        if known is not None and isinstance(known.state, kind.state_type):
+            return known.state
+        (raw,) = await self._loads.submit([key])  # loads made together share a round trip
         return kind.decoder.decode(raw) if raw else None
+
+    async def _read_states(self, state_keys: list[str]) -> list[str | None]:
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for key in state_keys:
+                pipe.hget(key, "s")
+            return list(await pipe.execute())
 
     # --- running --------------------------------------------------------------------------
 
-    async def execute(self, envelope: CommandEnvelope, *, fresh: bool = False) -> Outcome:
-        """Run a command to its commit. `fresh`: accepted just now, inline (a sync request)."""
-        started = time.perf_counter()
+    async def execute(self, envelope: CommandEnvelope, delivery: Delivery = "queued") -> Outcome:
+        """Run one command to its commit (a runner: to its end)."""
         spec = self.registry.spec(envelope.type)
-        if spec.runner is not None:
-            outcome = await spec.runner(envelope, self)
-        else:
-            outcome = await self._run(spec, envelope, fresh)
-        if self._observer is not None and not envelope.internal:
-            self._observer(envelope.type, outcome, time.perf_counter() - started)
+        if spec.runner is None:
+            (outcome,) = await self.execute_batch([envelope], delivery)
+            return outcome
+        started = time.perf_counter()
+        outcome = await spec.runner(envelope, self)
+        self._observe([envelope], [outcome], started)
         return outcome
 
-    async def _run(self, spec: CommandSpec[Any, Any], env: CommandEnvelope, fresh: bool) -> Outcome:
-        kind = spec.kind
-        assert kind is not None
-        partition = self.partition(env)
-        state_key = keys.aggregate(partition, kind.name, env.aggregate_id)
-        async with self._cache.lock(state_key):
-            return await self._decide_and_commit(spec, env, partition, state_key, fresh)
+    async def execute_batch(
+        self, envelopes: Sequence[CommandEnvelope], delivery: Delivery
+    ) -> list[Outcome]:
+        """Run commands of any aggregates to their commits: each aggregate's in the given
+        order, all of them in two round trips when nothing else writes the same aggregates.
 
-    async def _decide_and_commit(
-        self,
-        spec: CommandSpec[Any, Any],
-        env: CommandEnvelope,
-        partition: int,
-        state_key: str,
-        fresh: bool,
-    ) -> Outcome:
-        kind = spec.kind
-        assert kind is not None and spec.decide is not None
-        command = self.registry.decode_body(env.type, env.body)
-        lookups = list(spec.lookups(command)) if spec.lookups is not None else []
-        actor = env.actor
-        for attempt in range(ATTEMPTS_INLINE if fresh else ATTEMPTS_QUEUED):
-            cached = self._cache.get(state_key) if attempt == 0 else None
-            others: list[str | None] = []
-            if cached is None or not fresh or lookups:
-                async with self.redis.pipeline(transaction=False) as pipe:
-                    if not fresh:  # a redelivery may find its own outcome already recorded
-                        pipe.hmget(
-                            keys.dedup(partition, env.command_id), "status", "position", "error"
-                        )
-                    if cached is None:
-                        pipe.hmget(state_key, "v", "s")
-                    for other_kind, other_id in lookups:
-                        other_partition = partition_of(other_id, self.partitions)
-                        pipe.hget(keys.aggregate(other_partition, other_kind.name, other_id), "s")
-                    replies = list(await pipe.execute())
-                if not fresh:
-                    dedup = replies.pop(0)
-                    if dedup[0] is not None:
-                        return outcome_from_record(env.command_id, dedup)
-                if cached is None:
-                    version_raw, state_raw = replies.pop(0)
-                    cached = (
-                        int(version_raw or 0),
-                        kind.decoder.decode(state_raw) if state_raw else None,
-                    )
-                others = replies
-            version, state = cached
-            context = Context(
-                command_id=env.command_id,
-                actor=actor,
-                now=now(),
-                aggregate_id=env.aggregate_id,
-                lookups={
-                    other_id: other_kind.decoder.decode(raw) if raw else None
-                    for (other_kind, other_id), raw in zip(lookups, others, strict=True)
-                },
+        Batches asked for at the same moment (by concurrent tasks) go out as one, and those
+        asked for while it is out go together next (see kernel/coalescer.py).
+        """
+        return await self._batches[delivery].submit(envelopes)
+
+    async def _run_batch(
+        self, envelopes: Sequence[CommandEnvelope], delivery: Delivery
+    ) -> list[Outcome]:
+        started = time.perf_counter()
+        outcomes: dict[int, Outcome] = {}
+        aggregates: dict[str, _Aggregate] = {}
+        for index, env in enumerate(envelopes):
+            spec = self.registry.spec(env.type)
+            assert spec.kind is not None and spec.runner is None, env.type
+            partition = self.partition(env)
+            key = keys.aggregate(partition, spec.kind.name, env.aggregate_id)
+            aggregates.setdefault(key, _Aggregate(spec.kind, partition, key, [])).waiting.append(
+                index
             )
+        async with self._cache.locks(aggregates):
+            pending = list(aggregates.values())
+            for attempt in range(ATTEMPTS[delivery]):
+                if attempt:
+                    await CONTENTION.sleep(attempt - 1)
+                pending = await self._attempt(envelopes, pending, delivery, outcomes)
+                if not pending:
+                    break
+            for aggregate in pending:
+                for index in aggregate.waiting:
+                    outcomes[index] = await self.fail(
+                        envelopes[index],
+                        problem(
+                            "concurrency_conflict",
+                            409,
+                            "The aggregate kept changing; nothing was done",
+                        ),
+                        delivery,
+                    )
+        ordered = [outcomes[index] for index in range(len(envelopes))]
+        self._observe(envelopes, ordered, started)
+        return ordered
+
+    async def _attempt(
+        self,
+        envelopes: Sequence[CommandEnvelope],
+        pending: list[_Aggregate],
+        delivery: Delivery,
+        outcomes: dict[int, Outcome],
+    ) -> list[_Aggregate]:
+        """Load, decide and commit once; the aggregates with commands left to run again."""
+        lookups = await self._load(envelopes, pending)
+        round_ = _Round()
+        for aggregate in pending:
+            self._plan(envelopes, aggregate, lookups, delivery, round_)
+        results = await self._commits.commit_many([p.request for p in round_.planned])
+        retry: dict[str, _Aggregate] = {}
+        intact: dict[str, bool] = {}
+        for planned, result in zip(round_.planned, results, strict=True):
+            aggregate = planned.aggregate
+            env = envelopes[planned.index]
+            if isinstance(result, Exception):
+                log.error("commit of %s %s failed: %r", env.type, env.command_id, result)
+                round_.broken.append(planned.index)
+                intact[aggregate.key] = False
+                continue
+            if result.outcome is None:  # the aggregate changed under us: decide again
+                retry.setdefault(aggregate.key, aggregate)
+                intact[aggregate.key] = False
+                continue
+            outcomes[planned.index] = result.outcome
+            aggregate.waiting.remove(planned.index)
+            if result.duplicate:
+                intact[aggregate.key] = False
+            elif planned.after is not None and intact.get(aggregate.key, True):
+                aggregate.known = planned.after
+        for aggregate in pending:
+            if intact.get(aggregate.key, True) and aggregate.known is not None:
+                self._cache.put(aggregate.key, aggregate.known)
+            else:
+                self._cache.drop(aggregate.key)
+                aggregate.known = None
+        for index in round_.broken:
+            outcomes[index] = await self.fail(
+                envelopes[index],
+                problem("internal_error", 500, "The command could not be processed"),
+                delivery,
+            )
+            for aggregate in pending:
+                if index in aggregate.waiting:
+                    aggregate.waiting.remove(index)
+        return [a for a in retry.values() if a.waiting]
+
+    async def _load(
+        self, envelopes: Sequence[CommandEnvelope], pending: list[_Aggregate]
+    ) -> dict[str, Any]:
+        """States of the aggregates not known yet, and the other aggregates commands look up,
+        in one pipeline. Returns the looked-up states by aggregate id."""
+        for aggregate in pending:
+            if aggregate.known is None:
+                aggregate.known = self._cache.get(aggregate.key)
+        unknown = [a for a in pending if a.known is None]
+        wanted: dict[str, tuple[AggregateKind[Any], str]] = {}
+        for aggregate in pending:
+            for index in aggregate.waiting:
+                spec = self.registry.spec(envelopes[index].type)
+                if spec.lookups is None:
+                    continue
+                command = self.registry.decode_body(envelopes[index].type, envelopes[index].body)
+                for kind, other_id in spec.lookups(command):
+                    other_partition = partition_of(other_id, self.partitions)
+                    wanted[keys.aggregate(other_partition, kind.name, other_id)] = (kind, other_id)
+        if not unknown and not wanted:
+            return {}
+        async with self.redis.pipeline(transaction=False) as pipe:
+            for aggregate in unknown:
+                pipe.hmget(aggregate.key, "v", "w", "s")
+            for other in wanted:
+                pipe.hget(other, "s")
+            replies = list(await pipe.execute())
+        states, found = replies[: len(unknown)], replies[len(unknown) :]
+        for aggregate, (version, writer, state) in zip(unknown, states, strict=True):
+            decoded = aggregate.kind.decoder.decode(state) if state else None
+            aggregate.known = Known(int(version or 0), writer or "", decoded)
+        return {
+            other_id: kind.decoder.decode(raw) if raw else None
+            for (kind, other_id), raw in zip(wanted.values(), found, strict=True)
+        }
+
+    def _plan(
+        self,
+        envelopes: Sequence[CommandEnvelope],
+        aggregate: _Aggregate,
+        lookups: dict[str, Any],
+        delivery: Delivery,
+        round_: _Round,
+    ) -> None:
+        """Decide the aggregate's waiting commands in order, each on the state the one
+        before it leaves, and plan their commits (expected version and writer chained)."""
+        known = aggregate.known or NOTHING
+        for index in aggregate.waiting:
+            env = envelopes[index]
+            spec = self.registry.spec(env.type)
             try:
+                command = self.registry.decode_body(env.type, env.body)
+                context = Context(
+                    command_id=env.command_id,
+                    actor=env.actor,
+                    now=now(),
+                    aggregate_id=env.aggregate_id,
+                    lookups=lookups,
+                )
                 if spec.authorize is not None:
-                    spec.authorize(command, state, actor)
-                decision = spec.decide(command, state, context)
+                    spec.authorize(command, known.state, env.actor)
+                assert spec.decide is not None
+                decision = spec.decide(command, known.state, context)
             except ProblemError as exc:
                 # a refusal is a decision too: it holds only if the state it saw is current
-                refused = await self._commit_failure(
-                    env, exc.to_problem(), fresh, state_key, version
-                )
-                if refused.outcome is not None:
-                    self._cache.put(state_key, version, state)
-                    return refused.outcome
-                self._cache.drop(state_key)
+                request = self._refusal(env, aggregate, known, exc.to_problem(), delivery)
+                round_.planned.append(_Planned(index, aggregate, request, known))
                 continue
-            result = await self._commit(env, partition, state_key, version, decision, fresh)
-            if result.outcome is not None:
-                if result.duplicate:
-                    self._cache.drop(state_key)
-                else:
-                    new_state = decision.state if decision.state is not None else state
-                    self._cache.put(state_key, version + len(decision.events), new_state)
-                return result.outcome
-            self._cache.drop(state_key)
-            await asyncio.sleep(random.uniform(0, min(0.2, 0.001 * 2 ** min(attempt, 8))))
-        return await self.fail(
-            env,
-            problem("concurrency_conflict", 409, "The aggregate kept changing; nothing was done"),
-            fresh=fresh,
-        )
+            except Exception:
+                log.exception("deciding %s %s failed", env.type, env.command_id)
+                round_.broken.append(index)
+                continue
+            request, after = self._success(env, spec, aggregate, known, decision, delivery)
+            round_.planned.append(_Planned(index, aggregate, request, after))
+            known = after
 
-    async def _commit(
+    def _success(
         self,
         env: CommandEnvelope,
-        partition: int,
-        state_key: str,
-        version: int,
+        spec: CommandSpec[Any, Any],
+        aggregate: _Aggregate,
+        known: Known,
         decision: Decision[Any],
-        fresh: bool,
-    ) -> CommitResult:
+        delivery: Delivery,
+    ) -> tuple[CommitRequest, Known]:
         at = now()
-        kind = self.registry.spec(env.type).kind
-        assert kind is not None
-        events = [
-            msgspec.json.encode(
-                StoredEvent(
-                    type=_tag(event),
-                    aggregate=kind.name,
-                    aggregate_id=env.aggregate_id,
-                    version=version + index + 1,
-                    command_id=env.command_id,
-                    at=at,
-                    data=msgspec.Raw(msgspec.json.encode(event)),
-                )
+        stored = [
+            StoredEvent(
+                type=_tag(event),
+                aggregate=aggregate.kind.name,
+                aggregate_id=env.aggregate_id,
+                version=known.version + offset + 1,
+                command_id=env.command_id,
+                at=at,
+                data=msgspec.Raw(msgspec.json.encode(event)),
             )
-            for index, event in enumerate(decision.events)
+            for offset, event in enumerate(decision.events)
         ]
-        if decision.state is not None and not events:
+        if decision.state is not None and not stored:
             raise ValueError(f"{env.type}: a state change needs an event to explain it")
-        statuses: list[tuple[int, StatusWrite]] = []
+        statuses: list[StatusWrite] = []
         if not env.internal:
             if decision.complete:
-                own = self._final_write(env, "succeeded", None, at, fresh)
+                statuses.append(command_status.finished(env, "succeeded", None, delivery, at))
             else:
-                own = self._write(
-                    env, {"status": "processing", "position": "$position"}, decision.step, fresh
-                )
-            statuses.append((partition, own))
-        statuses += [self._progress_write(p, at) for p in decision.progress]
-        result = await self._commits.commit(
-            partition=partition,
+                statuses.append(command_status.running(env, decision.step, delivery))
+        statuses += self._followed(aggregate, env, decision, at)
+        after = known
+        if stored:
+            state = decision.state if decision.state is not None else known.state
+            after = Known(known.version + len(stored), env.command_id, state)
+        request = CommitRequest(
+            partition=aggregate.partition,
             command_id=env.command_id,
-            aggregate_key=state_key,
-            expected_version=version,
+            outcome_status="succeeded" if decision.complete else "processing",
+            aggregate_key=aggregate.key,
+            expected_version=known.version,
+            expected_writer=known.writer,
             state_json=msgspec.json.encode(decision.state) if decision.state is not None else b"",
-            events=events,
+            events=[event_fields(e) for e in stored],
             integration=[msgspec.json.encode(e) for e in decision.integration],
             statuses=statuses,
-            outcome_status="succeeded" if decision.complete else "processing",
+            after=env.after,
         )
-        return result
+        return request, after
 
-    async def fail(self, env: CommandEnvelope, error: Problem, *, fresh: bool = False) -> Outcome:
-        """Record a failed command: its status and dedup record, no state, no event."""
-        result = await self._commit_failure(env, error, fresh)
-        assert result.outcome is not None
-        return result.outcome
+    def _followed(
+        self, aggregate: _Aggregate, env: CommandEnvelope, decision: Decision[Any], at: float
+    ) -> list[StatusWrite]:
+        """Status changes of the command this aggregate's events are steps of (if any)."""
+        follower = self.registry.follower(aggregate.kind.name)
+        if follower is None or follower.follow is None or env.type == follower.name:
+            return []
+        origin = command_id_for(aggregate.partition, env.aggregate_id)
+        writes = []
+        for event in decision.events:
+            change = follower.follow(event)
+            if change is not None:
+                writes.append(command_status.changed(origin, change, at))
+        return writes
 
-    async def _commit_failure(
+    def _refusal(
         self,
         env: CommandEnvelope,
+        aggregate: _Aggregate,
+        known: Known,
         error: Problem,
-        fresh: bool,
-        state_key: str | None = None,
-        version: int = -1,
-    ) -> CommitResult:
-        """With `state_key`, only if the aggregate is still at `version` (else outcome None)."""
-        partition = self.partition(env)
-        statuses = []
-        if not env.internal:
-            statuses.append((partition, self._final_write(env, "failed", error, now(), fresh)))
-        return await self._commits.commit(
-            partition=partition,
+        delivery: Delivery,
+    ) -> CommitRequest:
+        statuses = [] if env.internal else [command_status.finished(env, "failed", error, delivery)]
+        return CommitRequest(
+            partition=aggregate.partition,
             command_id=env.command_id,
-            aggregate_key=state_key,
-            expected_version=version,
-            state_json=b"",
-            events=(),
-            statuses=statuses,
             outcome_status="failed",
+            aggregate_key=aggregate.key,
+            expected_version=known.version,
+            expected_writer=known.writer,
+            statuses=statuses,
             error=error,
         )
+
+    async def fail(
+        self, env: CommandEnvelope, error: Problem, delivery: Delivery = "queued"
+    ) -> Outcome:
+        """Record a failed command: its status and dedup record, no state, no event."""
+        statuses = [] if env.internal else [command_status.finished(env, "failed", error, delivery)]
+        result = await self._commits.commit(
+            CommitRequest(
+                partition=self.partition(env),
+                command_id=env.command_id,
+                outcome_status="failed",
+                statuses=statuses,
+                error=error,
+            )
+        )
+        return _outcome(result)
 
     async def finish(
-        self, env: CommandEnvelope, status: str, error: Problem | None = None
-    ) -> Outcome:
-        """Close a command that is not one aggregate's transaction (a runner's last word)."""
-        partition = self.partition(env)
-        result = await self._commits.commit(
-            partition=partition,
-            command_id=env.command_id,
-            aggregate_key=None,
-            expected_version=-1,
-            state_json=b"",
-            events=(),
-            statuses=[(partition, self._final_write(env, status, error, now(), False))],
-            outcome_status=status,
-            error=error,
-        )
-        assert result.outcome is not None
-        return result.outcome
-
-    # --- status writes ----------------------------------------------------------------------
-
-    def _write(
         self,
         env: CommandEnvelope,
-        fields: dict[str, str],
-        step: str,
-        fresh: bool,
-        final: bool = False,
-    ) -> StatusWrite:
-        steps = [step_json("accepted", env.accepted_at)] if fresh else []
-        if step:
-            steps.append(step_json(step))
-        all_fields = {
-            "type": env.type,
-            "sender": env.sender or "",
-            "accepted_at": str(env.accepted_at),
-            **fields,
-        }
-        return StatusWrite(id=env.command_id, fields=all_fields, steps=steps, final=final)
+        status: Literal["succeeded", "failed"],
+        error: Problem | None = None,
+        position: str = "",
+    ) -> Outcome:
+        """Close a command that is not one aggregate's transaction (a runner's last word).
 
-    def _final_write(
-        self, env: CommandEnvelope, status: str, error: Problem | None, at: float, fresh: bool
-    ) -> StatusWrite:
-        fields = {"status": status, "completed_at": str(at), "position": "$position"}
-        if error is not None:
-            fields["error"] = msgspec.json.encode(error).decode()
-            fields["error_code"] = error.code
-        return self._write(env, fields, status, fresh, final=True)
-
-    def _progress_write(self, progress: CommandProgress, at: float) -> tuple[int, StatusWrite]:
-        partition = partition_of_command(progress.command_id, self.partitions)
-        assert partition is not None, progress.command_id
-        fields: dict[str, str] = {"position": "$position"}
-        steps = [step_json(progress.step, at)] if progress.step else []
-        if progress.status is not None:
-            fields.update(status=progress.status, completed_at=str(at))
-            if progress.error is not None:
-                fields["error"] = msgspec.json.encode(progress.error).decode()
-                fields["error_code"] = progress.error.code
-            steps.append(step_json(progress.status, at))
-        return partition, StatusWrite(
-            id=progress.command_id, fields=fields, steps=steps, final=progress.status is not None
+        `position`: what its effects, committed elsewhere, have reached.
+        """
+        result = await self._commits.commit(
+            CommitRequest(
+                partition=self.partition(env),
+                command_id=env.command_id,
+                outcome_status=status,
+                statuses=[command_status.finished(env, status, error, "queued")],
+                error=error,
+                after=position,
+            )
         )
+        return _outcome(result)
+
+    def _observe(
+        self, envelopes: Sequence[CommandEnvelope], outcomes: Sequence[Outcome], started: float
+    ) -> None:
+        if self._observer is None:
+            return
+        took = time.perf_counter() - started
+        for env, outcome in zip(envelopes, outcomes, strict=True):
+            if not env.internal:
+                self._observer(env.type, outcome, took)
+
+
+def _outcome(result: CommitResult) -> Outcome:
+    assert result.outcome is not None
+    return result.outcome

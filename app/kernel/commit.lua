@@ -6,8 +6,9 @@
 -- KEYS[3]  the partition's journal stream (finished commands, for the command log)
 -- KEYS[4]  the partition's integration-events stream
 -- KEYS[5]  the partition's status-notices stream (capped; read by the WebSocket hubs)
--- KEYS[6]  the aggregate's state (hash: v = version, s = state JSON)
--- KEYS[7..] two per status update, in ARGV[9]'s order: status hash, steps list
+-- KEYS[6]  the aggregate's state (hash: v = version, s = state JSON, w = last writer's id)
+-- KEYS[7]  the partition's queue counters (hash: accepted, finished)
+-- KEYS[8..] two per status update, in ARGV[9]'s order: status hash, steps list
 --
 -- ARGV[1]  partition number (for the position token)
 -- ARGV[2]  expected aggregate version; -1 = this commit writes no aggregate
@@ -15,14 +16,22 @@
 -- ARGV[4]  outcome status for the dedup record: succeeded | failed | processing
 -- ARGV[5]  error problem JSON, or ""
 -- ARGV[6]  TTL in seconds of the dedup record and status hashes
--- ARGV[7]  JSON array of event JSON strings (their versions already set)
+-- ARGV[7]  JSON array of events, each a flat array of XADD field/value strings
 -- ARGV[8]  JSON array of integration-event JSON strings
 -- ARGV[9]  JSON array of status updates: {id, fields, steps, final} (steps: step JSON strings)
 --          a field whose value is "$position" receives this commit's position;
 --          an update to a command that already finished is skipped;
---          a final update also appends the command's outcome to the journal
+--          a final update appends the command's outcome to the journal, and counts it as
+--          finished in the queue counters if it was queued
 -- ARGV[10] approximate MAXLEN of the notices stream
 -- ARGV[11] approximate MAXLEN of the journal stream
+-- ARGV[12] a position token the outcome must also cover (effects committed elsewhere
+--          before this commit), or ""
+-- ARGV[13] with ARGV[2] >= 0: the id of the command the decision expects to have written the
+--          aggregate last ("" for none). Version and writer together name the state decided
+--          on, so the second of two pipelined commits of one aggregate cannot land on a state
+--          whose version only happens to match after the first one failed its check.
+-- ARGV[14] this command's id (recorded as the aggregate's last writer)
 --
 -- Returns {"ok", position} | {"dup", status, position, error} | {"conflict", version}
 
@@ -34,13 +43,6 @@ end
 local expected = tonumber(ARGV[2])
 if expected == nil then return redis.error_reply('commit: expected version is not a number') end
 local events = cjson.decode(ARGV[7])
-local current = 0
-if expected >= 0 then
-  current = tonumber(redis.call('HGET', KEYS[6], 'v') or '0')
-  if current ~= expected then
-    return {'conflict', tostring(current)}
-  end
-end
 local integration = cjson.decode(ARGV[8])
 local updates = cjson.decode(ARGV[9])
 local ttl = tonumber(ARGV[6])
@@ -54,12 +56,18 @@ if notices_maxlen == nil or journal_maxlen == nil then return fail('MAXLEN must 
 if type(events) ~= 'table' or type(integration) ~= 'table' or type(updates) ~= 'table' then
   return fail('events, integration events and status updates must be arrays')
 end
-for _, list in ipairs({events, integration}) do
-  for _, item in ipairs(list) do
-    if type(item) ~= 'string' then return fail('events must be JSON strings') end
+for _, event in ipairs(events) do
+  if type(event) ~= 'table' or #event == 0 or #event % 2 ~= 0 then
+    return fail('an event must be a list of field/value pairs')
+  end
+  for _, item in ipairs(event) do
+    if type(item) ~= 'string' then return fail('event fields must be strings') end
   end
 end
-if #KEYS ~= 6 + 2 * #updates then return fail('two keys per status update are needed') end
+for _, item in ipairs(integration) do
+  if type(item) ~= 'string' then return fail('integration events must be JSON strings') end
+end
+if #KEYS ~= 7 + 2 * #updates then return fail('two keys per status update are needed') end
 for _, update in ipairs(updates) do
   if type(update) ~= 'table' or type(update['id']) ~= 'string'
       or type(update['fields']) ~= 'table' or type(update['steps']) ~= 'table' then
@@ -75,20 +83,30 @@ for _, update in ipairs(updates) do
   end
 end
 
+-- the state the decision was made on must still be the aggregate's
+if expected >= 0 then
+  local state = redis.call('HMGET', KEYS[6], 'v', 'w')
+  if tonumber(state[1] or '0') ~= expected or (state[2] or '') ~= ARGV[13] then
+    return {'conflict', state[1] or '0'}
+  end
+end
+
 -- all checks passed: write.
 local last_id = ''
 for _, event in ipairs(events) do
-  last_id = redis.call('XADD', KEYS[2], '*', 'e', event)
+  last_id = redis.call('XADD', KEYS[2], '*', unpack(event))
 end
-local position = ''
+local position = ARGV[12]
 if last_id ~= '' then
-  position = ARGV[1] .. ':' .. last_id
+  local own = ARGV[1] .. ':' .. last_id
+  if position == '' then position = own else position = position .. ',' .. own end
 end
 if expected >= 0 and #events > 0 then
+  local version = tostring(expected + #events)
   if ARGV[3] ~= '' then
-    redis.call('HSET', KEYS[6], 'v', tostring(expected + #events), 's', ARGV[3])
+    redis.call('HSET', KEYS[6], 'v', version, 's', ARGV[3], 'w', ARGV[14])
   else
-    redis.call('HSET', KEYS[6], 'v', tostring(expected + #events))
+    redis.call('HSET', KEYS[6], 'v', version, 'w', ARGV[14])
   end
 end
 for _, event in ipairs(integration) do
@@ -96,8 +114,8 @@ for _, event in ipairs(integration) do
 end
 
 for i, update in ipairs(updates) do
-  local status_key = KEYS[5 + 2 * i]
-  local steps_key = KEYS[6 + 2 * i]
+  local status_key = KEYS[6 + 2 * i]
+  local steps_key = KEYS[7 + 2 * i]
   local before = redis.call('HGET', status_key, 'status')
   if before ~= 'succeeded' and before ~= 'failed' then
     local flat = {}
@@ -115,13 +133,16 @@ for i, update in ipairs(updates) do
       redis.call('EXPIRE', steps_key, ttl)
     end
     local meta = redis.call('HMGET', status_key, 'sender', 'type', 'accepted_at', 'status',
-                            'completed_at', 'error_code')
+                            'completed_at', 'error_code', 'queued')
     redis.call('XADD', KEYS[5], 'MAXLEN', '~', notices_maxlen, '*', 'c', update['id'], 'u', meta[1] or '')
     if update['final'] then
       redis.call('XADD', KEYS[3], 'MAXLEN', '~', journal_maxlen, '*', 'e', cjson.encode({
         command_id = update['id'], sender = meta[1] or '', type = meta[2] or '',
         accepted_at = meta[3] or '', status = meta[4] or '', completed_at = meta[5] or '',
         error_code = meta[6] or ''}))
+      if meta[7] == '1' then
+        redis.call('HINCRBY', KEYS[7], 'finished', 1)
+      end
     end
   end
 end

@@ -1,21 +1,26 @@
-"""The one atomic write of a command: state + events + statuses + dedup record."""
+"""The one atomic write of a command: state + events + statuses + dedup record.
+
+Many commits go out in one pipeline (`commit_many`); each is still its own script call,
+atomic on its own, and answers for itself (ok, duplicate, or a version conflict).
+"""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import msgspec
 from redis.asyncio import Redis
 
 from app.kernel import keys
 from app.kernel.messages import Outcome, Problem
-from app.kernel.scripts import load_script
+from app.kernel.scripts import Args, load_script, run_calls
 
 NOTICES_MAXLEN = 5000
 JOURNAL_MAXLEN = 200_000
 
 _problem_decoder = msgspec.json.Decoder(Problem)
+_SCRIPT = load_script(__file__, "commit.lua")
 
 
 class StatusWrite(msgspec.Struct, frozen=True):
@@ -27,6 +32,27 @@ class StatusWrite(msgspec.Struct, frozen=True):
     final: bool = False
 
 
+EventFields = list[str]
+"""An event as the XADD field/value list of its stream entry."""
+
+
+@dataclass(frozen=True)
+class CommitRequest:
+    partition: int
+    command_id: str
+    outcome_status: str
+    aggregate_key: str | None = None
+    expected_version: int = -1
+    expected_writer: str = ""
+    state_json: bytes = b""
+    events: Sequence[EventFields] = ()
+    integration: Sequence[bytes] = ()
+    statuses: Sequence[StatusWrite] = field(default_factory=list)
+    error: Problem | None = None
+    after: str = ""
+    """A position the outcome must also cover (effects committed elsewhere, before)."""
+
+
 @dataclass(frozen=True)
 class CommitResult:
     outcome: Outcome | None
@@ -34,71 +60,87 @@ class CommitResult:
     duplicate: bool = False
 
 
+class CommitError(RuntimeError):
+    """The script refused its input: a bug in the caller, never a business outcome."""
+
+
 class CommitStore:
     def __init__(self, redis: Redis, ttl_seconds: int) -> None:
-        self._script = load_script(redis, __file__, "commit.lua")
+        self._redis = redis
         self._ttl = ttl_seconds
 
-    async def commit(
-        self,
-        *,
-        partition: int,
-        command_id: str,
-        aggregate_key: str | None,
-        expected_version: int,
-        state_json: bytes,
-        events: Sequence[bytes],
-        integration: Sequence[bytes] = (),
-        statuses: Sequence[tuple[int, StatusWrite]] = (),
-        outcome_status: str,
-        error: Problem | None = None,
-    ) -> CommitResult:
+    async def commit(self, request: CommitRequest) -> CommitResult:
+        (result,) = await self.commit_many([request])
+        if isinstance(result, Exception):
+            raise result
+        return result
+
+    async def commit_many(
+        self, requests: Sequence[CommitRequest]
+    ) -> list[CommitResult | Exception]:
+        """Every request in one round trip; a failed call answers with its exception."""
+        replies = await run_calls(self._redis, _SCRIPT, [self._call(r) for r in requests])
+        return [_result(r, reply) for r, reply in zip(requests, replies, strict=True)]
+
+    def _call(self, request: CommitRequest) -> tuple[list[str], Args]:
+        partition = request.partition
         status_keys: list[str] = []
-        for status_partition, write in statuses:
-            if status_partition != partition:
-                raise ValueError(f"status of {write.id} is not in partition {partition}")
+        for write in request.statuses:
             status_keys += [
                 keys.command_status(partition, write.id),
                 keys.command_steps(partition, write.id),
             ]
-        error_json = msgspec.json.encode(error).decode() if error is not None else ""
-        reply = await self._script(
-            keys=[
-                keys.dedup(partition, command_id),
+        error_json = msgspec.json.encode(request.error).decode() if request.error else ""
+        dedup = keys.dedup(partition, request.command_id)
+        return (
+            [
+                dedup,
                 keys.events(partition),
                 keys.journal(partition),
                 keys.integration(partition),
                 keys.status_notices(partition),
-                aggregate_key or keys.dedup(partition, command_id),
+                request.aggregate_key or dedup,
+                keys.queue_counters(partition),
                 *status_keys,
             ],
-            args=[
+            [
                 partition,
-                expected_version if aggregate_key is not None else -1,
-                state_json.decode(),
-                outcome_status,
+                request.expected_version if request.aggregate_key is not None else -1,
+                request.state_json.decode(),
+                request.outcome_status,
                 error_json,
                 self._ttl,
-                _json_array(events),
-                _json_array(integration),
-                msgspec.json.encode([write for _, write in statuses]).decode(),
+                msgspec.json.encode(request.events).decode(),
+                _json_array(request.integration),
+                msgspec.json.encode(request.statuses).decode(),
                 NOTICES_MAXLEN,
                 JOURNAL_MAXLEN,
+                request.after,
+                request.expected_writer,
+                request.command_id,
             ],
         )
-        kind = reply[0]
-        if kind == "ok":
-            return CommitResult(
-                Outcome(
-                    command_id=command_id,
-                    status=outcome_status,
-                    position=reply[1] or None,
-                    error=error,
-                )
+
+
+def _result(request: CommitRequest, reply: object) -> CommitResult | Exception:
+    if isinstance(reply, Exception):
+        return reply
+    assert isinstance(reply, list)
+    kind = reply[0]
+    if kind == "ok":
+        return CommitResult(
+            Outcome(
+                command_id=request.command_id,
+                status=request.outcome_status,
+                position=reply[1] or None,
+                error=request.error,
             )
-        if kind == "dup":
-            return CommitResult(outcome_from_record(command_id, reply[1:]), duplicate=True)
+        )
+    if kind == "dup":
+        return CommitResult(outcome_from_record(request.command_id, reply[1:]), duplicate=True)
+    if kind == "conflict":
         return CommitResult(None)
+    return CommitError(f"unexpected commit reply {reply!r}")
 
 
 def outcome_from_record(command_id: str, record: Sequence[str | None]) -> Outcome:

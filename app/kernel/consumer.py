@@ -3,7 +3,8 @@
 Each (group, partition) has one owner at a time (a lease). The owner reads as consumer
 `p<partition>` of the group, so whoever takes a partition over re-reads the pending entries of
 the previous owner first. A batch is acked only after its handler returned: delivery is
-at-least-once, and handlers make the effect exactly-once.
+at-least-once, and handlers make the effect exactly-once. Every stream read names one stream,
+so it runs on Redis Cluster too.
 """
 
 from __future__ import annotations
@@ -14,19 +15,35 @@ import functools
 import logging
 import math
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
-from typing import Protocol
 
 import msgspec
 from redis.asyncio import Redis
-from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import ResponseError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from app.kernel import keys
+from app.kernel.backoff import RECONNECT, Backoff
+from app.kernel.dead_letters import DeadLetter, DeadLetters
+from app.kernel.handlers import INFRA_ERRORS, Entry, KeyedHandler, LeaseLost, PartitionHandler
 from app.kernel.leases import Leases
+from app.kernel.parking import Parking
 from app.kernel.redis_types import field_map, stream_entries
+
+__all__ = [
+    "INFRA_ERRORS",
+    "DeadLetter",
+    "Entry",
+    "KeyedHandler",
+    "LeaseLost",
+    "PartitionHandler",
+    "PartitionedConsumer",
+    "Stall",
+    "acknowledge",
+    "dead_letter",
+    "ensure_group",
+    "record_error",
+]
 
 log = logging.getLogger(__name__)
 
@@ -35,49 +52,39 @@ BLOCK_MS = 1000
 MAX_ATTEMPTS = 4
 MAX_IN_FLIGHT = 256
 """Entries a keyed handler may have running at once per partition."""
-INFRA_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
+HANDLER_RETRY = Backoff(first=0.05, cap=2.0)
+STALL_SECONDS = 10.0
+"""A partition with work and no progress for this long is reported stalled..."""
+GIVE_UP_SECONDS = 30.0
+"""... and after this long its owner gives its lease up (another process, or this one a
+little later, starts it afresh)."""
 
 
-@dataclass(frozen=True)
-class Entry:
-    id: str
+class Stall(msgspec.Struct, frozen=True):
+    """A partition whose owner has had work and made no progress for a while."""
+
+    group: str
     partition: int
-    fields: dict[str, str]
-
-
-class LeaseLost(Exception):
-    """Another owner wrote first: stop this partition now, without acking."""
-
-
-class PartitionHandler(Protocol):
-    group: str
-
-    def stream(self, partition: int) -> str: ...
-
-    async def handle(self, partition: int, entries: list[Entry]) -> None:
-        """Apply a batch. Must be safe to repeat; raise to have it retried."""
-
-    async def skip(self, partition: int, entry: Entry) -> None:
-        """Mark a dead-lettered entry as done so it is not applied later."""
-
-
-class KeyedHandler(PartitionHandler, Protocol):
-    """A handler whose entries need order only per key (e.g. per order), not per partition.
-
-    Entries of different keys run concurrently, each acked when done, so one slow entry
-    (a payment waiting on a gateway) holds up only the entries of its own key.
-    """
-
-    def key_of(self, entry: Entry) -> str: ...
-
-
-class DeadLetter(msgspec.Struct, frozen=True):
-    group: str
-    stream: str
-    entry_id: str
-    fields: dict[str, str]
+    seconds: float
     error: str
-    at: float
+
+
+class PartitionHealth:
+    """When a partition last made progress (applied a batch, or found nothing to do)."""
+
+    def __init__(self) -> None:
+        self.progress_at = time.monotonic()
+        self.error = ""
+
+    def progressed(self) -> None:
+        self.progress_at = time.monotonic()
+        self.error = ""
+
+    def failed(self, error: str) -> None:
+        self.error = error[:300]
+
+    def stuck_for(self) -> float:
+        return time.monotonic() - self.progress_at
 
 
 async def ensure_group(redis: Redis, stream: str, group: str) -> None:
@@ -96,14 +103,41 @@ async def record_error(redis: Redis, group: str, error: str, *, dead_letter: boo
         await pipe.execute()
 
 
+async def dead_letter(
+    redis: Redis, group: str, partition: int, stream: str, entry: Entry, error: str
+) -> None:
+    """Park an entry that can never be applied (e.g. garbage on a queue), counted."""
+    await DeadLetters(redis, group).add(
+        DeadLetter(
+            group=group,
+            stream=stream,
+            entry_id=entry.id,
+            fields=entry.fields,
+            error=error,
+            at=time.time(),
+            partition=partition,
+        )
+    )
+    await record_error(redis, group, error, dead_letter=True)
+    log.error("%s: entry %s of %s dead-lettered: %s", group, entry.id, stream, error)
+
+
 def parse_entries(partition: int, reply: object) -> list[Entry]:
     return [Entry(entry_id, partition, fields) for _, entry_id, fields in stream_entries(reply)]
+
+
+async def acknowledge(
+    redis: Redis, handler: PartitionHandler, partition: int, ids: list[str]
+) -> None:
+    if ids:
+        await redis.xack(handler.stream(partition), handler.group, *ids)
 
 
 @dataclass(frozen=True)
 class _Owned:
     task: asyncio.Task[None]
     stop: asyncio.Event
+    health: PartitionHealth
 
 
 class PartitionedConsumer:
@@ -119,6 +153,8 @@ class PartitionedConsumer:
         *,
         block_ms: int = BLOCK_MS,
         batch: int = BATCH,
+        stall_seconds: float = STALL_SECONDS,
+        give_up_seconds: float = GIVE_UP_SECONDS,
     ) -> None:
         self._redis = redis
         self._handlers = {h.group: h for h in handlers}
@@ -128,10 +164,23 @@ class PartitionedConsumer:
         self._block_ms = block_ms
         self._batch = batch
         self._owned: dict[tuple[str, int], _Owned] = {}
+        self._stall_seconds = stall_seconds
+        self._give_up_seconds = give_up_seconds
+        self._resting: dict[tuple[str, int], float] = {}
+        """Partitions given up for being stuck, and until when not to take them again."""
 
     @property
     def owned(self) -> list[tuple[str, int]]:
         return sorted(key for key, owned in self._owned.items() if not owned.task.done())
+
+    def stalls(self) -> list[Stall]:
+        """Owned partitions with work and no progress for longer than the stall bound."""
+        found = []
+        for (group, partition), owned in sorted(self._owned.items()):
+            stuck = owned.health.stuck_for()
+            if stuck > self._stall_seconds:
+                found.append(Stall(group, partition, round(stuck, 1), owned.health.error))
+        return found
 
     async def run(self, stop: asyncio.Event, tick: float = 1.0) -> None:
         try:
@@ -154,7 +203,17 @@ class PartitionedConsumer:
                 owned = self._owned.get((group, partition))
                 if owned is None:
                     continue
-                if owned.task.done() or not await self._leases.renew(group, partition):
+                if owned.health.stuck_for() > self._give_up_seconds:
+                    log.error(
+                        "%s partition %d made no progress for %.0f s (%s): giving it up",
+                        group,
+                        partition,
+                        owned.health.stuck_for(),
+                        owned.health.error or "no error",
+                    )
+                    self._resting[(group, partition)] = time.monotonic() + self._stall_seconds
+                    await self._stop(group, partition, release=True, wait=1.0)
+                elif owned.task.done() or not await self._leases.renew(group, partition):
                     await self._stop(group, partition, release=False)
                 else:
                     mine.append(partition)
@@ -166,23 +225,28 @@ class PartitionedConsumer:
                     break
                 if (group, partition) in self._owned:
                     continue
+                if self._resting.get((group, partition), 0.0) > time.monotonic():
+                    continue
                 if await self._leases.acquire(group, partition):
                     self._start(group, partition)
                     count += 1
 
     def _start(self, group: str, partition: int) -> None:
         stop = asyncio.Event()
+        health = PartitionHealth()
         task = asyncio.create_task(
-            self._consume(self._handlers[group], partition, stop), name=f"{group}:p{partition}"
+            self._consume(self._handlers[group], partition, stop, health),
+            name=f"{group}:p{partition}",
         )
-        self._owned[(group, partition)] = _Owned(task, stop)
+        self._owned[(group, partition)] = _Owned(task, stop, health)
         log.info("took %s partition %d", group, partition)
 
-    async def _stop(self, group: str, partition: int, *, release: bool) -> None:
+    async def _stop(self, group: str, partition: int, *, release: bool, wait: float = 10.0) -> None:
+        """Stop a partition's task (it finishes its batch, up to `wait` seconds)."""
         owned = self._owned.pop((group, partition))
         owned.stop.set()
         try:
-            await asyncio.wait_for(asyncio.shield(owned.task), timeout=10)
+            await asyncio.wait_for(asyncio.shield(owned.task), timeout=wait)
         except TimeoutError:
             owned.task.cancel()
         except Exception:  # the task already logged its failure
@@ -204,13 +268,24 @@ class PartitionedConsumer:
             await self._stop(group, partition, release=True)
 
     async def _consume(
-        self, handler: PartitionHandler, partition: int, stop: asyncio.Event
+        self,
+        handler: PartitionHandler,
+        partition: int,
+        stop: asyncio.Event,
+        health: PartitionHealth,
     ) -> None:
         stream = handler.stream(partition)
         consumer = f"p{partition}"
-        lanes = _Lanes(self, handler, partition, stop) if hasattr(handler, "key_of") else None
+        parking = Parking(self._redis, handler, partition)
+        lanes = (
+            _Lanes(self, handler, partition, stop, health, parking)
+            if hasattr(handler, "key_of")
+            else None
+        )
         try:
-            await self._consume_loop(handler, partition, stop, stream, consumer, lanes)
+            await self._consume_loop(
+                handler, partition, stop, stream, consumer, lanes, health, parking
+            )
         finally:
             if lanes is not None:
                 await lanes.drain()
@@ -223,8 +298,11 @@ class PartitionedConsumer:
         stream: str,
         consumer: str,
         lanes: _Lanes | None,
+        health: PartitionHealth,
+        parking: Parking,
     ) -> None:
         cursor = "0"  # our pending entries first (a previous owner's, after a takeover)
+        outage = 0
         while not stop.is_set():
             try:
                 if lanes is not None and lanes.broken.is_set():
@@ -238,6 +316,8 @@ class PartitionedConsumer:
                     if lanes is not None:
                         await lanes.drain()  # nothing of ours may be running while re-read
                     await ensure_group(self._redis, stream, handler.group)
+                    await parking.load()
+                await parking.serve()
                 reply = await self._redis.xreadgroup(
                     handler.group,
                     consumer,
@@ -251,13 +331,20 @@ class PartitionedConsumer:
                         cursor = ">"
                         continue
                     cursor = entries[-1].id
+                outage = 0
                 if not entries:
+                    if lanes is not None:
+                        await lanes.flush()
+                    if lanes is None or lanes.idle:
+                        health.progressed()  # nothing to do is not being stuck
                     continue
                 if lanes is not None:
                     await lanes.dispatch(entries)
                     continue
-                await self._process(handler, partition, entries, stop)
-                await self._redis.xack(stream, handler.group, *[e.id for e in entries])
+                deferred = await self._process(handler, partition, entries, stop, health, parking)
+                done = [e.id for e in entries if e.id not in deferred]
+                await acknowledge(self._redis, handler, partition, done)
+                health.progressed()
             except LeaseLost:
                 log.warning("%s partition %d: another owner took over", handler.group, partition)
                 return
@@ -265,40 +352,61 @@ class PartitionedConsumer:
                 log.warning(
                     "%s partition %d: redis unavailable (%s)", handler.group, partition, exc
                 )
+                health.failed(f"{type(exc).__name__}: {exc}")
                 cursor = "0"
-                await _sleep_unless(stop, 1.0)
+                await RECONNECT.sleep(outage, stop)
+                outage += 1
             except asyncio.CancelledError:
                 raise
 
     async def _process(
-        self, handler: PartitionHandler, partition: int, entries: list[Entry], stop: asyncio.Event
-    ) -> None:
+        self,
+        handler: PartitionHandler,
+        partition: int,
+        entries: list[Entry],
+        stop: asyncio.Event,
+        health: PartitionHealth,
+        parking: Parking,
+    ) -> Collection[str]:
+        """Apply a batch; entries of parked keys are set aside behind their failed entry,
+        and an entry that keeps failing is dead-lettered, its key parked behind it."""
         live = [e for e in entries if e.fields]  # a trimmed entry comes back empty
-        if not live:
-            return
+        free = await parking.hold(live)
+        deferred: list[str] = []
         try:
-            await handler.handle(partition, live)
-            return
+            if free:
+                deferred += await handler.handle(partition, free) or ()
         except (LeaseLost, *INFRA_ERRORS):
             raise
         except Exception:
-            if len(live) == 1:
-                await self._retry_one(handler, partition, live[0], stop)
-                return
-            log.exception(
-                "%s partition %d: batch failed, retrying one by one", handler.group, partition
-            )
-        for entry in live:
-            await self._retry_one(handler, partition, entry, stop)
+            if len(free) > 1:
+                log.exception(
+                    "%s partition %d: batch failed, retrying one by one", handler.group, partition
+                )
+            for entry in free:
+                if parking.held(entry):  # an entry before it, of the same key, just failed
+                    await parking.hold([entry])
+                else:
+                    deferred += await self._retry_one(
+                        handler, partition, entry, stop, health, parking
+                    )
+        if len(free) < len(live):  # the checkpoint moves past what was set aside
+            await handler.skip(partition, live[-1])
+        return deferred
 
     async def _retry_one(
-        self, handler: PartitionHandler, partition: int, entry: Entry, stop: asyncio.Event
-    ) -> None:
+        self,
+        handler: PartitionHandler,
+        partition: int,
+        entry: Entry,
+        stop: asyncio.Event,
+        health: PartitionHealth,
+        parking: Parking,
+    ) -> Collection[str]:
         error = ""
         for attempt in range(MAX_ATTEMPTS):
             try:
-                await handler.handle(partition, [entry])
-                return
+                return await handler.handle(partition, [entry]) or ()
             except (LeaseLost, *INFRA_ERRORS):
                 raise
             except Exception as exc:
@@ -306,29 +414,21 @@ class PartitionedConsumer:
                 log.exception(
                     "%s: entry %s failed (attempt %d)", handler.group, entry.id, attempt + 1
                 )
+                health.failed(error)
                 await record_error(self._redis, handler.group, error, dead_letter=False)
-                await _sleep_unless(stop, 0.05 * 2**attempt)
-        letter = DeadLetter(
-            group=handler.group,
-            stream=handler.stream(partition),
-            entry_id=entry.id,
-            fields=entry.fields,
-            error=error,
-            at=time.time(),
-        )
-        await self._redis.xadd(keys.dead_letters(handler.group), {"e": msgspec.json.encode(letter)})
+                await HANDLER_RETRY.sleep(attempt, stop)
+        await parking.give_up(entry, error, MAX_ATTEMPTS)
         await record_error(self._redis, handler.group, error, dead_letter=True)
         await handler.skip(partition, entry)
-        log.error("%s: entry %s dead-lettered: %s", handler.group, entry.id, error)
-
-
-async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:
-    with contextlib.suppress(TimeoutError):
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
+        return ()
 
 
 class _Lanes:
-    """Per-key chains of entries for a KeyedHandler on one partition."""
+    """Per-key chains of entries for a KeyedHandler on one partition.
+
+    Finished entries are acknowledged together: when the stream has nothing new, and
+    whenever a batch arrives.
+    """
 
     def __init__(
         self,
@@ -336,26 +436,49 @@ class _Lanes:
         handler: PartitionHandler,
         partition: int,
         stop: asyncio.Event,
+        health: PartitionHealth,
+        parking: Parking,
     ) -> None:
         self._consumer = consumer
+        self._health = health
+        self._parking = parking
         self._handler = handler
-        self._key_of: Callable[[Entry], str] = handler.key_of  # type: ignore[attr-defined]
+        self._key_of: Callable[[Entry], str | None] = handler.key_of  # type: ignore[attr-defined]
         self._partition = partition
         self._stop = stop
         self._tails: dict[str, asyncio.Task[None]] = {}
         self._running: set[asyncio.Task[None]] = set()
         self._slots = asyncio.Semaphore(MAX_IN_FLIGHT)
+        self._done: list[str] = []
         self.broken = asyncio.Event()
         self.failure: BaseException | None = None
 
     async def dispatch(self, entries: list[Entry]) -> None:
         for entry in entries:
+            key = self._key_of(entry) if entry.fields else None
+            if key is None:
+                self._done.append(entry.id)
+                continue
             await self._slots.acquire()
-            key = self._key_of(entry) if entry.fields else entry.id
             task = asyncio.create_task(self._run(entry, self._tails.get(key)))
             self._tails[key] = task
             self._running.add(task)
             task.add_done_callback(functools.partial(self._finished, key))
+        await self.flush()
+
+    @property
+    def idle(self) -> bool:
+        return not self._running
+
+    async def flush(self) -> None:
+        done, self._done = self._done, []
+        try:
+            await acknowledge(self._consumer._redis, self._handler, self._partition, done)
+        except INFRA_ERRORS:
+            self._done = done + self._done
+            raise
+        if done:
+            self._health.progressed()
 
     def _finished(self, key: str, task: asyncio.Task[None]) -> None:
         self._running.discard(task)
@@ -368,13 +491,14 @@ class _Lanes:
             await asyncio.wait({after})  # its own failure is its own business
         if self.broken.is_set():
             return  # left pending: read again once the partition is back in order
-        handler = self._handler
         try:
-            await self._consumer._process(handler, self._partition, [entry], self._stop)
-            await self._consumer._redis.xack(
-                handler.stream(self._partition), handler.group, entry.id
+            deferred = await self._consumer._process(
+                self._handler, self._partition, [entry], self._stop, self._health, self._parking
             )
+            if entry.id not in deferred:
+                self._done.append(entry.id)
         except (LeaseLost, *INFRA_ERRORS) as exc:
+            self._health.failed(f"{type(exc).__name__}: {exc}")
             self.failure = exc
             self.broken.set()
 
@@ -384,4 +508,7 @@ class _Lanes:
             await asyncio.wait(set(self._running))
         failure, self.failure = self.failure, None
         self.broken.clear()
+        if failure is None:
+            with contextlib.suppress(*INFRA_ERRORS):
+                await self.flush()
         return failure

@@ -21,6 +21,7 @@ TITLES: dict[str, str] = {
     "too_many_attempts": "Too many failed sign-ins; try again later",
     "too_many_requests": "Too many requests; slow down",
     "internal_error": "Something went wrong on our side",
+    "overloaded": "Too busy right now; try again shortly",
 }
 
 

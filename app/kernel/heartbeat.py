@@ -11,6 +11,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from app.kernel import keys
+from app.kernel.consumer import Stall
 from app.kernel.partitions import new_id
 from app.kernel.redis_types import text_dict
 
@@ -25,6 +26,8 @@ class Heartbeat(msgspec.Struct, frozen=True, kw_only=True):
     host: str
     at: float
     info: dict[str, int | str] = {}
+    stalls: list[Stall] = []
+    warnings: list[str] = []
 
 
 _decoder = msgspec.json.Decoder(Heartbeat)
@@ -41,6 +44,10 @@ class HeartbeatPublisher:
         self.id = ident
         self.info: Callable[[], dict[str, int | str]] = dict
         """What the status page shows about this process; the process sets it."""
+        self.stalls: Callable[[], list[Stall]] = list
+        """Partitions this process owns and cannot move forward."""
+        self.warnings: Callable[[], list[str]] = list
+        """What an operator should know (e.g. the Redis it runs on is not durable)."""
 
     async def beat(self) -> None:
         beat = Heartbeat(
@@ -50,6 +57,8 @@ class HeartbeatPublisher:
             host=socket.gethostname(),
             at=time.time(),
             info=self.info(),
+            stalls=self.stalls(),
+            warnings=self.warnings(),
         )
         await self._redis.hset(keys.heartbeats(), self.id, msgspec.json.encode(beat))
 

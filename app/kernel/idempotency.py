@@ -4,17 +4,22 @@ The record is claimed with SET NX before anything runs, and holds the command id
 replay finds the original command and answers from its status; the command's own dedup
 record (written by its commit) makes sure it takes effect once. Fingerprints are HMACs, so
 a body holding a card number leaves nothing that could be brute-forced back to it.
+
+A record lives in the partition its (user, key) digest picks, so it can be claimed in the
+same script that enqueues an async command of that partition.
 """
 
 from __future__ import annotations
 
 import hmac
 import re
+from dataclasses import dataclass
 
 import msgspec
 from redis.asyncio import Redis
 
 from app.kernel import keys
+from app.kernel.partitions import partition_of
 
 IDEMPOTENCY_TTL_SECONDS = 24 * 3600
 _KEY = re.compile(r"[\x21-\x7e]{1,128}")
@@ -34,30 +39,51 @@ class IdempotencyRecord(msgspec.Struct, frozen=True):
 _decoder = msgspec.json.Decoder(IdempotencyRecord)
 
 
+def decode_record(raw: str | bytes) -> IdempotencyRecord:
+    return _decoder.decode(raw)
+
+
+@dataclass(frozen=True)
+class IdempotencySlot:
+    """Where a (user, key) claim lives."""
+
+    partition: int
+    key: str
+
+
 class IdempotencyStore:
-    def __init__(self, redis: Redis, secret: str, ttl_seconds: int = IDEMPOTENCY_TTL_SECONDS):
+    def __init__(
+        self,
+        redis: Redis,
+        secret: str,
+        partitions: int,
+        ttl_seconds: int = IDEMPOTENCY_TTL_SECONDS,
+    ):
         self._redis = redis
         self._secret = secret.encode()
-        self._ttl = ttl_seconds
+        self._partitions = partitions
+        self.ttl = ttl_seconds
 
     def fingerprint(self, command_type: str, canonical_body: bytes) -> str:
         mac = hmac.new(self._secret, command_type.encode() + b"\x00" + canonical_body, "sha256")
         return mac.hexdigest()
 
+    def slot(self, user: str, key: str) -> IdempotencySlot:
+        digest = keys.idempotency_digest(user, key)
+        partition = partition_of(digest, self._partitions)
+        return IdempotencySlot(partition, keys.idempotency(partition, digest))
+
     async def claim(
-        self, user: str, key: str, record: IdempotencyRecord
+        self, slot: IdempotencySlot, record: IdempotencyRecord
     ) -> IdempotencyRecord | None:
         """None if the key is ours now; else the record of whoever claimed it first."""
-        redis_key = keys.idempotency(user, key)
-        claimed = await self._redis.set(
-            redis_key, msgspec.json.encode(record), nx=True, ex=self._ttl
-        )
+        claimed = await self._redis.set(slot.key, msgspec.json.encode(record), nx=True, ex=self.ttl)
         if claimed:
             return None
-        raw = await self._redis.get(redis_key)
+        raw = await self._redis.get(slot.key)
         if raw is None:  # expired between the two calls: try once more
-            return await self.claim(user, key, record)
-        return _decoder.decode(raw)
+            return await self.claim(slot, record)
+        return decode_record(raw)
 
 
 def same_request(a: IdempotencyRecord, b: IdempotencyRecord) -> bool:

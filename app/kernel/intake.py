@@ -3,21 +3,31 @@
 Transport-free: the web layer hands in bytes (or a parsed form) and an Actor, and turns the
 Reply into an HTTP response. The order of the checks is the contract: a body is structurally
 valid before anyone asks who sent it, and nobody's command runs before they are authorized.
+An async command is accepted in one round trip: one script claims its Idempotency-Key,
+writes its `accepted` status and queues it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from typing import Any
 
 import msgspec
 
+from app.kernel.backlog import Backlog
 from app.kernel.bus import CommandBus
-from app.kernel.command_status import FINAL, CommandStatusStore
+from app.kernel.command_status import FINAL, CommandStatusStore, QueuePlace
 from app.kernel.errors import Forbidden, ProblemError, Unauthenticated, ValidationFailed
-from app.kernel.idempotency import IdempotencyRecord, IdempotencyStore, same_request, valid_key
-from app.kernel.messages import Actor, FieldError, Outcome
+from app.kernel.idempotency import (
+    IdempotencyRecord,
+    IdempotencySlot,
+    IdempotencyStore,
+    same_request,
+    valid_key,
+)
+from app.kernel.messages import Actor, CommandEnvelope, FieldError, Outcome
 from app.kernel.partitions import partition_of_command
 
 REPLAY_WAIT_SECONDS = 5.0
@@ -41,14 +51,36 @@ class IdempotencyKeyReused(ProblemError):
         super().__init__("idempotency_key_reused", "This key was used with a different request")
 
 
+class Overloaded(ProblemError):
+    """Too many queued commands: new ones of this kind are refused, so accepted ones stay fast."""
+
+    status = 503
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__("overloaded", f"Too many orders are waiting; try again in {retry_after} s")
+        self.retry_after = retry_after
+
+
 class CommandIntake:
     def __init__(
-        self, bus: CommandBus, statuses: CommandStatusStore, idempotency: IdempotencyStore
+        self,
+        bus: CommandBus,
+        statuses: CommandStatusStore,
+        idempotency: IdempotencyStore,
+        backlog: Backlog,
+        *,
+        backlog_limit: int = 0,
+        same_slot_scripts: bool = False,
     ) -> None:
+        """`backlog_limit`: queued commands past which `shed_when_busy` commands get 503
+        (0: never). `same_slot_scripts`: a script may only touch keys of one slot (Cluster)."""
         self.bus = bus
         self.registry = bus.registry
         self._statuses = statuses
         self._idempotency = idempotency
+        self._backlog = backlog
+        self._backlog_limit = backlog_limit
+        self._same_slot = same_slot_scripts
 
     def decode(self, raw: bytes) -> msgspec.Struct:
         return self.registry.public_decoder.decode_json(raw)
@@ -77,6 +109,9 @@ class CommandIntake:
                 [FieldError("Idempotency-Key", "Must be 1-128 visible ASCII characters")]
             )
         mode = "async" if spec.mode == "async" or prefer_async else "sync"
+        place = None
+        if mode == "async":
+            place = await self._admit(spec.shed_when_busy)
         fingerprint = (
             self._idempotency.fingerprint(tag, msgspec.json.encode(command))
             if idempotency_key
@@ -84,26 +119,73 @@ class CommandIntake:
         )
         if spec.prepare is not None:
             command = await spec.prepare(command, actor)
-        envelope = self.bus.envelope(command, actor)
+        slot = None
         if idempotency_key:
             assert actor.username is not None
-            mine = IdempotencyRecord(fingerprint, envelope.command_id, envelope.aggregate_id, mode)
-            first = await self._idempotency.claim(actor.username, idempotency_key, mine)
-            if first is not None:
-                if not same_request(first, mine):
-                    raise IdempotencyKeyReused()
-                replay = await self._replay(first)
-                if replay is not None:
-                    return replay
-                # claimed before, but nothing was accepted: run it now, under the first id
-                envelope = msgspec.structs.replace(
-                    envelope, command_id=first.command_id, aggregate_id=first.aggregate_id
-                )
-                mode = first.mode
+            slot = self._idempotency.slot(actor.username, idempotency_key)
+        envelope = self.bus.envelope(command, actor, partition=slot.partition if slot else None)
+        mine = IdempotencyRecord(fingerprint, envelope.command_id, envelope.aggregate_id, mode)
         if mode == "async":
-            await self._statuses.enqueue(self.bus.partition(envelope), envelope)
+            return await self._enqueue(envelope, slot, mine, place)
+        if slot is not None:
+            first = await self._idempotency.claim(slot, mine)
+            if first is not None:
+                return await self._again(first, mine, envelope, place)
+        return from_outcome(await self.bus.execute(envelope, "inline"))
+
+    async def _admit(self, shed_when_busy: bool) -> QueuePlace:
+        """Refuse a sheddable command while the backlog is over its limit; else its place."""
+        reading = await self._backlog.current()
+        if shed_when_busy and self._backlog_limit and reading.in_flight >= self._backlog_limit:
+            estimate = reading.estimate_seconds(reading.in_flight - self._backlog_limit + 1)
+            raise Overloaded(max(1, math.ceil(estimate or 1.0)))
+        self._backlog.admitted()
+        return QueuePlace(reading.in_flight, reading.estimate_seconds(reading.in_flight))
+
+    async def _enqueue(
+        self,
+        envelope: CommandEnvelope,
+        slot: IdempotencySlot | None,
+        mine: IdempotencyRecord,
+        place: QueuePlace | None,
+    ) -> Reply:
+        partition = self.bus.partition(envelope)
+        claim = None
+        if slot is not None:
+            if self._same_slot and slot.partition != partition:
+                first = await self._idempotency.claim(slot, mine)
+                if first is not None:
+                    return await self._again(first, mine, envelope, place)
+            else:
+                claim = (slot, mine, self._idempotency.ttl)
+        result = await self._statuses.enqueue(partition, envelope, idempotency=claim, place=place)
+        if result.claimed_by is not None:
+            return await self._again(result.claimed_by, mine, envelope, place)
+        return accepted(envelope.command_id)
+
+    async def _again(
+        self,
+        first: IdempotencyRecord,
+        mine: IdempotencyRecord,
+        envelope: CommandEnvelope,
+        place: QueuePlace | None,
+    ) -> Reply:
+        """The key was claimed before: replay that command's answer, or refuse another body."""
+        if not same_request(first, mine):
+            raise IdempotencyKeyReused()
+        replay = await self._replay(first)
+        if replay is not None:
+            return replay
+        # claimed before, but nothing was accepted (a crash between the two): run it now,
+        # under the first id
+        envelope = msgspec.structs.replace(
+            envelope, command_id=first.command_id, aggregate_id=first.aggregate_id
+        )
+        if first.mode == "async":
+            partition = self.bus.partition(envelope)
+            await self._statuses.enqueue(partition, envelope, place=place)
             return accepted(envelope.command_id)
-        return from_outcome(await self.bus.execute(envelope, fresh=True))
+        return from_outcome(await self.bus.execute(envelope, "inline"))
 
     async def _replay(self, first: IdempotencyRecord) -> Reply | None:
         partition = partition_of_command(first.command_id, self.bus.partitions)

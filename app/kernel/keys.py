@@ -46,6 +46,12 @@ def commands(partition: int) -> str:
     return f"{tag(partition)}:commands"
 
 
+def queue_counters(partition: int) -> str:
+    """Hash: `accepted` and `finished` queued commands of the partition (their difference is
+    the backlog; the web's admission control and the queue estimate read it)."""
+    return f"{tag(partition)}:queue"
+
+
 def status_notices(partition: int) -> str:
     """Capped stream of command-status changes the WebSocket hubs follow."""
     return f"{tag(partition)}:notices"
@@ -71,13 +77,22 @@ def consumer_health(group: str) -> str:
     return f"health:{group}"
 
 
-def idempotency(user: str, key: str) -> str:
-    digest = hashlib.sha256(f"{user}\x00{key}".encode()).hexdigest()[:40]
-    return f"idem:{digest}"
+def idempotency_digest(user: str, key: str) -> str:
+    return hashlib.sha256(f"{user}\x00{key}".encode()).hexdigest()[:40]
+
+
+def idempotency(partition: int, digest: str) -> str:
+    """A (user, Idempotency-Key) claim, in the partition its digest picks (see idempotency)."""
+    return f"{tag(partition)}:idem:{digest}"
 
 
 def session(token_digest: str) -> str:
     return f"session:{token_digest}"
+
+
+def session_revocations() -> str:
+    """Capped stream of logged-out sessions' digests, for every web process's cache."""
+    return "sessions:revoked"
 
 
 def user(username: str) -> str:
@@ -105,8 +120,9 @@ def ui_state(name: str, user: str) -> str:
 
 
 def external(system: str, *parts: str) -> str:
-    """State of a simulated remote system (e.g. the payment gateway's ledger)."""
-    return ":".join(("ext", system, *parts))
+    """State of a simulated remote system (e.g. the payment gateway's ledger); one system's
+    keys share a Cluster slot, so one script can act on them."""
+    return ":".join(("ext", f"{{{system}}}", *parts))
 
 
 # --- read side -----------------------------------------------------------------------------

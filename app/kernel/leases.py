@@ -8,17 +8,18 @@ from app.kernel import keys
 from app.kernel.scripts import load_script
 
 LEASE_MS = 10_000
+_SCRIPT = load_script(__file__, "lease.lua")
 
 
 class Leases:
     def __init__(self, redis: Redis, owner: str, ttl_ms: int = LEASE_MS) -> None:
-        self._script = load_script(redis, __file__, "lease.lua")
+        self._redis = redis
         self.owner = owner
         self._ttl_ms = ttl_ms
 
     async def _call(self, action: str, group: str, partition: int) -> bool:
-        held = await self._script(
-            keys=[keys.lease(group, partition)], args=[action, self.owner, self._ttl_ms]
+        held = await _SCRIPT(
+            self._redis, [keys.lease(group, partition)], [action, self.owner, self._ttl_ms]
         )
         return bool(held)
 

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 import msgspec
+
+Delivery = Literal["inline", "queued"]
+"""How a command reached the bus: run inline while its sender waits, or taken from a queue."""
 
 
 class Actor(msgspec.Struct, frozen=True):
@@ -51,6 +56,9 @@ class CommandEnvelope(msgspec.Struct, frozen=True, kw_only=True):
     accepted_at: float
     internal: bool = False
     """Internal commands (sent by processes) keep a dedup record but no public status."""
+    after: str = ""
+    """A position the command's outcome must also cover: effects a process committed
+    elsewhere before it (e.g. the stock of an order, in other partitions)."""
 
     @property
     def actor(self) -> Actor:
@@ -81,13 +89,3 @@ class Outcome(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
 class Step(msgspec.Struct, frozen=True):
     name: str
     at: float
-
-
-class StatusUpdate(msgspec.Struct, frozen=True, omit_defaults=True):
-    """A change to one command's status hash, applied inside a commit."""
-
-    id: str
-    fields: dict[str, str]
-    step: str = ""
-    sender: str = ""
-    journal: str = ""

@@ -8,7 +8,7 @@ checkpoint of every partition its read model has reached.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
 StreamId = tuple[int, int]
 _PAIR = re.compile(r"([0-9]{1,2}):([0-9]{1,20})-([0-9]{1,20})")
@@ -27,7 +27,7 @@ def format_stream_id(stream_id: StreamId) -> str:
 def parse(token: str) -> dict[int, StreamId]:
     """Raises ValueError on anything that is not a token we issued."""
     result: dict[int, StreamId] = {}
-    if not token or len(token) > 2000:
+    if not token or len(token) > 8192:
         raise ValueError("empty or oversized position")
     for part in token.split(","):
         match = _PAIR.fullmatch(part.strip())
@@ -51,6 +51,16 @@ def single(partition: int, stream_id: str) -> str:
 
 def reached(checkpoints: Mapping[int, StreamId], wanted: Mapping[int, StreamId]) -> bool:
     return all(checkpoints.get(partition, ZERO) >= sid for partition, sid in wanted.items())
+
+
+def covering(tokens: Iterable[str | None]) -> str:
+    """One token that covers every given one (the latest entry of each partition)."""
+    latest: dict[int, StreamId] = {}
+    for token in tokens:
+        if token:
+            for partition, stream_id in parse(token).items():
+                latest[partition] = max(latest.get(partition, ZERO), stream_id)
+    return format_position(latest)
 
 
 def merge(*positions: Mapping[int, StreamId]) -> dict[int, StreamId]:

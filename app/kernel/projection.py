@@ -16,10 +16,12 @@ from typing import Any, Generic, Protocol, TypeVar
 import msgspec
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import WatchError
 
 from app.kernel import keys
 from app.kernel.consumer import Entry, LeaseLost
+from app.kernel.event_entries import event_head, stored_event
 from app.kernel.messages import StoredEvent
 from app.kernel.positions import parse_stream_id
 from app.kernel.redis_types import field_map, optional_text
@@ -64,9 +66,6 @@ class Applied(Generic[T]):
         self.event = event
 
 
-_stored_decoder = msgspec.json.Decoder(StoredEvent)
-
-
 class EventProjection(Generic[T]):
     """Base for projections of domain events: decodes only the event types it handles."""
 
@@ -79,11 +78,15 @@ class EventProjection(Generic[T]):
     def stream(self, partition: int) -> str:
         return keys.events(partition)
 
+    def order_key(self, fields: dict[str, str]) -> str:
+        return event_head(fields).aggregate
+
     def decode(self, fields: dict[str, str]) -> tuple[Version | None, Applied[T] | None]:
-        stored = _stored_decoder.decode(fields["e"])
-        version = (f"{stored.aggregate}:{stored.aggregate_id}", stored.version)
-        if stored.type not in self.handles:
-            return version, None
+        head = event_head(fields)
+        version = (head.aggregate, head.version)
+        if head.type not in self.handles:
+            return version, None  # counted, never decoded
+        stored = stored_event(fields)
         return version, Applied("", stored, self._event_decoder.decode(stored.data))
 
     def apply(self, item: Applied[T], tx: Pipeline) -> Iterable[Change]:
@@ -101,7 +104,29 @@ class ProjectionHandler:
     def stream(self, partition: int) -> str:
         return self.projection.stream(partition)
 
+    def order_key(self, entry: Entry) -> str | None:
+        """Entries of one aggregate apply in order (a failed one holds the later ones back)."""
+        of = getattr(self.projection, "order_key", None)
+        key: str | None = of(entry.fields) if of is not None else None
+        return key
+
     async def handle(self, partition: int, entries: list[Entry]) -> None:
+        await self._guarded(partition, entries, replay=False)
+
+    async def replay(self, partition: int, entries: list[Entry]) -> None:
+        """Apply dead letters being retried: behind the checkpoint, so it is neither checked
+        nor moved; the versions applied per aggregate still skip what was applied."""
+        await self._guarded(partition, entries, replay=True)
+
+    async def _guarded(self, partition: int, entries: list[Entry], *, replay: bool) -> None:
+        try:
+            await self._apply(partition, entries, replay)
+        except WatchError as exc:
+            if "while watching" in str(exc):  # the connection dropped: not the handler's fault
+                raise RedisConnectionError(str(exc)) from exc
+            raise LeaseLost(f"{self.projection.name} partition {partition}") from None
+
+    async def _apply(self, partition: int, entries: list[Entry], replay: bool) -> None:
         name = self.projection.name
         checkpoint_key = keys.checkpoint(name, partition)
         versions_key = keys.applied_versions(name, partition)
@@ -109,7 +134,7 @@ class ProjectionHandler:
             await tx.watch(checkpoint_key)
             checkpoint = optional_text(await tx.get(checkpoint_key))
             done = parse_stream_id(checkpoint) if checkpoint else (0, 0)
-            fresh = [e for e in entries if parse_stream_id(e.id) > done]
+            fresh = entries if replay else [e for e in entries if parse_stream_id(e.id) > done]
             if not fresh:
                 await tx.reset()  # type: ignore[no-untyped-call]
                 return
@@ -142,8 +167,9 @@ class ProjectionHandler:
                     changes[(change.view, change.key)] = None
             if touched:
                 tx.hset(versions_key, mapping=field_map(touched))
-            last_id = fresh[-1].id
-            tx.set(checkpoint_key, last_id)
+            last_id = fresh[-1].id if not replay else checkpoint or fresh[-1].id
+            if not replay:
+                tx.set(checkpoint_key, last_id)
             position = f"{partition}:{last_id}"
             for view, key in changes:
                 tx.xadd(
@@ -152,10 +178,7 @@ class ProjectionHandler:
                     maxlen=VIEW_NOTICES_MAXLEN,
                     approximate=True,
                 )
-            try:
-                await tx.execute()
-            except WatchError:
-                raise LeaseLost(f"{name} partition {partition}") from None
+            await tx.execute()
 
     async def skip(self, partition: int, entry: Entry) -> None:
         checkpoint_key = keys.checkpoint(self.projection.name, partition)

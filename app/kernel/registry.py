@@ -8,7 +8,8 @@ from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 import msgspec
 
-from app.kernel.messages import Actor, CommandEnvelope, Outcome, Problem
+from app.kernel.command_status import StatusChange
+from app.kernel.messages import Actor, CommandEnvelope, Outcome
 from app.kernel.validation import CommandDecoder
 
 if TYPE_CHECKING:
@@ -25,18 +26,6 @@ class AggregateKind(Generic[S]):
         self.name = name
         self.state_type = state_type
         self.decoder: msgspec.json.Decoder[S] = msgspec.json.Decoder(state_type)
-
-
-class CommandProgress(msgspec.Struct, frozen=True):
-    """A change a commit makes to another command's status (e.g. a process finishing it).
-
-    The other command must live in the same partition as the aggregate being committed.
-    """
-
-    command_id: str
-    step: str
-    status: Literal["succeeded", "failed"] | None = None
-    error: Problem | None = None
 
 
 @dataclass(frozen=True)
@@ -62,7 +51,6 @@ class Decision(Generic[S]):
     state: S | None = None
     events: Sequence[msgspec.Struct] = ()
     integration: Sequence[msgspec.Struct] = ()
-    progress: Sequence[CommandProgress] = ()
     complete: bool = True
     step: str = ""
 
@@ -80,6 +68,10 @@ class CommandSpec(Generic[C, S]):
     `runner`: for commands that are not one aggregate's transaction (e.g. a bulk import).
     `wire_type` + `prepare`: when what clients send differs from what may be stored (a card
     number becomes a token at the edge), the wire form is decoded and `prepare`d first.
+    `follow`: for a command creating an aggregate (with `assign_id`) that goes on after its
+    commit: which step (or end) of it each later event of that aggregate is. Its status then
+    moves in the same commits as those events. Its id derives from the aggregate's.
+    `shed_when_busy`: refused with 503 while the queue's backlog is over its limit.
     """
 
     command_type: type[C]
@@ -95,6 +87,8 @@ class CommandSpec(Generic[C, S]):
     runner: Runner | None = None
     wire_type: type[msgspec.Struct] | None = None
     prepare: Callable[[Any, Actor], Awaitable[C]] | None = None
+    follow: Callable[[Any], StatusChange | None] | None = None
+    shed_when_busy: bool = False
 
     @property
     def name(self) -> str:
@@ -108,6 +102,12 @@ class Registry:
 
     def __init__(self, specs: Sequence[CommandSpec[Any, Any]]) -> None:
         self._specs = {spec.name: spec for spec in specs}
+        self._followers: dict[str, CommandSpec[Any, Any]] = {}
+        for spec in specs:
+            if spec.follow is not None:
+                assert spec.kind is not None and spec.assign_id is not None, spec.name
+                assert spec.kind.name not in self._followers, spec.kind.name
+                self._followers[spec.kind.name] = spec
         self._decoders: dict[str, msgspec.json.Decoder[Any]] = {
             spec.name: msgspec.json.Decoder(spec.command_type) for spec in specs
         }
@@ -117,6 +117,10 @@ class Registry:
 
     def spec(self, name: str) -> CommandSpec[Any, Any]:
         return self._specs[name]
+
+    def follower(self, kind: str) -> CommandSpec[Any, Any] | None:
+        """The command whose status follows the events of aggregates of this kind."""
+        return self._followers.get(kind)
 
     def __contains__(self, name: str) -> bool:
         return name in self._specs

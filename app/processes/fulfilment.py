@@ -4,23 +4,24 @@
                          any line refused → release every line → RejectOrder(reason)
     OrderStockReserved → charge the gateway → MarkOrderPaid
                          declined / no answer → release → RejectOrder(reason)
-    OrderPaid          → ConfirmOrder (PlaceOrder succeeds in the same commit)
-    OrderConfirmed     → CommitStock for every line (reserved units become sold)
-    OrderCancelled     → release (or return, if confirmed) every line; refund if paid
+    OrderPaid          → CommitStock for every line (reserved units become sold) → ConfirmOrder
+                         (PlaceOrder succeeds in that commit, its position covering the stock)
+    OrderCancelled     → release (or, once paid, return) every line; refund if paid
     OrderRejected      → (payment_unavailable) void whatever the unanswered charge took
 
 Every step is a command with an id derived from the order and the step, so when an event is
 delivered again (a crash before the ack) each step returns its recorded outcome instead of
-running twice; the gateway gets idempotency keys of its own. The order's status is the
-process's stored progress. Orders of one partition are handled concurrently; events of one
-order strictly in order.
+running twice; the gateway gets idempotency keys of its own. The commands of one step (one
+per line) go out together: one round trip. The order's status is the process's stored
+progress. Orders of one partition are handled concurrently; events of one order strictly in
+order. Events of other kinds are acknowledged without being decoded.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, assert_never
 
 import msgspec
 
@@ -31,22 +32,16 @@ from app.domain.events import event_decoder
 from app.kernel import keys
 from app.kernel.bus import CommandBus
 from app.kernel.consumer import Entry
-from app.kernel.messages import SYSTEM, Outcome, StoredEvent
+from app.kernel.event_entries import event_head, stored_event
+from app.kernel.messages import SYSTEM, Outcome
+from app.kernel.positions import covering
 
 log = logging.getLogger(__name__)
 
 GROUP = "process.fulfilment"
 HANDLED = frozenset(
-    {
-        "OrderPlaced",
-        "OrderStockReserved",
-        "OrderPaid",
-        "OrderConfirmed",
-        "OrderCancelled",
-        "OrderRejected",
-    }
+    {"OrderPlaced", "OrderStockReserved", "OrderPaid", "OrderCancelled", "OrderRejected"}
 )
-_stored_decoder = msgspec.json.Decoder(StoredEvent)
 
 
 class Fulfilment:
@@ -60,66 +55,73 @@ class Fulfilment:
     def stream(self, partition: int) -> str:
         return keys.events(partition)
 
-    def key_of(self, entry: Entry) -> str:
-        """Events of one aggregate in order; different orders run side by side."""
-        return _stored_decoder.decode(entry.fields["e"]).aggregate_id
+    def key_of(self, entry: Entry) -> str | None:
+        """Events of one order in order, different orders side by side; others skipped."""
+        head = event_head(entry.fields)
+        return head.aggregate_id if head.type in HANDLED else None
 
     async def handle(self, partition: int, entries: list[Entry]) -> None:
         """In order. The consumer runs different orders' entries side by side (key_of)."""
         for entry in entries:
-            stored = _stored_decoder.decode(entry.fields["e"])
-            if stored.type in HANDLED:
+            if event_head(entry.fields).type in HANDLED:
+                stored = stored_event(entry.fields)
                 await self.react(self._events.decode(stored.data))
 
     async def skip(self, partition: int, entry: Entry) -> None:
         """A dead-lettered event needs no marking: the consumer group acks it."""
 
-    async def react(self, event: Any) -> None:
+    async def react(self, event: orders.OrderEvent) -> None:
         match event:
             case orders.OrderPlaced():
                 await self._reserve(event)
             case orders.OrderStockReserved():
                 await self._charge(event.order_id)
             case orders.OrderPaid():
-                await self._run(orders.ConfirmOrder(event.order_id), event.order_id, "confirm")
-            case orders.OrderConfirmed():
-                await self._each_line(event.order_id, event.lines, "commit", products.CommitStock)
+                await self._confirm(event.order_id)
             case orders.OrderCancelled():
                 await self._after_cancel(event)
-            case orders.OrderRejected(reason="payment_unavailable"):
-                await self._void(event.order_id)
+            case orders.OrderRejected():
+                if event.reason == "payment_unavailable":
+                    await self._void(event.order_id)
+            case orders.OrderConfirmed() | orders.OrderShipped() | orders.OrderRefunded():
+                pass  # nothing follows from these (not in HANDLED: never even decoded)
+            case _:
+                assert_never(event)
 
-    async def _run(self, command: msgspec.Struct, order_id: str, step: str) -> Outcome:
-        envelope = self._bus.envelope(command, SYSTEM, base_id=f"{order_id}.{step}", internal=True)
-        return await self._bus.execute(envelope)
+    def _step(self, command: msgspec.Struct, order_id: str, step: str, after: str = "") -> Any:
+        return self._bus.envelope(
+            command, SYSTEM, base_id=f"{order_id}.{step}", internal=True, after=after
+        )
+
+    async def _run(
+        self, command: msgspec.Struct, order_id: str, step: str, after: str = ""
+    ) -> Outcome:
+        return await self._bus.execute(self._step(command, order_id, step, after))
 
     async def _each_line(
-        self, order_id: str, lines: list[orders.OrderLine], step: str, command: Any
+        self, order_id: str, lines: Sequence[orders.OrderLine], step: str, command: Any
     ) -> list[Outcome]:
-        return list(
-            await asyncio.gather(
-                *(
-                    self._run(command(line.sku, order_id), order_id, f"{step}.{line.sku}")
-                    for line in lines
-                )
-            )
-        )
+        envelopes = [
+            self._step(command(line.sku, order_id), order_id, f"{step}.{line.sku}")
+            for line in lines
+        ]
+        return await self._bus.execute_batch(envelopes, "queued")
 
     async def _reserve(self, event: orders.OrderPlaced) -> None:
         order_id = event.order_id
-        outcomes = await asyncio.gather(
-            *(
-                self._run(
-                    products.ReserveStock(line.sku, order_id, line.quantity),
-                    order_id,
-                    f"reserve.{line.sku}",
-                )
-                for line in event.lines
+        envelopes = [
+            self._step(
+                products.ReserveStock(line.sku, order_id, line.quantity),
+                order_id,
+                f"reserve.{line.sku}",
             )
-        )
+            for line in event.lines
+        ]
+        outcomes = await self._bus.execute_batch(envelopes, "queued")
         refused = next((o.error for o in outcomes if o.error is not None), None)
         if refused is None:
-            marked = await self._run(orders.MarkOrderReserved(order_id), order_id, "reserved")
+            held = covering(o.position for o in outcomes)
+            marked = await self._run(orders.MarkOrderReserved(order_id), order_id, "reserved", held)
             if marked.error is None:
                 return
             # the order moved on without us (cancelled meanwhile): give the stock back
@@ -130,7 +132,7 @@ class Fulfilment:
             orders.RejectOrder(order_id, refused.code, refused.detail), order_id, "reject"
         )
 
-    async def _release(self, lines: list[orders.OrderLine], order_id: str) -> None:
+    async def _release(self, lines: Sequence[orders.OrderLine], order_id: str) -> None:
         await self._each_line(order_id, lines, "release", products.ReleaseStock)
 
     async def _charge(self, order_id: str) -> None:
@@ -163,6 +165,16 @@ class Fulfilment:
             )
             await self._run(orders.MarkOrderRefunded(order_id, refund), order_id, "refunded")
 
+    async def _confirm(self, order_id: str) -> None:
+        """Paid: the held units become sold, then the order is confirmed, its outcome's
+        position covering the stock it took (so a read of the catalog can wait for it)."""
+        order = await self._bus.load(ORDER, order_id, cached=True)
+        if order is None:
+            return
+        committed = await self._each_line(order_id, order.lines, "commit", products.CommitStock)
+        sold = covering(o.position for o in committed)
+        await self._run(orders.ConfirmOrder(order_id), order_id, "confirm", sold)
+
     async def _void(self, order_id: str) -> None:
         """The gateway never answered: a charge may still have been taken. Give it back."""
         refund = await self._gateway.void(f"charge:{order_id}")
@@ -171,17 +183,16 @@ class Fulfilment:
 
     async def _after_cancel(self, event: orders.OrderCancelled) -> None:
         order_id = event.order_id
-        if event.previous_status == "confirmed":
-            await asyncio.gather(
-                *(
-                    self._run(
-                        products.ReturnStock(line.sku, order_id, line.quantity),
-                        order_id,
-                        f"return.{line.sku}",
-                    )
-                    for line in event.lines
+        if event.paid:  # its stock was committed when it was paid (or is still held)
+            envelopes = [
+                self._step(
+                    products.ReturnStock(line.sku, order_id, line.quantity),
+                    order_id,
+                    f"return.{line.sku}",
                 )
-            )
+                for line in event.lines
+            ]
+            await self._bus.execute_batch(envelopes, "queued")
         else:
             await self._release(event.lines, order_id)
         if event.paid:

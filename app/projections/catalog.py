@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import assert_never
 
 from redis.asyncio.client import Pipeline
 
@@ -24,11 +24,11 @@ def stock_fields(stock: p.Stock) -> dict[str, int]:
     }
 
 
-class CatalogProjection(EventProjection[Any]):
+class CatalogProjection(EventProjection[p.ProductEvent]):
     name = "catalog"
     handles = frozenset(cls.__name__ for cls in p.PRODUCT_EVENTS)
 
-    def apply(self, item: Applied[Any], tx: Pipeline) -> Iterable[Change]:
+    def apply(self, item: Applied[p.ProductEvent], tx: Pipeline) -> Iterable[Change]:
         event = item.event
         key = keys.product(event.sku)
         match event:
@@ -52,6 +52,14 @@ class CatalogProjection(EventProjection[Any]):
                 tx.hset(key, "price_cents", event.price_cents)
             case p.ProductDiscontinued():
                 tx.hset(key, "status", "discontinued")
-            case _:
+            case (
+                p.ProductRestocked()
+                | p.StockReserved()
+                | p.StockReleased()
+                | p.StockCommitted()
+                | p.StockReturned()
+            ):
                 tx.hset(key, mapping=field_map(stock_fields(event.stock)))
+            case _:
+                assert_never(event)
         return [Change(VIEW, event.sku)]

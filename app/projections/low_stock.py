@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, assert_never
 
 import msgspec
 from redis.asyncio.client import Pipeline
@@ -15,7 +15,7 @@ from app.projections import keys
 VIEW = "admin"
 
 
-class LowStockProjection(EventProjection[Any]):
+class LowStockProjection(EventProjection[p.ProductEvent]):
     name = "low_stock"
     handles = frozenset(
         cls.__name__ for cls in p.PRODUCT_EVENTS if cls not in (p.ProductRenamed, p.PriceChanged)
@@ -25,14 +25,26 @@ class LowStockProjection(EventProjection[Any]):
         super().__init__(event_decoder)
         self._threshold = threshold
 
-    def apply(self, item: Applied[Any], tx: Pipeline) -> Iterable[Change]:
+    def apply(self, item: Applied[p.ProductEvent], tx: Pipeline) -> Iterable[Change]:
         event = item.event
-        if isinstance(event, p.ProductDiscontinued):
-            tx.zrem(keys.low_stock(), event.sku)
-        else:
-            available = event.stock.on_hand - event.stock.reserved
-            if available <= self._threshold:
-                tx.zadd(keys.low_stock(), {event.sku: available})
-            else:
+        match event:
+            case p.ProductDiscontinued():
                 tx.zrem(keys.low_stock(), event.sku)
+            case (
+                p.ProductCreated()
+                | p.ProductRestocked()
+                | p.StockReserved()
+                | p.StockReleased()
+                | p.StockCommitted()
+                | p.StockReturned()
+            ):
+                available = event.stock.on_hand - event.stock.reserved
+                if available <= self._threshold:
+                    tx.zadd(keys.low_stock(), {event.sku: available})
+                else:
+                    tx.zrem(keys.low_stock(), event.sku)
+            case p.ProductRenamed() | p.PriceChanged():
+                return []  # not handled: never decoded, listed so every case is accounted for
+            case _:
+                assert_never(event)
         return [Change(VIEW, "low_stock")]

@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import assert_never
 
 import msgspec
 from redis.asyncio.client import Pipeline
 
 from app.domain.events import integration_decoder
-from app.domain.orders import IntegrationEvents, OrderCancelledV1, OrderConfirmedV1
+from app.domain.orders import (
+    IntegrationEvents,
+    OrderCancelledV1,
+    OrderConfirmedV1,
+    OrderShippedV1,
+)
 from app.kernel import keys as kernel_keys
 from app.kernel.projection import Change, Version
 from app.projections import keys
@@ -26,12 +32,16 @@ class Notification(msgspec.Struct, frozen=True):
 
 def text_of(event: IntegrationEvents) -> str:
     short = event.order_id[-8:]
-    if isinstance(event, OrderConfirmedV1):
-        return f"Order …{short} is confirmed (${event.total_cents / 100:,.2f})."
-    if isinstance(event, OrderCancelledV1):
-        refunded = " Your payment was refunded." if event.refunded else ""
-        return f"Order …{short} was cancelled.{refunded}"
-    return f"Order …{short} has shipped."
+    match event:
+        case OrderConfirmedV1():
+            return f"Order …{short} is confirmed (${event.total_cents / 100:,.2f})."
+        case OrderCancelledV1():
+            refunded = " Your payment was refunded." if event.refunded else ""
+            return f"Order …{short} was cancelled.{refunded}"
+        case OrderShippedV1():
+            return f"Order …{short} has shipped."
+        case _:
+            assert_never(event)
 
 
 class NotificationsProjection:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import assert_never
 
 from redis.asyncio.client import Pipeline
 
@@ -12,19 +12,15 @@ from app.kernel.projection import Applied, Change, EventProjection
 from app.projections import keys
 
 VIEW = "admin"
-PREVIOUS = {
-    "OrderStockReserved": "placed",
-    "OrderPaid": "reserved",
-    "OrderConfirmed": "paid",
-    "OrderShipped": "confirmed",
-}
+PREVIOUS = {"OrderStockReserved": "placed", "OrderPaid": "reserved", "OrderShipped": "confirmed"}
+NEXT = {"OrderStockReserved": "reserved", "OrderPaid": "paid", "OrderShipped": "shipped"}
 
 
-class SalesProjection(EventProjection[Any]):
+class SalesProjection(EventProjection[o.OrderEvent]):
     name = "sales"
     handles = frozenset(cls.__name__ for cls in o.ORDER_EVENTS)
 
-    def apply(self, item: Applied[Any], tx: Pipeline) -> Iterable[Change]:
+    def apply(self, item: Applied[o.OrderEvent], tx: Pipeline) -> Iterable[Change]:
         event = item.event
         by_status = keys.sales_by_status()
         match event:
@@ -42,17 +38,15 @@ class SalesProjection(EventProjection[Any]):
                     tx.hincrby(keys.sales_totals(), "revenue_cents", -event.total_cents)
                     for line in event.lines:
                         tx.zincrby(keys.sales_top(), -line.quantity, line.sku)
-            case _:
-                new = {
-                    "OrderStockReserved": "reserved",
-                    "OrderPaid": "paid",
-                    "OrderConfirmed": "confirmed",
-                    "OrderShipped": "shipped",
-                }[item.stored.type]
+            case o.OrderStockReserved() | o.OrderPaid() | o.OrderShipped():
                 tx.hincrby(by_status, PREVIOUS[item.stored.type], -1)
-                tx.hincrby(by_status, new, 1)
-                if isinstance(event, o.OrderConfirmed):
-                    tx.hincrby(keys.sales_totals(), "revenue_cents", event.total_cents)
-                    for line in event.lines:
-                        tx.zincrby(keys.sales_top(), line.quantity, line.sku)
+                tx.hincrby(by_status, NEXT[item.stored.type], 1)
+            case o.OrderConfirmed():
+                tx.hincrby(by_status, "paid", -1)
+                tx.hincrby(by_status, "confirmed", 1)
+                tx.hincrby(keys.sales_totals(), "revenue_cents", event.total_cents)
+                for line in event.lines:
+                    tx.zincrby(keys.sales_top(), line.quantity, line.sku)
+            case _:
+                assert_never(event)
         return [Change(VIEW, "sales")]

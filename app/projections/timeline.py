@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any
+from typing import assert_never
 
 import msgspec
 from redis.asyncio.client import Pipeline
@@ -21,7 +21,7 @@ class TimelineEntry(msgspec.Struct, frozen=True):
     detail: str = ""
 
 
-def describe(event: Any) -> str:
+def describe(event: o.OrderEvent) -> str:
     match event:
         case o.OrderPlaced():
             return f"{len(event.lines)} line(s), total {event.total_cents} cents"
@@ -29,6 +29,8 @@ def describe(event: Any) -> str:
             return "Stock reserved"
         case o.OrderPaid():
             return "Payment captured"
+        case o.OrderConfirmed():
+            return ""
         case o.OrderRejected():
             return REJECT_REASONS.get(event.reason, event.reason)
         case o.OrderCancelled():
@@ -37,14 +39,15 @@ def describe(event: Any) -> str:
             return "Payment refunded"
         case o.OrderShipped():
             return "Shipped"
-    return ""
+        case _:
+            assert_never(event)
 
 
-class TimelineProjection(EventProjection[Any]):
+class TimelineProjection(EventProjection[o.OrderEvent]):
     name = "timeline"
     handles = frozenset(cls.__name__ for cls in o.ORDER_EVENTS)
 
-    def apply(self, item: Applied[Any], tx: Pipeline) -> Iterable[Change]:
+    def apply(self, item: Applied[o.OrderEvent], tx: Pipeline) -> Iterable[Change]:
         event = item.event
         status = {"OrderPlaced": "placed", "OrderRefunded": "refunded"}.get(
             item.stored.type

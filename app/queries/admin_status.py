@@ -10,6 +10,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from app.kernel import keys
+from app.kernel.consumer import Stall
 from app.kernel.heartbeat import live_heartbeats
 from app.kernel.positions import parse_stream_id
 from app.kernel.redis_types import text
@@ -63,6 +64,10 @@ class AdminStatus(msgspec.Struct, frozen=True):
     workers: list[Worker]
     websocket_connections: int
     generated_at: float
+    stalls: list[Stall] = []
+    """Partitions a live process owns and has not moved forward (with its last error)."""
+    warnings: list[str] = []
+    """What the processes report an operator should know (e.g. Redis is not durable)."""
 
 
 class Watched(msgspec.Struct, frozen=True):
@@ -128,7 +133,11 @@ def _stream_key(kind: str, partition: int) -> str:
 
 
 async def consumers(
-    write: Redis, read: Redis, watched: Sequence[Watched], partitions: int
+    write: Redis,
+    read: Redis,
+    watched: Sequence[Watched],
+    partitions: int,
+    stalls: Sequence[Stall] = (),
 ) -> list[Consumer]:
     stream_kinds = sorted({w.stream for w in watched})
     async with write.pipeline(transaction=False) as pipe:
@@ -190,7 +199,10 @@ async def consumers(
         error_at = float(health["last_error_at"]) if health.get("last_error_at") else None
         lag_seconds = round(oldest_ms / 1000, 3)
         status = "ok"
-        if gaps.get(w.name):
+        stalled = [s for s in stalls if s.group == w.group]
+        if stalled:
+            status = "stalled"
+        elif gaps.get(w.name):
             status = "gap"
         elif error_at and now - error_at < ERROR_RECENT_SECONDS:
             status = "retrying"
@@ -206,7 +218,10 @@ async def consumers(
                 lag_events=lag,
                 lag_seconds=lag_seconds if lag else 0.0,
                 status=status,
-                last_error=health.get("last_error", "") or gaps.get(w.name) or "",
+                last_error=_stall_text(stalled)
+                or health.get("last_error", "")
+                or gaps.get(w.name)
+                or "",
                 last_error_at=error_at,
                 dead_letters=int(health.get("dead_letters", 0)),
                 owners=owners_by_group[w.group],
@@ -215,15 +230,26 @@ async def consumers(
     return result
 
 
+def _stall_text(stalled: Sequence[Stall]) -> str:
+    return "; ".join(
+        f"partition {s.partition}: no progress for {s.seconds:.0f} s"
+        + (f" ({s.error})" if s.error else "")
+        for s in stalled
+    )
+
+
 async def admin_status(
     write: Redis, read: Redis, watched: Sequence[Watched], partitions: int
 ) -> AdminStatus:
     beats = await live_heartbeats(write)
     now = time.time()
+    stalls = [stall for beat in beats for stall in beat.stalls]
     return AdminStatus(
         commands=await command_stats(read),
-        projections=await consumers(write, read, watched, partitions),
+        projections=await consumers(write, read, watched, partitions, stalls),
         workers=[Worker(b.kind, b.id, round(now - b.at, 1), b.info) for b in beats],
         websocket_connections=sum(int(b.info.get("ws", 0)) for b in beats if b.kind == "web"),
         generated_at=now,
+        stalls=stalls,
+        warnings=sorted({w for beat in beats for w in beat.warnings}),
     )

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Sequence
 
@@ -10,8 +9,11 @@ import msgspec
 from redis.asyncio import Redis
 
 from app.kernel import keys
+from app.kernel.backoff import Backoff
 from app.kernel.positions import ZERO, StreamId, format_position, parse, parse_stream_id, reached
 from app.kernel.redis_types import text
+
+CATCHING_UP = Backoff(first=0.005, cap=0.1)
 
 
 class ReadPosition(msgspec.Struct, frozen=True):
@@ -54,12 +56,12 @@ async def wait_for(
         if any(partition >= partitions for partition in wanted):
             raise BadPosition(f"this service has partitions 0 to {partitions - 1}")
     deadline = time.monotonic() + wait_seconds
-    delay = 0.005
+    attempt = 0
     while True:
         current = await checkpoints(read, projections, partitions)
         if wanted is None or reached(current, wanted):
             return ReadPosition(format_position(current))
         if time.monotonic() >= deadline:
             return ReadPosition(format_position(current), stale=True)
-        await asyncio.sleep(delay)
-        delay = min(delay * 2, 0.1)
+        await CATCHING_UP.sleep(attempt)
+        attempt += 1

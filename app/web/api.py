@@ -307,9 +307,16 @@ async def readyz(request: Request) -> Response:
         if services.read is not services.write:
             await services.read.ping()
         checks["redis"] = "ok"
-        kinds = {b.kind for b in await live_heartbeats(services.write, prune=False)}
+        beats = await live_heartbeats(services.write, prune=False)
+        kinds = {b.kind for b in beats}
         for kind in WORKER_KINDS:
             checks[kind] = "ok" if kind in kinds else "no heartbeat"
+        for beat in beats:
+            for stall in beat.stalls:  # a consumer that cannot move forward is not ready
+                checks[beat.kind] = (
+                    f"stalled: {stall.group} partition {stall.partition}, no progress for "
+                    f"{stall.seconds:.0f} s" + (f" ({stall.error})" if stall.error else "")
+                )
     except OSError as exc:
         checks["redis"] = f"unreachable: {type(exc).__name__}"
     except Exception as exc:  # redis errors are not all OSErrors

@@ -42,8 +42,11 @@ async def _keep_alive(heartbeat: HeartbeatPublisher, app: Starlette) -> None:
 
     `app.state.seeded` says the seed is in place (/readyz waits for it).
     """
+    services = app.state.services
     while True:
         try:
+            if services.server is None:
+                await services.inspect_server()
             if not app.state.seeded:
                 await seed(app.state.services)
                 app.state.seeded = True
@@ -69,13 +72,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.hub = hub
         heartbeat = HeartbeatPublisher(services.write, "web", worker_id("web"))
         heartbeat.info = lambda: {"ws": hub.connections}
+        heartbeat.warnings = lambda: [w for w in (services.durability_warning,) if w]
         app.state.seeded = settings.production  # production has no seed
+        with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
+            await services.inspect_server()  # production refuses a Redis without AOF here
         await hub.start()
         keeper = asyncio.create_task(_keep_alive(heartbeat, app))
+        revocations = asyncio.create_task(services.sessions.follow_revocations())
         try:
             yield
         finally:
             keeper.cancel()
+            revocations.cancel()
             await hub.stop()
             with contextlib.suppress(Exception):
                 await heartbeat.remove()

@@ -66,7 +66,11 @@ def error_page(
 
 async def on_problem(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ProblemError)
-    return await render(request, exc.to_problem(), exc.headers)
+    headers = dict(exc.headers)
+    retry_after = getattr(exc, "retry_after", None)
+    if retry_after is not None:
+        headers.setdefault("Retry-After", str(retry_after))
+    return await render(request, exc.to_problem(), headers)
 
 
 async def on_http(request: Request, exc: Exception) -> Response:

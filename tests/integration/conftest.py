@@ -1,4 +1,8 @@
-"""Integration fixtures: one real Redis server per session, flushed before every test."""
+"""Integration fixtures: real Redis per session, flushed before every test.
+
+The kernel, catalog, orders and fulfilment tests run twice: on one server, and on a local
+3-master Redis Cluster (with the read models on a server of their own).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,7 @@ import pytest
 import redis
 
 from app.config import Settings, load_settings
-from app.kernel.command_worker import CommandWorker
+from app.kernel.command_worker import CommandQueue
 from app.kernel.consumer import PartitionedConsumer, PartitionHandler
 from app.kernel.leases import Leases
 from app.kernel.messages import Actor
@@ -21,7 +25,9 @@ from app.processes.fulfilment import Fulfilment
 from app.projections.registry import NOTIFIER, PROJECTOR, build
 from app.services import Services, build_services
 from tests.support.api_client import Storefront
+from tests.support.redis_cluster import RedisCluster, running_cluster
 from tests.support.redis_server import RedisServer, running_redis
+from tests.support.stores import pair, store_env
 
 ADMIN = Actor("admin", frozenset({"admin"}))
 ALICE = Actor("alice", frozenset({"customer"}))
@@ -34,17 +40,51 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
         yield server
 
 
-@pytest.fixture
-def redis_url(redis_server: RedisServer) -> str:
-    client = redis.Redis.from_url(redis_server.url)
+ON_CLUSTER_TOO = ("test_kernel_", "test_catalog_", "test_orders_", "test_fulfilment_")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    module = metafunc.module.__name__.rpartition(".")[2]
+    if "redis_url" in metafunc.fixturenames and module.startswith(ON_CLUSTER_TOO):
+        metafunc.parametrize("redis_url", ["single", "cluster"], indirect=True)
+
+
+@pytest.fixture(scope="session")
+def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisCluster]:
+    with running_cluster(tmp_path_factory.mktemp("cluster")) as cluster:
+        yield cluster
+
+
+@pytest.fixture(scope="session")
+def read_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
+    """The read models' own server, beside the cluster."""
+    with running_redis(tmp_path_factory.mktemp("read-models")) as server:
+        yield server
+
+
+def _flush(url: str) -> None:
+    client = redis.Redis.from_url(url)
     client.flushall()
     client.close()
-    return redis_server.url
+
+
+@pytest.fixture
+def redis_url(request: pytest.FixtureRequest, redis_server: RedisServer) -> str:
+    """The write side's URL, empty: one server (default) or, when asked, the cluster."""
+    if getattr(request, "param", "single") == "single":
+        _flush(redis_server.url)
+        return redis_server.url
+    cluster: RedisCluster = request.getfixturevalue("redis_cluster")
+    reads: RedisServer = request.getfixturevalue("read_server")
+    cluster.flushall()
+    _flush(reads.url)
+    pair(cluster.url, reads.url)
+    return cluster.url
 
 
 def make_settings(redis_url: str, **overrides: str) -> Settings:
     env = {
-        "REDIS_URL": redis_url,
+        **store_env(redis_url),
         "APP_ENV": "test",
         "PARTITIONS": "4",
         "PAYMENT_LATENCY_MS": "0",
@@ -84,15 +124,15 @@ async def running_workers(
     stop = asyncio.Event()
     made: list[Services] = []
     tasks: list[asyncio.Task[None]] = []
+    queues: list[CommandQueue] = []
     for kind in kinds:
         services = build_services(settings)
         made.append(services)
-        if kind == "commands":
-            worker = CommandWorker(services.write, services.bus, services.statuses, f"{owner}-cmd")
-            tasks.append(asyncio.create_task(worker.run(stop)))
-            continue
         handlers: list[PartitionHandler]
-        if kind == "projector":
+        if kind == "commands":
+            queues.append(CommandQueue(services.write, services.bus, services.statuses))
+            handlers = [queues[-1]]
+        elif kind == "projector":
             handlers = [ProjectionHandler(p, services.read) for p in build(PROJECTOR, settings)]
         elif kind == "notifier":
             handlers = [ProjectionHandler(p, services.read) for p in build(NOTIFIER, settings)]
@@ -112,6 +152,8 @@ async def running_workers(
     finally:
         stop.set()
         await asyncio.wait_for(asyncio.gather(*tasks, return_exceptions=True), timeout=20)
+        for queue in queues:
+            await queue.close()
         for services in made:
             await services.close()
 

@@ -36,6 +36,7 @@ STATUS_FIELDS = {
     "progress",
     "error",
     "position",
+    "queue",
 }
 PROBLEM_FIELDS = {"type", "title", "status", "code", "detail"}
 

@@ -25,8 +25,8 @@ STRONG_SECRET = secrets.token_urlsafe(48)
 
 @pytest.fixture(scope="module")
 def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """A Redis of this module's own: never seeded by a development process."""
-    with running_redis(tmp_path_factory.mktemp("production-redis")) as server:
+    """A Redis of this module's own, durable as production needs: never seeded."""
+    with running_redis(tmp_path_factory.mktemp("production-redis"), appendonly=True) as server:
         yield server
 
 
@@ -104,6 +104,31 @@ async def test_production_has_no_default_users(group: ProcessGroup) -> None:
     assert login.json()["roles"] == ["customer"]
     attributes = [part.strip().lower() for part in login.headers["set-cookie"].split(";")]
     assert "secure" in attributes  # production cookies are never sent over plain HTTP
+
+
+@pytest.mark.parametrize("module", ["workers.commands", "app.web.serve"])
+def test_production_refuses_a_redis_without_its_append_only_file(
+    module: str, tmp_path: Path, log_dir: Path
+) -> None:
+    """Acknowledged commands must survive a Redis restart: without AOF, a production
+    process says why and exits instead of serving."""
+    with running_redis(tmp_path / "volatile", appendonly=False) as volatile:
+        made = ProcessGroup(
+            log_dir,
+            base_env(
+                volatile.url,
+                APP_ENV="production",
+                SECRET_KEY=STRONG_SECRET,
+                PORT=str(free_port()),
+            ),
+        )
+        try:
+            proc = made.start("refused", module)
+            eventually_sync(lambda: not proc.alive(), timeout=60, message="process exits")
+            assert proc.popen.returncode != 0
+            assert "append-only file is off" in proc.output()
+        finally:
+            stop_together(made)
 
 
 async def create_user(group: ProcessGroup, username: str, password: str, role: str) -> None:

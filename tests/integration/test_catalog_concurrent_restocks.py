@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from collections.abc import Sequence
 
 import msgspec
 
@@ -11,9 +11,11 @@ from app.config import Settings
 from app.domain.products import CreateProduct, RestockProduct
 from app.kernel import keys
 from app.kernel.bus import CommandBus
-from app.kernel.command_worker import CommandWorker
-from app.kernel.commit import CommitResult, CommitStore
+from app.kernel.command_worker import CommandQueue
+from app.kernel.commit import CommitRequest, CommitResult, CommitStore
+from app.kernel.consumer import PartitionedConsumer
 from app.kernel.intake import Reply
+from app.kernel.leases import Leases
 from app.kernel.partitions import partition_of
 from app.queries import catalog
 from app.services import Services, build_services
@@ -103,6 +105,10 @@ async def test_300_concurrent_restocks_from_two_web_processes_and_two_workers_lo
     assert view is not None and view.available == product.on_hand
 
 
+async def _one() -> int:
+    return 1
+
+
 class _BusyAggregate(CommitStore):
     """The real commit, but before each attempt of `target` another process restocks first."""
 
@@ -112,12 +118,14 @@ class _BusyAggregate(CommitStore):
         self.target = ""
         self.remaining = times
 
-    async def commit(self, **kwargs: Any) -> CommitResult:
-        if kwargs["command_id"] == self.target and self.remaining > 0:
+    async def commit_many(
+        self, requests: Sequence[CommitRequest]
+    ) -> list[CommitResult | Exception]:
+        if any(r.command_id == self.target for r in requests) and self.remaining > 0:
             self.remaining -= 1
             reply = await self._rival.intake.submit(RestockProduct(SKU, 1), ADMIN)
             assert reply.status_code == 200
-        return await super().commit(**kwargs)
+        return await super().commit_many(requests)
 
 
 async def test_an_accepted_restock_is_applied_even_if_its_product_changes_20_times_under_it(
@@ -132,12 +140,20 @@ async def test_an_accepted_restock_is_applied_even_if_its_product_changes_20_tim
     rival = build_services(settings)
     store = _BusyAggregate(worker_side, rival, interferences)
     bus = CommandBus(worker_side.write, worker_side.bus.registry, settings.partitions, store)
-    worker = CommandWorker(worker_side.write, bus, worker_side.statuses, "busy-worker")
+    queue = CommandQueue(worker_side.write, bus, worker_side.statuses)
+    worker = PartitionedConsumer(
+        worker_side.write,
+        [queue],
+        settings.partitions,
+        Leases(worker_side.write, "busy-worker"),
+        _one,
+        block_ms=200,
+    )
     stop = asyncio.Event()
     try:
         accepted = await services.intake.submit(RestockProduct(SKU, 5), ADMIN, prefer_async=True)
         store.target = accepted.command_id
-        running = asyncio.create_task(worker.run(stop))
+        running = asyncio.create_task(worker.run(stop, tick=0.2))
         status = await final_status(services, accepted.command_id)
         stop.set()
         await asyncio.wait_for(running, timeout=20)

@@ -37,6 +37,7 @@ from tests.support.orders_helpers import (
 )
 from tests.support.polling import eventually
 from tests.support.processes import ProcessGroup
+from tests.support.stores import store_env
 
 STOCK = {"MUG-1": 10, "TEE-1": 5, "BOOK-1": 3}
 LINES = {"MUG-1": 2, "TEE-1": 1, "BOOK-1": 3}
@@ -51,7 +52,7 @@ def processes(log_dir: Path, redis_url: str) -> Iterator[ProcessGroup]:
     group = ProcessGroup(
         log_dir,
         {
-            "REDIS_URL": redis_url,
+            **store_env(redis_url),
             "APP_ENV": "test",
             "PARTITIONS": "4",
             "PAYMENT_FAILURE_RATE": "0",

@@ -1,4 +1,4 @@
-"""CommandWorker: poison entries are dead-lettered and acked; abandoned entries are claimed."""
+"""The command queue: poison entries are dead-lettered and acked; a dead owner's entries run."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from app.config import Settings
 from app.domain.catalog_import import ImportCatalog, ProductRow
 from app.domain.products import CreateProduct, RestockProduct
 from app.kernel import keys
-from app.kernel.command_worker import CLAIM_IDLE_MS, GROUP
+from app.kernel.command_worker import GROUP
 from app.kernel.consumer import DeadLetter, ensure_group
 from app.kernel.partitions import partition_of
 from app.services import Services
@@ -102,19 +102,17 @@ async def test_an_envelope_that_cannot_be_routed_is_dead_lettered_and_acked(
     assert await _all_pending(services) == 0
 
 
-async def _abandon(services: Services, stream: str, entry_id: str) -> None:
-    """Leave an entry pending on a consumer that died CLAIM_IDLE_MS + 1 s ago."""
-    await services.write.xreadgroup(GROUP, "dead-worker", {stream: ">"}, count=1000)
-    await services.write.xclaim(
-        stream, GROUP, "dead-worker", 0, [entry_id], idle=CLAIM_IDLE_MS + 1000, justid=True
-    )
+async def _abandon(services: Services, partition: int) -> None:
+    """Leave a partition's entries pending, read by an owner that died before it acked."""
+    stream = keys.commands(partition)
+    await services.write.xreadgroup(GROUP, f"p{partition}", {stream: ">"}, count=1000)
 
 
 async def test_abandoned_entries_with_the_same_id_in_two_partitions_are_both_run(
     services: Services, settings: Settings
 ) -> None:
     """A dead worker left a long import on one partition and a restock on another, both
-    with the same entry id: the next worker's claim pass runs both."""
+    with the same entry id: the partitions' next owner reads them first and runs both."""
     partitions = settings.partitions
     rows = [ProductRow(f"CLM-{i:04d}", "Row", 100) for i in range(2000)]
     importing = services.bus.envelope(ImportCatalog(rows), ADMIN)
@@ -133,7 +131,7 @@ async def test_abandoned_entries_with_the_same_id_in_two_partitions_are_both_run
     for partition, envelope in ((first, importing), (second, restock)):
         stream = keys.commands(partition)
         await services.write.xadd(stream, {"c": msgspec.json.encode(envelope).decode()}, id=same_id)
-        await _abandon(services, stream, same_id)
+        await _abandon(services, partition)
 
     async with running_workers(settings, ["commands"]):
         restocked = await final_status(services, restock.command_id, within=15)

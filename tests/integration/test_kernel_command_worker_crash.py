@@ -1,7 +1,7 @@
 """A command worker SIGKILLed mid-import is replaced; nothing is lost and nothing repeats.
 
-This is the one slow test of the layer: the new worker claims the dead one's entries only
-once they have been idle for CLAIM_IDLE_MS (30 s).
+The new worker takes the dead one's partitions over once their leases expire (LEASE_MS,
+short here), and reads the entries the dead one left pending first.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from tests.integration.conftest import ADMIN
 from tests.support.kernel_catalog import event_counts, final_status, product_record, status_of
 from tests.support.polling import eventually
 from tests.support.processes import ProcessGroup
+from tests.support.stores import store_env
 
 ROWS = 5000
 SHELF = [f"RST-{i}" for i in range(5)]
@@ -35,10 +36,11 @@ def processes(log_dir: Path, settings: Settings) -> Iterator[ProcessGroup]:
     group = ProcessGroup(
         log_dir,
         {
-            "REDIS_URL": settings.redis_url,
+            **store_env(settings.redis_url),
             "APP_ENV": "test",
             "PARTITIONS": str(settings.partitions),
             "LOG_LEVEL": "INFO",
+            "LEASE_MS": "2000",
         },
     )
     try:

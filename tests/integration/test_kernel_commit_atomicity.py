@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from typing import Any
+from collections.abc import Sequence
 
 import msgspec
 import pytest
@@ -14,9 +14,9 @@ import app.kernel.commit as commit_module
 from app.aggregates import PRODUCT
 from app.domain.products import CreateProduct, RenameProduct, RestockProduct
 from app.kernel import keys
-from app.kernel.bus import CommandBus
+from app.kernel.bus import CommandBus, event_fields
 from app.kernel.clock import now
-from app.kernel.commit import CommitResult, CommitStore, StatusWrite
+from app.kernel.commit import CommitRequest, CommitResult, CommitStore, StatusWrite
 from app.kernel.messages import StoredEvent
 from app.kernel.partitions import command_id_for, partition_of
 from app.kernel.scripts import load_script
@@ -39,8 +39,8 @@ async def _create(services: Services, sku: str = SKU, stock: int = 10) -> None:
     assert reply.status_code == 200, reply
 
 
-def _event(sku: str, version: int, command_id: str) -> bytes:
-    return msgspec.json.encode(
+def _event(sku: str, version: int, command_id: str) -> list[str]:
+    return event_fields(
         StoredEvent(
             type="ProductRenamed",
             aggregate=PRODUCT.name,
@@ -65,24 +65,23 @@ async def test_a_commit_with_a_stale_expected_version_writes_nothing(services: S
     store = CommitStore(services.write, 3600)
 
     result = await store.commit(
-        partition=partition,
-        command_id=command_id,
-        aggregate_key=keys.aggregate(partition, PRODUCT.name, SKU),
-        expected_version=0,
-        state_json=b'{"sku": "MUG-ATOM", "name": "Stale", "price_cents": 1, "on_hand": 0}',
-        events=[_event(SKU, 1, command_id)],
-        statuses=[
-            (
-                partition,
+        CommitRequest(
+            partition=partition,
+            command_id=command_id,
+            aggregate_key=keys.aggregate(partition, PRODUCT.name, SKU),
+            expected_version=0,
+            state_json=b'{"sku": "MUG-ATOM", "name": "Stale", "price_cents": 1, "on_hand": 0}',
+            events=[_event(SKU, 1, command_id)],
+            statuses=[
                 StatusWrite(
                     id=command_id,
                     fields={"status": "succeeded", "position": "$position"},
                     steps=['{"name": "succeeded", "at": 1.0}'],
                     final=True,
                 ),
-            )
-        ],
-        outcome_status="succeeded",
+            ],
+            outcome_status="succeeded",
+        )
     )
 
     assert result == CommitResult(None)
@@ -107,13 +106,17 @@ class _GatedCommits(CommitStore):
         self._results = results
         self._first = True
 
-    async def commit(self, **kwargs: Any) -> CommitResult:
+    async def commit_many(
+        self, requests: Sequence[CommitRequest]
+    ) -> list[CommitResult | Exception]:
         if self._first:
             self._first = False
             await self._barrier.wait()
-        result = await super().commit(**kwargs)
-        self._results.append((kwargs["command_id"], result))
-        return result
+        results = await super().commit_many(requests)
+        for request, result in zip(requests, results, strict=True):
+            assert isinstance(result, CommitResult)
+            self._results.append((request.command_id, result))
+        return results
 
 
 async def test_two_racing_executions_commit_once_each_and_the_stale_attempt_writes_nothing(
@@ -135,7 +138,7 @@ async def test_two_racing_executions_commit_once_each_and_the_stale_attempt_writ
         ]
         envelopes = [buses[i].envelope(RestockProduct(SKU, q), ADMIN) for i, q in ((0, 3), (1, 5))]
         outcomes = await asyncio.gather(
-            *(bus.execute(env, fresh=True) for bus, env in zip(buses, envelopes, strict=True))
+            *(bus.execute(env, "inline") for bus, env in zip(buses, envelopes, strict=True))
         )
     finally:
         await other.close()
@@ -247,7 +250,7 @@ async def test_a_refusal_seen_on_an_outdated_state_is_decided_again(services: Se
 
 # --- malformed script input -------------------------------------------------------------------
 
-_OK_EVENT = '["{\\"type\\": \\"ProductRenamed\\"}"]'
+_OK_EVENT = '[["t", "ProductRenamed", "e", "{}"]]'
 
 
 def _update(command_id: str) -> str:
@@ -268,6 +271,9 @@ def _args(command_id: str, **overrides: str) -> list[str]:
         "updates": f"[{_update(command_id)}]",
         "notices_max": "5000",
         "journal_max": "5000",
+        "after": "",
+        "writer": "",
+        "command": command_id,
     }
     args.update(overrides)
     return list(args.values())
@@ -281,7 +287,9 @@ def _args(command_id: str, **overrides: str) -> list[str]:
         pytest.param({"updates": "[{"}, 0, id="updates-not-json"),
         pytest.param({"integration": "[["}, 0, id="integration-not-json"),
         pytest.param({"expected": "one"}, 0, id="expected-version-not-a-number"),
-        pytest.param({"events": '["{}", {"not": "a string"}]'}, 0, id="event-not-a-string"),
+        pytest.param({"events": '[["t", {"not": "a string"}]]'}, 0, id="event-not-a-string"),
+        pytest.param({"events": '[["t", "x", "e"]]'}, 0, id="event-fields-not-in-pairs"),
+        pytest.param({"events": '["{}"]'}, 0, id="event-not-a-field-list"),
         pytest.param({"events": '"{}"'}, 0, id="events-not-an-array"),
         pytest.param({"updates": '[{"id": "<id>", "steps": []}]'}, 0, id="update-without-fields"),
         pytest.param(
@@ -310,7 +318,7 @@ async def test_a_commit_given_invalid_script_input_raises_and_changes_nothing(
     if extra_updates:
         second = command_id_for(partition)
         overrides = {**overrides, "updates": f"[{_update(command_id)}, {_update(second)}]"}
-    script = load_script(services.write, commit_module.__file__, "commit.lua")
+    script = load_script(commit_module.__file__, "commit.lua")
     script_keys = [
         keys.dedup(partition, command_id),
         keys.events(partition),
@@ -318,6 +326,7 @@ async def test_a_commit_given_invalid_script_input_raises_and_changes_nothing(
         keys.integration(partition),
         keys.status_notices(partition),
         keys.aggregate(partition, PRODUCT.name, SKU),
+        keys.queue_counters(partition),
         keys.command_status(partition, command_id),
         keys.command_steps(partition, command_id),
     ]
@@ -326,7 +335,7 @@ async def test_a_commit_given_invalid_script_input_raises_and_changes_nothing(
     before = await snapshot(services.write)
 
     with pytest.raises(ResponseError):
-        await script(keys=script_keys, args=args)
+        await script(services.write, script_keys, args)
 
     after = await snapshot(services.write)
     assert changed_keys(before, after) == set()

@@ -148,7 +148,7 @@ async def _claim_without_running(
     """What a web process that crashed right after claiming the key leaves behind."""
     tag = type(command).__struct_config__.tag
     assert isinstance(tag, str)
-    store = IdempotencyStore(services.write, settings.secret_key)
+    store = IdempotencyStore(services.write, settings.secret_key, settings.partitions)
     envelope = services.bus.envelope(command, ADMIN)
     record = IdempotencyRecord(
         store.fingerprint(tag, msgspec.json.encode(command)),
@@ -156,7 +156,7 @@ async def _claim_without_running(
         envelope.aggregate_id,
         mode,
     )
-    assert await store.claim("admin", key, record) is None
+    assert await store.claim(store.slot("admin", key), record) is None
     return envelope.command_id
 
 

@@ -23,6 +23,7 @@ from tests.integration.conftest import ADMIN
 from tests.support.kernel_catalog import product_record
 from tests.support.polling import eventually
 from tests.support.processes import ProcessGroup
+from tests.support.stores import store_env
 
 PRODUCTS = [f"ORD-{i:02d}" for i in range(50)]
 GROUP = group_name("catalog")
@@ -34,7 +35,7 @@ def processes(log_dir: Path, settings: Settings) -> Iterator[ProcessGroup]:
     group = ProcessGroup(
         log_dir,
         {
-            "REDIS_URL": settings.redis_url,
+            **store_env(settings.redis_url),
             "APP_ENV": "test",
             "PARTITIONS": str(settings.partitions),
             "LOG_LEVEL": "INFO",

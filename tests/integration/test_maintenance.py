@@ -88,7 +88,9 @@ async def test_a_dead_lettered_order_event_is_replayed_to_completion(
     entry_id, fields = next(
         (i, f) for i, f in await services.write.xrange(stream) if '"OrderPlaced"' in f["e"]
     )
-    letter = DeadLetter(GROUP, stream, entry_id, fields, "outage", 0.0)
+    letter = DeadLetter(
+        group=GROUP, stream=stream, entry_id=entry_id, fields=fields, error="outage", at=0.0
+    )
     await services.write.xadd(keys.dead_letters(GROUP), {"e": msgspec.json.encode(letter)})
     handler = Fulfilment(services.bus, services.gateway)
     assert await replay_dead_letters(services.write, handler, settings.partitions) == 1

@@ -29,6 +29,7 @@ from tests.support.orders_helpers import (
 )
 from tests.support.polling import eventually
 from tests.support.processes import ProcessGroup
+from tests.support.stores import store_env
 
 WORKERS = ("commands", "projector", "process", "notifier")
 OTHER_CARDS = {
@@ -49,7 +50,7 @@ def stack(log_dir: Path, redis_url: str) -> Iterator[tuple[str, ProcessGroup]]:
     group = ProcessGroup(
         log_dir,
         {
-            "REDIS_URL": redis_url,
+            **store_env(redis_url),
             "PORT": str(port),
             "APP_ENV": "development",
             "PARTITIONS": "4",

@@ -65,7 +65,8 @@ async def test_an_order_walks_every_step_and_is_confirmed_everywhere(
         order = await load_order(services, order_id)
         assert order.status == "confirmed" and order.customer == "alice"
         assert order.total_cents == 3 * 1200 and order.card_last4 == "4242"
-        assert order.place_command_id == command_id and order.payment_ref.startswith("ch_")
+        assert command_id == f"{order.order_id}-{partition_of(order.order_id, 4)}"
+        assert order.payment_ref.startswith("ch_")
         assert [(line.sku, line.quantity) for line in order.lines] == [("MUG-1", 2), ("TEE-1", 1)]
 
         for sku, on_hand, bought in (("MUG-1", 10, 2), ("TEE-1", 5, 1)):

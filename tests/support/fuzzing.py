@@ -67,7 +67,7 @@ async def _never_run(envelope: CommandEnvelope, bus: Any) -> Outcome:
 
 def public_command_types() -> list[type[msgspec.Struct]]:
     """What clients may send: each public command's wire Struct, from the real registry."""
-    registry: Registry = build_registry(_never_tokenize, _never_run)
+    registry: Registry = build_registry(_never_tokenize, _never_run, {})
     specs = [registry.spec(name) for name in registry.names]
     return [spec.wire_type or spec.command_type for spec in specs if spec.public]
 

@@ -21,7 +21,7 @@ async def fake_runner(envelope: CommandEnvelope, bus: Any) -> Outcome:
     raise AssertionError("not used")
 
 
-DECODER = build_registry(fake_tokenize, fake_runner).public_decoder
+DECODER = build_registry(fake_tokenize, fake_runner, {}).public_decoder
 MUG = {"sku": "MUG-001", "name": "Blue mug", "price_cents": "1200", "initial_stock": "40"}
 TEA = {"sku": "TEA-002", "name": "Green tea", "price_cents": "350"}
 

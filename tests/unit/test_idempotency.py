@@ -14,7 +14,7 @@ BODY = b'{"card_number":"4242424242424242","lines":[{"quantity":1,"sku":"MUG-001
 
 def store(secret: str = "s" * 32) -> IdempotencyStore:
     """A store whose Redis is never touched: fingerprints are pure."""
-    return IdempotencyStore(cast(Redis, object()), secret)
+    return IdempotencyStore(cast(Redis, object()), secret, 4)
 
 
 @pytest.mark.parametrize(

@@ -40,11 +40,12 @@ def test_single_names_one_entry() -> None:
 
 
 def test_the_largest_token_we_accept() -> None:
-    token = ",".join(f"{p}:{10**19}-{10**19}" for p in range(40))
-    assert len(token) <= 2000
-    assert len(parse(token)) == 40
+    token = ",".join(f"{p}:{10**19}-{10**19}" for p in range(64))
+    token += "," + token  # a commit's own position after the one it must also cover
+    assert len(token) <= 8192
+    assert len(parse(token)) == 64
     with pytest.raises(ValueError):
-        parse(token + ",1:1-1" * 100)
+        parse(token + ",1:1-1" * 500)
 
 
 def test_reached_with_nothing_wanted_is_true() -> None:

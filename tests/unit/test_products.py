@@ -40,11 +40,10 @@ def rejected(call: Any, code: str) -> CommandRejected:
 
 
 def assert_no_op(decision: Decision[Product]) -> None:
-    """Nothing changes and nothing is said: no state, no event, no progress."""
+    """Nothing changes and nothing is said: no state, no event."""
     assert decision.state is None
     assert list(decision.events) == []
     assert list(decision.integration) == []
-    assert list(decision.progress) == []
     assert decision.complete is True
 
 
@@ -260,6 +259,14 @@ def test_give_back_returns_sold_units_to_the_shelf() -> None:
     decision = p.give_back(p.ReturnStock(SKU, "o1", 3), sold, ctx())
     assert decision.state == product(on_hand=10, sold=0)
     assert list(decision.events) == [p.StockReturned(SKU, "o1", 3, Stock(10, 0, 0))]
+
+
+def test_give_back_of_units_still_held_releases_them() -> None:
+    """A paid order cancelled before its stock was committed: the hold is released."""
+    held = product(on_hand=10, reserved=3, reservations={"o1": 3})
+    decision = p.give_back(p.ReturnStock(SKU, "o1", 3), held, ctx())
+    assert decision.state == product(on_hand=10, reserved=0, reservations={})
+    assert list(decision.events) == [p.StockReleased(SKU, "o1", 3, Stock(10, 0, 0))]
 
 
 def test_give_back_never_makes_sold_negative() -> None:

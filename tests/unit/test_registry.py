@@ -28,7 +28,7 @@ async def fake_runner(envelope: CommandEnvelope, bus: Any) -> Outcome:
     return Outcome(command_id=envelope.command_id, status="succeeded")
 
 
-REGISTRY: Registry = build_registry(fake_tokenize, fake_runner)
+REGISTRY: Registry = build_registry(fake_tokenize, fake_runner, {})
 ADMIN = frozenset({"admin"})
 CUSTOMER = frozenset({"customer"})
 PUBLIC = {
@@ -41,6 +41,9 @@ PUBLIC = {
     "PlaceOrder": (CUSTOMER, "async"),
     "CancelOrder": (frozenset({"customer", "admin"}), "sync"),
     "ShipOrder": (ADMIN, "sync"),
+    "RetryDeadLetter": (ADMIN, "async"),
+    "DiscardDeadLetter": (ADMIN, "async"),
+    "RetryAllDeadLetters": (ADMIN, "async"),
 }
 INTERNAL = [
     "ReserveStock",

@@ -10,6 +10,11 @@ import pytest
 
 from app.domain import orders, products
 from app.domain.catalog_import import ImportCatalog, ProductRow
+from app.kernel.dead_letter_commands import (
+    DiscardDeadLetter,
+    RetryAllDeadLetters,
+    RetryDeadLetter,
+)
 from app.kernel.errors import ValidationFailed
 from app.kernel.messages import CommandEnvelope, FieldError, Outcome
 from app.kernel.validation import MAX_ERRORS, CommandDecoder, MalformedJson, collect_errors
@@ -25,7 +30,7 @@ async def fake_runner(envelope: CommandEnvelope, bus: Any) -> Outcome:
     raise AssertionError("decoding must not run anything")
 
 
-DECODER: CommandDecoder = build_registry(fake_tokenize, fake_runner).public_decoder
+DECODER: CommandDecoder = build_registry(fake_tokenize, fake_runner, {}).public_decoder
 ORDER_ID = "o" + "0123456789abcdef0123456789ab"
 CARD = "4242424242424242"
 VALID: dict[str, dict[str, Any]] = {
@@ -38,6 +43,13 @@ VALID: dict[str, dict[str, Any]] = {
     "PlaceOrder": {"lines": [{"sku": "MUG-001", "quantity": 2}], "card_number": CARD},
     "CancelOrder": {"order_id": ORDER_ID, "reason": "changed my mind"},
     "ShipOrder": {"order_id": ORDER_ID},
+    "RetryDeadLetter": {"consumer": "catalog", "letter_id": "1700000000000-0"},
+    "DiscardDeadLetter": {
+        "consumer": "catalog",
+        "letter_id": "1700000000000-0",
+        "reason": "bad data",
+    },
+    "RetryAllDeadLetters": {"consumer": "fulfilment"},
 }
 EXPECTED: dict[str, msgspec.Struct] = {
     "CreateProduct": products.CreateProduct("MUG-001", "Blue mug", 1200, 0),
@@ -49,6 +61,9 @@ EXPECTED: dict[str, msgspec.Struct] = {
     "PlaceOrder": orders.PlaceOrderRequest([orders.LineRequest("MUG-001", 2)], CARD),
     "CancelOrder": orders.CancelOrder(ORDER_ID, "changed my mind"),
     "ShipOrder": orders.ShipOrder(ORDER_ID),
+    "RetryDeadLetter": RetryDeadLetter("catalog", "1700000000000-0"),
+    "DiscardDeadLetter": DiscardDeadLetter("catalog", "1700000000000-0", "bad data"),
+    "RetryAllDeadLetters": RetryAllDeadLetters("fulfilment"),
 }
 INTERNAL: dict[str, dict[str, Any]] = {
     "ReserveStock": {"sku": "MUG-001", "order_id": ORDER_ID, "quantity": 1},

@@ -1,0 +1,153 @@
+"""Operators' actions on dead letters, as commands: authorized, idempotent, journaled.
+
+Retry one, discard one (with a reason), or retry every letter of a consumer. Each is an async
+admin command whose runner asks the owner of the letter's partition to act (see
+kernel/parking.py) and waits for its answer, so the command's status says what happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal
+
+import msgspec
+
+from app.kernel.bus import CommandBus
+from app.kernel.dead_letters import DeadLetters, Letter, LetterRequest, RequestOutcome
+from app.kernel.errors import problem
+from app.kernel.messages import CommandEnvelope, Outcome
+from app.kernel.registry import CommandSpec, Runner
+
+WAIT_SECONDS = 120.0
+"""How long an action waits for the partition's owner to carry it out."""
+
+ConsumerName = Annotated[
+    str, msgspec.Meta(pattern=r"^[a-z][a-z0-9_.]{0,63}\Z", description="a consumer's name")
+]
+LetterId = Annotated[
+    str, msgspec.Meta(pattern=r"^[0-9]{1,20}-[0-9]{1,20}\Z", description="a dead letter's id")
+]
+OperatorReason = Annotated[
+    str,
+    msgspec.Meta(
+        min_length=1,
+        max_length=200,
+        pattern="^[^\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]+\\Z",
+        description="one line of plain text",
+    ),
+]
+
+
+class OperatorCommand(msgspec.Struct, tag_field="type", forbid_unknown_fields=True, frozen=True):
+    """Base of the kernel's own commands (tagged by class name, like every command)."""
+
+
+class RetryDeadLetter(OperatorCommand, frozen=True):
+    consumer: ConsumerName
+    letter_id: LetterId
+
+
+class DiscardDeadLetter(OperatorCommand, frozen=True):
+    consumer: ConsumerName
+    letter_id: LetterId
+    reason: OperatorReason
+
+
+class RetryAllDeadLetters(OperatorCommand, frozen=True):
+    consumer: ConsumerName
+
+
+def heads(letters: list[Letter]) -> list[Letter]:
+    """The letters a retry starts from: every unkeyed one, and the first of each key."""
+    seen: set[tuple[int, str]] = set()
+    found = []
+    for item in sorted(letters, key=lambda i: (i.letter.partition, i.letter.entry_id)):
+        chain = (item.letter.partition, item.letter.key)
+        if item.letter.key and chain in seen:
+            continue
+        seen.add(chain)
+        found.append(item)
+    return found
+
+
+def dead_letter_runner(groups: Mapping[str, str]) -> Runner:
+    """`groups`: consumer name (as the status page shows it) → consumer group."""
+
+    async def run(envelope: CommandEnvelope, bus: CommandBus) -> Outcome:
+        command = bus.registry.decode_body(envelope.type, envelope.body)
+        group = groups.get(command.consumer)
+        if group is None:
+            return await bus.finish(
+                envelope,
+                "failed",
+                problem("unknown_consumer", 409, f"There is no consumer {command.consumer}"),
+            )
+        letters = DeadLetters(bus.redis, group)
+        by = envelope.sender or ""
+        action: Literal["retry", "discard"]
+        if isinstance(command, RetryAllDeadLetters):
+            targets = heads(await letters.all())
+            action, reason = "retry", ""
+        else:
+            letter = await letters.get(command.letter_id)
+            if letter is None:
+                return await bus.finish(
+                    envelope,
+                    "failed",
+                    problem("unknown_dead_letter", 409, f"No dead letter {command.letter_id}"),
+                )
+            targets = [Letter(command.letter_id, letter)]
+            action = "retry" if isinstance(command, RetryDeadLetter) else "discard"
+            reason = getattr(command, "reason", "")
+        asked = []
+        for item in targets:
+            request_id = f"{envelope.command_id}.{item.id}"
+            request = LetterRequest(action=action, command_id=request_id, by=by, reason=reason)
+            await letters.request(item.letter.partition, item.id, request)
+            asked.append(request_id)
+        outcomes = await _answers(letters, asked)
+        failed = [o.detail for o in outcomes if not o.ok]
+        if failed:
+            detail = f"{len(failed)} of {len(outcomes)} did not go through: " + "; ".join(
+                failed[:5]
+            )
+            return await bus.finish(envelope, "failed", problem("dead_letter_failed", 409, detail))
+        return await bus.finish(envelope, "succeeded")
+
+    return run
+
+
+async def _answers(letters: DeadLetters, request_ids: list[str]) -> list[RequestOutcome]:
+    deadline = time.monotonic() + WAIT_SECONDS
+    found: dict[str, RequestOutcome] = {}
+    while len(found) < len(request_ids):
+        for request_id in request_ids:
+            if request_id not in found:
+                outcome = await letters.outcome(request_id)
+                if outcome is not None:
+                    found[request_id] = outcome
+        if len(found) == len(request_ids):
+            break
+        if time.monotonic() > deadline:
+            late = RequestOutcome(False, "no owner carried the request out yet; it stays queued")
+            found.update((r, late) for r in request_ids if r not in found)
+            break
+        await asyncio.sleep(0.1)
+    return [found[r] for r in request_ids]
+
+
+def dead_letter_specs(
+    groups: Mapping[str, str], roles: frozenset[str]
+) -> list[CommandSpec[Any, Any]]:
+    """The three commands, for a registry: `roles` may send them (admins)."""
+    runner = dead_letter_runner(groups)
+    return [
+        CommandSpec(command, None, _no_aggregate, roles=roles, mode="async", runner=runner)
+        for command in (RetryDeadLetter, DiscardDeadLetter, RetryAllDeadLetters)
+    ]
+
+
+def _no_aggregate(command: Any) -> str:
+    return ""

@@ -1,0 +1,39 @@
+"""Reading an events-stream entry: its head (type, aggregate, version) without decoding it.
+
+The commit writes each event as `t` (type), `a` (aggregate kind:id), `v` (version) and `e`
+(the StoredEvent JSON), so consumers skip and count the events they do not handle for the
+price of a dict lookup. Entries written before these fields existed are decoded instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import msgspec
+
+from app.kernel.messages import StoredEvent
+
+_stored = msgspec.json.Decoder(StoredEvent)
+
+
+@dataclass(frozen=True)
+class EventHead:
+    type: str
+    aggregate: str
+    """`kind:id`, e.g. `product:MUG-1`."""
+    version: int
+
+    @property
+    def aggregate_id(self) -> str:
+        return self.aggregate.partition(":")[2]
+
+
+def event_head(fields: dict[str, str]) -> EventHead:
+    if "t" in fields:
+        return EventHead(fields["t"], fields["a"], int(fields["v"]))
+    stored = stored_event(fields)
+    return EventHead(stored.type, f"{stored.aggregate}:{stored.aggregate_id}", stored.version)
+
+
+def stored_event(fields: dict[str, str]) -> StoredEvent:
+    return _stored.decode(fields["e"])

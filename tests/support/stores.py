@@ -1,0 +1,22 @@
+"""Which Redis a test's stack runs on: one server, or a Cluster with a read-model server.
+
+A cluster URL (`redis+cluster://`) needs READ_REDIS_URL beside it (read models stay on one
+server); the integration fixtures record which read server goes with which cluster here,
+so every way a test builds settings or a process environment gets both.
+"""
+
+from __future__ import annotations
+
+_READ_SERVER_OF: dict[str, str] = {}
+
+
+def pair(cluster_url: str, read_url: str) -> None:
+    _READ_SERVER_OF[cluster_url] = read_url
+
+
+def store_env(redis_url: str) -> dict[str, str]:
+    """REDIS_URL (and READ_REDIS_URL, for a cluster) of a stack on this store."""
+    env = {"REDIS_URL": redis_url}
+    if redis_url in _READ_SERVER_OF:
+        env["READ_REDIS_URL"] = _READ_SERVER_OF[redis_url]
+    return env
