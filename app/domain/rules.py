@@ -6,6 +6,8 @@ from typing import Annotated
 
 import msgspec
 
+from app.kernel.validation import PLAIN_TEXT, PLAIN_TEXT_RULE
+
 ADMIN = "admin"
 CUSTOMER = "customer"
 
@@ -15,11 +17,6 @@ Sku = Annotated[
         pattern=r"^[A-Z0-9-]{3,32}\Z", description="3 to 32 capital letters, digits or dashes"
     ),
 ]
-PLAIN_TEXT = r"^[^\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]*\Z"
-"""One line of text: no control characters (C0, DEL, C1), line or paragraph separators, or
-the marks, embeddings, overrides and isolates that reorder how text around them is shown."""
-PLAIN_TEXT_RULE = "one line of text, without control or text-direction characters"
-
 ProductName = Annotated[
     str,
     msgspec.Meta(min_length=1, max_length=120, pattern=PLAIN_TEXT, description=PLAIN_TEXT_RULE),

@@ -17,6 +17,11 @@ import msgspec
 from app.kernel.errors import ProblemError, ValidationFailed
 from app.kernel.messages import FieldError
 
+PLAIN_TEXT = r"^[^\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]*\Z"
+"""A pattern for free text: one line, without control characters (C0, DEL, C1), line or
+paragraph separators, or the marks, embeddings, overrides and isolates that reorder how the
+text around them is shown."""
+PLAIN_TEXT_RULE = "one line of text, without control or text-direction characters"
 MAX_ERRORS = 50
 TOO_DEEP = "The JSON is nested too deeply"
 _echo = reprlib.Repr()

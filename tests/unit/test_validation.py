@@ -749,6 +749,7 @@ TEXT_FIELDS = [
     ("RenameProduct", ("name",)),
     ("CancelOrder", ("reason",)),
     ("ImportCatalog", ("products", 0, "name")),
+    ("DiscardDeadLetter", ("reason",)),
 ]
 
 
