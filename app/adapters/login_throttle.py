@@ -1,9 +1,9 @@
 """Sign-in throttle: exponential backoff, never a lock that someone else can set off.
 
-Attempts count per (username, client address) and per client address. Each scope allows some
-attempts, then every further one makes the next wait: 1 s, 2 s, 4 s … at most 15 minutes. A
-known device (a browser the user is signed in on, or signed in on before) is never made to
-wait by anyone else's attempts: its attempts count on that device alone.
+Attempts count per (username, client address), and failures per client address. Each scope
+allows some, then every further one makes the next attempt wait: 1 s, 2 s, 4 s … at most 15
+minutes. A known device (a browser the user is signed in on, or signed in on before) is never
+made to wait by anyone else's attempts: its attempts count on that device alone.
 """
 
 from __future__ import annotations
@@ -25,7 +25,8 @@ FORGET_SECONDS = 3600
 FREE_PER_USER = 5
 """Per (username, address): attempts before the backoff starts."""
 FREE_PER_ADDRESS = 20
-"""Per address, all usernames together (people behind one NAT, password spraying)."""
+"""Failures per address, all usernames together (password spraying; people behind one NAT
+share it, so only failures count)."""
 FREE_PER_DEVICE = 10
 _SCRIPT = load_script(__file__, "login_throttle.lua")
 
@@ -79,27 +80,29 @@ class LoginThrottle:
             ]
         return [(key, f"{key}:wait", free) for key, free in scopes]
 
-    async def attempt(self, username: str, attempt: LoginAttempt) -> None:
-        """Count an attempt; TooManyAttempts (with Retry-After) while a scope must wait."""
+    async def _call(self, action: str, username: str, attempt: LoginAttempt) -> int:
         scopes = self._scopes(username, attempt)
         left = await _SCRIPT(
             self._redis,
             [key for count, wait, _ in scopes for key in (count, wait)],
             [
-                "attempt",
+                action,
                 FIRST_WAIT_MS,
                 LONGEST_WAIT_MS,
                 FORGET_SECONDS,
                 *(free for *_, free in scopes),
             ],
         )
-        if int(left) > 0:
-            raise TooManyAttempts(max(1, math.ceil(int(left) / 1000)))
+        return int(left)
+
+    async def attempt(self, username: str, attempt: LoginAttempt) -> None:
+        """Count an attempt; TooManyAttempts (with Retry-After) while a scope must wait."""
+        left = await self._call("attempt", username, attempt)
+        if left > 0:
+            raise TooManyAttempts(max(1, math.ceil(left / 1000)))
+
+    async def failed(self, username: str, attempt: LoginAttempt) -> None:
+        await self._call("failed", username, attempt)
 
     async def succeeded(self, username: str, attempt: LoginAttempt) -> None:
-        scopes = self._scopes(username, attempt)
-        await _SCRIPT(
-            self._redis,
-            [key for count, wait, _ in scopes for key in (count, wait)],
-            ["succeeded", FIRST_WAIT_MS, LONGEST_WAIT_MS, FORGET_SECONDS],
-        )
+        await self._call("succeeded", username, attempt)

@@ -84,7 +84,9 @@ class UserStore:
         """Authenticate through the throttle: TooManyAttempts while `attempt` must wait."""
         await self.throttle.attempt(username, attempt)
         user = await self.authenticate(username, password)
-        if user is not None:
+        if user is None:
+            await self.throttle.failed(username, attempt)
+        else:
             await self.throttle.succeeded(username, attempt)
         return user
 

@@ -7,15 +7,18 @@ Client addresses are given with X-Forwarded-For, which the web process trusts fr
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 from collections.abc import Iterator
 
 import httpx
 import pytest
 
+from app.adapters.login_throttle import FREE_PER_ADDRESS
 from tests.support.api_client import (
     COOKIE,
     DEVICE_COOKIE,
+    PASSWORDS,
     Storefront,
     assert_problem,
     login_form_fields,
@@ -174,3 +177,17 @@ async def test_a_throttled_login_form_says_when_to_try_again(
     assert response.headers["content-type"].startswith("text/html")
     assert "Too many failed sign-ins" in response.text
     assert "Traceback" not in response.text
+
+
+async def test_many_people_signing_in_behind_one_address_are_not_slowed(
+    storefront: Storefront, address: str
+) -> None:
+    """An address counts failures only: after some wrong passwords from it, fifteen people
+    signing in at once from behind it all get in."""
+    async with from_address(storefront, address) as office:
+        for index in range(FREE_PER_ADDRESS - 1):
+            assert_problem(await sign_in(office, f"typo{index}", "x"), 401, "invalid_credentials")
+        answers = await asyncio.gather(
+            *(sign_in(office, name, PASSWORDS[name]) for name in PASSWORDS for _ in range(5))
+        )
+    assert [a.status_code for a in answers] == [200] * 15, [a.text for a in answers]
