@@ -43,7 +43,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     payment_failure_rate: Fraction = 0.05
     payment_timeout_ms: Positive = 2000
     payment_retries: NonNegative = 3
-    ws_queue_size: Positive = 256
+    ws_stall_seconds: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    """A socket whose send does not complete in this time stopped reading: closed with 1013."""
+    ws_max_pending: Positive = 4096
+    """Distinct views one socket may have waiting to be sent; past it, 1013 (re-fetch)."""
+    ws_max_per_client: Positive = 20
+    """Open sockets per user (or per address when anonymous) in one web process; past it, 1008."""
     consistency_wait_seconds: Annotated[float, msgspec.Meta(ge=0)] = 5.0
     log_level: str = "INFO"
     lease_ms: Positive = 10_000

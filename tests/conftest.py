@@ -14,7 +14,6 @@ from tests.support.fuzzing import FUZZ_COUNTS
 
 LAYERS = ("unit", "integration", "e2e")
 
-set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "storefront-hypothesis")
 settings.register_profile("storefront", database=None, deadline=None, print_blob=True)
 settings.load_profile("storefront")
 
@@ -22,6 +21,11 @@ settings.load_profile("storefront")
 def _layer(item: pytest.Item) -> int:
     parts = Path(str(item.path)).parts
     return next((i for i, layer in enumerate(LAYERS) if layer in parts), 0)
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """Hypothesis keeps its files (example database, caches) out of the work tree."""
+    set_hypothesis_home_dir(Path(tempfile.gettempdir()) / "storefront-hypothesis")
 
 
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:

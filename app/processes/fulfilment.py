@@ -9,6 +9,12 @@
     OrderCancelled     → release (or, once paid, return) every line; refund if paid
     OrderRejected      → (payment_unavailable) void whatever the unanswered charge took
 
+The process does not wait for its own events to come back before the next step: having
+reserved an order's stock it charges at once, having been paid it sells the stock and
+confirms, all in the task that took the OrderPlaced. The events of those steps, read later,
+find the order already past them (remembered here) and are skipped undecoded; after a
+crash or a takeover nothing is remembered, and each event drives its step as written above.
+
 Every step is a command with an id derived from the order and the step, so when an event is
 delivered again (a crash before the ack) each step returns its recorded outcome instead of
 running twice; the gateway gets idempotency keys of its own. The commands of one step (one
@@ -20,6 +26,7 @@ order. Events of other kinds are acknowledged without being decoded.
 from __future__ import annotations
 
 import logging
+from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any, assert_never
 
@@ -42,6 +49,9 @@ GROUP = "process.fulfilment"
 HANDLED = frozenset(
     {"OrderPlaced", "OrderStockReserved", "OrderPaid", "OrderCancelled", "OrderRejected"}
 )
+DRIVEN = {"OrderStockReserved": 1, "OrderPaid": 2}
+"""Events of steps this process drives itself, by how far an order must be to skip them."""
+REMEMBERED = 100_000
 
 
 class Fulfilment:
@@ -51,6 +61,8 @@ class Fulfilment:
         self._bus = bus
         self._gateway = gateway
         self._events = event_decoder()
+        self._past: OrderedDict[str, int] = OrderedDict()
+        """Orders this process drove forward itself, and how far (see DRIVEN)."""
 
     def stream(self, partition: int) -> str:
         return keys.events(partition)
@@ -63,9 +75,19 @@ class Fulfilment:
     async def handle(self, partition: int, entries: list[Entry]) -> None:
         """In order. The consumer runs different orders' entries side by side (key_of)."""
         for entry in entries:
-            if event_head(entry.fields).type in HANDLED:
-                stored = stored_event(entry.fields)
-                await self.react(self._events.decode(stored.data))
+            head = event_head(entry.fields)
+            if head.type not in HANDLED:
+                continue
+            if self._past.get(head.aggregate_id, 0) >= DRIVEN.get(head.type, 99):
+                continue  # a step this process already took on its own
+            stored = stored_event(entry.fields)
+            await self.react(self._events.decode(stored.data))
+
+    def _reached(self, order_id: str, step: int) -> None:
+        self._past[order_id] = max(step, self._past.get(order_id, 0))
+        self._past.move_to_end(order_id)
+        while len(self._past) > REMEMBERED:
+            self._past.popitem(last=False)
 
     async def skip(self, partition: int, entry: Entry) -> None:
         """A dead-lettered event needs no marking: the consumer group acks it."""
@@ -75,7 +97,7 @@ class Fulfilment:
             case orders.OrderPlaced():
                 await self._reserve(event)
             case orders.OrderStockReserved():
-                await self._charge(event.order_id)
+                await self._charge(event.order_id, fresh=True)
             case orders.OrderPaid():
                 await self._confirm(event.order_id)
             case orders.OrderCancelled():
@@ -123,6 +145,8 @@ class Fulfilment:
             held = covering(o.position for o in outcomes)
             marked = await self._run(orders.MarkOrderReserved(order_id), order_id, "reserved", held)
             if marked.error is None:
+                self._reached(order_id, DRIVEN["OrderStockReserved"])
+                await self._charge(order_id, fresh=False)
                 return
             # the order moved on without us (cancelled meanwhile): give the stock back
             await self._release(event.lines, order_id)
@@ -135,8 +159,10 @@ class Fulfilment:
     async def _release(self, lines: Sequence[orders.OrderLine], order_id: str) -> None:
         await self._each_line(order_id, lines, "release", products.ReleaseStock)
 
-    async def _charge(self, order_id: str) -> None:
-        order = await self._bus.load(ORDER, order_id)
+    async def _charge(self, order_id: str, *, fresh: bool) -> None:
+        """`fresh`: read the order (else what this process committed last will do: a cancel
+        it has not seen makes MarkOrderPaid fail, and the money goes back)."""
+        order = await self._bus.load(ORDER, order_id, cached=not fresh)
         if order is None or order.status != "reserved":
             return  # cancelled (or already past this step): nothing to charge
         try:
@@ -164,6 +190,9 @@ class Fulfilment:
                 f"refund:{order_id}", charge.charge_id, order.total_cents
             )
             await self._run(orders.MarkOrderRefunded(order_id, refund), order_id, "refunded")
+            return
+        self._reached(order_id, DRIVEN["OrderPaid"])
+        await self._confirm(order_id)
 
     async def _confirm(self, order_id: str) -> None:
         """Paid: the held units become sold, then the order is confirmed, its outcome's
