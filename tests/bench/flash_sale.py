@@ -77,6 +77,8 @@ class Figures(msgspec.Struct, kw_only=True):
     idle_watchers: int = 0
     web_rss_growth_bytes: int = 0
     redis_per_order: MemoryPerOrder | None = None
+    cpu_ms_per_order: dict[str, float] = {}
+    """CPU time each process kind spent per completed order (the orders run), in ms."""
 
 
 # --- measurements --------------------------------------------------------------------------
@@ -255,6 +257,16 @@ class MemoryPerOrder(msgspec.Struct, frozen=True):
         )
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_kind(pids: dict[str, list[int]]) -> dict[str, float]:
+    return {kind: sum(cpu_seconds(pid) for pid in found) for kind, found in pids.items()}
+
+
 def rss_of(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -371,6 +383,15 @@ def table(f: Figures) -> list[tuple[str, str, str]]:
     return rows
 
 
+def costs(f: Figures) -> list[tuple[str, str]]:
+    """CPU per completed order by process kind, and what one core of each kind sustains."""
+    rows = []
+    for kind, ms in sorted(f.cpu_ms_per_order.items()):
+        per_core = f"{1000 / ms:,.0f} orders/s per core" if ms > 0 else "—"
+        rows.append((kind, f"{ms:.2f} ms CPU per order ({per_core})"))
+    return rows
+
+
 def baselines(f: Figures) -> list[tuple[str, str]]:
     rows = [("bare Starlette endpoint (wrk -t2 -c32)", f"{f.bare_rps:,.0f} req/s")]
     for procs, rps in f.ceiling_rps.items():
@@ -384,8 +405,7 @@ def baselines(f: Figures) -> list[tuple[str, str]]:
 
 def markdown(f: Figures) -> str:
     lines = [
-        f"Measured {f.date} on a {f.cpus}-core machine with everything on it at once "
-        "(noisy machine: other test runs were sharing it), "
+        f"Measured {f.date} on a {f.cpus}-core machine with everything on it at once, "
         f"`python -m tests.bench.flash_sale --seconds {f.seconds}`:",
         "",
         "| Figure | Measured | Target |",
@@ -395,6 +415,10 @@ def markdown(f: Figures) -> str:
         "| Same-run baseline | |",
         "|---|---|",
         *(f"| {a} | {b} |" for a, b in baselines(f)),
+        "",
+        "| CPU per completed order (the orders run) | |",
+        "|---|---|",
+        *(f"| {a} | {b} |" for a, b in costs(f)),
     ]
     return "\n".join(lines) + "\n"
 
@@ -460,7 +484,11 @@ def main() -> int:
                 base, bare = f"http://127.0.0.1:{web_port}", f"http://127.0.0.1:{bare_port}"
                 eventually_sync(lambda: port_open(web_port) and port_open(bare_port), timeout=60)
                 eventually_sync(lambda: _try(lambda: login(base)), timeout=60, message="seeded")
-                measure(args, figures, root, base, bare, store.url, broker.url, web.popen.pid)
+                pids: dict[str, list[int]] = {"redis": [store.process.pid]}
+                for proc in group.procs:
+                    if proc.name != "bare":
+                        pids.setdefault(proc.name, []).append(proc.popen.pid)
+                measure(args, figures, root, base, bare, store.url, broker.url, web.popen.pid, pids)
             except BaseException:
                 print(group.logs())
                 raise
@@ -472,6 +500,9 @@ def main() -> int:
     print()
     for name, value in baselines(figures):
         print(f"{name:<80} {value}")
+    print()
+    for name, value in costs(figures):
+        print(f"{name:<20} {value}")
     if args.markdown:
         Path(args.markdown).write_text(markdown(figures))
         print(f"\nmarkdown written to {args.markdown}")
@@ -487,6 +518,7 @@ def measure(
     store_url: str,
     broker_url: str,
     web_pid: int,
+    pids: dict[str, list[int]],
 ) -> None:
     seconds = str(args.seconds)
     script = root / "bare.lua"
@@ -522,6 +554,7 @@ def measure(
 
     memory = RedisMemory(store_url)
     before = memory.snapshot()
+    cpu_before = cpu_by_kind(pids)
     f.orders = loadtest(
         base,
         root / "orders.json",
@@ -532,6 +565,12 @@ def measure(
         "--create-products",
         "10",
     )
+    cpu_after = cpu_by_kind(pids)
+    completed = max(1, f.orders.orders.completed)
+    f.cpu_ms_per_order = {
+        kind: round(1000 * (cpu_after[kind] - cpu_before[kind]) / completed, 3) for kind in pids
+    }
+    print(f"CPU ms per order: {f.cpu_ms_per_order}", flush=True)
     f.redis_per_order = MemoryPerOrder.between(before, memory.snapshot(), f.orders.orders.completed)
     memory.client.close()
 
