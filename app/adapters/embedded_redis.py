@@ -40,9 +40,19 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def start_server(
-    port: int, data_dir: Path, *, appendonly: bool = True, log_file: Path | None = None
+    port: int,
+    data_dir: Path,
+    *,
+    appendonly: bool = True,
+    log_file: Path | None = None,
+    password: str | None = None,
+    username: str | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start a server on 127.0.0.1:port (AOF under data_dir) and wait until it accepts."""
+    """Start a server on 127.0.0.1:port (AOF under data_dir) and wait until it accepts.
+
+    With `password`, clients must authenticate: as the default user, or as `username` (an
+    ACL user with every permission) when one is given.
+    """
     data_dir.mkdir(parents=True, exist_ok=True)
     args = [
         server_binary(),
@@ -65,6 +75,10 @@ def start_server(
     ]
     if log_file is not None:
         args += ["--logfile", str(log_file)]
+    if password:
+        args += ["--requirepass", password]
+        if username and username != "default":
+            args += ["--user", username, "on", f">{password}", "~*", "&*", "+@all"]
     return spawn(args, port)
 
 
