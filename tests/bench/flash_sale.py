@@ -203,17 +203,28 @@ def celery_round_trip(redis_url: str, logs: Path, tasks: int) -> float:
 
 
 class RedisMemory:
-    """Bytes in Redis by kind of key: MEMORY USAGE of every key, and INFO's used_memory."""
+    """Bytes in Redis by kind of key: MEMORY USAGE of every key, and INFO's used_memory,
+    summed over the servers (the write side and the read models)."""
 
-    def __init__(self, url: str) -> None:
-        self.client = redis.Redis.from_url(url)
+    def __init__(self, *urls: str) -> None:
+        self.clients = [redis.Redis.from_url(url) for url in urls]
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.close()
 
     def snapshot(self) -> MemorySnapshot:
-        snapshot = MemorySnapshot(used=int(self.client.info("memory")["used_memory"]))
-        names = list(self.client.scan_iter(count=1000))
+        snapshot = MemorySnapshot(used=0)
+        for client in self.clients:
+            self._add(client, snapshot)
+        return snapshot
+
+    def _add(self, client: redis.Redis, snapshot: MemorySnapshot) -> None:
+        snapshot.used += int(client.info("memory")["used_memory"])
+        names = list(client.scan_iter(count=1000))
         for start in range(0, len(names), 1000):
             chunk = names[start : start + 1000]
-            pipe = self.client.pipeline(transaction=False)
+            pipe = client.pipeline(transaction=False)
             for name in chunk:
                 pipe.type(name)
                 pipe.pttl(name)
@@ -227,7 +238,6 @@ class RedisMemory:
                     snapshot.expiring += size or 0
                 else:
                     snapshot.lasting += size or 0
-        return snapshot
 
 
 class MemorySnapshot(msgspec.Struct):
@@ -450,6 +460,7 @@ def main() -> int:
         root = Path(tmp)
         with (
             running_redis(root / "redis", appendonly=True) as store,
+            running_redis(root / "read-redis", appendonly=True) as reads,
             running_redis(root / "celery-redis", appendonly=False) as broker,
         ):
             web_port, bare_port = free_port(), free_port()
@@ -457,11 +468,13 @@ def main() -> int:
                 root,
                 {
                     "REDIS_URL": store.url,
+                    "READ_REDIS_URL": reads.url,  # so the two sides' costs show apart
                     "APP_ENV": "development",
                     "PARTITIONS": "4",
                     "PAYMENT_LATENCY_MS": "0",
                     "PAYMENT_FAILURE_RATE": "0",
                     "LOG_LEVEL": "WARNING",
+                    "WS_MAX_PER_CLIENT": "5000",  # every watcher comes from this one address
                 },
             )
             try:
@@ -484,11 +497,25 @@ def main() -> int:
                 base, bare = f"http://127.0.0.1:{web_port}", f"http://127.0.0.1:{bare_port}"
                 eventually_sync(lambda: port_open(web_port) and port_open(bare_port), timeout=60)
                 eventually_sync(lambda: _try(lambda: login(base)), timeout=60, message="seeded")
-                pids: dict[str, list[int]] = {"redis": [store.process.pid]}
+                pids: dict[str, list[int]] = {
+                    "redis (write side)": [store.process.pid],
+                    "redis (read models)": [reads.process.pid],
+                }
                 for proc in group.procs:
                     if proc.name != "bare":
                         pids.setdefault(proc.name, []).append(proc.popen.pid)
-                measure(args, figures, root, base, bare, store.url, broker.url, web.popen.pid, pids)
+                measure(
+                    args,
+                    figures,
+                    root,
+                    base,
+                    bare,
+                    store.url,
+                    reads.url,
+                    broker.url,
+                    web.popen.pid,
+                    pids,
+                )
             except BaseException:
                 print(group.logs())
                 raise
@@ -502,7 +529,7 @@ def main() -> int:
         print(f"{name:<80} {value}")
     print()
     for name, value in costs(figures):
-        print(f"{name:<20} {value}")
+        print(f"{name:<22} {value}")
     if args.markdown:
         Path(args.markdown).write_text(markdown(figures))
         print(f"\nmarkdown written to {args.markdown}")
@@ -516,6 +543,7 @@ def measure(
     base: str,
     bare: str,
     store_url: str,
+    read_url: str,
     broker_url: str,
     web_pid: int,
     pids: dict[str, list[int]],
@@ -552,7 +580,7 @@ def measure(
     f.celery_tasks_per_s = celery_round_trip(broker_url, root, args.celery_tasks)
     print(f"celery: {f.celery_tasks_per_s:,.0f} empty tasks/s round trip", flush=True)
 
-    memory = RedisMemory(store_url)
+    memory = RedisMemory(store_url, read_url)
     before = memory.snapshot()
     cpu_before = cpu_by_kind(pids)
     f.orders = loadtest(
@@ -572,7 +600,7 @@ def measure(
     }
     print(f"CPU ms per order: {f.cpu_ms_per_order}", flush=True)
     f.redis_per_order = MemoryPerOrder.between(before, memory.snapshot(), f.orders.orders.completed)
-    memory.client.close()
+    memory.close()
 
     paced = ("--rate", str(PACED_RATE), "--duration", seconds, "--shoppers", "16")
     f.paced = loadtest(base, root / "paced.json", *paced, "--create-products", "10")
