@@ -15,6 +15,8 @@ import msgspec
 import msgspec.inspect
 
 DEV_SECRET = "dev-only-secret-do-not-use-in-production"
+PRODUCTION_COMMAND_RATE = 600
+"""Commands per client per minute in production when COMMAND_RATE_PER_MINUTE is unset."""
 _WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
 
 Positive = Annotated[int, msgspec.Meta(ge=1)]
@@ -41,7 +43,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     payment_failure_rate: Fraction = 0.05
     payment_timeout_ms: Positive = 2000
     payment_retries: NonNegative = 3
-    ws_queue_size: Positive = 256
+    ws_stall_seconds: Annotated[float, msgspec.Meta(gt=0)] = 5.0
+    """A socket whose send does not complete in this time stopped reading: closed with 1013."""
+    ws_max_pending: Positive = 4096
+    """Distinct views one socket may have waiting to be sent; past it, 1013 (re-fetch)."""
+    ws_max_per_client: Positive = 20
+    """Open sockets per user (or per address when anonymous) in one web process; past it, 1008."""
     consistency_wait_seconds: Annotated[float, msgspec.Meta(ge=0)] = 5.0
     log_level: str = "INFO"
     lease_ms: Positive = 10_000
@@ -54,6 +61,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     """REDIS_URL names a node of a Redis Cluster (as does a `redis+cluster://` URL)."""
     backlog_limit: NonNegative = 0
     """Queued commands past which new PlaceOrders are refused with 503 overloaded (0: off)."""
+    metrics_token: str = ""
+    """The bearer token /metrics asks for; without one, /metrics is open in development and
+    absent (404) in production."""
+    command_rate_per_minute: NonNegative | None = None
+    """POST /api/commands per client (user, or address when anonymous) per minute; 0 is no
+    limit. Unset: no limit in development, PRODUCTION_COMMAND_RATE in production."""
     audit_seconds: Annotated[float, msgspec.Meta(ge=0)] = 10.0
     """Between two rounds of the projector's audit of its read models (0: no audit)."""
     audit_sample: Positive = 20
@@ -80,9 +93,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     def cluster(self) -> bool:
         return self.redis_cluster or self.redis_url.split("://")[0].endswith("+cluster")
 
+    @property
+    def command_budget(self) -> int:
+        """Commands per client per minute (0: no limit)."""
+        if self.command_rate_per_minute is not None:
+            return self.command_rate_per_minute
+        return PRODUCTION_COMMAND_RATE if self.production else 0
+
+
+def _whole(info: msgspec.inspect.Type) -> bool:
+    if isinstance(info, msgspec.inspect.UnionType):
+        return any(_whole(member) for member in info.types)
+    return isinstance(info, msgspec.inspect.IntType)
+
 
 _WHOLE = {
-    f.encode_name: isinstance(msgspec.inspect.type_info(f.type), msgspec.inspect.IntType)
+    f.encode_name: _whole(msgspec.inspect.type_info(f.type))
     for f in msgspec.structs.fields(Settings)
 }
 

@@ -1,8 +1,8 @@
 // Storefront page script: connection badge, pushed fragments, live regions.
-// Pushed messages are HTML fragments with ids: an element on the page with the same id is
-// replaced; a new one (e.g. a product just created) goes where data-insert-into points; one
-// that has no place yet (a command status whose form answer is still on its way) is kept
-// for a minute and applied as soon as its element appears.
+// Pushed messages hold HTML fragments with ids (several, when they came together): an element
+// on the page with the same id is replaced; a new one (e.g. a product just created) goes where
+// data-insert-into points; one that has no place yet (a command status whose form answer is
+// still on its way) is kept for a minute and applied as soon as its element appears.
 (function () {
   "use strict";
 
@@ -94,11 +94,23 @@
   document.addEventListener("htmx:wsClose", function () { setState("closed"); });
   document.addEventListener("htmx:wsError", function () { setState("closed"); });
 
+  // A message holds one or more fragments, each in its own <template> (parsed on its own:
+  // a table row next to a div or a section would otherwise be broken by the HTML parser).
+  function applyAll(fragment) {
+    Array.prototype.slice.call(fragment.children).forEach(function (el) {
+      if (el.tagName === "TEMPLATE") {
+        applyAll(el.content);
+      } else {
+        apply(el);
+      }
+    });
+  }
+
   document.addEventListener("htmx:wsBeforeMessage", function (evt) {
     evt.preventDefault();
     var template = document.createElement("template");
     template.innerHTML = evt.detail.message;
-    Array.prototype.slice.call(template.content.children).forEach(apply);
+    applyAll(template.content);
   });
 
   document.addEventListener("htmx:afterSettle", applyWaiting);

@@ -30,15 +30,28 @@ _decoder = msgspec.json.Decoder(Notification)
 
 
 async def inbox(read: Redis, user: str, limit: int = 20) -> Inbox:
+    return (await inboxes(read, [user], limit))[0]
+
+
+async def inboxes(read: Redis, users: list[str], limit: int = 20) -> list[Inbox]:
+    """Several users' inboxes in one round trip, in the order asked."""
+    if not users:
+        return []
     async with read.pipeline(transaction=False) as pipe:
-        pipe.get(keys.unread(user))
-        pipe.lrange(keys.notifications(user), 0, limit - 1)
-        unread, raw = await pipe.execute()
-    items = [_decoder.decode(r) for r in raw]
-    return Inbox(
-        unread=int(unread or 0),
-        items=[NotificationView(n.id, n.order_id, n.text, iso(n.at)) for n in items],
-    )
+        for user in users:
+            pipe.get(keys.unread(user))
+            pipe.lrange(keys.notifications(user), 0, limit - 1)
+        replies = await pipe.execute()
+    return [
+        Inbox(
+            unread=int(unread or 0),
+            items=[
+                NotificationView(n.id, n.order_id, n.text, iso(n.at))
+                for n in map(_decoder.decode, raw)
+            ],
+        )
+        for unread, raw in zip(replies[::2], replies[1::2], strict=True)
+    ]
 
 
 async def mark_read(read: Redis, user: str) -> None:

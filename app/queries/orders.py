@@ -63,27 +63,29 @@ def _view(record: dict[str, str], steps: list[str]) -> OrderView:
 
 
 async def get_order(read: Redis, order_id: str) -> OrderView | None:
-    async with read.pipeline(transaction=False) as pipe:
-        pipe.hgetall(keys.order(order_id))
-        pipe.lrange(keys.timeline(order_id), 0, -1)
-        record, steps = await pipe.execute()
-    return _view(record, steps) if record else None
+    return (await get_orders(read, [order_id]))[0]
 
 
-async def list_orders(read: Redis, customer: str | None, *, limit: int = 50) -> list[OrderView]:
-    """Newest first: one customer's orders, or everyone's (customer=None, admins only)."""
-    index = keys.orders_of(customer) if customer is not None else keys.all_orders()
-    order_ids = text_list(await read.zrevrange(index, 0, max(1, min(limit, 500)) - 1))
+async def get_orders(read: Redis, order_ids: list[str]) -> list[OrderView | None]:
+    """Several orders in one round trip, in the order asked (None for an unknown id)."""
+    if not order_ids:
+        return []
     async with read.pipeline(transaction=False) as pipe:
         for order_id in order_ids:
             pipe.hgetall(keys.order(order_id))
             pipe.lrange(keys.timeline(order_id), 0, -1)
         replies = await pipe.execute()
     return [
-        _view(record, steps)
+        _view(record, steps) if record else None
         for record, steps in zip(replies[::2], replies[1::2], strict=True)
-        if record
     ]
+
+
+async def list_orders(read: Redis, customer: str | None, *, limit: int = 50) -> list[OrderView]:
+    """Newest first: one customer's orders, or everyone's (customer=None, admins only)."""
+    index = keys.orders_of(customer) if customer is not None else keys.all_orders()
+    order_ids = text_list(await read.zrevrange(index, 0, max(1, min(limit, 500)) - 1))
+    return [order for order in await get_orders(read, order_ids) if order is not None]
 
 
 async def owns(read: Redis, customer: str, order_id: str) -> bool:

@@ -135,11 +135,21 @@ class WebMetrics:
         )
         self.ws_dropped = Counter(
             f"{PREFIX}_ws_slow_disconnects",
-            "Sockets closed because they could not keep up",
+            "Sockets closed for not reading: stalled send, or too many views waiting",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.ws_refused = Counter(
+            f"{PREFIX}_ws_refused",
+            "Sockets closed on opening, e.g. over the per-client cap",
+            ["reason"],
             registry=self.registry,
         )
         self.pushes = Counter(
-            f"{PREFIX}_ws_messages", "Messages queued to sockets", ["topic"], registry=self.registry
+            f"{PREFIX}_ws_messages",
+            "Messages published, by topic",
+            ["topic"],
+            registry=self.registry,
         )
         self._snapshot = _Snapshot()
         self.registry.register(self._snapshot)

@@ -43,8 +43,10 @@ def clock(epoch: float | None) -> str:
     return (iso(epoch) or "")[:19].replace("T", " ")
 
 
-def templates() -> Jinja2Templates:
+def templates(*, development: bool = True) -> Jinja2Templates:
+    """`development`: pages may show hints for developers (the seeded users, test cards)."""
     made = Jinja2Templates(directory=str(TEMPLATES))
+    made.env.globals["development"] = development
     made.env.filters["money"] = money
     made.env.filters["short_time"] = short_time
     made.env.filters["clock"] = clock
@@ -72,9 +74,11 @@ class Renderer:
         return self.fragment("product_row", p=product, oob=oob)
 
     def order_push(self, order: OrderView) -> str:
-        return self.fragment("order_row", o=order, oob=True) + self.fragment(
-            "order_detail", o=order, oob=True
-        )
+        """The order's list row and its detail section, each in a <template> of its own: a row
+        followed by a section holding a table would not survive being parsed side by side."""
+        row = self.fragment("order_row", o=order, oob=True)
+        detail = self.fragment("order_detail", o=order, oob=True)
+        return f"<template>{row}</template><template>{detail}</template>"
 
     def command_status(self, view: CommandStatus, *, oob: bool = False) -> str:
         return self.fragment("command_status", c=view, oob=oob)

@@ -7,7 +7,7 @@ import pytest
 from app.adapters.users import mask_email
 from app.kernel.messages import ANONYMOUS, Actor
 from app.queries.admin_status import percentile
-from app.web.hub import grant
+from app.web.live_views import grant
 from app.web.render import money
 
 ALICE = Actor("alice", frozenset({"customer"}))
@@ -15,7 +15,7 @@ ADMIN = Actor("admin", frozenset({"admin"}))
 ALL = ["catalog", "orders", "commands", "notifications", "admin"]
 
 
-# --- hub.grant -------------------------------------------------------------------------------
+# --- live_views.grant --------------------------------------------------------------------
 
 
 def test_anonymous_users_may_watch_the_catalog_only() -> None:

@@ -1,0 +1,175 @@
+"""Live views: what a page or a script can watch change, each declared once.
+
+A `LiveView` says which topics an item is published to, how to load items from the read side
+(all the keys of a batch in one call), its HTML fragment and its JSON message. `LivePublisher`
+turns changes — (view, key, position) from the notice streams — into pushes: per view, the
+changed keys that somebody watches are loaded once, rendered once per kind, and published
+under (view, key), so each socket keeps only the newest state of each item. Nothing here
+knows a view by name; the storefront's views are in `app.web.live_views`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, Generic, TypeVar, assert_never
+
+import msgspec
+from redis.asyncio import Redis
+
+from app.kernel.consumer import INFRA_ERRORS
+from app.web.broadcaster import Broadcaster, Kind
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+_encoder = msgspec.json.Encoder()
+
+
+@dataclass(frozen=True, slots=True)
+class Change:
+    """A notice that an item of a view changed, with the read position it reflects, if any."""
+
+    view: str
+    key: str
+    position: str | None
+
+
+class ViewMessage(msgspec.Struct, tag_field="type", tag="view"):
+    """The JSON push of a changed item: `{"type": "view", "view", "key", "position", "data"}`."""
+
+    view: str
+    key: str
+    position: str | None
+    data: Any
+
+
+@dataclass(frozen=True)
+class NoticeStream:
+    """A capped stream that announces changes, and how to read one of its entries."""
+
+    redis: Redis
+    stream: str
+    change: Callable[[dict[str, str]], Change | None]
+
+
+def _same(key: str) -> str | None:
+    return key
+
+
+@dataclass(frozen=True, eq=False)
+class LiveView(Generic[T]):
+    name: str
+    """The view's name in change notices (and, usually, in its JSON messages)."""
+    topics: Callable[[str], Sequence[str]]
+    """The topics an item is published to, from its key."""
+    load: Callable[[list[str]], Awaitable[Sequence[T | None]]]
+    """The items of these keys, in order, in one round trip (None: gone, or not to be pushed)."""
+    fragment: Callable[[T], str]
+    """The item as an HTML fragment, for /ws."""
+    message: Callable[[str, str | None, T], msgspec.Struct]
+    """The item as a JSON message, for /api/ws, from (key, position, item)."""
+    key: Callable[[str], str | None] = _same
+    """A notice's key → this view's key (None: the notice is not about this view)."""
+    every: float = 0.0
+    """If set, changes are pushed at most this often (seconds), coalesced."""
+    refresh: tuple[str, ...] = ()
+    """Keys pushed every `every` seconds while watched, whether or not a notice came."""
+
+
+def view_message(
+    name: str, *, key: Callable[[str], str] = str, positioned: bool = True
+) -> Callable[[str, str | None, Any], ViewMessage]:
+    """The usual JSON shape: the item itself as `data`, under the view's public key."""
+
+    def make(item_key: str, position: str | None, item: Any) -> ViewMessage:
+        return ViewMessage(name, key(item_key), position if positioned else None, item)
+
+    return make
+
+
+def _render(view: LiveView[T], key: str, position: str | None, item: T, kind: Kind) -> str:
+    match kind:
+        case "html":
+            return view.fragment(item)
+        case "json":
+            return _encoder.encode(view.message(key, position, item)).decode()
+        case _:
+            assert_never(kind)
+
+
+class LivePublisher:
+    def __init__(self, views: Sequence[LiveView[Any]], broadcaster: Broadcaster) -> None:
+        self._broadcaster = broadcaster
+        self._by_notice: dict[str, list[LiveView[Any]]] = {}
+        for view in views:
+            self._by_notice.setdefault(view.name, []).append(view)
+        self._dirty: dict[LiveView[Any], dict[str, str | None]] = {
+            view: {} for view in views if view.every
+        }
+        self._tasks: list[asyncio.Task[None]] = []
+        self._stopping = False
+
+    def start(self) -> None:
+        self._tasks = [
+            asyncio.create_task(self._tick(view), name=f"live-{view.name}") for view in self._dirty
+        ]
+
+    async def stop(self) -> None:
+        self._stopping = True  # a cancel that a Redis client turned into an error ends it too
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def changed(self, changes: Iterable[Change]) -> None:
+        """Push what the changes touched. Redis errors propagate: the caller retries them."""
+        by_view: dict[LiveView[Any], dict[str, str | None]] = {}
+        for change in changes:
+            for view in self._by_notice.get(change.view, ()):
+                key = view.key(change.key)
+                if key is not None:
+                    by_view.setdefault(view, {})[key] = change.position
+        for view, positions in by_view.items():
+            if view.every:
+                self._dirty[view].update(positions)
+                continue
+            try:
+                await self._push(view, positions)
+            except INFRA_ERRORS:
+                raise
+            except Exception:
+                log.exception("live view %s could not be pushed", view.name)
+
+    def _watched(self, view: LiveView[Any], key: str) -> bool:
+        return any(self._broadcaster.watching(topic) for topic in view.topics(key))
+
+    async def _push(self, view: LiveView[Any], positions: dict[str, str | None]) -> None:
+        keys = [key for key in positions if self._watched(view, key)]
+        if not keys:
+            return
+        items = await view.load(keys)
+        for key, item in zip(keys, items, strict=True):
+            if item is not None:
+                render = partial(_render, view, key, positions[key], item)
+                self._broadcaster.publish(view.topics(key), (view.name, key), render)
+
+    async def _tick(self, view: LiveView[Any]) -> None:
+        while not self._stopping:
+            await asyncio.sleep(view.every)
+            positions, self._dirty[view] = self._dirty[view], {}
+            for key in view.refresh:
+                positions.setdefault(key, None)
+            try:
+                await self._push(view, positions)
+            except INFRA_ERRORS as exc:
+                log.warning("live view %s: redis unavailable (%s)", view.name, exc)
+                for key, position in positions.items():
+                    self._dirty[view].setdefault(key, position)  # again at the next tick
+            except Exception:
+                log.exception("live view %s could not be pushed", view.name)
