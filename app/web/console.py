@@ -17,6 +17,7 @@ from starlette.routing import BaseRoute, Route
 from app.kernel.errors import NotFound, ProblemError
 from app.kernel.partitions import partition_of_command
 from app.web.auth import require_admin, services_of
+from app.web.bodies import read_form
 
 ACTIONS: dict[str, tuple[str, ...]] = {
     "RetryDeadLetter": ("consumer", "letter_id"),
@@ -35,7 +36,7 @@ async def operator_action(request: Request) -> Response:
     if fields is None:
         raise NotFound("No such action")
     actor = await require_admin(request)
-    form = await request.form()
+    form = await read_form(request)
     document: dict[str, Any] = {"type": command_type}
     for name in fields:
         value = form.get(name, "")
