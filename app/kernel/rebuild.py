@@ -26,7 +26,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, cast
+from typing import Any, cast
 
 import msgspec
 from redis.asyncio import Redis
@@ -41,6 +41,7 @@ from app.kernel.leases import LEASE_MS, Leases
 from app.kernel.positions import parse_stream_id
 from app.kernel.projection import Decoded, Projected, Projection, group_name, project
 from app.kernel.read_model_diff import Diff, compare, scan
+from app.kernel.rebuild_state import RUNNING, Phase, RebuildState, load_state, save_state
 from app.kernel.redis_types import field_map, optional_text, text
 
 log = logging.getLogger(__name__)
@@ -52,41 +53,7 @@ CUT_LEASE_MS = 30_000
 CUT_ATTEMPTS = 20
 REPORT_SECONDS = 0.5
 RATE_WINDOW_SECONDS = 5.0
-STATE_TTL_SECONDS = 7 * 24 * 3600
 FAILURES_KEPT = 10
-
-Phase = Literal["building", "diffing", "ready", "swapping", "swapped", "abandoned", "failed"]
-RUNNING: frozenset[str] = frozenset({"building", "diffing", "swapping"})
-
-
-class RebuildState(msgspec.Struct, frozen=True, kw_only=True):
-    """The latest rebuild of a projection, as the status page and the terminal show it."""
-
-    projection: str
-    phase: Phase
-    by: str = ""
-    started_at: float
-    updated_at: float
-    done: int = 0
-    """Entries read so far."""
-    total: int = 0
-    """Entries to read (an estimate while the live projection moves on)."""
-    rate: float = 0.0
-    """Entries per second, over the last few seconds."""
-    eta_seconds: float | None = None
-    position: str = ""
-    """Where the shadow is, per partition (`partition:entry id`, comma-separated)."""
-    diff: Diff | None = None
-    failed: int = 0
-    failures: list[str] = []
-    """A sample of the entries that failed (each holds its key back)."""
-    held: dict[str, dict[str, str]] = {}
-    """Partition → key held back → the entry that failed."""
-    error: str = ""
-
-    @property
-    def percent(self) -> int:
-        return min(100, 100 * self.done // self.total) if self.total else 0
 
 
 class RebuildBusy(Exception):
@@ -95,18 +62,6 @@ class RebuildBusy(Exception):
 
 class RebuildError(Exception):
     """The rebuild cannot go on (no shadow to swap, checkpoints that never hold still)."""
-
-
-_state = msgspec.json.Decoder(RebuildState)
-
-
-async def rebuild_states(redis: Redis, projections: Sequence[str]) -> list[RebuildState]:
-    """The latest rebuild of each named projection that had one."""
-    async with redis.pipeline(transaction=False) as pipe:  # keys of several Cluster slots
-        for name in projections:
-            pipe.get(keys.rebuild_state(name))
-        raw = await pipe.execute()
-    return [_state.decode(value) for value in raw if value]
 
 
 @dataclass
@@ -202,8 +157,7 @@ class ShadowRebuild:
             part.held = dict(previous.held.get(str(partition), {}))
 
     async def _previous(self) -> RebuildState | None:
-        raw = await self._write.get(keys.rebuild_state(self.name))
-        return _state.decode(raw) if raw else None
+        return await load_state(self._write, self.name)
 
     async def close(self) -> None:
         with contextlib.suppress(*INFRA_ERRORS):
@@ -499,9 +453,7 @@ class ShadowRebuild:
             position=",".join(f"{p}:{part.cursor}" for p, part in enumerate(self._parts)),
             held={str(p): dict(part.held) for p, part in enumerate(self._parts) if part.held},
         )
-        await self._write.set(
-            keys.rebuild_state(self.name), msgspec.json.encode(self.state), ex=STATE_TTL_SECONDS
-        )
+        await save_state(self._write, self.state)
         if not await self._lock.renew(f"rebuild.{self.group}", 0):
             raise RebuildBusy(f"another rebuild of {self.name} took over")
         if self._on_progress is not None:

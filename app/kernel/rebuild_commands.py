@@ -21,7 +21,8 @@ from app.kernel.errors import problem
 from app.kernel.handlers import INFRA_ERRORS
 from app.kernel.messages import CommandEnvelope, Outcome
 from app.kernel.projection import Projection
-from app.kernel.rebuild import RebuildBusy, RebuildError, RebuildState, ShadowRebuild
+from app.kernel.rebuild import RebuildBusy, RebuildError, ShadowRebuild
+from app.kernel.rebuild_state import RebuildState
 from app.kernel.registry import CommandSpec, Runner
 
 RUNNER_CHUNK = 2000

@@ -13,7 +13,8 @@ import sys
 
 from app.config import load_settings
 from app.kernel.read_model_diff import Diff
-from app.kernel.rebuild import RebuildBusy, RebuildError, RebuildState, ShadowRebuild
+from app.kernel.rebuild import RebuildBusy, RebuildError, ShadowRebuild
+from app.kernel.rebuild_state import RebuildState
 from app.operator.submit import operator
 from app.projections.registry import REBUILDABLE, rebuildable
 from app.services import build_services

@@ -14,7 +14,7 @@ from app.kernel.audit import AuditReport, audit_reports
 from app.kernel.consumer import Stall
 from app.kernel.heartbeat import live_heartbeats
 from app.kernel.positions import parse_stream_id
-from app.kernel.rebuild import RebuildState, rebuild_states
+from app.kernel.rebuild_state import RebuildState, rebuild_states
 from app.kernel.redis_types import text
 from app.projections import keys as rm
 from app.projections.command_log import LoggedCommand

@@ -31,7 +31,8 @@ from app.kernel.consumer import PartitionedConsumer
 from app.kernel.leases import Leases
 from app.kernel.messages import Actor
 from app.kernel.projection import ProjectionHandler, group_name
-from app.kernel.rebuild import RebuildState, ShadowRebuild
+from app.kernel.rebuild import ShadowRebuild
+from app.kernel.rebuild_state import RebuildState
 from app.operator.rebuild import progress_line
 from app.projections.registry import build
 from app.services import Services, build_services

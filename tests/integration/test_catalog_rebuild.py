@@ -19,7 +19,8 @@ from app.domain.products import CreateProduct, RenameProduct, RestockProduct
 from app.kernel import keys
 from app.kernel.partitions import partition_of
 from app.kernel.projection import group_name
-from app.kernel.rebuild import RebuildState, ShadowRebuild, rebuild_states
+from app.kernel.rebuild import ShadowRebuild
+from app.kernel.rebuild_state import RebuildState, rebuild_states
 from app.projections.catalog import CatalogProjection
 from app.queries import catalog
 from app.services import Services
