@@ -60,7 +60,9 @@ async def test_rebuild_swap_and_abandon_from_the_status_page(
     storefront: Storefront, admin: httpx.AsyncClient
 ) -> None:
     for _ in range(5):
-        await create_product(admin, stock=3)
+        sku, created = await create_product(admin, stock=3)
+    shown = await admin.get(f"/api/products/{sku}", params={"min_position": created["position"]})
+    assert shown.headers.get("X-Consistency") != "stale"  # projected: a rebuild has work
     page = await admin.get("/admin/status")
     assert 'data-rebuild="catalog" data-phase="none"' in page.text
     assert 'data-rebuild="notifications"' not in page.text  # its inbox is not rebuilt
