@@ -1,5 +1,4 @@
-"""`storefront` command line: dev, create-user, rebuild-projection, replay-dead-letters,
-loadtest."""
+"""`storefront` command line: dev, create-user, dead-letters, rebuild-projection, loadtest."""
 
 from __future__ import annotations
 
@@ -10,10 +9,8 @@ import os
 import sys
 
 from app.config import load_settings
-from app.kernel.maintenance import ProjectionBusy, rebuild_projection, replay_dead_letters
 from app.loadtest.options import add_arguments, options_from
-from app.processes.fulfilment import Fulfilment
-from app.projections.registry import ALL, build
+from app.operator import dead_letters, rebuild
 from app.services import build_services
 
 
@@ -27,35 +24,6 @@ async def _create_user(username: str, password: str, roles: set[str], email: str
     return 0
 
 
-async def _rebuild(name: str) -> int:
-    settings = load_settings()
-    services = build_services(settings)
-    try:
-        (projection,) = build((name,), settings)
-        deleted = await rebuild_projection(
-            services.write, services.read, name, settings.partitions, projection.stream
-        )
-    except ProjectionBusy as exc:
-        print(exc, file=sys.stderr)
-        return 1
-    finally:
-        await services.close()
-    print(f"{name}: {deleted} read-model keys removed; projectors will replay it from the start")
-    return 0
-
-
-async def _replay() -> int:
-    settings = load_settings()
-    services = build_services(settings)
-    try:
-        handler = Fulfilment(services.bus, services.gateway)
-        count = await replay_dead_letters(services.write, handler, settings.partitions)
-    finally:
-        await services.close()
-    print(f"{count} dead-lettered fulfilment events replayed")
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="storefront")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -64,9 +32,15 @@ def main(argv: list[str] | None = None) -> int:
     user.add_argument("username")
     user.add_argument("--role", action="append", choices=["admin", "customer"], required=True)
     user.add_argument("--email", default="")
-    rebuild = sub.add_parser("rebuild-projection", help="replay a read model from its streams")
-    rebuild.add_argument("name", choices=ALL)
-    sub.add_parser("replay-dead-letters", help="run order fulfilment again on its dead letters")
+    dead_letters.add_arguments(
+        sub.add_parser("dead-letters", help="list, retry or discard consumers' dead letters")
+    )
+    rebuild.add_arguments(
+        sub.add_parser(
+            "rebuild-projection",
+            help="rebuild a read model from its streams into a shadow, compare, swap it in",
+        )
+    )
     loadtest = sub.add_parser(
         "loadtest", help="drive a running deployment with shoppers and catalog watchers"
     )
@@ -82,10 +56,10 @@ def main(argv: list[str] | None = None) -> int:
         from app.loadtest.run import main as loadtest_main
 
         return loadtest_main(options_from(args))
+    if args.command == "dead-letters":
+        return asyncio.run(dead_letters.run(args))
     if args.command == "rebuild-projection":
-        return asyncio.run(_rebuild(args.name))
-    if args.command == "replay-dead-letters":
-        return asyncio.run(_replay())
+        return asyncio.run(rebuild.run(args))
     password = os.environ.get("STOREFRONT_PASSWORD") or getpass.getpass("Password: ")
     return asyncio.run(_create_user(args.username, password, set(args.role), args.email))
 

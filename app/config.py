@@ -67,6 +67,19 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     command_rate_per_minute: NonNegative | None = None
     """POST /api/commands per client (user, or address when anonymous) per minute; 0 is no
     limit. Unset: no limit in development, PRODUCTION_COMMAND_RATE in production."""
+    audit_seconds: Annotated[float, msgspec.Meta(ge=0)] = 10.0
+    """Between two rounds of the projector's audit of its read models (0: no audit)."""
+    audit_sample: Positive = 20
+    """Aggregates an audit round re-derives from their events and compares."""
+    audit_entries_per_second: Positive = 20_000
+    """How fast an audit round may read a stream (it reads one partition's, up to the
+    read model's checkpoint)."""
+    heartbeat_seconds: Annotated[float, msgspec.Meta(gt=0)] = 2.0
+    """Between two heartbeats of a process; one missing for three of these is dead (its
+    partitions are shared out among the others then)."""
+    payment_gate: bool = False
+    """Charges wait until the gateway's gate key says `open` (tests hold orders mid-charge
+    with it, instead of relying on a latency window)."""
 
     @property
     def production(self) -> bool:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from app.kernel.command_worker import GROUP as COMMANDS_GROUP
 from app.kernel.projection import group_name
 from app.processes.fulfilment import GROUP as FULFILMENT_GROUP
-from app.projections.registry import ALL
+from app.projections.registry import ALL, REBUILDABLE
 from app.queries.admin_status import Watched
 
 _SOURCES = {"command_log": "journal", "notifications": "integration"}
@@ -13,7 +13,14 @@ _SOURCES = {"command_log": "journal", "notifications": "integration"}
 
 def watched_consumers() -> list[Watched]:
     result = [
-        Watched(name, "projection", group_name(name), _SOURCES.get(name, "events")) for name in ALL
+        Watched(
+            name,
+            "projection",
+            group_name(name),
+            _SOURCES.get(name, "events"),
+            rebuildable=name in REBUILDABLE,
+        )
+        for name in ALL
     ]
     result.append(Watched("fulfilment", "process", FULFILMENT_GROUP, "events"))
     result.append(Watched("commands", "queue", COMMANDS_GROUP, "commands"))

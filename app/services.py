@@ -18,8 +18,10 @@ from app.kernel.command_status import CommandStatusStore
 from app.kernel.commit import CommitStore
 from app.kernel.idempotency import IdempotencyStore
 from app.kernel.intake import CommandIntake
+from app.kernel.rebuild_commands import rebuild_runner
 from app.kernel.server_info import ServerInfo, check_durability, server_info
 from app.processes.catalog_import import import_runner
+from app.projections.registry import rebuildable
 from app.wiring import build_registry
 
 
@@ -60,9 +62,15 @@ def build_services(settings: Settings, observer: Observer | None = None) -> Serv
         failure_rate=settings.payment_failure_rate,
         timeout_ms=settings.payment_timeout_ms,
         retries=settings.payment_retries,
+        gated=settings.payment_gate,
     )
     statuses = CommandStatusStore(write, settings.status_ttl_seconds)
-    registry = build_registry(gateway.tokenize, import_runner(statuses), consumer_groups())
+    registry = build_registry(
+        gateway.tokenize,
+        import_runner(statuses),
+        consumer_groups(),
+        rebuild_runner(read, rebuildable(settings), statuses, settings.lease_ms),
+    )
     bus = CommandBus(
         write,
         registry,

@@ -12,6 +12,7 @@ from app.domain.rules import ADMIN, CUSTOMER
 from app.kernel.dead_letter_commands import dead_letter_specs
 from app.kernel.messages import Actor
 from app.kernel.partitions import new_id
+from app.kernel.rebuild_commands import rebuild_specs
 from app.kernel.registry import CommandSpec, Context, Decision, Registry, Runner
 from app.processes.order_progress import place_order_step
 
@@ -31,7 +32,10 @@ def _order_id(cmd: orders.CancelOrder) -> str:
 
 
 def build_registry(
-    tokenize: Tokenize, import_runner: Runner, consumer_groups: dict[str, str]
+    tokenize: Tokenize,
+    import_runner: Runner,
+    consumer_groups: dict[str, str],
+    rebuild_runner: Runner | None = None,
 ) -> Registry:
     async def prepare_order(request: orders.PlaceOrderRequest, actor: Actor) -> orders.PlaceOrder:
         token = await tokenize(request.card_number)
@@ -92,5 +96,6 @@ def build_registry(
             order(orders.RejectOrder, orders.reject),
             order(orders.MarkOrderRefunded, orders.mark_refunded),
             *dead_letter_specs(consumer_groups, ADMINS),
+            *(rebuild_specs(rebuild_runner, ADMINS) if rebuild_runner else ()),
         ]
     )

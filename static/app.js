@@ -51,7 +51,9 @@
     if (!el.id) return;
     var current = document.getElementById(el.id);
     if (current) {
-      if (wouldRegress(current, el)) return;
+      // unchanged (e.g. the status page's console, pushed every second): leave it be, so a
+      // form in it keeps its state and a click in flight its element
+      if (wouldRegress(current, el) || current.isEqualNode(el)) return;
       var focus = carryInput(current, el);
       current.replaceWith(el);
       htmx.process(el);

@@ -1,16 +1,25 @@
-"""The projector: `python -m workers.projector [name,name,...]` (default: every read model)."""
+"""The projector: `python -m workers.projector [name,name,...]` (default: every read model).
+
+Besides applying events it audits its read models (AUDIT_SECONDS apart, in the one projector
+process that holds the audit's lease): see app/kernel/audit.py.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import sys
 
+from app.kernel.audit import ProjectionAudit, run_audits
 from app.kernel.consumer import PartitionHandler
 from app.kernel.heartbeat import HeartbeatPublisher
+from app.kernel.leases import Leases
 from app.kernel.projection import ProjectionHandler
-from app.projections.registry import PROJECTOR, build
+from app.projections.registry import AUDITED, PROJECTOR, build
 from app.services import Services
 from workers.runtime import run, run_partitioned
+
+AUDIT_LEASE_MS = 60_000
+"""A round may read a long stream: the audit's lease outlasts it."""
 
 
 def names_from(argv: list[str]) -> tuple[str, ...]:
@@ -24,10 +33,33 @@ def names_from(argv: list[str]) -> tuple[str, ...]:
 
 
 async def main(services: Services, stop: asyncio.Event, heartbeat: HeartbeatPublisher) -> None:
-    handlers: list[PartitionHandler] = [
-        ProjectionHandler(p, services.read) for p in build(names_from(sys.argv), services.settings)
-    ]
-    await run_partitioned(services, stop, heartbeat, handlers)
+    settings = services.settings
+    projections = build(names_from(sys.argv), settings)
+    handlers: list[PartitionHandler] = [ProjectionHandler(p, services.read) for p in projections]
+    audits = asyncio.create_task(
+        run_audits(
+            [
+                ProjectionAudit(
+                    services.write,
+                    services.read,
+                    projection,
+                    sample=settings.audit_sample,
+                    entries_per_second=settings.audit_entries_per_second,
+                )
+                for projection in projections
+                if projection.name in AUDITED and settings.audit_seconds
+            ],
+            settings.partitions,
+            Leases(services.write, heartbeat.id, max(settings.lease_ms, AUDIT_LEASE_MS)),
+            stop,
+            every=settings.audit_seconds,
+        )
+    )
+    try:
+        await run_partitioned(services, stop, heartbeat, handlers)
+    finally:
+        stop.set()
+        await audits
 
 
 if __name__ == "__main__":

@@ -20,7 +20,8 @@ from app.logs import configure_logging
 from app.services import Services, build_services
 
 log = logging.getLogger("workers")
-HEARTBEAT_SECONDS = 2.0
+MISSED_BEATS = 3
+"""A process whose last beat is this many beats old counts as dead (its share goes)."""
 
 Main = Callable[[Services, asyncio.Event, HeartbeatPublisher], Awaitable[None]]
 
@@ -39,14 +40,14 @@ async def wait_for_redis(services: Services, stop: asyncio.Event) -> None:
             attempt += 1
 
 
-async def _beat(heartbeat: HeartbeatPublisher, stop: asyncio.Event) -> None:
+async def _beat(heartbeat: HeartbeatPublisher, stop: asyncio.Event, every: float) -> None:
     while not stop.is_set():
         try:
             await heartbeat.beat()
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             log.warning("heartbeat failed: %s", exc)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=HEARTBEAT_SECONDS)
+            await asyncio.wait_for(stop.wait(), timeout=every)
 
 
 async def _serve(kind: str, main: Main) -> None:
@@ -64,7 +65,7 @@ async def _serve(kind: str, main: Main) -> None:
         await services.close()
         return
     await services.inspect_server()
-    beat = asyncio.create_task(_beat(heartbeat, stop))
+    beat = asyncio.create_task(_beat(heartbeat, stop, settings.heartbeat_seconds))
     log.info("%s %s started (partitions=%d)", kind, heartbeat.id, settings.partitions)
     try:
         await main(services, stop, heartbeat)
@@ -90,8 +91,11 @@ async def run_partitioned(
 ) -> None:
     """Own a fair share of the partitions of `handlers` among live workers of the same kind."""
 
+    stale_after = MISSED_BEATS * services.settings.heartbeat_seconds
+
     async def members() -> int:
-        return sum(1 for b in await live_heartbeats(services.write) if b.kind == heartbeat.kind)
+        beats = await live_heartbeats(services.write, stale_after=stale_after)
+        return sum(1 for b in beats if b.kind == heartbeat.kind)
 
     consumer = PartitionedConsumer(
         services.write,

@@ -29,6 +29,7 @@ T = TypeVar("T")
 
 _CHARGE = load_script(__file__, "gateway_charge.lua")
 RETRY = Backoff(first=0.05, cap=1.0)
+GATE_POLL = Backoff(first=0.02, cap=0.1)
 APPROVED_CARD = "4242424242424242"
 DECLINED_CARD = "4000000000000002"
 
@@ -58,7 +59,9 @@ class SimulatedGateway:
         timeout_ms: int,
         retries: int,
         rng: random.Random | None = None,
+        gated: bool = False,
     ) -> None:
+        """`gated`: charges wait until the gate key says `open` (see `through_gate`)."""
         self._redis = redis
         self._secret = secret.encode()
         self._latency = latency_ms / 1000
@@ -66,6 +69,8 @@ class SimulatedGateway:
         self._timeout = timeout_ms / 1000
         self._retries = retries
         self._rng = rng or random.Random()
+        self._gated = gated
+        self._gate = asyncio.Lock()
         self._vaulted: set[str] = set()
         """Tokens this process already put in the vault (a repeat needs no round trip)."""
 
@@ -83,6 +88,7 @@ class SimulatedGateway:
         return token
 
     async def charge(self, idempotency_key: str, token: str, amount_cents: int) -> ChargeResult:
+        await self.through_gate()
         return await self._with_retries(
             "charge", lambda: self._remote_charge(idempotency_key, token, amount_cents)
         )
@@ -107,6 +113,17 @@ class SimulatedGateway:
                 log.info("gateway %s attempt %d failed: %s", what, attempt + 1, exc or "timeout")
                 await RETRY.sleep(attempt)
         raise PaymentUnavailable(f"no answer to {what} after {self._retries + 1} attempts")
+
+    async def through_gate(self) -> None:
+        """With the gate on, wait until `ext:{gateway}:gate` is `open` (tests hold charges
+        at the gate while they crash things, then open it). One waiter polls at a time."""
+        if not self._gated:
+            return
+        async with self._gate:
+            polls = 0
+            while await self._redis.get(keys.external("gateway", "gate")) != "open":
+                await GATE_POLL.sleep(polls)
+                polls += 1
 
     # --- the simulated remote side ------------------------------------------------------
 

@@ -58,6 +58,10 @@ STALL_SECONDS = 10.0
 GIVE_UP_SECONDS = 30.0
 """... and after this long its owner gives its lease up (another process, or this one a
 little later, starts it afresh)."""
+LEASE_TRUSTED = 0.8
+"""Of a lease's time to live, how much an owner counts on (from when it asked for it)."""
+READ_MARGIN_SECONDS = 0.2
+"""A read must be answered this long before the owner stops counting on its lease."""
 
 
 class Stall(msgspec.Struct, frozen=True):
@@ -85,6 +89,28 @@ class PartitionHealth:
 
     def stuck_for(self) -> float:
         return time.monotonic() - self.progress_at
+
+
+class LeaseClock:
+    """Until when an owner may still read a partition's entries.
+
+    An entry delivered after the lease ran out may reach the partition's consumer after a
+    new owner looked for that consumer's pending entries (it does so once, when it takes
+    the partition over): nobody would apply it. So an owner reads only while its lease is
+    surely held, and a blocking read never outlasts that.
+    """
+
+    def __init__(self, ttl_seconds: float) -> None:
+        self._ttl = ttl_seconds
+        self.held_until = 0.0
+
+    def held_since(self, asked_at: float) -> None:
+        """The lease was acquired or renewed by a call made at `asked_at` (monotonic)."""
+        self.held_until = asked_at + self._ttl * LEASE_TRUSTED
+
+    def read_budget(self) -> float:
+        """Seconds a read may still take (<= 0: do not read now)."""
+        return self.held_until - time.monotonic() - READ_MARGIN_SECONDS
 
 
 async def ensure_group(redis: Redis, stream: str, group: str) -> None:
@@ -138,6 +164,7 @@ class _Owned:
     task: asyncio.Task[None]
     stop: asyncio.Event
     health: PartitionHealth
+    lease: LeaseClock
 
 
 class PartitionedConsumer:
@@ -195,30 +222,20 @@ class PartitionedConsumer:
             await self.release_all()
 
     async def rebalance(self) -> None:
+        """Keep (renew) every lease first, then stop what is lost, stuck or over this
+        process's share, all at once, then take free partitions up to the share: a slow stop
+        must not hold up the renewals of the partitions this process keeps."""
         members = max(1, await self._members())
         target = math.ceil(self._partitions / members)
-        for group in self._handlers:
-            mine = []
-            for partition in range(self._partitions):
-                owned = self._owned.get((group, partition))
-                if owned is None:
-                    continue
-                if owned.health.stuck_for() > self._give_up_seconds:
-                    log.error(
-                        "%s partition %d made no progress for %.0f s (%s): giving it up",
-                        group,
-                        partition,
-                        owned.health.stuck_for(),
-                        owned.health.error or "no error",
-                    )
-                    self._resting[(group, partition)] = time.monotonic() + self._stall_seconds
-                    await self._stop(group, partition, release=True, wait=1.0)
-                elif owned.task.done() or not await self._leases.renew(group, partition):
-                    await self._stop(group, partition, release=False)
-                else:
-                    mine.append(partition)
-            for partition in mine[target:]:
-                await self._stop(group, partition, release=True)
+        kept: dict[str, list[int]] = {group: [] for group in self._handlers}
+        stopping: list[Awaitable[None]] = []
+        try:
+            await self._renew(kept, stopping)
+            for group, mine in kept.items():
+                stopping += [self._stop(group, p, release=True) for p in mine[target:]]
+        finally:
+            await asyncio.gather(*stopping)
+        for group, mine in kept.items():
             count = min(len(mine), target)
             for partition in range(self._partitions):
                 if count >= target:
@@ -227,23 +244,48 @@ class PartitionedConsumer:
                     continue
                 if self._resting.get((group, partition), 0.0) > time.monotonic():
                     continue
+                asked_at = time.monotonic()
                 if await self._leases.acquire(group, partition):
-                    self._start(group, partition)
+                    self._start(group, partition, asked_at)
                     count += 1
 
-    def _start(self, group: str, partition: int) -> None:
+    async def _renew(self, kept: dict[str, list[int]], stopping: list[Awaitable[None]]) -> None:
+        """Renew the leases of the partitions worth keeping (into `kept`); the stops of the
+        others go to `stopping`."""
+        for (group, partition), owned in sorted(self._owned.items()):
+            if owned.health.stuck_for() > self._give_up_seconds:
+                log.error(
+                    "%s partition %d made no progress for %.0f s (%s): giving it up",
+                    group,
+                    partition,
+                    owned.health.stuck_for(),
+                    owned.health.error or "no error",
+                )
+                self._resting[(group, partition)] = time.monotonic() + self._stall_seconds
+                stopping.append(self._stop(group, partition, release=True, wait=1.0))
+                continue
+            asked_at = time.monotonic()
+            if owned.task.done() or not await self._leases.renew(group, partition):
+                stopping.append(self._stop(group, partition, release=False))
+                continue
+            owned.lease.held_since(asked_at)
+            kept[group].append(partition)
+
+    def _start(self, group: str, partition: int, asked_at: float) -> None:
         stop = asyncio.Event()
         health = PartitionHealth()
+        lease = LeaseClock(self._leases.ttl_seconds)
+        lease.held_since(asked_at)
         task = asyncio.create_task(
-            self._consume(self._handlers[group], partition, stop, health),
+            self._consume(self._handlers[group], partition, stop, health, lease),
             name=f"{group}:p{partition}",
         )
-        self._owned[(group, partition)] = _Owned(task, stop, health)
+        self._owned[(group, partition)] = _Owned(task, stop, health, lease)
         log.info("took %s partition %d", group, partition)
 
     async def _stop(self, group: str, partition: int, *, release: bool, wait: float = 10.0) -> None:
         """Stop a partition's task (it finishes its batch, up to `wait` seconds)."""
-        owned = self._owned.pop((group, partition))
+        owned = self._owned.pop((group, partition))  # at once: the partition is no longer ours
         owned.stop.set()
         try:
             await asyncio.wait_for(asyncio.shield(owned.task), timeout=wait)
@@ -273,6 +315,7 @@ class PartitionedConsumer:
         partition: int,
         stop: asyncio.Event,
         health: PartitionHealth,
+        lease: LeaseClock,
     ) -> None:
         stream = handler.stream(partition)
         consumer = f"p{partition}"
@@ -284,7 +327,7 @@ class PartitionedConsumer:
         )
         try:
             await self._consume_loop(
-                handler, partition, stop, stream, consumer, lanes, health, parking
+                handler, partition, stop, stream, consumer, lanes, health, parking, lease
             )
         finally:
             if lanes is not None:
@@ -300,6 +343,7 @@ class PartitionedConsumer:
         lanes: _Lanes | None,
         health: PartitionHealth,
         parking: Parking,
+        lease: LeaseClock,
     ) -> None:
         cursor = "0"  # our pending entries first (a previous owner's, after a takeover)
         outage = 0
@@ -320,9 +364,15 @@ class PartitionedConsumer:
                     await ensure_group(self._redis, stream, handler.group)
                     await parking.load()
                 await parking.serve()
+                budget = lease.read_budget()
+                if budget <= 0:  # not sure the lease is still ours: wait for its renewal
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), timeout=0.05)
+                    continue
                 if lanes is not None:
                     acks += lanes.take_done()
-                reply = await self._read(handler.group, consumer, stream, cursor, acks)
+                block = None if cursor != ">" else max(1, min(self._block_ms, int(budget * 1000)))
+                reply = await self._read(handler.group, consumer, stream, cursor, acks, block)
                 acks = []
                 entries = parse_entries(partition, reply)
                 if cursor != ">":
@@ -359,10 +409,16 @@ class PartitionedConsumer:
             await acknowledge(self._redis, handler, partition, acks)
 
     async def _read(
-        self, group: str, consumer: str, stream: str, cursor: str, acks: list[str]
+        self,
+        group: str,
+        consumer: str,
+        stream: str,
+        cursor: str,
+        acks: list[str],
+        block: int | None,
     ) -> object:
-        """The next batch (blocking for new entries), acknowledging `acks` on the way."""
-        block = None if cursor != ">" else self._block_ms
+        """The next batch (blocking up to `block` ms for new entries), acknowledging `acks`
+        on the way."""
         if not acks:
             return await self._redis.xreadgroup(
                 group, consumer, {stream: cursor}, count=self._batch, block=block
@@ -386,6 +442,7 @@ class PartitionedConsumer:
         and an entry that keeps failing is dead-lettered, its key parked behind it."""
         live = [e for e in entries if e.fields]  # a trimmed entry comes back empty
         free = await parking.hold(live)
+        set_aside = len(free) < len(live)
         deferred: list[str] = []
         try:
             if free:
@@ -400,11 +457,12 @@ class PartitionedConsumer:
             for entry in free:
                 if parking.held(entry):  # an entry before it, of the same key, just failed
                     await parking.hold([entry])
+                    set_aside = True
                 else:
                     deferred += await self._retry_one(
                         handler, partition, entry, stop, health, parking
                     )
-        if len(free) < len(live):  # the checkpoint moves past what was set aside
+        if set_aside:  # the checkpoint moves past what was set aside (a retry replays it)
             await handler.skip(partition, live[-1])
         return deferred
 

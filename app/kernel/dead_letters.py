@@ -73,6 +73,7 @@ class Discarded(msgspec.Struct, frozen=True, kw_only=True):
 _letter = msgspec.json.Decoder(DeadLetter)
 _request = msgspec.json.Decoder(LetterRequest)
 _outcome = msgspec.json.Decoder(RequestOutcome)
+_discarded = msgspec.json.Decoder(Discarded)
 
 
 @dataclass(frozen=True)
@@ -199,3 +200,11 @@ class DeadLetters:
             maxlen=DISCARDED_MAXLEN,
             approximate=True,
         )
+
+    async def discarded_entries(self) -> set[tuple[str, str]]:
+        """(stream, entry id) of every entry an operator discarded (as far as the capped
+        journal remembers): tools that replay a stream skip them too."""
+        stream = discarded(self.group)
+        found = stream_entries([(stream, await self._redis.xrange(stream))])
+        records = [_discarded.decode(fields["e"]).letter for _, _, fields in found]
+        return {(letter.stream, letter.entry_id) for letter in records}

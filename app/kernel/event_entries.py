@@ -7,8 +7,6 @@ price of a dict lookup. Entries written before these fields existed are decoded 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import msgspec
 
 from app.kernel.messages import StoredEvent
@@ -16,8 +14,7 @@ from app.kernel.messages import StoredEvent
 _stored = msgspec.json.Decoder(StoredEvent)
 
 
-@dataclass(frozen=True)
-class EventHead:
+class EventHead(msgspec.Struct, frozen=True, gc=False):
     type: str
     aggregate: str
     """`kind:id`, e.g. `product:MUG-1`."""

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from collections.abc import Collection
-from dataclasses import dataclass
 from typing import Protocol
 
+import msgspec
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -13,8 +13,9 @@ INFRA_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
 """Redis trouble: never a handler's fault; the entries are read again once it is back."""
 
 
-@dataclass(frozen=True)
-class Entry:
+class Entry(msgspec.Struct, frozen=True, gc=False):
+    """A stream entry as a handler gets it (a Struct: made for every entry read)."""
+
     id: str
     partition: int
     fields: dict[str, str]

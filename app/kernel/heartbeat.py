@@ -66,8 +66,10 @@ class HeartbeatPublisher:
         await self._redis.hdel(keys.heartbeats(), self.id)
 
 
-async def live_heartbeats(redis: Redis, *, prune: bool = True) -> list[Heartbeat]:
-    """Heartbeats younger than STALE_AFTER_SECONDS; older ones are removed (if `prune`)."""
+async def live_heartbeats(
+    redis: Redis, *, prune: bool = True, stale_after: float = STALE_AFTER_SECONDS
+) -> list[Heartbeat]:
+    """Heartbeats younger than `stale_after`; much older ones are removed (if `prune`)."""
     raw = text_dict(await redis.hgetall(keys.heartbeats()))
     now = time.time()
     live, dead = [], []
@@ -77,9 +79,9 @@ async def live_heartbeats(redis: Redis, *, prune: bool = True) -> list[Heartbeat
         except msgspec.DecodeError:
             dead.append(field)
             continue
-        if now - beat.at > STALE_AFTER_SECONDS * 4:
+        if now - beat.at > max(stale_after, STALE_AFTER_SECONDS) * 4:
             dead.append(field)
-        elif now - beat.at <= STALE_AFTER_SECONDS:
+        elif now - beat.at <= stale_after:
             live.append(beat)
     if prune and dead:
         await redis.hdel(keys.heartbeats(), *dead)

@@ -72,6 +72,16 @@ def dead_letters(group: str) -> str:
     return f"dlq:{group}"
 
 
+def rebuild_state(projection: str) -> str:
+    """JSON of the latest rebuild of a projection (see kernel/rebuild)."""
+    return f"rebuilds:{projection}"
+
+
+def audit_report(projection: str) -> str:
+    """JSON of what the audit last found in a projection's read model (see kernel/audit)."""
+    return f"audits:{projection}"
+
+
 def consumer_health(group: str) -> str:
     """Hash: last_error, last_error_at, dead_letters, retries for one consumer group."""
     return f"health:{group}"
@@ -130,6 +140,16 @@ def external(system: str, *parts: str) -> str:
 
 def read_model(name: str, *parts: str) -> str:
     return ":".join(("rm", name, *parts))
+
+
+def read_model_prefix(projection: str) -> str:
+    """Every key of a projection's read model starts with this (its checkpoints too)."""
+    return f"rm:{projection}:"
+
+
+def shadow(key: str) -> str:
+    """A read-model key's copy in a rebuild's shadow (same server, renamed over at the swap)."""
+    return f"rebuild:{key}"
 
 
 def checkpoint(projection: str, partition: int) -> str:

@@ -17,6 +17,10 @@ class Leases:
         self.owner = owner
         self._ttl_ms = ttl_ms
 
+    @property
+    def ttl_seconds(self) -> float:
+        return self._ttl_ms / 1000
+
     async def _call(self, action: str, group: str, partition: int) -> bool:
         held = await _SCRIPT(
             self._redis, [keys.lease(group, partition)], [action, self.owner, self._ttl_ms]
@@ -28,6 +32,11 @@ class Leases:
 
     async def renew(self, group: str, partition: int) -> bool:
         return await self._call("renew", group, partition)
+
+    async def take(self, group: str, partition: int) -> bool:
+        """Hold the lease even if another owner does: that owner stops at its next renewal
+        and waits until the lease is released."""
+        return await self._call("take", group, partition)
 
     async def release(self, group: str, partition: int) -> bool:
         return await self._call("release", group, partition)

@@ -12,7 +12,8 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 import msgspec
@@ -24,6 +25,7 @@ from app.kernel.consumer import Entry, LeaseLost
 from app.kernel.event_entries import event_head, stored_event
 from app.kernel.messages import StoredEvent
 from app.kernel.positions import parse_stream_id
+from app.kernel.read_model_writes import ReadModelWrites
 from app.kernel.redis_types import field_map, optional_text
 from app.kernel.scripts import load_script
 
@@ -53,8 +55,8 @@ class Projection(Protocol[T]):
         The version counts even when the item is None, so a skipped event is not a gap.
         """
 
-    def apply(self, item: T, tx: Pipeline) -> Iterable[Change]:
-        """Queue the read-model writes for one item on the transaction. No reads."""
+    def apply(self, item: T, tx: ReadModelWrites) -> Iterable[Change]:
+        """Record the read-model writes for one item. No reads."""
 
 
 class Applied(Generic[T]):
@@ -91,8 +93,53 @@ class EventProjection(Generic[T]):
         stored = stored_event(fields)
         return version, Applied("", stored, self._event_decoder.decode(stored.data))
 
-    def apply(self, item: Applied[T], tx: Pipeline) -> Iterable[Change]:
+    def apply(self, item: Applied[T], tx: ReadModelWrites) -> Iterable[Change]:
         raise NotImplementedError
+
+
+Decoded = tuple[Entry, Version | None, Any]
+"""An entry with what its projection's `decode` made of it."""
+
+
+@dataclass
+class Projected:
+    """What applying entries came to: writes, views changed, versions applied, gaps."""
+
+    writes: ReadModelWrites = field(default_factory=ReadModelWrites)
+    changes: dict[tuple[str, str], None] = field(default_factory=dict)
+    versions: dict[str, int] = field(default_factory=dict)
+    """Aggregates whose applied version moved, and to what."""
+    gaps: list[str] = field(default_factory=list)
+    seen: int = 0
+    """Items taken so far (if one raised, it is item `seen - 1`)."""
+
+
+def project(
+    projection: Projection[Any],
+    items: Iterable[Decoded],
+    applied: Mapping[str, int],
+    into: Projected | None = None,
+) -> Projected:
+    """Apply decoded entries in order. `applied`: the last version applied per aggregate
+    before them (missing: none); an event at or before it is a duplicate and is skipped."""
+    done = into if into is not None else Projected()
+    for entry, found, item in items:
+        done.seen += 1
+        if found is not None:
+            aggregate, version = found
+            last = done.versions.get(aggregate, applied.get(aggregate, 0))
+            if version <= last:
+                continue  # a duplicate: applied before
+            if version > last + 1:
+                done.gaps.append(f"{aggregate}: after v{last} came v{version} ({entry.id})")
+            done.versions[aggregate] = version
+        if item is None:
+            continue
+        if isinstance(item, Applied):
+            item.entry_id = entry.id
+        for change in projection.apply(item, done.writes):
+            done.changes[(change.view, change.key)] = None
+    return done
 
 
 class ProjectionHandler:
@@ -134,42 +181,28 @@ class ProjectionHandler:
                 pipe.hmget(versions_key, aggregates)
             replies = await pipe.execute()
         checkpoint = optional_text(replies[0])
-        done = parse_stream_id(checkpoint) if checkpoint else (0, 0)
+        after = parse_stream_id(checkpoint) if checkpoint else (0, 0)
         versioned = (
             {k: int(v or 0) for k, v in zip(aggregates, replies[1], strict=True)}
             if aggregates
             else {}
         )
-        fresh = items if replay else [i for i in items if parse_stream_id(i[0].id) > done]
+        fresh = items if replay else [i for i in items if parse_stream_id(i[0].id) > after]
         if not fresh:
             return
+        done = project(self.projection, fresh, versioned)
         tx = self._read.pipeline(transaction=False)  # records the writes; never executed
-        changes: dict[tuple[str, str], None] = {}
-        touched: dict[str, int] = {}
-        for entry, found, item in fresh:
-            if found is not None:
-                aggregate, version = found
-                last = touched.get(aggregate, versioned[aggregate])
-                if version <= last:
-                    continue  # a duplicate: applied before
-                if version > last + 1:
-                    gap = f"{aggregate}: after v{last} came v{version} ({entry.id})"
-                    tx.hset(
-                        keys.projection_health(name),
-                        mapping=field_map({"gap": gap, "gap_at": str(time.time())}),
-                    )
-                touched[aggregate] = version
-            if item is None:
-                continue
-            if isinstance(item, Applied):
-                item.entry_id = entry.id
-            for change in self.projection.apply(item, tx):
-                changes[(change.view, change.key)] = None
-        if touched:
-            tx.hset(versions_key, mapping=field_map(touched))
+        if done.gaps:
+            tx.hset(
+                keys.projection_health(name),
+                mapping=field_map({"gap": done.gaps[-1], "gap_at": str(time.time())}),
+            )
+        done.writes.send(tx)
+        if done.versions:
+            tx.hset(versions_key, mapping=field_map(done.versions))
         last_id = fresh[-1][0].id if not replay else checkpoint or fresh[-1][0].id
         position = f"{partition}:{last_id}"
-        for view, key in changes:
+        for view, key in done.changes:
             tx.xadd(
                 keys.view_notices(),
                 {"v": view, "k": key, "p": position},

@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import assert_never
 
-from redis.asyncio.client import Pipeline
-
 from app.domain import products as p
 from app.kernel.projection import Applied, Change, EventProjection
+from app.kernel.read_model_writes import ReadModelWrites
 from app.kernel.redis_types import field_map
 from app.projections import keys
 
@@ -28,7 +27,7 @@ class CatalogProjection(EventProjection[p.ProductEvent]):
     name = "catalog"
     handles = frozenset(cls.__name__ for cls in p.PRODUCT_EVENTS)
 
-    def apply(self, item: Applied[p.ProductEvent], tx: Pipeline) -> Iterable[Change]:
+    def apply(self, item: Applied[p.ProductEvent], tx: ReadModelWrites) -> Iterable[Change]:
         event = item.event
         key = keys.product(event.sku)
         match event:

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 import msgspec
-from redis.asyncio.client import Pipeline
 
 from app.kernel import keys as kernel_keys
 from app.kernel.projection import Change, Version
+from app.kernel.read_model_writes import ReadModelWrites
 from app.projections import keys
 
 VIEW = "admin"
@@ -59,7 +59,7 @@ class CommandLogProjection:
     def decode(self, fields: dict[str, str]) -> tuple[Version | None, JournalEntry | None]:
         return None, _decoder.decode(fields["e"])
 
-    def apply(self, item: JournalEntry, tx: Pipeline) -> Iterable[Change]:
+    def apply(self, item: JournalEntry, tx: ReadModelWrites) -> Iterable[Change]:
         took = round(latency_ms(item), 2)
         completed = float(item.completed_at or 0)
         logged = LoggedCommand(

@@ -6,10 +6,10 @@ from collections.abc import Iterable
 from typing import Any, assert_never
 
 import msgspec
-from redis.asyncio.client import Pipeline
 
 from app.domain import products as p
 from app.kernel.projection import Applied, Change, EventProjection
+from app.kernel.read_model_writes import ReadModelWrites
 from app.projections import keys
 
 VIEW = "admin"
@@ -25,7 +25,7 @@ class LowStockProjection(EventProjection[p.ProductEvent]):
         super().__init__(event_decoder)
         self._threshold = threshold
 
-    def apply(self, item: Applied[p.ProductEvent], tx: Pipeline) -> Iterable[Change]:
+    def apply(self, item: Applied[p.ProductEvent], tx: ReadModelWrites) -> Iterable[Change]:
         event = item.event
         match event:
             case p.ProductDiscontinued():

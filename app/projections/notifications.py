@@ -6,7 +6,6 @@ from collections.abc import Iterable
 from typing import assert_never
 
 import msgspec
-from redis.asyncio.client import Pipeline
 
 from app.domain.events import integration_decoder
 from app.domain.orders import (
@@ -17,6 +16,7 @@ from app.domain.orders import (
 )
 from app.kernel import keys as kernel_keys
 from app.kernel.projection import Change, Version
+from app.kernel.read_model_writes import ReadModelWrites
 from app.projections import keys
 
 VIEW = "notifications"
@@ -56,7 +56,7 @@ class NotificationsProjection:
     def decode(self, fields: dict[str, str]) -> tuple[Version | None, IntegrationEvents | None]:
         return None, self._decoder.decode(fields["e"])
 
-    def apply(self, item: IntegrationEvents, tx: Pipeline) -> Iterable[Change]:
+    def apply(self, item: IntegrationEvents, tx: ReadModelWrites) -> Iterable[Change]:
         note = Notification(item.event_id, item.order_id, text_of(item), item.occurred_at)
         tx.lpush(keys.notifications(item.customer), msgspec.json.encode(note))
         tx.ltrim(keys.notifications(item.customer), 0, KEEP - 1)

@@ -6,10 +6,10 @@ from collections.abc import Iterable
 from typing import assert_never
 
 import msgspec
-from redis.asyncio.client import Pipeline
 
 from app.domain import orders as o
 from app.kernel.projection import Applied, Change, EventProjection
+from app.kernel.read_model_writes import ReadModelWrites
 from app.projections import keys
 
 VIEW = "orders"
@@ -31,7 +31,7 @@ class OrdersProjection(EventProjection[o.OrderEvent]):
     name = "orders"
     handles = frozenset(cls.__name__ for cls in o.ORDER_EVENTS)
 
-    def apply(self, item: Applied[o.OrderEvent], tx: Pipeline) -> Iterable[Change]:
+    def apply(self, item: Applied[o.OrderEvent], tx: ReadModelWrites) -> Iterable[Change]:
         event = item.event
         at = item.stored.at
         key = keys.order(event.order_id)

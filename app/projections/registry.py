@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
 from typing import Any
 
 from app.config import Settings
@@ -18,6 +20,12 @@ from app.projections.timeline import TimelineProjection
 PROJECTOR = ("catalog", "low_stock", "command_log", "orders", "timeline", "sales")
 NOTIFIER = ("notifications",)
 ALL = PROJECTOR + NOTIFIER
+REBUILDABLE = PROJECTOR
+"""Read models a rebuild may replay. Not the notifications: the notifier's inbox holds what
+its users did with it (read or not), which no stream records."""
+AUDITED = ("catalog", "low_stock", "orders", "timeline")
+"""Read models whose keys each aggregate owns (or owns a member or field of), so a sample of
+aggregates re-derived from their events can be compared with them (see kernel/audit)."""
 
 
 def build(names: tuple[str, ...], settings: Settings) -> list[Projection[Any]]:
@@ -32,3 +40,13 @@ def build(names: tuple[str, ...], settings: Settings) -> list[Projection[Any]]:
         "notifications": NotificationsProjection(),
     }
     return [made[name] for name in names]
+
+
+def rebuildable(settings: Settings) -> dict[str, Callable[[], Projection[Any]]]:
+    """A fresh instance of each projection a rebuild may replay, by name."""
+    return {name: functools.partial(_one, name, settings) for name in REBUILDABLE}
+
+
+def _one(name: str, settings: Settings) -> Projection[Any]:
+    (projection,) = build((name,), settings)
+    return projection

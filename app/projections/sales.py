@@ -5,10 +5,9 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import assert_never
 
-from redis.asyncio.client import Pipeline
-
 from app.domain import orders as o
 from app.kernel.projection import Applied, Change, EventProjection
+from app.kernel.read_model_writes import ReadModelWrites
 from app.projections import keys
 
 VIEW = "admin"
@@ -20,7 +19,7 @@ class SalesProjection(EventProjection[o.OrderEvent]):
     name = "sales"
     handles = frozenset(cls.__name__ for cls in o.ORDER_EVENTS)
 
-    def apply(self, item: Applied[o.OrderEvent], tx: Pipeline) -> Iterable[Change]:
+    def apply(self, item: Applied[o.OrderEvent], tx: ReadModelWrites) -> Iterable[Change]:
         event = item.event
         by_status = keys.sales_by_status()
         match event:

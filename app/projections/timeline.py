@@ -6,11 +6,11 @@ from collections.abc import Iterable
 from typing import assert_never
 
 import msgspec
-from redis.asyncio.client import Pipeline
 
 from app.domain import orders as o
 from app.domain.orders import REJECT_REASONS
 from app.kernel.projection import Applied, Change, EventProjection
+from app.kernel.read_model_writes import ReadModelWrites
 from app.projections import keys
 from app.projections.orders import STATUS_AFTER, order_change
 
@@ -47,7 +47,7 @@ class TimelineProjection(EventProjection[o.OrderEvent]):
     name = "timeline"
     handles = frozenset(cls.__name__ for cls in o.ORDER_EVENTS)
 
-    def apply(self, item: Applied[o.OrderEvent], tx: Pipeline) -> Iterable[Change]:
+    def apply(self, item: Applied[o.OrderEvent], tx: ReadModelWrites) -> Iterable[Change]:
         event = item.event
         status = {"OrderPlaced": "placed", "OrderRefunded": "refunded"}.get(
             item.stored.type

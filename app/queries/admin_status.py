@@ -10,12 +10,15 @@ import msgspec
 from redis.asyncio import Redis
 
 from app.kernel import keys
+from app.kernel.audit import AuditReport, audit_reports
 from app.kernel.consumer import Stall
 from app.kernel.heartbeat import live_heartbeats
 from app.kernel.positions import parse_stream_id
+from app.kernel.rebuild_state import RebuildState, rebuild_states
 from app.kernel.redis_types import text
 from app.projections import keys as rm
 from app.projections.command_log import LoggedCommand
+from app.queries.dead_letters import ConsumerLetters, DeadLetterView, dead_letters
 
 STALLED_AFTER_SECONDS = 5.0
 ERROR_RECENT_SECONDS = 60.0
@@ -68,6 +71,15 @@ class AdminStatus(msgspec.Struct, frozen=True):
     """Partitions a live process owns and has not moved forward (with its last error)."""
     warnings: list[str] = []
     """What the processes report an operator should know (e.g. Redis is not durable)."""
+    dead_letters: list[DeadLetterView] = []
+    """Every consumer's dead letters (the oldest few of each), payloads masked."""
+    dead_letter_counts: list[ConsumerLetters] = []
+    rebuildable: list[str] = []
+    """Read models a rebuild may replay."""
+    rebuilds: dict[str, RebuildState] = {}
+    """The latest rebuild of each, if it had one."""
+    audits: list[AuditReport] = []
+    """What the projector's audit found in each read model it audits."""
 
 
 class Watched(msgspec.Struct, frozen=True):
@@ -76,6 +88,7 @@ class Watched(msgspec.Struct, frozen=True):
     group: str
     stream: str
     """events | journal | integration | commands"""
+    rebuildable: bool = False
 
 
 _recent_decoder = msgspec.json.Decoder(LoggedCommand)
@@ -244,6 +257,8 @@ async def admin_status(
     beats = await live_heartbeats(write)
     now = time.time()
     stalls = [stall for beat in beats for stall in beat.stalls]
+    letters, letter_counts = await dead_letters(write, watched)
+    rebuildable = [w.name for w in watched if w.rebuildable]
     return AdminStatus(
         commands=await command_stats(read),
         projections=await consumers(write, read, watched, partitions, stalls),
@@ -252,4 +267,9 @@ async def admin_status(
         generated_at=now,
         stalls=stalls,
         warnings=sorted({w for beat in beats for w in beat.warnings}),
+        dead_letters=letters,
+        dead_letter_counts=letter_counts,
+        rebuildable=rebuildable,
+        rebuilds={r.projection: r for r in await rebuild_states(write, rebuildable)},
+        audits=await audit_reports(write, [w.name for w in watched if w.kind == "projection"]),
     )

@@ -20,7 +20,7 @@ from app.kernel.heartbeat import HeartbeatPublisher, worker_id
 from app.logs import configure_logging
 from app.seed import seed
 from app.services import build_services
-from app.web import api, pages, sockets
+from app.web import api, console, pages, sockets
 from app.web.errors import exception_handlers, on_crash
 from app.web.hub import Hub
 from app.web.metrics import HttpMetricsMiddleware, WebMetrics
@@ -93,6 +93,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=[
             *api.routes,
             *pages.routes,
+            *console.routes,
             *sockets.routes,
             Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
         ],

@@ -74,7 +74,28 @@ class _Snapshot(Collector):
             workers.add_metric([kind], count)
         sockets = GaugeMetricFamily(f"{PREFIX}_ws_connections_all", "WebSockets, all web processes")
         sockets.add_metric([], status.websocket_connections)
-        return [finished, rate, latency, lag, lag_s, dead, healthy, workers, sockets]
+        wrong = GaugeMetricFamily(
+            f"{PREFIX}_audit_mismatches",
+            "Read-model keys the audit found differing from their events",
+            labels=["projection"],
+        )
+        audited = CounterMetricFamily(
+            f"{PREFIX}_audit_checked_aggregates",
+            "Aggregates the audit re-derived from their events and compared",
+            labels=["projection"],
+        )
+        for report in status.audits:
+            wrong.add_metric([report.projection], len(report.mismatches))
+            audited.add_metric([report.projection], report.checked)
+        waiting = GaugeMetricFamily(
+            f"{PREFIX}_dead_letters_waiting", "Dead letters now waiting", labels=["consumer"]
+        )
+        for letters in status.dead_letter_counts:
+            waiting.add_metric([letters.consumer], letters.total)
+        return [
+            finished, rate, latency, lag, lag_s, dead, healthy, workers, sockets, wrong, audited,
+            waiting,
+        ]  # fmt: skip
 
 
 class WebMetrics:

@@ -12,6 +12,7 @@ from typing import Any
 from jinja2 import Environment
 from starlette.templating import Jinja2Templates
 
+from app.kernel.clock import iso
 from app.kernel.command_status import CommandStatus
 from app.queries.admin_status import AdminStatus
 from app.queries.catalog import ProductView
@@ -37,12 +38,18 @@ def short_time(iso: str | None) -> str:
     return iso[11:19]
 
 
+def clock(epoch: float | None) -> str:
+    """Seconds since the epoch as a UTC date and time, to the second."""
+    return (iso(epoch) or "")[:19].replace("T", " ")
+
+
 def templates(*, development: bool = True) -> Jinja2Templates:
     """`development`: pages may show hints for developers (the seeded users, test cards)."""
     made = Jinja2Templates(directory=str(TEMPLATES))
     made.env.globals["development"] = development
     made.env.filters["money"] = money
     made.env.filters["short_time"] = short_time
+    made.env.filters["clock"] = clock
     made.env.globals["CANCELLABLE"] = CANCELLABLE
     made.env.globals["STATUS_LABELS"] = STATUS_LABELS
     return made

@@ -142,7 +142,7 @@ async def running_workers(
             services.write,
             handlers,
             settings.partitions,
-            Leases(services.write, f"{owner}-{kind}"),
+            Leases(services.write, f"{owner}-{kind}", settings.lease_ms),
             _one_member,
             block_ms=200,
         )

@@ -93,6 +93,23 @@ async def end_to_end(storefront: Storefront) -> None:
         assert ready.json()["status"] == "ready"
 
 
+async def rebuild_and_audit(storefront: Storefront) -> None:
+    """A shadow rebuild of the catalog, swapped in (the commands worker runs both), and the
+    projector's audit of it (its rounds come every half second in this test)."""
+    async with storefront.client("admin") as admin:
+        for action in ("RebuildProjection", "SwapRebuild"):
+            reply = await send(admin, {"type": action, "projection": "catalog"})
+            assert reply.status_code == 202, reply.text
+            done = await wait_for_command(admin, reply.json()["command_id"])
+            assert done["status"] == "succeeded", done
+
+        async def audited() -> int:
+            status = (await admin.get("/api/admin/status")).json()
+            return sum(a["checked"] for a in status["audits"] if a["projection"] == "catalog")
+
+        await eventually(audited, timeout=30, message="the audit checked the catalog")
+
+
 async def dead_letter_round_trip(storefront: Storefront, operator_url: str) -> None:
     """A poison event parks its product in the catalog projection (projector); an admin's
     DiscardDeadLetter (commands worker) has the partition's owner drop it and the rest flows."""
@@ -180,10 +197,13 @@ async def test_each_process_kind_runs_as_its_least_privilege_acl_user(
         storefront = Storefront(server, group, port, web)
         for kind in ALL_WORKERS:
             storefront.workers[kind] = group.start(
-                kind, WORKER_MODULES[kind], extra_env={"REDIS_URL": urls[kind]}
+                kind,
+                WORKER_MODULES[kind],
+                extra_env={"REDIS_URL": urls[kind], "AUDIT_SECONDS": "0.5"},
             )
         await end_to_end(storefront)
         await dead_letter_round_trip(storefront, server.url)
+        await rebuild_and_audit(storefront)
     finally:
         stop_together(group)
     operator = redis.Redis.from_url(server.url, decode_responses=True)

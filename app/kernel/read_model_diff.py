@@ -1,0 +1,125 @@
+"""Comparing two copies of a read model key by key (a rebuild's shadow against the live one)."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import msgspec
+from redis.asyncio import Redis
+
+from app.kernel.redis_types import text
+
+SAMPLE = 10
+CHUNK = 500
+
+
+class KeyDifference(msgspec.Struct, frozen=True):
+    key: str
+    detail: str
+
+
+class Diff(msgspec.Struct, frozen=True, kw_only=True):
+    live_keys: int
+    shadow_keys: int
+    only_live: int = 0
+    only_shadow: int = 0
+    differing: int = 0
+    sample: list[KeyDifference] = []
+    """A few of the keys that differ (live names), and how."""
+
+    @property
+    def same(self) -> bool:
+        return not (self.only_live or self.only_shadow or self.differing)
+
+    @property
+    def summary(self) -> str:
+        if self.same:
+            return f"no differences ({self.live_keys} keys)"
+        return (
+            f"{self.differing} of {self.live_keys} keys differ, {self.only_live} only live, "
+            f"{self.only_shadow} only in the shadow"
+        )
+
+
+async def scan(redis: Redis, prefix: str) -> set[str]:
+    """Every key starting with `prefix` (which must hold no glob characters)."""
+    return {text(key) async for key in redis.scan_iter(match=f"{prefix}*", count=1000)}
+
+
+async def values(redis: Redis, names: Sequence[str]) -> list[object]:
+    """Each key's whole value, whatever its type (None: no such key)."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for name in names:
+            pipe.type(name)
+        kinds = [text(kind) for kind in await pipe.execute()]
+    async with redis.pipeline(transaction=False) as pipe:
+        for name, kind in zip(names, kinds, strict=True):
+            if kind == "hash":
+                pipe.hgetall(name)
+            elif kind == "zset":
+                pipe.zrange(name, 0, -1, withscores=True)
+            elif kind == "list":
+                pipe.lrange(name, 0, -1)
+            elif kind == "set":
+                pipe.smembers(name)
+            elif kind == "string":
+                pipe.get(name)
+            else:
+                pipe.exists(name)  # a placeholder reply: streams are not read models
+        found = await pipe.execute()
+    result: list[object] = []
+    for kind, value in zip(kinds, found, strict=True):
+        if kind == "none":
+            result.append(None)
+        elif kind == "zset":
+            result.append(dict(value))
+        else:
+            result.append(value)
+    return result
+
+
+def describe(live: object, shadow: object) -> str:
+    """How two values of one key differ, in a line."""
+    if isinstance(live, dict) and isinstance(shadow, dict):
+        for name in sorted(live.keys() | shadow.keys()):
+            if live.get(name) != shadow.get(name):
+                return f"{name}: live {live.get(name)!r}, rebuilt {shadow.get(name)!r}"
+    if isinstance(live, list) and isinstance(shadow, list):
+        return f"list of {len(live)} live, {len(shadow)} rebuilt (or in another order)"
+    return f"live {str(live)[:80]!r}, rebuilt {str(shadow)[:80]!r}"
+
+
+async def compare(
+    redis: Redis,
+    live: set[str],
+    shadow: set[str],
+    copy_of: Callable[[str], str],
+    ignored: Callable[[str], bool],
+) -> Diff:
+    """`live` and `shadow` name keys by their live names; `copy_of` gives a shadow key's real
+    name. Keys for which `ignored` holds are left out."""
+    live = {key for key in live if not ignored(key)}
+    shadow = {key for key in shadow if not ignored(key)}
+    only_live = sorted(live - shadow)
+    only_shadow = sorted(shadow - live)
+    sample = [KeyDifference(key, "only live") for key in only_live[:SAMPLE]]
+    sample += [KeyDifference(key, "only rebuilt") for key in only_shadow[:SAMPLE]]
+    differing = 0
+    common = sorted(live & shadow)
+    for start in range(0, len(common), CHUNK):
+        names = common[start : start + CHUNK]
+        mine = await values(redis, names)
+        theirs = await values(redis, [copy_of(name) for name in names])
+        for name, a, b in zip(names, mine, theirs, strict=True):
+            if a != b:
+                differing += 1
+                if len(sample) < 3 * SAMPLE:
+                    sample.append(KeyDifference(name, describe(a, b)))
+    return Diff(
+        live_keys=len(live),
+        shadow_keys=len(shadow),
+        only_live=len(only_live),
+        only_shadow=len(only_shadow),
+        differing=differing,
+        sample=sample,
+    )

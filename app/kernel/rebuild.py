@@ -1,0 +1,472 @@
+"""Zero-downtime rebuilds: a shadow copy of a read model, built from the streams while the live
+one keeps serving, compared with it, then swapped in atomically (or abandoned).
+
+1. **Build.** The projection runs over its streams (XRANGE in big chunks, no consumer group)
+   into shadow keys (`keys.shadow(live key)`, on the read Redis), up to the live checkpoint of
+   each partition; the live checkpoints move on meanwhile, and the shadow follows them until
+   it has caught up. Writes of one key within a chunk are combined (see read_model_writes).
+2. **Cut.** The rebuild takes the projection's leases (each projector stops after the batch
+   in hand and waits), watches the live checkpoints and applied versions, catches the shadow
+   up to exactly those checkpoints, and compares the two copies key by key.
+3. **Swap.** One MULTI renames every shadow key over its live key (checkpoints and applied
+   versions included) and deletes the live keys the shadow does not have. If a watched key
+   moved meanwhile (a projector's last batch landing), nothing is written and the cut is
+   tried again. The leases go back and the projectors carry on from the swapped checkpoints.
+
+Only projections are rebuilt, and a rebuild never touches a consumer group: no process
+manager or notifier runs again. Entries an operator discarded stay discarded; an entry that
+fails holds its key back for the rest of the build (as parking does live) and is reported.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, cast
+
+import msgspec
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import WatchError
+
+from app.kernel import keys
+from app.kernel.consumer import LEASE_TRUSTED
+from app.kernel.dead_letters import DeadLetters
+from app.kernel.handlers import INFRA_ERRORS, Entry
+from app.kernel.leases import LEASE_MS, Leases
+from app.kernel.positions import parse_stream_id
+from app.kernel.projection import Decoded, Projected, Projection, group_name, project
+from app.kernel.read_model_diff import Diff, compare, scan
+from app.kernel.rebuild_state import RUNNING, Phase, RebuildState, load_state, save_state
+from app.kernel.redis_types import field_map, optional_text, text
+
+log = logging.getLogger(__name__)
+
+CHUNK = 5000
+"""Entries read (and applied) per round trip."""
+LOCK_MS = 30_000
+CUT_LEASE_MS = 30_000
+CUT_ATTEMPTS = 20
+REPORT_SECONDS = 0.5
+RATE_WINDOW_SECONDS = 5.0
+FAILURES_KEPT = 10
+
+
+class RebuildBusy(Exception):
+    """Another rebuild of the projection is running."""
+
+
+class RebuildError(Exception):
+    """The rebuild cannot go on (no shadow to swap, checkpoints that never hold still)."""
+
+
+@dataclass
+class _Partition:
+    cursor: str = "0-0"
+    """The last entry read into the shadow."""
+    versions: dict[str, int] = field(default_factory=dict)
+    complete: bool = True
+    """`versions` holds every aggregate the shadow has (else missing ones are read)."""
+    held: dict[str, str] = field(default_factory=dict)
+
+
+class _Failed(Exception):
+    def __init__(self, index: int, cause: Exception) -> None:
+        super().__init__(str(cause))
+        self.index = index
+        self.cause = cause
+
+
+def _later(a: str, b: str) -> bool:
+    return parse_stream_id(a) > parse_stream_id(b)
+
+
+class ShadowRebuild:
+    """One rebuild of one projection. `start`, then `follow` and `cut` (or `abandon`)."""
+
+    def __init__(
+        self,
+        write: Redis,
+        read: Redis,
+        projection: Projection[Any],
+        partitions: int,
+        *,
+        owner: str,
+        by: str = "",
+        chunk: int = CHUNK,
+        on_progress: Callable[[RebuildState], Awaitable[None]] | None = None,
+        lease_ms: int = LEASE_MS,
+    ) -> None:
+        """`lease_ms`: the leases of the projectors (LEASE_MS): see `cut`."""
+        self._write = write
+        self._read = read
+        self._projection = projection
+        self._partitions = partitions
+        self._owner = owner
+        self._chunk = chunk
+        self._on_progress = on_progress
+        self.name = projection.name
+        self.group = group_name(projection.name)
+        self._lock = Leases(write, owner, LOCK_MS)
+        self._owners_trust = lease_ms / 1000 * LEASE_TRUSTED
+        self._parts = [_Partition() for _ in range(partitions)]
+        self._discarded: set[tuple[str, str]] = set()
+        self._order_key: Callable[[dict[str, str]], str] | None = getattr(
+            projection, "order_key", None
+        )
+        self._samples: list[tuple[float, int]] = []
+        self._reported = 0.0
+        now = time.time()
+        self.state = RebuildState(
+            projection=self.name, phase="building", by=by, started_at=now, updated_at=now
+        )
+
+    # --- lifecycle ------------------------------------------------------------------------
+
+    async def acquire(self) -> None:
+        """Hold the projection's rebuild lock (one rebuild of a projection at a time)."""
+        if not await self._lock.acquire(f"rebuild.{self.group}", 0):
+            raise RebuildBusy(f"another rebuild of {self.name} is running")
+        self._discarded = await DeadLetters(self._write, self.group).discarded_entries()
+
+    async def start(self) -> None:
+        """A fresh shadow (whatever an earlier rebuild left is dropped)."""
+        await self.acquire()
+        await self._drop_shadow()
+        self.state = msgspec.structs.replace(self.state, total=await self._estimate_total())
+        await self._save(force=True)
+
+    async def resume(self) -> None:
+        """Go on with the shadow an earlier rebuild built (to swap it in)."""
+        await self.acquire()
+        previous = await self._previous()
+        if previous is None or previous.phase not in ("ready", "diffing", "swapping"):
+            raise RebuildError(f"there is no shadow of {self.name} to swap in: rebuild it first")
+        self.state = msgspec.structs.replace(previous, error="")
+        cursors = await self._read.mget(
+            [keys.shadow(keys.checkpoint(self.name, p)) for p in range(self._partitions)]
+        )
+        for partition, cursor in enumerate(cursors):
+            part = self._parts[partition]
+            part.cursor = optional_text(cursor) or "0-0"
+            part.complete = False
+            part.held = dict(previous.held.get(str(partition), {}))
+
+    async def _previous(self) -> RebuildState | None:
+        return await load_state(self._write, self.name)
+
+    async def close(self) -> None:
+        with contextlib.suppress(*INFRA_ERRORS):
+            await self._lock.release(f"rebuild.{self.group}", 0)
+
+    async def fail(self, error: str) -> None:
+        await self._set_phase("failed", error=error[:500])
+
+    # --- build ----------------------------------------------------------------------------
+
+    async def follow(self) -> None:
+        """Build the shadow up to the live checkpoints, following them until it is close:
+        a round in which it reached every target (under traffic the live projection moves
+        on during the round; the cut catches up the rest with the projectors paused)."""
+        while True:
+            targets = await self._read.mget(
+                [keys.checkpoint(self.name, p) for p in range(self._partitions)]
+            )
+            behind = [
+                (partition, text(target))
+                for partition, target in enumerate(targets)
+                if target and _later(text(target), self._parts[partition].cursor)
+            ]
+            if not behind:
+                return
+            total = await self._estimate_total()
+            if total > self.state.total:
+                self.state = msgspec.structs.replace(self.state, total=total)
+            if all(await self._round(behind)):
+                return
+
+    async def _round(self, behind: list[tuple[int, str]]) -> list[bool]:
+        """A chunk of each partition in turn (even progress). The next partition's chunk is
+        read, and the last one's writes sent, while this one is applied."""
+        reached: list[bool] = []
+        writing: list[asyncio.Future[None]] = []
+        reading = asyncio.ensure_future(self._read_chunk(*behind[0]))
+        try:
+            for index, (partition, target) in enumerate(behind):
+                reply = await reading
+                if index + 1 < len(behind):
+                    reading = asyncio.ensure_future(self._read_chunk(*behind[index + 1]))
+                done, write = self._apply_chunk(partition, target, reply)
+                reached.append(done)
+                writing.append(asyncio.ensure_future(write))
+                await self._save()
+            await asyncio.gather(*writing)
+        finally:
+            reading.cancel()
+            for pending in writing:
+                pending.cancel()
+        return reached
+
+    async def _catch_up(self, targets: Sequence[str | None]) -> None:
+        for partition, target in enumerate(targets):
+            while target and _later(target, self._parts[partition].cursor):
+                reply = await self._read_chunk(partition, target)
+                _, write = self._apply_chunk(partition, target, reply)
+                await write
+
+    async def _read_chunk(self, partition: int, target: str) -> list[tuple[str, dict[str, str]]]:
+        stream = self._projection.stream(partition)
+        part = self._parts[partition]
+        reply = await self._write.xrange(stream, f"({part.cursor}", target, count=self._chunk)
+        entries = cast(list[tuple[str, dict[str, str]]], reply)
+        if not part.complete:
+            await self._load_versions(partition, entries)
+        return entries
+
+    def _apply_chunk(
+        self, partition: int, target: str, reply: list[tuple[str, dict[str, str]]]
+    ) -> tuple[bool, Awaitable[None]]:
+        """Apply a chunk read from a partition; whether it reached the target, and the
+        sending of its writes to the shadow."""
+        part = self._parts[partition]
+        if not reply:
+            part.cursor = target
+            return True, asyncio.sleep(0)
+        stream = self._projection.stream(partition)
+        entries = [Entry(entry_id, partition, fields) for entry_id, fields in reply if fields]
+        done = self._project(partition, stream, entries)
+        last = reply[-1][0]
+        pipe = self._read.pipeline(transaction=False)
+        done.writes.send(pipe, keys.shadow)
+        if done.versions:
+            pipe.hset(
+                keys.shadow(keys.applied_versions(self.name, partition)),
+                mapping=field_map(done.versions),
+            )
+        if done.gaps:
+            pipe.hset(
+                keys.shadow(keys.projection_health(self.name)),
+                mapping=field_map({"gap": done.gaps[-1], "gap_at": str(time.time())}),
+            )
+        pipe.set(keys.shadow(keys.checkpoint(self.name, partition)), last)
+        part.cursor = last
+        part.versions.update(done.versions)
+        self.state = msgspec.structs.replace(self.state, done=self.state.done + len(reply))
+        return len(reply) < self._chunk or last == target, _send(pipe)
+
+    def _project(self, partition: int, stream: str, entries: list[Entry]) -> Projected:
+        part = self._parts[partition]
+        decoded: list[Decoded] = []
+        decode = self._projection.decode
+        for entry in entries:
+            if self._discarded and (stream, entry.id) in self._discarded:
+                continue
+            if part.held and self._key(entry) in part.held:
+                continue
+            try:
+                decoded.append((entry, *decode(entry.fields)))
+            except Exception as exc:
+                self._failed(partition, entry, self._key(entry), exc)
+        while True:
+            try:
+                return self._apply(part.versions, decoded)
+            except _Failed as failed:
+                entry = decoded[failed.index][0]
+                key = self._key(entry)
+                self._failed(partition, entry, key, failed.cause)
+                decoded = [  # its key's later entries wait behind it (none, if it has no key)
+                    item
+                    for index, item in enumerate(decoded)
+                    if index < failed.index
+                    or (index > failed.index and not (key and self._key(item[0]) == key))
+                ]
+
+    def _apply(self, versions: dict[str, int], decoded: list[Decoded]) -> Projected:
+        done = Projected()
+        try:
+            return project(self._projection, decoded, versions, into=done)
+        except Exception as exc:
+            raise _Failed(done.seen - 1, exc) from exc
+
+    def _key(self, entry: Entry) -> str:
+        return self._order_key(entry.fields) if self._order_key is not None else ""
+
+    def _failed(self, partition: int, entry: Entry, key: str, exc: Exception) -> None:
+        if key:
+            self._parts[partition].held[key] = entry.id
+        note = f"{partition}:{entry.id} {key}: {type(exc).__name__}: {exc}"[:300]
+        failures = [*self.state.failures, note][-FAILURES_KEPT:]
+        self.state = msgspec.structs.replace(
+            self.state, failed=self.state.failed + 1, failures=failures
+        )
+        log.warning("rebuild of %s: entry failed (%s)", self.name, note)
+
+    async def _load_versions(
+        self, partition: int, entries: list[tuple[str, dict[str, str]]]
+    ) -> None:
+        """Resuming a shadow: the applied versions of the aggregates of these entries."""
+        versions = self._parts[partition].versions
+        missing: dict[str, None] = {}
+        for _, fields in entries:
+            with contextlib.suppress(Exception):  # undecodable: it fails when applied
+                found, _item = self._projection.decode(fields)
+                if found is not None and found[0] not in versions:
+                    missing[found[0]] = None
+        if missing:
+            names = list(missing)
+            shadow_versions = keys.shadow(keys.applied_versions(self.name, partition))
+            found_versions = await self._read.hmget(shadow_versions, names)
+            versions.update({k: int(v or 0) for k, v in zip(names, found_versions, strict=True)})
+
+    # --- cut, diff, swap ------------------------------------------------------------------
+
+    async def cut(self, *, swap: bool) -> Diff:
+        """Pause the projection, catch the shadow up to it, compare; swap if asked.
+
+        The projectors learn that their leases were taken at their next renewal; until then
+        they may still read entries (never beyond what their leases promised them: see
+        consumer.LeaseClock). So the leases are kept that long after they were taken, even
+        when the cut is done sooner: an entry such a projector reads is then still pending
+        when the next owner looks for pending entries, never left behind.
+        """
+        leases = Leases(self._write, self._owner, CUT_LEASE_MS)
+        partitions = range(self._partitions)
+        checkpoints = [keys.checkpoint(self.name, p) for p in partitions]
+        watched = checkpoints + [keys.applied_versions(self.name, p) for p in partitions]
+        taken_at = time.monotonic()
+        for partition in partitions:
+            await leases.take(self.group, partition)
+        try:
+            for _attempt in range(CUT_ATTEMPTS):
+                await self._set_phase("swapping" if swap else "diffing")
+                async with self._read.pipeline(transaction=True) as tx:
+                    await tx.watch(*watched)
+                    targets = [optional_text(v) for v in await tx.mget(checkpoints)]
+                    await self._catch_up(targets)
+                    for partition in partitions:
+                        await leases.take(self.group, partition)  # a long catch-up: renewed
+                    live, shadow = await self._keys()
+                    diff = await compare(self._read, live, shadow, keys.shadow, self._ignored)
+                    tx.multi()  # type: ignore[no-untyped-call]
+                    if not swap:  # only to learn whether the live copy held still meanwhile
+                        tx.exists(checkpoints[0])
+                    for key in shadow if swap else ():
+                        tx.rename(keys.shadow(key), key)
+                    stale = sorted(live - shadow) if swap else []
+                    for start in range(0, len(stale), 500):
+                        tx.delete(*stale[start : start + 500])
+                    try:
+                        await tx.execute()
+                    except WatchError:
+                        log.info("rebuild of %s: a projector moved on during the cut", self.name)
+                        continue
+                if not swap:
+                    await self._set_phase("ready", diff=diff)
+                    return diff
+                await self._set_phase("swapped", diff=diff)
+                log.info("rebuild of %s swapped in (%s)", self.name, diff.summary)
+                return diff
+            raise RebuildError(f"the checkpoints of {self.name} kept moving; try again")
+        finally:
+            await self._give_back(partitions, taken_at)
+
+    async def _give_back(self, partitions: range, taken_at: float) -> None:
+        """Release the projection's leases, or keep them until the projectors they were
+        taken from have surely stopped reading (then they lapse by themselves)."""
+        left_ms = int((taken_at + self._owners_trust - time.monotonic()) * 1000)
+        keep = Leases(self._write, self._owner, max(1, left_ms))
+        for partition in partitions:
+            with contextlib.suppress(*INFRA_ERRORS):
+                if left_ms > 0:
+                    await keep.renew(self.group, partition)
+                else:
+                    await keep.release(self.group, partition)
+
+    def _ignored(self, key: str) -> bool:
+        """Keys that are positions or warnings, not the model: left out of the diff."""
+        checkpoints = keys.checkpoint(self.name, 0).rpartition(":")[0] + ":"
+        return key == keys.projection_health(self.name) or key.startswith(checkpoints)
+
+    async def _keys(self) -> tuple[set[str], set[str]]:
+        """Live keys, and the shadow's (by the live names they stand for)."""
+        prefix = keys.read_model_prefix(self.name)
+        live = await scan(self._read, prefix)
+        copies = await scan(self._read, keys.shadow(prefix))
+        shadowed = len(keys.shadow(""))
+        return live, {key[shadowed:] for key in copies}
+
+    async def abandon(self) -> None:
+        """Drop the shadow (after `acquire`, or within a rebuild of one's own)."""
+        previous = await self._previous()
+        if previous is not None and previous.phase not in RUNNING:
+            self.state = previous
+        await self._drop_shadow()
+        await self._set_phase("abandoned")
+
+    async def _drop_shadow(self) -> None:
+        copies = sorted(await scan(self._read, keys.shadow(keys.read_model_prefix(self.name))))
+        for start in range(0, len(copies), 500):
+            await self._read.delete(*copies[start : start + 500])
+
+    # --- progress -------------------------------------------------------------------------
+
+    async def _estimate_total(self) -> int:
+        """Entries the group has read per partition (Redis 7), else the streams' lengths."""
+        async with self._write.pipeline(transaction=False) as pipe:
+            for partition in range(self._partitions):
+                pipe.xinfo_groups(self._projection.stream(partition))
+                pipe.xlen(self._projection.stream(partition))
+            replies = await pipe.execute(raise_on_error=False)
+        total = 0
+        for groups, length in zip(replies[::2], replies[1::2], strict=True):
+            mine = _group(groups, self.group)
+            read = mine.get("entries-read") if mine else None
+            total += int(read) if read is not None else int(length or 0)
+        return max(total, self.state.done)
+
+    async def _set_phase(self, phase: Phase, *, diff: Diff | None = None, error: str = "") -> None:
+        self.state = msgspec.structs.replace(
+            self.state, phase=phase, diff=diff or self.state.diff, error=error
+        )
+        await self._save(force=True)
+
+    async def _save(self, *, force: bool = False) -> None:
+        now = time.monotonic()
+        if not force and now - self._reported < REPORT_SECONDS:
+            return
+        self._reported = now
+        self._samples = [s for s in self._samples if now - s[0] <= RATE_WINDOW_SECONDS]
+        self._samples.append((now, self.state.done))
+        first_at, first_done = self._samples[0]
+        rate = (self.state.done - first_done) / (now - first_at) if now > first_at else 0.0
+        total = max(self.state.total, self.state.done)
+        self.state = msgspec.structs.replace(
+            self.state,
+            updated_at=time.time(),
+            total=total,
+            rate=round(rate, 1) if rate else self.state.rate,
+            eta_seconds=round((total - self.state.done) / rate, 1) if rate > 0 else None,
+            position=",".join(f"{p}:{part.cursor}" for p, part in enumerate(self._parts)),
+            held={str(p): dict(part.held) for p, part in enumerate(self._parts) if part.held},
+        )
+        await save_state(self._write, self.state)
+        if not await self._lock.renew(f"rebuild.{self.group}", 0):
+            raise RebuildBusy(f"another rebuild of {self.name} took over")
+        if self._on_progress is not None:
+            await self._on_progress(self.state)
+
+
+async def _send(pipe: Pipeline) -> None:
+    async with pipe:
+        await pipe.execute()
+
+
+def _group(groups: object, name: str) -> dict[str, Any] | None:
+    if not isinstance(groups, list):
+        return None
+    found: Iterable[dict[str, Any]] = (g for g in groups if isinstance(g, dict))
+    return next((g for g in found if g.get("name") == name), None)

@@ -1,0 +1,1 @@
+"""The operator's command-line tools behind `storefront dead-letters` and `rebuild-projection`."""
