@@ -4,6 +4,10 @@ A batch is applied in one MULTI on the read Redis, under WATCH of the partition'
 if anyone else moved the checkpoint meanwhile (a previous owner waking up), nothing is
 written and this owner stops. Entries at or before the checkpoint are skipped, and so is an
 event whose aggregate version was already applied; a version that jumps is recorded as a gap.
+
+Each traced entry it applies gets a `process` span (the batch's time, its entry's trace), and
+the change notices it causes carry that span's traceparent on to the hubs. A projection may
+offer `committed(items)`: called with the items of each batch once it is written (metrics).
 """
 
 from __future__ import annotations
@@ -14,14 +18,16 @@ from collections.abc import Callable, Iterable
 from typing import Any, Generic, Protocol, TypeVar
 
 import msgspec
+from opentelemetry.trace import Span
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import WatchError
 
-from app.kernel import keys
+from app.kernel import keys, tracing
 from app.kernel.consumer import Entry, LeaseLost
 from app.kernel.event_entries import event_head, stored_event
+from app.kernel.instruments import NO_INSTRUMENTS, Instruments
 from app.kernel.messages import StoredEvent
 from app.kernel.positions import parse_stream_id
 from app.kernel.redis_types import field_map, optional_text
@@ -96,10 +102,17 @@ class EventProjection(Generic[T]):
 class ProjectionHandler:
     """Adapts a Projection to the partitioned consumer runtime."""
 
-    def __init__(self, projection: Projection[Any], read_redis: Redis) -> None:
+    def __init__(
+        self,
+        projection: Projection[Any],
+        read_redis: Redis,
+        instruments: Instruments = NO_INSTRUMENTS,
+    ) -> None:
         self.projection = projection
         self.group = group_name(projection.name)
         self._read = read_redis
+        self._instruments = instruments
+        self._committed: Callable[[list[Any]], None] | None = getattr(projection, "committed", None)
 
     def stream(self, partition: int) -> str:
         return self.projection.stream(partition)
@@ -127,6 +140,31 @@ class ProjectionHandler:
             raise LeaseLost(f"{self.projection.name} partition {partition}") from None
 
     async def _apply(self, partition: int, entries: list[Entry], replay: bool) -> None:
+        spans: list[Span] = []
+        try:
+            applied = await self._write(partition, entries, replay, spans)
+        except BaseException as exc:
+            for span in spans:
+                tracing.end(span, type(exc).__name__)
+            raise
+        for span in spans:
+            tracing.end(span)
+        if applied:
+            self._instruments.applied(self.projection.name, len(applied))
+            if self._committed is not None:
+                self._committed(applied)
+
+    def _span(self, partition: int, entry: Entry, parent: str, spans: list[Span]) -> str:
+        """The `process` span of a traced entry (kept in `spans`); its traceparent."""
+        span = tracing.processing(self.projection.stream(partition), self.group, entry.id, parent)
+        if span is not None:
+            spans.append(span)
+        return tracing.of(span)
+
+    async def _write(
+        self, partition: int, entries: list[Entry], replay: bool, spans: list[Span]
+    ) -> list[Any]:
+        """Apply the batch in one MULTI; the items applied (not skipped)."""
         name = self.projection.name
         checkpoint_key = keys.checkpoint(name, partition)
         versions_key = keys.applied_versions(name, partition)
@@ -137,15 +175,17 @@ class ProjectionHandler:
             fresh = entries if replay else [e for e in entries if parse_stream_id(e.id) > done]
             if not fresh:
                 await tx.reset()  # type: ignore[no-untyped-call]
-                return
+                return []
             items = [(entry, *self.projection.decode(entry.fields)) for entry in fresh]
             versioned: dict[str, int] = {v[0]: 0 for _, v, _ in items if v is not None}
             if versioned:
                 current = await tx.hmget(versions_key, list(versioned))
                 versioned = {k: int(v or 0) for k, v in zip(versioned, current, strict=True)}
             tx.multi()  # type: ignore[no-untyped-call]
-            changes: dict[tuple[str, str], None] = {}
+            changes: dict[tuple[str, str], str] = {}  # → traceparent of the last change
             touched: dict[str, int] = {}
+            applied: list[Any] = []
+            traced = tracing.enabled()
             for entry, found, item in items:
                 if found is not None:
                     aggregate, version = found
@@ -163,22 +203,29 @@ class ProjectionHandler:
                     continue
                 if isinstance(item, Applied):
                     item.entry_id = entry.id
+                parent = entry.fields.get(tracing.FIELD, "") if traced else ""
+                context = self._span(partition, entry, parent, spans) if parent else ""
+                applied.append(item)
                 for change in self.projection.apply(item, tx):
-                    changes[(change.view, change.key)] = None
+                    changes[(change.view, change.key)] = context
             if touched:
                 tx.hset(versions_key, mapping=field_map(touched))
             last_id = fresh[-1].id if not replay else checkpoint or fresh[-1].id
             if not replay:
                 tx.set(checkpoint_key, last_id)
             position = f"{partition}:{last_id}"
-            for view, key in changes:
+            for (view, key), context in changes.items():
+                notice: dict[Any, Any] = {"v": view, "k": key, "p": position}
+                if context:
+                    notice[tracing.FIELD] = context
                 tx.xadd(
                     keys.view_notices(),
-                    {"v": view, "k": key, "p": position},
+                    notice,
                     maxlen=VIEW_NOTICES_MAXLEN,
                     approximate=True,
                 )
             await tx.execute()
+        return applied
 
     async def skip(self, partition: int, entry: Entry) -> None:
         checkpoint_key = keys.checkpoint(self.projection.name, partition)

@@ -21,6 +21,10 @@ running twice; the gateway gets idempotency keys of its own. The commands of one
 per line) go out together: one round trip. The order's status is the process's stored
 progress. Orders of one partition are handled concurrently; events of one order strictly in
 order. Events of other kinds are acknowledged without being decoded.
+
+A traced event (its entry's `tp`) is handled in a `process` span of its trace, and each step
+in a span of its own, so the step's commands (and so their events and statuses, and the
+gateway's calls) continue that trace.
 """
 
 from __future__ import annotations
@@ -36,10 +40,10 @@ from app.adapters.payment_gateway import PaymentUnavailable, SimulatedGateway
 from app.aggregates import ORDER
 from app.domain import orders, products
 from app.domain.events import event_decoder
-from app.kernel import keys
+from app.kernel import keys, tracing
 from app.kernel.bus import CommandBus
 from app.kernel.consumer import Entry
-from app.kernel.event_entries import event_head, stored_event
+from app.kernel.event_entries import event_head, stored_event, traceparent
 from app.kernel.messages import SYSTEM, Outcome
 from app.kernel.positions import covering
 
@@ -81,7 +85,20 @@ class Fulfilment:
             if self._past.get(head.aggregate_id, 0) >= DRIVEN.get(head.type, 99):
                 continue  # a step this process already took on its own
             stored = stored_event(entry.fields)
-            await self.react(self._events.decode(stored.data))
+            span = tracing.processing(
+                self.stream(partition),
+                GROUP,
+                entry.id,
+                traceparent(entry.fields),
+                {"cqrs.event.type": head.type},
+            )
+            try:
+                with tracing.current_span(span):
+                    await self.react(self._events.decode(stored.data))
+            except BaseException as exc:
+                tracing.end(span, type(exc).__name__)
+                raise
+            tracing.end(span)
 
     def _reached(self, order_id: str, step: int) -> None:
         self._past[order_id] = max(step, self._past.get(order_id, 0))
@@ -118,28 +135,31 @@ class Fulfilment:
     async def _run(
         self, command: msgspec.Struct, order_id: str, step: str, after: str = ""
     ) -> Outcome:
-        return await self._bus.execute(self._step(command, order_id, step, after))
+        with tracing.span(f"fulfilment {step}"):
+            return await self._bus.execute(self._step(command, order_id, step, after))
 
     async def _each_line(
         self, order_id: str, lines: Sequence[orders.OrderLine], step: str, command: Any
     ) -> list[Outcome]:
-        envelopes = [
-            self._step(command(line.sku, order_id), order_id, f"{step}.{line.sku}")
-            for line in lines
-        ]
-        return await self._bus.execute_batch(envelopes, "queued")
+        with tracing.span(f"fulfilment {step}"):
+            envelopes = [
+                self._step(command(line.sku, order_id), order_id, f"{step}.{line.sku}")
+                for line in lines
+            ]
+            return await self._bus.execute_batch(envelopes, "queued")
 
     async def _reserve(self, event: orders.OrderPlaced) -> None:
         order_id = event.order_id
-        envelopes = [
-            self._step(
-                products.ReserveStock(line.sku, order_id, line.quantity),
-                order_id,
-                f"reserve.{line.sku}",
-            )
-            for line in event.lines
-        ]
-        outcomes = await self._bus.execute_batch(envelopes, "queued")
+        with tracing.span("fulfilment reserve"):
+            envelopes = [
+                self._step(
+                    products.ReserveStock(line.sku, order_id, line.quantity),
+                    order_id,
+                    f"reserve.{line.sku}",
+                )
+                for line in event.lines
+            ]
+            outcomes = await self._bus.execute_batch(envelopes, "queued")
         refused = next((o.error for o in outcomes if o.error is not None), None)
         if refused is None:
             held = covering(o.position for o in outcomes)
@@ -213,15 +233,16 @@ class Fulfilment:
     async def _after_cancel(self, event: orders.OrderCancelled) -> None:
         order_id = event.order_id
         if event.paid:  # its stock was committed when it was paid (or is still held)
-            envelopes = [
-                self._step(
-                    products.ReturnStock(line.sku, order_id, line.quantity),
-                    order_id,
-                    f"return.{line.sku}",
-                )
-                for line in event.lines
-            ]
-            await self._bus.execute_batch(envelopes, "queued")
+            with tracing.span("fulfilment return"):
+                envelopes = [
+                    self._step(
+                        products.ReturnStock(line.sku, order_id, line.quantity),
+                        order_id,
+                        f"return.{line.sku}",
+                    )
+                    for line in event.lines
+                ]
+                await self._bus.execute_batch(envelopes, "queued")
         else:
             await self._release(event.lines, order_id)
         if event.paid:
