@@ -19,6 +19,7 @@ from app.kernel.commit import CommitStore
 from app.kernel.idempotency import IdempotencyStore
 from app.kernel.intake import CommandIntake
 from app.kernel.server_info import ServerInfo, check_durability, server_info
+from app.observability.metrics import PipelineMetrics
 from app.processes.catalog_import import import_runner
 from app.wiring import build_registry
 
@@ -34,6 +35,7 @@ class Services:
     users: UserStore
     sessions: SessionStore
     gateway: SimulatedGateway
+    metrics: PipelineMetrics
     server: ServerInfo | None = None
     """What the write Redis is, once `inspect_server` ran."""
     durability_warning: str = ""
@@ -50,7 +52,10 @@ class Services:
             await self.read.aclose()
 
 
-def build_services(settings: Settings, observer: Observer | None = None) -> Services:
+def build_services(
+    settings: Settings, observer: Observer | None = None, metrics: PipelineMetrics | None = None
+) -> Services:
+    metrics = metrics or PipelineMetrics()
     write = connect(settings.redis_url, cluster=settings.cluster)
     read = connect(settings.read_redis_url) if settings.read_redis_url else write
     gateway = SimulatedGateway(
@@ -60,6 +65,7 @@ def build_services(settings: Settings, observer: Observer | None = None) -> Serv
         failure_rate=settings.payment_failure_rate,
         timeout_ms=settings.payment_timeout_ms,
         retries=settings.payment_retries,
+        observe=metrics.gateway_request,
     )
     statuses = CommandStatusStore(write, settings.status_ttl_seconds)
     registry = build_registry(gateway.tokenize, import_runner(statuses), consumer_groups())
@@ -69,6 +75,7 @@ def build_services(settings: Settings, observer: Observer | None = None) -> Serv
         settings.partitions,
         CommitStore(write, settings.status_ttl_seconds),
         observer,
+        metrics,
     )
     intake = CommandIntake(
         bus,
@@ -88,4 +95,5 @@ def build_services(settings: Settings, observer: Observer | None = None) -> Serv
         users=UserStore(write),
         sessions=SessionStore(write, settings.session_ttl_seconds),
         gateway=gateway,
+        metrics=metrics,
     )

@@ -25,7 +25,8 @@ def names_from(argv: list[str]) -> tuple[str, ...]:
 
 async def main(services: Services, stop: asyncio.Event, heartbeat: HeartbeatPublisher) -> None:
     handlers: list[PartitionHandler] = [
-        ProjectionHandler(p, services.read) for p in build(names_from(sys.argv), services.settings)
+        ProjectionHandler(p, services.read, services.metrics)
+        for p in build(names_from(sys.argv), services.settings, services.metrics)
     ]
     await run_partitioned(services, stop, heartbeat, handlers)
 

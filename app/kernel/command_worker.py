@@ -31,6 +31,7 @@ from app.kernel.bus import CommandBus
 from app.kernel.command_status import CommandStatusStore
 from app.kernel.consumer import INFRA_ERRORS, Entry, dead_letter
 from app.kernel.errors import problem
+from app.kernel.log_context import working_for
 from app.kernel.messages import CommandEnvelope
 
 log = logging.getLogger(__name__)
@@ -162,7 +163,7 @@ class CommandQueue:
     async def _runner(
         self, partition: int, entry_id: str, envelope: CommandEnvelope, span: Span | None
     ) -> None:
-        with tracing.current_span(span):
+        with tracing.current_span(span), working_for(envelope.command_id):
             try:
                 await self._run_runner(partition, entry_id, envelope)
             finally:

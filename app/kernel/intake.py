@@ -33,6 +33,7 @@ from app.kernel.idempotency import (
     same_request,
     valid_key,
 )
+from app.kernel.log_context import working_for
 from app.kernel.messages import Actor, CommandEnvelope, FieldError, Outcome
 from app.kernel.partitions import partition_of_command
 
@@ -134,6 +135,17 @@ class CommandIntake:
             slot = self._idempotency.slot(actor.username, idempotency_key)
         envelope = self.bus.envelope(command, actor, partition=slot.partition if slot else None)
         mine = IdempotencyRecord(fingerprint, envelope.command_id, envelope.aggregate_id, mode)
+        with working_for(envelope.command_id):
+            return await self._accept(envelope, slot, mine, mode, place)
+
+    async def _accept(
+        self,
+        envelope: CommandEnvelope,
+        slot: IdempotencySlot | None,
+        mine: IdempotencyRecord,
+        mode: str,
+        place: QueuePlace | None,
+    ) -> Reply:
         if mode == "async":
             return await self._enqueue(envelope, slot, mine, place)
         if slot is not None:
@@ -141,7 +153,7 @@ class CommandIntake:
                 first = await self._idempotency.claim(slot, mine)
             if first is not None:
                 return await self._again(first, mine, envelope, place)
-        with tracing.span(f"execute {tag}") as span:
+        with tracing.span(f"execute {envelope.type}") as span:
             envelope = _continuing(envelope, span)
             return from_outcome(await self.bus.execute(envelope, "inline"))
 

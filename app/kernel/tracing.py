@@ -153,6 +153,22 @@ def start(
     )
 
 
+def incoming(
+    name: str, traceparent: str, *, kind: SpanKind = SERVER, attributes: Attributes | None = None
+) -> Span | None:
+    """The span of work arriving at the edge: continuing the caller's sampled context, or a
+    trace of its own when this process starts traces (spans are exported); else None."""
+    if not _state.enabled:
+        return None
+    context = context_of(traceparent) if traceparent else None
+    if context is None:
+        if not _state.starts_traces:
+            return None
+        context = _ROOT
+    made = _state.tracer.start_span(name, context, kind, attributes)
+    return made if made.is_recording() else None
+
+
 def record(
     name: str,
     parent: str,

@@ -44,7 +44,9 @@ from app.kernel import keys, tracing
 from app.kernel.bus import CommandBus
 from app.kernel.consumer import Entry
 from app.kernel.event_entries import event_head, stored_event, traceparent
+from app.kernel.log_context import working_for
 from app.kernel.messages import SYSTEM, Outcome
+from app.kernel.partitions import command_id_for
 from app.kernel.positions import covering
 
 log = logging.getLogger(__name__)
@@ -92,8 +94,11 @@ class Fulfilment:
                 traceparent(entry.fields),
                 {"cqrs.event.type": head.type},
             )
-            try:
-                with tracing.current_span(span):
+            try:  # its log lines name the order's PlaceOrder (whose id derives from the order's)
+                with (
+                    tracing.current_span(span),
+                    working_for(command_id_for(partition, head.aggregate_id)),
+                ):
                     await self.react(self._events.decode(stored.data))
             except BaseException as exc:
                 tracing.end(span, type(exc).__name__)

@@ -18,13 +18,16 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from app.config import Settings, load_settings
 from app.kernel.heartbeat import HeartbeatPublisher, worker_id
 from app.logs import configure_logging
+from app.observability.history_sampler import HistorySampler
+from app.observability.telemetry import configure_telemetry
 from app.seed import seed
 from app.services import build_services
-from app.web import api, pages, sockets
+from app.web import api, pages, sockets, traces
 from app.web.errors import exception_handlers
 from app.web.hub import Hub
 from app.web.metrics import HttpMetricsMiddleware, WebMetrics
 from app.web.render import STATIC, Renderer, templates
+from app.web.tracing import TracingMiddleware
 
 log = logging.getLogger(__name__)
 
@@ -77,22 +80,38 @@ async def _keep_alive(heartbeat: HeartbeatPublisher, services_seed: bool, app: S
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
-    configure_logging(settings.log_level, "web")
+    configure_logging(settings.log_level, "web", settings.log_format)
     metrics = WebMetrics()
     made_templates = templates()
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        services = build_services(settings, observer=metrics.observe_command)
+        services = build_services(
+            settings, observer=metrics.observe_command, metrics=metrics.pipeline
+        )
+        telemetry = configure_telemetry(settings, "web", services.read)
         hub = Hub(services, Renderer(made_templates.env), metrics)
         app.state.services = services
         app.state.hub = hub
+        app.state.telemetry = telemetry
         heartbeat = HeartbeatPublisher(services.write, "web", worker_id("web"))
         heartbeat.info = lambda: {"ws": hub.connections}
         heartbeat.warnings = lambda: [w for w in (services.durability_warning,) if w]
         with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
             await services.inspect_server()  # production refuses a Redis without AOF here
         await hub.start()
+        stop = asyncio.Event()
+        sampler = HistorySampler(
+            services.write,
+            services.read,
+            settings.partitions,
+            heartbeat.id,
+            lambda: hub.connections,
+        )
+        background = [
+            asyncio.create_task(telemetry.run(stop)),
+            asyncio.create_task(sampler.run(stop)),
+        ]
         keeper = asyncio.create_task(_keep_alive(heartbeat, not settings.production, app))
         revocations = asyncio.create_task(services.sessions.follow_revocations())
         try:
@@ -101,6 +120,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             keeper.cancel()
             revocations.cancel()
             await hub.stop()
+            stop.set()
+            await asyncio.gather(*background, return_exceptions=True)
+            telemetry.shutdown()
             with contextlib.suppress(Exception):
                 await heartbeat.remove()
             await services.close()
@@ -109,10 +131,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
         routes=[
             *api.routes,
             *pages.routes,
+            *traces.routes,
             *sockets.routes,
             Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
         ],
         middleware=[
+            Middleware(TracingMiddleware),
             Middleware(SecurityHeaders),
             Middleware(HttpMetricsMiddleware, metrics=metrics),
         ],

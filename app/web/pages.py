@@ -21,8 +21,11 @@ from app.kernel.partitions import partition_of_command
 from app.kernel.redis_types import text_dict
 from app.queries import catalog, notifications, orders, sales
 from app.queries.admin_status import admin_status
+from app.queries.history import history
+from app.queries.waterfall import command_waterfall
 from app.web.api import SKU, set_session_cookie, visible_command, visible_order
 from app.web.auth import actor_for, actor_of, same_origin, services_of, session_of
+from app.web.charts import history_charts
 from app.web.forms import FORMS, FormState, document_from_form, with_errors
 from app.web.layout import page
 from app.web.watched import watched_consumers
@@ -303,11 +306,16 @@ async def place_order(request: Request) -> Response:
 
 
 async def command_page(request: Request) -> Response:
+    command = await visible_command(request)
+    services = services_of(request)
     return await page(
         request,
         "pages/command.html",
         ["commands", "notifications"],
-        c=await visible_command(request),
+        c=command,
+        w=await command_waterfall(
+            services.read, command.command_id, services.settings.trace_ui_url
+        ),
     )
 
 
@@ -378,7 +386,13 @@ async def admin_status_page(request: Request) -> Response:
     status = await admin_status(
         services.write, services.read, watched_consumers(), services.settings.partitions
     )
-    return await page(request, "pages/admin_status.html", ["admin", "commands"], s=status)
+    return await page(
+        request,
+        "pages/admin_status.html",
+        ["admin", "commands"],
+        s=status,
+        charts=history_charts(await history(services.read)),
+    )
 
 
 async def admin_status_fragment(request: Request) -> Response:
