@@ -24,6 +24,7 @@ def names_from(argv: list[str]) -> tuple[str, ...]:
 
 
 async def main(services: Services, stop: asyncio.Event, heartbeat: HeartbeatPublisher) -> None:
+    services.metrics.expect_commands(services.bus.registry.public_names)
     handlers: list[PartitionHandler] = [
         ProjectionHandler(p, services.read, services.metrics)
         for p in build(names_from(sys.argv), services.settings, services.metrics)

@@ -6,7 +6,9 @@ written and this owner stops. Entries at or before the checkpoint are skipped, a
 event whose aggregate version was already applied; a version that jumps is recorded as a gap.
 
 Each traced entry it applies gets a `process` span (the batch's time, its entry's trace), and
-the change notices it causes carry that span's traceparent on to the hubs. A projection may
+the change notices it causes carry that span's traceparent on to the hubs (a notice that
+stands for several traced changes of one item carries theirs, space-separated, up to
+NOTICE_TRACES). A projection may
 offer `committed(items)`: called with the items of each batch once it is written (metrics).
 """
 
@@ -35,6 +37,7 @@ from app.kernel.redis_types import field_map, optional_text
 log = logging.getLogger(__name__)
 
 VIEW_NOTICES_MAXLEN = 5000
+NOTICE_TRACES = 8
 T = TypeVar("T")
 Version = tuple[str, int]
 
@@ -112,6 +115,7 @@ class ProjectionHandler:
         self.group = group_name(projection.name)
         self._read = read_redis
         self._instruments = instruments
+        instruments.applied(projection.name, 0)  # its series exists from the start
         self._committed: Callable[[list[Any]], None] | None = getattr(projection, "committed", None)
 
     def stream(self, partition: int) -> str:
@@ -182,7 +186,7 @@ class ProjectionHandler:
                 current = await tx.hmget(versions_key, list(versioned))
                 versioned = {k: int(v or 0) for k, v in zip(versioned, current, strict=True)}
             tx.multi()  # type: ignore[no-untyped-call]
-            changes: dict[tuple[str, str], str] = {}  # → traceparent of the last change
+            changes: dict[tuple[str, str], list[str]] = {}  # → traceparents of the changes
             touched: dict[str, int] = {}
             applied: list[Any] = []
             traced = tracing.enabled()
@@ -207,17 +211,19 @@ class ProjectionHandler:
                 context = self._span(partition, entry, parent, spans) if parent else ""
                 applied.append(item)
                 for change in self.projection.apply(item, tx):
-                    changes[(change.view, change.key)] = context
+                    contexts = changes.setdefault((change.view, change.key), [])
+                    if context and len(contexts) < NOTICE_TRACES:
+                        contexts.append(context)
             if touched:
                 tx.hset(versions_key, mapping=field_map(touched))
             last_id = fresh[-1].id if not replay else checkpoint or fresh[-1].id
             if not replay:
                 tx.set(checkpoint_key, last_id)
             position = f"{partition}:{last_id}"
-            for (view, key), context in changes.items():
+            for (view, key), contexts in changes.items():
                 notice: dict[Any, Any] = {"v": view, "k": key, "p": position}
-                if context:
-                    notice[tracing.FIELD] = context
+                if contexts:
+                    notice[tracing.FIELD] = " ".join(contexts)
                 tx.xadd(
                     keys.view_notices(),
                     notice,

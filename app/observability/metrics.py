@@ -9,11 +9,14 @@ journal, the gateway client counts its requests. A worker serves it on METRICS_P
 from __future__ import annotations
 
 import time
+from collections.abc import Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
 
 PREFIX = "storefront"
 STAGES = ("queued", "decide", "commit", "end_to_end")
+OUTCOMES = ("succeeded", "failed")
+GATEWAY_OUTCOMES = ("approved", "declined", "refunded", "voided", "error", "timeout")
 DURATION_BUCKETS = (
     0.0005,
     0.001,
@@ -77,6 +80,16 @@ class PipelineMetrics:
         if child is None:
             child = self._counts[key] = metric.labels(*labels)
         return child
+
+    def expect_commands(self, command_types: Iterable[str]) -> None:
+        """Series at 0 for each command type and outcome, so a first increase is a rate."""
+        for command_type in command_types:
+            for outcome in OUTCOMES:
+                self._count(self.commands, command_type, outcome)
+
+    def expect_gateway(self) -> None:
+        for outcome in GATEWAY_OUTCOMES:
+            self._count(self.gateway_requests, outcome)
 
     # --- the kernel's Instruments ------------------------------------------------------------
 

@@ -9,7 +9,8 @@ knows a view by name; the storefront's views are in `app.web.live_views`.
 
 A pushed item's latency (from the commit it reflects, by Redis's clock, to its publication)
 goes to `observe`; a change whose notice is traced gets a `push <view>` span in that trace,
-from when its notice was taken to its publication.
+from when its notice was taken to its publication — so does each traced change a newer one
+of the same item replaced before it was pushed (the push carried it too).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Generic, TypeVar, assert_never
 
@@ -33,6 +34,7 @@ from app.web.broadcaster import Broadcaster, Kind
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+MERGED_TRACES = 8
 _encoder = msgspec.json.Encoder()
 
 
@@ -46,7 +48,8 @@ class Change:
     at: float = 0.0
     """When the change was committed (s, Redis's clock), if known: for the push latency."""
     trace: str = ""
-    """The notice's traceparent, if the change is traced."""
+    """The notice's traceparent if the change is traced (space-separated, when it stands for
+    several traced changes of the item)."""
     taken_ns: int = 0
     """When the notice was taken off its stream (a traced change's push span starts there)."""
 
@@ -152,18 +155,21 @@ class LivePublisher:
 
     async def changed(self, changes: Iterable[Change]) -> None:
         """Push what the changes touched. Redis errors propagate: the caller retries them."""
-        by_view: dict[LiveView[Any], dict[str, Change | None]] = {}
+        by_view: dict[LiveView[Any], dict[str, Change]] = {}
         for change in changes:
             for view in self._by_notice.get(change.view, ()):
                 key = view.key(change.key)
                 if key is not None:
-                    by_view.setdefault(view, {})[key] = change
+                    keyed = by_view.setdefault(view, {})
+                    keyed[key] = _merged(keyed.get(key), change)
         for view, keyed in by_view.items():
             if view.every:
-                self._dirty[view].update(keyed)
+                dirty = self._dirty[view]
+                for key, fresh in keyed.items():
+                    dirty[key] = _merged(dirty.get(key), fresh)
                 continue
             try:
-                await self._push(view, keyed)
+                await self._push(view, dict(keyed))
             except INFRA_ERRORS:
                 raise
             except Exception:
@@ -191,14 +197,16 @@ class LivePublisher:
         if change.at:
             self._observe(max(0.0, time.time() - change.at))
         if change.trace:
-            tracing.record(
-                f"push {view.name}",
-                change.trace,
-                change.taken_ns,
-                tracing.now_ns(),
-                kind=tracing.CONSUMER,
-                attributes={"cqrs.view": view.name, tracing.WAIT: _waited(change)},
-            )
+            end = tracing.now_ns()
+            for parent in change.trace.split():
+                tracing.record(
+                    f"push {view.name}",
+                    parent,
+                    change.taken_ns,
+                    end,
+                    kind=tracing.CONSUMER,
+                    attributes={"cqrs.view": view.name, tracing.WAIT: _waited(change)},
+                )
 
     async def _tick(self, view: LiveView[Any]) -> None:
         while not self._stopping:
@@ -214,6 +222,14 @@ class LivePublisher:
                     self._dirty[view].setdefault(key, change)  # again at the next tick
             except Exception:
                 log.exception("live view %s could not be pushed", view.name)
+
+
+def _merged(older: Change | None, newer: Change) -> Change:
+    """The newer change of an item, carrying the traces of the older one it replaces."""
+    if older is None or not older.trace:
+        return newer
+    traces = list(dict.fromkeys(older.trace.split() + newer.trace.split()))[-MERGED_TRACES:]
+    return replace(newer, trace=" ".join(traces), taken_ns=older.taken_ns or newer.taken_ns)
 
 
 def _waited(change: Change) -> float:
