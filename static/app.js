@@ -154,13 +154,21 @@
     catch (e) { return ""; }
   }
 
+  // What a status shows: its last step (stock reserved, payment captured…), or its status.
+  function shown(el) {
+    var steps = el.querySelectorAll("li[data-step]");
+    var status = el.getAttribute("data-status");
+    return FINAL[status] || !steps.length ? status : steps[steps.length - 1].getAttribute("data-step");
+  }
+
   function swapped(el, receivedAt) {
     var id = el.getAttribute && el.getAttribute("data-command-id");
     var trace = id && traced[id];
     if (!trace || receivedAt === undefined) return;
     var status = el.getAttribute("data-status");
+    var step = shown(el);
     whenPainted(function (paintedAt) {
-      trace.swaps.push({ status: status, received: receivedAt, painted: paintedAt });
+      trace.swaps.push({ status: step, received: receivedAt, painted: paintedAt });
       if (FINAL[status]) report(id);
     });
   }
@@ -195,11 +203,14 @@
   });
 
   // The answer names the command: from now on its statuses are timed until the final one.
-  document.addEventListener("htmx:afterRequest", function (evt) {
-    var trace = requests.get(evt.detail.elt);
-    requests.delete(evt.detail.elt);
+  // (On htmx:beforeSwap: its target is still in the page, where a form swapped out is not.)
+  document.addEventListener("htmx:beforeSwap", function (evt) {
+    var config = evt.detail.requestConfig;
+    var elt = config && config.elt;
+    var trace = elt && requests.get(elt);
     var xhr = evt.detail.xhr;
     if (!trace || !xhr) return;
+    requests.delete(elt);
     trace.answered = now();
     var found = /data-command-id="([^"]+)"[^>]*data-status="([a-z_]+)"/.exec(xhr.responseText || "");
     if (!found) return;
@@ -213,8 +224,10 @@
       if (!trace.first) return;
       var status = trace.first;
       delete trace.first;
+      var el = document.getElementById("command-" + id);
+      var step = el ? shown(el) : status;
       whenPainted(function (paintedAt) {
-        trace.swaps.unshift({ status: status, received: trace.answered, painted: paintedAt });
+        trace.swaps.unshift({ status: step, received: trace.answered, painted: paintedAt });
         if (FINAL[status]) report(id);
       });
     });

@@ -26,7 +26,7 @@ from redis.asyncio import Redis
 
 from app.config import Settings
 from app.kernel import tracing
-from app.observability.span_store import SpanStore, SpanStoreProcessor, write_spans
+from app.observability.span_store import SpanStore, SpanStoreProcessor, stored, write_spans
 
 ENDPOINTS = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
 
@@ -79,6 +79,13 @@ class Telemetry:
             else:
                 for span in spans:
                     processor.on_end(span)
+
+    async def flush(self) -> None:
+        """Write what the span store holds now (instead of at its next turn)."""
+        if self._store is not None and self._kept is not None:
+            ready = self._kept.take()
+            if ready:
+                await self._store.write([stored(span) for span in ready])
 
     async def run(self, stop: asyncio.Event) -> None:
         if self._store is not None and self._kept is not None:

@@ -8,6 +8,8 @@ after its parent, siblings by start), times in ms from the trace's first span.
 
 from __future__ import annotations
 
+import time
+
 import msgspec
 from redis.asyncio import Redis
 
@@ -17,6 +19,9 @@ from app.observability.span_store import StoredSpan, decode_span
 
 WAIT_SHOWN_MS = 0.05
 """Waits in a stream shorter than this get no bar of their own."""
+SETTLED_SECONDS = 5.0
+"""A trace whose newest span ended this long ago, with the page's report in, is complete
+(its processes write their spans within a fraction of a second)."""
 
 
 class Bar(msgspec.Struct, frozen=True):
@@ -37,9 +42,13 @@ class Waterfall(msgspec.Struct, frozen=True):
     total_ms: float
     bars: list[Bar]
     from_click: bool
-    """The page reported its click (and swaps): the waterfall runs from click to pixel."""
+    """The page reported its click (and swaps): the waterfall starts at the click."""
+    pixel_ms: float | None = None
+    """From the click to the last pushed status painted (the click's own span)."""
     trace_url: str = ""
     """The trace in the external trace UI, when one is configured."""
+    settled: bool = False
+    """Nothing more is expected: the page's report is in and no span ended lately."""
 
 
 def lane(span: StoredSpan) -> str:
@@ -72,11 +81,14 @@ def _wait_label(span: StoredSpan) -> str:
     return "queue wait" if group == "commands" else "wait in stream"
 
 
-def waterfall(spans: list[StoredSpan], trace_url: str = "") -> Waterfall | None:
+def waterfall(
+    spans: list[StoredSpan], trace_url: str = "", now: float | None = None
+) -> Waterfall | None:
     unique = {span.span: span for span in spans}
     if not unique:
         return None
     first = min(span.start for span in unique.values())
+    newest = max(span.end for span in unique.values())
     children: dict[str, list[StoredSpan]] = {}
     roots: list[StoredSpan] = []
     for span in unique.values():
@@ -115,6 +127,9 @@ def waterfall(spans: list[StoredSpan], trace_url: str = "") -> Waterfall | None:
         bars = [msgspec.structs.replace(b, start_ms=b.start_ms - start) for b in bars]
         first += int(start * 1e6)
     total = max(bar.start_ms + bar.duration_ms for bar in bars)
+    clicks = [
+        s for s in unique.values() if s.service.endswith("browser") and s.name.startswith("click")
+    ]
     return Waterfall(
         trace_id=next(iter(unique.values())).trace,
         started_at=first / 1e9,
@@ -125,8 +140,11 @@ def waterfall(spans: list[StoredSpan], trace_url: str = "") -> Waterfall | None:
             )
             for b in bars
         ],
-        from_click=any(span.service.endswith("browser") for span in unique.values()),
+        from_click=bool(clicks),
+        pixel_ms=round((clicks[0].end - clicks[0].start) / 1e6, 3) if clicks else None,
         trace_url=trace_url,
+        settled=bool(clicks)
+        and (time.time() if now is None else now) - newest / 1e9 > SETTLED_SECONDS,
     )
 
 

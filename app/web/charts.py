@@ -59,7 +59,13 @@ def lines(values: Sequence[float | None], top: float) -> list[str]:
             continue
         y = HEIGHT - HEIGHT * min(value, top) / top
         runs[-1].append(f"{i * step:.1f},{y:.1f}")
-    return [" ".join(run) for run in runs if len(run) > 1 or (run and len(values) == 1)]
+    return [" ".join(run) if len(run) > 1 else _dot(run[0]) for run in runs if run]
+
+
+def _dot(point: str) -> str:
+    """A lone value (its neighbours missing) as a short dash, so it shows."""
+    x, y = (float(v) for v in point.split(","))
+    return f"{max(0.0, x - 2):.1f},{y:.1f} {min(WIDTH, x + 2):.1f},{y:.1f}"
 
 
 def chart(chart_id: str, title: str, unit: str, series: dict[str, Sequence[float | None]]) -> Chart:

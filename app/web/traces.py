@@ -11,13 +11,16 @@ click (pressed → last swap painted), the request, and one `swap <status>` per 
 
 from __future__ import annotations
 
+import asyncio
 import random
+import time
 from typing import Annotated
 
 import msgspec
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.trace import SpanContext, SpanKind
+from redis.asyncio import Redis
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -33,6 +36,9 @@ from app.web.api import read_body, require_json, visible_command
 from app.web.auth import require_user, services_of
 
 MAX_REPORT = 4096
+REPORT_WAIT_SECONDS = 2.0
+"""How long a report waits for the spans of its command's request to be in the store (the
+web process that served it writes them within a quarter of a second)."""
 BROWSER = Resource.create({"service.name": "storefront-browser", "service.namespace": "storefront"})
 Millis = Annotated[float, msgspec.Meta(ge=0, le=1e14)]
 """A time in the browser, ms since the epoch."""
@@ -130,14 +136,9 @@ async def report_timing(request: Request) -> Response:
         raise ValidationFailed([FieldError("$.traceparent", "A sampled W3C traceparent")])
     if not telemetry.enabled:
         return Response(status_code=204)
+    await telemetry.flush()
     read = services_of(request).read
-    trace_id = await command_trace(read, command.command_id)
-    if trace_id != f"{click.trace_id:032x}":
-        raise NotFound("No trace of this command started with this click")
-    server = next(
-        (s for s in await trace_spans(read, trace_id) if s.parent == f"{click.span_id:016x}"),
-        None,
-    )
+    server = await _clicked(read, command.command_id, click)
     if server is None:
         raise NotFound("No trace of this command started with this click")
     ttl = services_of(request).settings.trace_store_ttl_seconds
@@ -145,6 +146,21 @@ async def report_timing(request: Request) -> Response:
         return Response(status_code=204)  # reported already: the first report stands
     telemetry.emit(browser_spans(report, click, skew_ns(report, server)))
     return Response(status_code=204)
+
+
+async def _clicked(read: Redis, command_id: str, click: SpanContext) -> StoredSpan | None:
+    """The request the click made, if it started the command's trace (waiting, a little, for
+    its spans to be written)."""
+    trace_id, parent = f"{click.trace_id:032x}", f"{click.span_id:016x}"
+    deadline = time.monotonic() + REPORT_WAIT_SECONDS
+    while True:
+        if await command_trace(read, command_id) == trace_id:
+            for span in await trace_spans(read, trace_id):
+                if span.parent == parent:
+                    return span
+        if time.monotonic() > deadline:
+            return None
+        await asyncio.sleep(0.05)
 
 
 async def waterfall_fragment(request: Request) -> Response:
