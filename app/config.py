@@ -15,6 +15,8 @@ import msgspec
 import msgspec.inspect
 
 DEV_SECRET = "dev-only-secret-do-not-use-in-production"
+PRODUCTION_COMMAND_RATE = 600
+"""Commands per client per minute in production when COMMAND_RATE_PER_MINUTE is unset."""
 _WHOLE_NUMBER = re.compile(r"[+-]?[0-9]+")
 
 Positive = Annotated[int, msgspec.Meta(ge=1)]
@@ -59,13 +61,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     """REDIS_URL names a node of a Redis Cluster (as does a `redis+cluster://` URL)."""
     backlog_limit: NonNegative = 0
     """Queued commands past which new PlaceOrders are refused with 503 overloaded (0: off)."""
+    metrics_token: str = ""
+    """The bearer token /metrics asks for; without one, /metrics is open in development and
+    absent (404) in production."""
+    command_rate_per_minute: NonNegative | None = None
+    """POST /api/commands per client (user, or address when anonymous) per minute; 0 is no
+    limit. Unset: no limit in development, PRODUCTION_COMMAND_RATE in production."""
     metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
     """A worker's /metrics port (0: none). The web process serves /metrics on its own port."""
     metrics_host: str = "127.0.0.1"
     """Where a worker's /metrics listens: loopback unless a scraper elsewhere needs it."""
-    metrics_token: str = ""
-    """The bearer token /metrics asks for; without one, /metrics is open in development and
-    absent (404) in production."""
     trace_store_traces: NonNegative = 500
     """Recent command traces kept in Redis for the command pages' waterfall (0: none)."""
     trace_store_ttl_seconds: Positive = 3600
@@ -86,9 +91,22 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     def cluster(self) -> bool:
         return self.redis_cluster or self.redis_url.split("://")[0].endswith("+cluster")
 
+    @property
+    def command_budget(self) -> int:
+        """Commands per client per minute (0: no limit)."""
+        if self.command_rate_per_minute is not None:
+            return self.command_rate_per_minute
+        return PRODUCTION_COMMAND_RATE if self.production else 0
+
+
+def _whole(info: msgspec.inspect.Type) -> bool:
+    if isinstance(info, msgspec.inspect.UnionType):
+        return any(_whole(member) for member in info.types)
+    return isinstance(info, msgspec.inspect.IntType)
+
 
 _WHOLE = {
-    f.encode_name: isinstance(msgspec.inspect.type_info(f.type), msgspec.inspect.IntType)
+    f.encode_name: _whole(msgspec.inspect.type_info(f.type))
     for f in msgspec.structs.fields(Settings)
 }
 

@@ -1,7 +1,8 @@
 """Everything for development in one command: `python -m app.dev`.
 
 Starts the Procfile's processes (embedded Redis, web, every worker) with honcho, and prints
-the URL once the web process answers. REDIS_URL and PORT are honoured; Ctrl-C stops all.
+the URL once /readyz says ready (every worker heartbeating, the demo users and products in
+place). REDIS_URL and PORT are honoured; Ctrl-C stops all.
 """
 
 from __future__ import annotations
@@ -22,17 +23,22 @@ from app.adapters.embedded_redis import port_open
 ROOT = Path(__file__).resolve().parents[1]
 
 
+def _ready(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(f"{url}/readyz", timeout=2) as reply:
+            return bool(reply.status == 200)
+    except OSError:  # not serving yet, or 503 (HTTPError is an OSError)
+        return False
+
+
 def _banner(url: str, stop: threading.Event) -> None:
     deadline = time.monotonic() + 120
-    while not stop.is_set() and time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{url}/healthz", timeout=1) as reply:
-                if reply.status == 200:
-                    break
-        except OSError:
-            time.sleep(0.3)
-    else:
-        return
+    while not _ready(url):
+        if stop.wait(0.3):
+            return
+        if time.monotonic() > deadline:
+            print(f"\nStorefront is not ready after 120 s: see {url}/readyz\n", flush=True)
+            return
     line = "=" * 64
     print(
         f"\n{line}\n  Storefront is running at {url}\n"

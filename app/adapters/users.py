@@ -10,19 +10,12 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from redis.asyncio import Redis
 
+from app.adapters.login_throttle import LoginAttempt, LoginThrottle
 from app.kernel import keys
-from app.kernel.errors import ProblemError
 from app.kernel.redis_types import text_dict
 
 USERNAME = re.compile(r"[a-z0-9_.-]{2,32}")
 ROLES = frozenset({"admin", "customer"})
-
-
-class TooManyAttempts(ProblemError):
-    status = 429
-
-    def __init__(self) -> None:
-        super().__init__("too_many_attempts", "Wait a few minutes before trying again")
 
 
 class User(msgspec.Struct, frozen=True):
@@ -37,30 +30,6 @@ def mask_email(email: str) -> str:
     if not at:
         return "***"
     return f"{name[:1]}***@{domain}"
-
-
-class LoginThrottle:
-    """At most MAX_FAILURES wrong passwords per username per WINDOW_SECONDS."""
-
-    MAX_FAILURES = 10
-    WINDOW_SECONDS = 300
-
-    def __init__(self, redis: Redis) -> None:
-        self._redis = redis
-
-    async def blocked(self, username: str) -> bool:
-        failures = await self._redis.get(keys.login_failures(username[:64]))
-        return int(failures or 0) >= self.MAX_FAILURES
-
-    async def failed(self, username: str) -> None:
-        key = keys.login_failures(username[:64])
-        async with self._redis.pipeline(transaction=True) as tx:
-            tx.incr(key)
-            tx.expire(key, self.WINDOW_SECONDS, nx=True)
-            await tx.execute()
-
-    async def succeeded(self, username: str) -> None:
-        await self._redis.delete(keys.login_failures(username[:64]))
 
 
 class UserStore:
@@ -111,15 +80,14 @@ class UserStore:
             record.get("email", ""),
         )
 
-    async def sign_in(self, username: str, password: str) -> User | None:
-        """Authenticate, counting failures; raises TooManyAttempts once a name is throttled."""
-        if await self.throttle.blocked(username):
-            raise TooManyAttempts()
+    async def sign_in(self, username: str, password: str, attempt: LoginAttempt) -> User | None:
+        """Authenticate through the throttle: TooManyAttempts while `attempt` must wait."""
+        await self.throttle.attempt(username, attempt)
         user = await self.authenticate(username, password)
         if user is None:
-            await self.throttle.failed(username)
+            await self.throttle.failed(username, attempt)
         else:
-            await self.throttle.succeeded(username)
+            await self.throttle.succeeded(username, attempt)
         return user
 
     async def authenticate(self, username: str, password: str) -> User | None:

@@ -6,6 +6,8 @@ from typing import Annotated
 
 import msgspec
 
+from app.kernel.validation import PLAIN_TEXT, PLAIN_TEXT_RULE
+
 ADMIN = "admin"
 CUSTOMER = "customer"
 
@@ -15,13 +17,18 @@ Sku = Annotated[
         pattern=r"^[A-Z0-9-]{3,32}\Z", description="3 to 32 capital letters, digits or dashes"
     ),
 ]
-ProductName = Annotated[str, msgspec.Meta(min_length=1, max_length=120)]
+ProductName = Annotated[
+    str,
+    msgspec.Meta(min_length=1, max_length=120, pattern=PLAIN_TEXT, description=PLAIN_TEXT_RULE),
+]
 PriceCents = Annotated[int, msgspec.Meta(ge=1, le=10_000_000)]
 InitialStock = Annotated[int, msgspec.Meta(ge=0, le=1_000_000)]
 RestockQuantity = Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
 LineQuantity = Annotated[int, msgspec.Meta(ge=1, le=100)]
 OrderId = Annotated[str, msgspec.Meta(pattern=r"^o[0-9a-f]{28}\Z", description="an order id")]
-Reason = Annotated[str, msgspec.Meta(max_length=200)]
+Reason = Annotated[
+    str, msgspec.Meta(max_length=200, pattern=PLAIN_TEXT, description=PLAIN_TEXT_RULE)
+]
 CardNumber = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{13,19}\Z", description="13 to 19 digits")]
 
 

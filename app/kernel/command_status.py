@@ -12,17 +12,18 @@ a long runner (ImportCatalog), or a batch the worker is slow to finish.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any, Literal
 
 import msgspec
 from redis.asyncio import Redis
 
 from app.kernel import keys
 from app.kernel.clock import iso, now
+from app.kernel.coalescer import Coalescer
 from app.kernel.commit import NOTICES_MAXLEN, StatusWrite
 from app.kernel.idempotency import IdempotencyRecord, IdempotencySlot, decode_record
 from app.kernel.messages import CommandEnvelope, Delivery, Problem, Step
-from app.kernel.scripts import load_script, run_calls
+from app.kernel.scripts import Args, load_script, run_calls
 
 FINAL = frozenset({"succeeded", "failed"})
 POSITION = "$position"
@@ -148,6 +149,11 @@ class CommandStatusStore:
     def __init__(self, redis: Redis, ttl_seconds: int) -> None:
         self._redis = redis
         self._ttl = ttl_seconds
+        self._enqueues: Coalescer[tuple[list[str], Args], Any] = Coalescer(self._enqueue_all)
+
+    async def _enqueue_all(self, calls: list[tuple[list[str], Args]]) -> list[Any]:
+        """Commands accepted at the same moment share one round trip."""
+        return await run_calls(self._redis, _ENQUEUE, calls)
 
     async def enqueue(
         self,
@@ -192,7 +198,9 @@ class CommandStatusStore:
             slot, record, ttl = idempotency
             command_keys.append(slot.key)
             args += [msgspec.json.encode(record).decode(), ttl]
-        reply = await _ENQUEUE(self._redis, command_keys, args)
+        (reply,) = await self._enqueues.submit([(command_keys, args)])
+        if isinstance(reply, Exception):
+            raise reply
         if reply[0] == "claimed":
             return Enqueued(False, decode_record(reply[1]))
         return Enqueued(reply[0] == "accepted")

@@ -308,6 +308,8 @@ class PartitionedConsumer:
     ) -> None:
         cursor = "0"  # our pending entries first (a previous owner's, after a takeover)
         outage = 0
+        acks: list[str] = []
+        """Entries done, acknowledged with the next read (one round trip for both)."""
         while not stop.is_set():
             try:
                 if lanes is not None and lanes.broken.is_set():
@@ -323,13 +325,10 @@ class PartitionedConsumer:
                     await ensure_group(self._redis, stream, handler.group)
                     await parking.load()
                 await parking.serve()
-                reply = await self._redis.xreadgroup(
-                    handler.group,
-                    consumer,
-                    {stream: cursor},
-                    count=self._batch,
-                    block=None if cursor != ">" else self._block_ms,
-                )
+                if lanes is not None:
+                    acks += lanes.take_done()
+                reply = await self._read(handler.group, consumer, stream, cursor, acks)
+                acks = []
                 entries = parse_entries(partition, reply)
                 if cursor != ">":
                     if not entries:
@@ -338,8 +337,6 @@ class PartitionedConsumer:
                     cursor = entries[-1].id
                 outage = 0
                 if not entries:
-                    if lanes is not None:
-                        await lanes.flush()
                     if lanes is None or lanes.idle:
                         health.progressed()  # nothing to do is not being stuck
                     continue
@@ -347,8 +344,7 @@ class PartitionedConsumer:
                     await lanes.dispatch(entries)
                     continue
                 deferred = await self._process(handler, partition, entries, stop, health, parking)
-                done = [e.id for e in entries if e.id not in deferred]
-                await acknowledge(self._redis, handler, partition, done)
+                acks = [e.id for e in entries if e.id not in deferred]
                 health.progressed()
             except LeaseLost:
                 log.warning("%s partition %d: another owner took over", handler.group, partition)
@@ -358,11 +354,29 @@ class PartitionedConsumer:
                     "%s partition %d: redis unavailable (%s)", handler.group, partition, exc
                 )
                 health.failed(f"{type(exc).__name__}: {exc}")
+                acks = []  # applied, so merely read again and skipped
                 cursor = "0"
                 await RECONNECT.sleep(outage, stop)
                 outage += 1
             except asyncio.CancelledError:
                 raise
+        with contextlib.suppress(*INFRA_ERRORS):
+            await acknowledge(self._redis, handler, partition, acks)
+
+    async def _read(
+        self, group: str, consumer: str, stream: str, cursor: str, acks: list[str]
+    ) -> object:
+        """The next batch (blocking for new entries), acknowledging `acks` on the way."""
+        block = None if cursor != ">" else self._block_ms
+        if not acks:
+            return await self._redis.xreadgroup(
+                group, consumer, {stream: cursor}, count=self._batch, block=block
+            )
+        async with self._redis.pipeline(transaction=False) as pipe:
+            pipe.xack(stream, group, *acks)
+            pipe.xreadgroup(group, consumer, {stream: cursor}, count=self._batch, block=block)
+            _, reply = await pipe.execute()
+        return reply
 
     async def _process(
         self,
@@ -489,21 +503,25 @@ class _Lanes:
             self._tails[key] = task
             self._running.add(task)
             task.add_done_callback(functools.partial(self._finished, key))
-        await self.flush()
 
     @property
     def idle(self) -> bool:
         return not self._running
 
-    async def flush(self) -> None:
+    def take_done(self) -> list[str]:
+        """The entries finished since last asked (to acknowledge with the next read)."""
         done, self._done = self._done, []
+        if done:
+            self._health.progressed()
+        return done
+
+    async def flush(self) -> None:
+        done = self.take_done()
         try:
             await acknowledge(self._consumer._redis, self._handler, self._partition, done)
         except INFRA_ERRORS:
             self._done = done + self._done
             raise
-        if done:
-            self._health.progressed()
 
     def _finished(self, key: str, task: asyncio.Task[None]) -> None:
         self._running.discard(task)

@@ -19,6 +19,7 @@ from app.kernel.dead_letters import DeadLetters, Letter, LetterRequest, RequestO
 from app.kernel.errors import problem
 from app.kernel.messages import CommandEnvelope, Outcome
 from app.kernel.registry import CommandSpec, Runner
+from app.kernel.validation import PLAIN_TEXT, PLAIN_TEXT_RULE
 
 WAIT_SECONDS = 120.0
 """How long an action waits for the partition's owner to carry it out."""
@@ -31,12 +32,7 @@ LetterId = Annotated[
 ]
 OperatorReason = Annotated[
     str,
-    msgspec.Meta(
-        min_length=1,
-        max_length=200,
-        pattern="^[^\x00-\x1f\x7f-\x9f\u202a-\u202e\u2066-\u2069]+\\Z",
-        description="one line of plain text",
-    ),
+    msgspec.Meta(min_length=1, max_length=200, pattern=PLAIN_TEXT, description=PLAIN_TEXT_RULE),
 ]
 
 

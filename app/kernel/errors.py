@@ -10,7 +10,7 @@ TITLES: dict[str, str] = {
     "forbidden": "Not allowed",
     "csrf_failed": "Cross-site request refused",
     "not_found": "Not found",
-    "payload_too_large": "The body is larger than 1 MiB",
+    "payload_too_large": "The body is too large",
     "unsupported_media_type": "Send application/json",
     "validation_failed": "Some fields are not valid",
     "unknown_command": "No such command",
@@ -18,7 +18,8 @@ TITLES: dict[str, str] = {
     "concurrency_conflict": "Too many concurrent changes; try again",
     "idempotency_key_reused": "This Idempotency-Key was used with another request",
     "invalid_credentials": "Wrong username or password",
-    "too_many_attempts": "Too many failed sign-ins; try again in a few minutes",
+    "too_many_attempts": "Too many failed sign-ins; try again later",
+    "too_many_requests": "Too many requests; slow down",
     "internal_error": "Something went wrong on our side",
     "overloaded": "Too busy right now; try again shortly",
 }
@@ -51,6 +52,8 @@ class ProblemError(Exception):
         self.code = code
         self.detail = detail
         self.errors = errors
+        self.headers: dict[str, str] = {}
+        """HTTP headers the answer carries (e.g. Retry-After)."""
 
     def to_problem(self) -> Problem:
         return problem(self.code, self.status, self.detail, self.errors)

@@ -103,8 +103,15 @@ def users() -> str:
     return "users"
 
 
-def login_failures(username: str) -> str:
-    return f"login:failures:{username}"
+def login_throttle(place: str, scope: str, subject: str) -> str:
+    """Sign-in attempts of one throttle scope; `place` is a hash tag (one slot per attempt)."""
+    return f"login:{{{place}}}:{scope}:{subject}"
+
+
+def request_budget(name: str, client: str, window: int) -> str:
+    """Requests of one client in one budget window (e.g. commands in one minute)."""
+    digest = hashlib.sha256(client.encode()).hexdigest()[:32]
+    return f"budget:{name}:{digest}:{window}"
 
 
 def ui_state(name: str, user: str) -> str:

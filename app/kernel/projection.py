@@ -1,15 +1,17 @@
 """Projections: stream entries → read model, written together with checkpoint and versions.
 
-A batch is applied in one MULTI on the read Redis, under WATCH of the partition's checkpoint:
-if anyone else moved the checkpoint meanwhile (a previous owner waking up), nothing is
+A batch costs two round trips on the read Redis: the checkpoint and the applied versions of
+its aggregates, read together; then one script (apply_batch.lua) that writes the read model,
+the versions, the change notices and the new checkpoint at once — only if the checkpoint is
+still the one read: if anyone else moved it meanwhile (a previous owner waking up), nothing is
 written and this owner stops. Entries at or before the checkpoint are skipped, and so is an
 event whose aggregate version was already applied; a version that jumps is recorded as a gap.
 
 Each traced entry it applies gets a `process` span (the batch's time, its entry's trace), and
 the change notices it causes carry that span's traceparent on to the hubs (a notice that
 stands for several traced changes of one item carries theirs, space-separated, up to
-NOTICE_TRACES). A projection may
-offer `committed(items)`: called with the items of each batch once it is written (metrics).
+NOTICE_TRACES). A projection may offer `committed(items)`: called with the items of each
+batch once it is written (metrics).
 """
 
 from __future__ import annotations
@@ -23,8 +25,6 @@ import msgspec
 from opentelemetry.trace import Span
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import WatchError
 
 from app.kernel import keys, tracing
 from app.kernel.consumer import Entry, LeaseLost
@@ -33,11 +33,13 @@ from app.kernel.instruments import NO_INSTRUMENTS, Instruments
 from app.kernel.messages import StoredEvent
 from app.kernel.positions import parse_stream_id
 from app.kernel.redis_types import field_map, optional_text
+from app.kernel.scripts import load_script
 
 log = logging.getLogger(__name__)
 
 VIEW_NOTICES_MAXLEN = 5000
 NOTICE_TRACES = 8
+_APPLY = load_script(__file__, "apply_batch.lua")
 T = TypeVar("T")
 Version = tuple[str, int]
 
@@ -128,25 +130,17 @@ class ProjectionHandler:
         return key
 
     async def handle(self, partition: int, entries: list[Entry]) -> None:
-        await self._guarded(partition, entries, replay=False)
+        await self._apply(partition, entries, replay=False)
 
     async def replay(self, partition: int, entries: list[Entry]) -> None:
-        """Apply dead letters being retried: behind the checkpoint, so it is neither checked
-        nor moved; the versions applied per aggregate still skip what was applied."""
-        await self._guarded(partition, entries, replay=True)
-
-    async def _guarded(self, partition: int, entries: list[Entry], *, replay: bool) -> None:
-        try:
-            await self._apply(partition, entries, replay)
-        except WatchError as exc:
-            if "while watching" in str(exc):  # the connection dropped: not the handler's fault
-                raise RedisConnectionError(str(exc)) from exc
-            raise LeaseLost(f"{self.projection.name} partition {partition}") from None
+        """Apply dead letters being retried: behind the checkpoint, so it is not moved; the
+        versions applied per aggregate still skip what was applied."""
+        await self._apply(partition, entries, replay=True)
 
     async def _apply(self, partition: int, entries: list[Entry], replay: bool) -> None:
         spans: list[Span] = []
         try:
-            applied = await self._write(partition, entries, replay, spans)
+            applied = await self._apply_batch(partition, entries, replay, spans)
         except BaseException as exc:
             for span in spans:
                 tracing.end(span, type(exc).__name__)
@@ -165,88 +159,104 @@ class ProjectionHandler:
             spans.append(span)
         return tracing.of(span)
 
-    async def _write(
+    async def _apply_batch(
         self, partition: int, entries: list[Entry], replay: bool, spans: list[Span]
     ) -> list[Any]:
-        """Apply the batch in one MULTI; the items applied (not skipped)."""
+        """Two round trips: the checkpoint and the versions of the batch's aggregates, read
+        together; then the writes, applied by a script only if the checkpoint is unchanged.
+        Returns the items applied (not skipped)."""
         name = self.projection.name
         checkpoint_key = keys.checkpoint(name, partition)
         versions_key = keys.applied_versions(name, partition)
-        async with self._read.pipeline(transaction=True) as tx:
-            await tx.watch(checkpoint_key)
-            checkpoint = optional_text(await tx.get(checkpoint_key))
-            done = parse_stream_id(checkpoint) if checkpoint else (0, 0)
-            fresh = entries if replay else [e for e in entries if parse_stream_id(e.id) > done]
-            if not fresh:
-                await tx.reset()  # type: ignore[no-untyped-call]
-                return []
-            items = [(entry, *self.projection.decode(entry.fields)) for entry in fresh]
-            versioned: dict[str, int] = {v[0]: 0 for _, v, _ in items if v is not None}
-            if versioned:
-                current = await tx.hmget(versions_key, list(versioned))
-                versioned = {k: int(v or 0) for k, v in zip(versioned, current, strict=True)}
-            tx.multi()  # type: ignore[no-untyped-call]
-            changes: dict[tuple[str, str], list[str]] = {}  # → traceparents of the changes
-            touched: dict[str, int] = {}
-            applied: list[Any] = []
-            traced = tracing.enabled()
-            for entry, found, item in items:
-                if found is not None:
-                    aggregate, version = found
-                    last = touched.get(aggregate, versioned[aggregate])
-                    if version <= last:
-                        continue  # a duplicate: applied before
-                    if version > last + 1:
-                        gap = f"{aggregate}: after v{last} came v{version} ({entry.id})"
-                        tx.hset(
-                            keys.projection_health(name),
-                            mapping=field_map({"gap": gap, "gap_at": str(time.time())}),
-                        )
-                    touched[aggregate] = version
-                if item is None:
-                    continue
-                if isinstance(item, Applied):
-                    item.entry_id = entry.id
-                parent = entry.fields.get(tracing.FIELD, "") if traced else ""
-                context = self._span(partition, entry, parent, spans) if parent else ""
-                applied.append(item)
-                for change in self.projection.apply(item, tx):
-                    contexts = changes.setdefault((change.view, change.key), [])
-                    if context and len(contexts) < NOTICE_TRACES:
-                        contexts.append(context)
-            if touched:
-                tx.hset(versions_key, mapping=field_map(touched))
-            last_id = fresh[-1].id if not replay else checkpoint or fresh[-1].id
-            if not replay:
-                tx.set(checkpoint_key, last_id)
-            position = f"{partition}:{last_id}"
-            for (view, key), contexts in changes.items():
-                notice: dict[Any, Any] = {"v": view, "k": key, "p": position}
-                if contexts:
-                    notice[tracing.FIELD] = " ".join(contexts)
-                tx.xadd(
-                    keys.view_notices(),
-                    notice,
-                    maxlen=VIEW_NOTICES_MAXLEN,
-                    approximate=True,
-                )
-            await tx.execute()
+        items = [(entry, *self.projection.decode(entry.fields)) for entry in entries]
+        aggregates = list(dict.fromkeys(v[0] for _, v, _ in items if v is not None))
+        async with self._read.pipeline(transaction=False) as pipe:
+            pipe.get(checkpoint_key)
+            if aggregates:
+                pipe.hmget(versions_key, aggregates)
+            replies = await pipe.execute()
+        checkpoint = optional_text(replies[0])
+        done = parse_stream_id(checkpoint) if checkpoint else (0, 0)
+        versioned = (
+            {k: int(v or 0) for k, v in zip(aggregates, replies[1], strict=True)}
+            if aggregates
+            else {}
+        )
+        fresh = items if replay else [i for i in items if parse_stream_id(i[0].id) > done]
+        if not fresh:
+            return []
+        tx = self._read.pipeline(transaction=False)  # records the writes; never executed
+        changes: dict[tuple[str, str], list[str]] = {}  # → traceparents of the changes
+        touched: dict[str, int] = {}
+        applied: list[Any] = []
+        traced = tracing.enabled()
+        for entry, found, item in fresh:
+            if found is not None:
+                aggregate, version = found
+                last = touched.get(aggregate, versioned[aggregate])
+                if version <= last:
+                    continue  # a duplicate: applied before
+                if version > last + 1:
+                    gap = f"{aggregate}: after v{last} came v{version} ({entry.id})"
+                    tx.hset(
+                        keys.projection_health(name),
+                        mapping=field_map({"gap": gap, "gap_at": str(time.time())}),
+                    )
+                touched[aggregate] = version
+            if item is None:
+                continue
+            if isinstance(item, Applied):
+                item.entry_id = entry.id
+            parent = entry.fields.get(tracing.FIELD, "") if traced else ""
+            context = self._span(partition, entry, parent, spans) if parent else ""
+            applied.append(item)
+            for change in self.projection.apply(item, tx):
+                contexts = changes.setdefault((change.view, change.key), [])
+                if context and len(contexts) < NOTICE_TRACES:
+                    contexts.append(context)
+        if touched:
+            tx.hset(versions_key, mapping=field_map(touched))
+        last_id = fresh[-1][0].id if not replay else checkpoint or fresh[-1][0].id
+        position = f"{partition}:{last_id}"
+        for (view, key), contexts in changes.items():
+            notice: dict[Any, Any] = {"v": view, "k": key, "p": position}
+            if contexts:
+                notice[tracing.FIELD] = " ".join(contexts)
+            tx.xadd(
+                keys.view_notices(),
+                notice,
+                maxlen=VIEW_NOTICES_MAXLEN,
+                approximate=True,
+            )
+        await self._write(partition, checkpoint or "", "" if replay else last_id, tx)
         return applied
 
+    async def _write(self, partition: int, expected: str, new: str, tx: Pipeline) -> None:
+        commands = [[_text(arg) for arg in args] for args, _options in tx.command_stack]
+        applied = await _APPLY(
+            self._read,
+            [keys.checkpoint(self.projection.name, partition)],
+            [expected, new, msgspec.json.encode(commands).decode()],
+        )
+        if not applied:
+            raise LeaseLost(f"{self.projection.name} partition {partition}")
+
     async def skip(self, partition: int, entry: Entry) -> None:
-        checkpoint_key = keys.checkpoint(self.projection.name, partition)
-        async with self._read.pipeline(transaction=True) as tx:
-            await tx.watch(checkpoint_key)
-            checkpoint = optional_text(await tx.get(checkpoint_key))
-            if checkpoint and parse_stream_id(checkpoint) >= parse_stream_id(entry.id):
-                await tx.reset()  # type: ignore[no-untyped-call]
-                return
-            tx.multi()  # type: ignore[no-untyped-call]
-            tx.set(checkpoint_key, entry.id)
-            try:
-                await tx.execute()
-            except WatchError:
-                raise LeaseLost(self.projection.name) from None
+        checkpoint = optional_text(
+            await self._read.get(keys.checkpoint(self.projection.name, partition))
+        )
+        if checkpoint and parse_stream_id(checkpoint) >= parse_stream_id(entry.id):
+            return
+        await self._write(partition, checkpoint or "", entry.id, self._read.pipeline())
+
+
+def _text(arg: object) -> str:
+    """A command argument as Redis receives it (floats as repr, like redis-py)."""
+    if isinstance(arg, bytes):
+        return arg.decode()
+    if isinstance(arg, float):
+        return repr(arg)
+    return str(arg)
 
 
 def group_name(projection: str) -> str:

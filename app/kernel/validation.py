@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import functools
 import re
+import reprlib
 from collections.abc import Callable, Mapping
 from typing import Any, Protocol, Union, get_args, get_origin
 
@@ -16,7 +17,16 @@ import msgspec
 from app.kernel.errors import ProblemError, ValidationFailed
 from app.kernel.messages import FieldError
 
+PLAIN_TEXT = r"^[^\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]*\Z"
+"""A pattern for free text: one line, without control characters (C0, DEL, C1), line or
+paragraph separators, or the marks, embeddings, overrides and isolates that reorder how the
+text around them is shown."""
+PLAIN_TEXT_RULE = "one line of text, without control or text-direction characters"
 MAX_ERRORS = 50
+TOO_DEEP = "The JSON is nested too deeply"
+_echo = reprlib.Repr()
+_echo.maxstring = 40
+_echo.maxother = 40
 _AT = re.compile(r"^(?P<msg>.*?)(?: - at `(?P<path>\$[^`]*)`)?$", re.DOTALL)
 
 
@@ -25,6 +35,16 @@ class MalformedJson(ProblemError):
 
     def __init__(self, detail: str) -> None:
         super().__init__("malformed_json", detail)
+
+
+def parse_json(raw: bytes) -> Any:
+    """Any JSON document, untyped; MalformedJson if it is not JSON or is nested too deeply."""
+    try:
+        return msgspec.json.decode(raw)
+    except RecursionError:
+        raise MalformedJson(TOO_DEEP) from None
+    except msgspec.DecodeError as exc:
+        raise MalformedJson(str(exc)) from None
 
 
 class SelfValidating(Protocol):
@@ -172,11 +192,9 @@ class CommandDecoder:
         try:
             command: msgspec.Struct = self._decoder.decode(raw)
         except msgspec.ValidationError:
-            try:
-                document = msgspec.json.decode(raw)
-            except msgspec.DecodeError as exc:
-                raise MalformedJson(str(exc)) from None
-            return self.convert(document, strict=True)
+            return self.convert(parse_json(raw), strict=True)
+        except RecursionError:
+            raise MalformedJson(TOO_DEEP) from None
         except msgspec.DecodeError as exc:
             raise MalformedJson(str(exc)) from None
         self._raise_on_self_checks(command)
@@ -188,7 +206,7 @@ class CommandDecoder:
             raise ValidationFailed([FieldError("$", "Expected a JSON object")])
         tag = document.get("type")
         if not isinstance(tag, str) or tag not in self._by_tag:
-            message = f"Unknown command {tag!r}" if tag is not None else "Required"
+            message = f"Unknown command {_echo.repr(tag)}" if tag is not None else "Required"
             raise ValidationFailed([FieldError("$.type", message)], code="unknown_command")
         struct = self._by_tag[tag]
         try:

@@ -31,7 +31,7 @@ from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any, assert_never
 
 import msgspec
@@ -144,27 +144,27 @@ class Fulfilment:
             return await self._bus.execute(self._step(command, order_id, step, after))
 
     async def _each_line(
-        self, order_id: str, lines: Sequence[orders.OrderLine], step: str, command: Any
+        self,
+        order_id: str,
+        lines: Sequence[orders.OrderLine],
+        step: str,
+        command: Callable[[orders.OrderLine], msgspec.Struct],
     ) -> list[Outcome]:
+        """One command per line (each its product's), all in one batch."""
         with tracing.span(f"fulfilment {step}"):
             envelopes = [
-                self._step(command(line.sku, order_id), order_id, f"{step}.{line.sku}")
-                for line in lines
+                self._step(command(line), order_id, f"{step}.{line.sku}") for line in lines
             ]
             return await self._bus.execute_batch(envelopes, "queued")
 
     async def _reserve(self, event: orders.OrderPlaced) -> None:
         order_id = event.order_id
-        with tracing.span("fulfilment reserve"):
-            envelopes = [
-                self._step(
-                    products.ReserveStock(line.sku, order_id, line.quantity),
-                    order_id,
-                    f"reserve.{line.sku}",
-                )
-                for line in event.lines
-            ]
-            outcomes = await self._bus.execute_batch(envelopes, "queued")
+        outcomes = await self._each_line(
+            order_id,
+            event.lines,
+            "reserve",
+            lambda line: products.ReserveStock(line.sku, order_id, line.quantity),
+        )
         refused = next((o.error for o in outcomes if o.error is not None), None)
         if refused is None:
             held = covering(o.position for o in outcomes)
@@ -182,7 +182,9 @@ class Fulfilment:
         )
 
     async def _release(self, lines: Sequence[orders.OrderLine], order_id: str) -> None:
-        await self._each_line(order_id, lines, "release", products.ReleaseStock)
+        await self._each_line(
+            order_id, lines, "release", lambda line: products.ReleaseStock(line.sku, order_id)
+        )
 
     async def _charge(self, order_id: str, *, fresh: bool) -> None:
         """`fresh`: read the order (else what this process committed last will do: a cancel
@@ -225,7 +227,9 @@ class Fulfilment:
         order = await self._bus.load(ORDER, order_id, cached=True)
         if order is None:
             return
-        committed = await self._each_line(order_id, order.lines, "commit", products.CommitStock)
+        committed = await self._each_line(
+            order_id, order.lines, "commit", lambda line: products.CommitStock(line.sku, order_id)
+        )
         sold = covering(o.position for o in committed)
         await self._run(orders.ConfirmOrder(order_id), order_id, "confirm", sold)
 
@@ -238,16 +242,12 @@ class Fulfilment:
     async def _after_cancel(self, event: orders.OrderCancelled) -> None:
         order_id = event.order_id
         if event.paid:  # its stock was committed when it was paid (or is still held)
-            with tracing.span("fulfilment return"):
-                envelopes = [
-                    self._step(
-                        products.ReturnStock(line.sku, order_id, line.quantity),
-                        order_id,
-                        f"return.{line.sku}",
-                    )
-                    for line in event.lines
-                ]
-                await self._bus.execute_batch(envelopes, "queued")
+            await self._each_line(
+                order_id,
+                event.lines,
+                "return",
+                lambda line: products.ReturnStock(line.sku, order_id, line.quantity),
+            )
         else:
             await self._release(event.lines, order_id)
         if event.paid:

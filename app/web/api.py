@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hmac
 import re
+import time
 from collections.abc import Sequence
 
 import msgspec
@@ -10,31 +12,36 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
+from app.adapters.request_budget import RequestBudget
 from app.adapters.sessions import COOKIE
 from app.kernel.command_status import CommandStatus
-from app.kernel.errors import NotFound, ProblemError, ValidationFailed, problem
+from app.kernel.errors import NotFound, ProblemError, Unauthenticated, ValidationFailed, problem
 from app.kernel.heartbeat import live_heartbeats
 from app.kernel.intake import Reply
 from app.kernel.messages import Actor, FieldError
 from app.kernel.partitions import partition_of_command
-from app.kernel.validation import collect_errors
+from app.kernel.validation import TOO_DEEP, MalformedJson, collect_errors, parse_json
 from app.queries import catalog, notifications, orders, sales
 from app.queries.admin_status import admin_status
 from app.queries.positions import BadPosition, ReadPosition, wait_for
-from app.web.auth import actor_for, actor_of, require_admin, require_user, services_of, session_of
+from app.web.auth import (
+    actor_for,
+    actor_of,
+    refuse_other_sites,
+    require_admin,
+    require_user,
+    services_of,
+    session_of,
+)
+from app.web.bodies import read_body
+from app.web.params import bounded_int
 from app.web.responses import json_response, problem_response
+from app.web.signin import client_address, set_session_cookie, sign_in
 from app.web.watched import watched_consumers
 
-MAX_BODY = 1024 * 1024
 SKU = re.compile(r"[A-Z0-9-]{3,32}")
 WORKER_KINDS = ("commands", "projector", "process", "notifier")
-
-
-class PayloadTooLarge(ProblemError):
-    status = 413
-
-    def __init__(self) -> None:
-        super().__init__("payload_too_large", f"The body is over {MAX_BODY} bytes")
+MAX_CREDENTIALS = 8192
 
 
 class UnsupportedMediaType(ProblemError):
@@ -49,17 +56,7 @@ class Credentials(msgspec.Struct, frozen=True):
     password: str
 
 
-async def read_body(request: Request, limit: int = MAX_BODY) -> bytes:
-    declared = request.headers.get("content-length")
-    if declared is not None and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge()
-    chunks, size = [], 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge()
-        chunks.append(chunk)
-    return b"".join(chunks)
+_credentials = msgspec.json.Decoder(Credentials)
 
 
 def require_json(request: Request) -> None:
@@ -82,8 +79,20 @@ def reply_response(reply: Reply) -> Response:
     return json_response(body, reply.status_code, headers)
 
 
+async def spend_command_budget(request: Request) -> None:
+    """COMMAND_RATE_PER_MINUTE per client: the signed-in user, else the client's address."""
+    services = services_of(request)
+    per_minute = services.settings.command_budget
+    if not per_minute:
+        return
+    session = await session_of(request)
+    client = f"user:{session.username}" if session else f"address:{client_address(request)}"
+    await RequestBudget(services.write, "commands", per_minute).spend(client, time.time())
+
+
 async def post_command(request: Request) -> Response:
     require_json(request)
+    await spend_command_budget(request)
     raw = await read_body(request)
     services = services_of(request)
     command = services.intake.decode(raw)
@@ -117,38 +126,30 @@ async def get_command(request: Request) -> Response:
 # --- sessions --------------------------------------------------------------------------------
 
 
-async def login(request: Request) -> Response:
-    require_json(request)
-    raw = await read_body(request, 8192)
+def decode_credentials(raw: bytes) -> Credentials:
     try:
-        credentials = msgspec.json.decode(raw, type=Credentials)
+        return _credentials.decode(raw)
     except msgspec.ValidationError:
-        raise ValidationFailed(collect_errors(msgspec.json.decode(raw), Credentials)) from None
+        raise ValidationFailed(collect_errors(parse_json(raw), Credentials)) from None
+    except RecursionError:
+        raise MalformedJson(TOO_DEEP) from None
     except msgspec.DecodeError as exc:
-        raise ProblemError("malformed_json", str(exc)) from None
-    services = services_of(request)
-    user = await services.users.sign_in(credentials.username, credentials.password)
+        raise MalformedJson(str(exc)) from None
+
+
+async def login(request: Request) -> Response:
+    refuse_other_sites(request)
+    require_json(request)
+    credentials = decode_credentials(await read_body(request, MAX_CREDENTIALS))
+    user = await sign_in(request, credentials.username, credentials.password)
     if user is None:
         return problem_response(problem("invalid_credentials", 401, "Wrong username or password"))
-    token, session = await services.sessions.create(user.username, user.roles)
+    token, session = await services_of(request).sessions.create(user.username, user.roles)
     response = json_response(
         {"username": user.username, "roles": sorted(user.roles), "csrf_token": session.csrf_token}
     )
-    set_session_cookie(request, response, token)
+    set_session_cookie(request, response, token, user.username)
     return response
-
-
-def set_session_cookie(request: Request, response: Response, token: str) -> None:
-    settings = services_of(request).settings
-    response.set_cookie(
-        COOKIE,
-        token,
-        max_age=settings.session_ttl_seconds,
-        httponly=True,
-        samesite="lax",
-        secure=settings.production or request.url.scheme == "https",
-        path="/",
-    )
 
 
 async def logout(request: Request) -> Response:
@@ -194,9 +195,10 @@ def int_param(request: Request, name: str, default: int, low: int, high: int) ->
     raw = request.query_params.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or not low <= int(raw) <= high:
+    value = bounded_int(raw, low, high)
+    if value is None:
         raise ValidationFailed([FieldError(name, f"An integer from {low} to {high}")])
-    return int(raw)
+    return value
 
 
 async def list_products(request: Request) -> Response:
@@ -294,8 +296,12 @@ async def healthz(request: Request) -> Response:
 
 
 async def readyz(request: Request) -> Response:
+    """Ready: Redis answers, every worker kind heartbeats, and the development seed (if any)
+    is in place, so the seeded users can sign in."""
     services = services_of(request)
     checks: dict[str, str] = {}
+    if not services.settings.production:
+        checks["seed"] = "ok" if request.app.state.seeded else "not yet"
     try:
         await services.write.ping()
         if services.read is not services.write:
@@ -321,7 +327,25 @@ async def readyz(request: Request) -> Response:
     )
 
 
+def check_metrics_token(request: Request) -> None:
+    """METRICS_TOKEN set: `Authorization: Bearer <token>`. Unset: open in development, absent
+    (404) in production."""
+    token = services_of(request).settings.metrics_token
+    if not token:
+        if services_of(request).settings.production:
+            raise NotFound("No such page")
+        return
+    scheme, _, given = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not hmac.compare_digest(
+        given.strip().encode(), token.encode()
+    ):
+        refused = Unauthenticated("Send Authorization: Bearer <METRICS_TOKEN>")
+        refused.headers = {"WWW-Authenticate": 'Bearer realm="metrics"'}
+        raise refused
+
+
 async def metrics(request: Request) -> Response:
+    check_metrics_token(request)
     services = services_of(request)
     try:
         status = await admin_status(

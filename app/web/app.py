@@ -13,7 +13,7 @@ from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount
 from starlette.staticfiles import StaticFiles
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp
 
 from app.config import Settings, load_settings
 from app.kernel.heartbeat import HeartbeatPublisher, worker_id
@@ -23,58 +23,41 @@ from app.observability.telemetry import configure_telemetry
 from app.seed import seed
 from app.services import build_services
 from app.web import api, pages, sockets, traces
-from app.web.errors import exception_handlers
+from app.web.errors import exception_handlers, on_crash
 from app.web.hub import Hub
 from app.web.metrics import HttpMetricsMiddleware, WebMetrics
+from app.web.middleware import CatchAll, SecurityHeaders
 from app.web.render import STATIC, Renderer, templates
 from app.web.tracing import TracingMiddleware
 
 log = logging.getLogger(__name__)
 
-SECURITY_HEADERS = [
-    (b"x-content-type-options", b"nosniff"),
-    (b"referrer-policy", b"same-origin"),
-    (b"x-frame-options", b"DENY"),
-    (
-        b"content-security-policy",
-        b"default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-        b"connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
-    ),
-]
+
+class StorefrontApp(Starlette):
+    """Starlette, with the security headers outside everything (Starlette's own 500 too)."""
+
+    def build_middleware_stack(self) -> ASGIApp:
+        return SecurityHeaders(super().build_middleware_stack())
 
 
-class SecurityHeaders:
-    def __init__(self, app: ASGIApp) -> None:
-        self.app = app
+async def _keep_alive(heartbeat: HeartbeatPublisher, app: Starlette) -> None:
+    """Heartbeat (with the socket count) and, in development, the seed once Redis answers.
 
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] != "http":
-            await self.app(scope, receive, send)
-            return
-
-        async def with_headers(message: Message) -> None:
-            if message["type"] == "http.response.start":
-                message.setdefault("headers", [])
-                message["headers"] = list(message["headers"]) + SECURITY_HEADERS
-            await send(message)
-
-        await self.app(scope, receive, with_headers)
-
-
-async def _keep_alive(heartbeat: HeartbeatPublisher, services_seed: bool, app: Starlette) -> None:
-    """Heartbeat (with the socket count) and, in development, the seed once Redis answers."""
-    seeded = not services_seed
+    `app.state.seeded` says the seed is in place (/readyz waits for it).
+    """
     services = app.state.services
     while True:
         try:
             if services.server is None:
                 await services.inspect_server()
-            if not seeded:
+            if not app.state.seeded:
                 await seed(app.state.services)
-                seeded = True
+                app.state.seeded = True
             await heartbeat.beat()
         except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
             log.warning("redis not reachable yet: %s", exc)
+        except Exception:  # e.g. an ACL that lacks a command: say so, and keep trying
+            log.exception("heartbeat or development seed failed")
         await asyncio.sleep(2.0)
 
 
@@ -82,7 +65,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
     configure_logging(settings.log_level, "web", settings.log_format)
     metrics = WebMetrics()
-    made_templates = templates()
+    made_templates = templates(development=not settings.production)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
@@ -97,6 +80,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         heartbeat = HeartbeatPublisher(services.write, "web", worker_id("web"))
         heartbeat.info = lambda: {"ws": hub.connections}
         heartbeat.warnings = lambda: [w for w in (services.durability_warning,) if w]
+        app.state.seeded = settings.production  # production has no seed
         with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
             await services.inspect_server()  # production refuses a Redis without AOF here
         await hub.start()
@@ -112,7 +96,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             asyncio.create_task(telemetry.run(stop)),
             asyncio.create_task(sampler.run(stop)),
         ]
-        keeper = asyncio.create_task(_keep_alive(heartbeat, not settings.production, app))
+        keeper = asyncio.create_task(_keep_alive(heartbeat, app))
         revocations = asyncio.create_task(services.sessions.follow_revocations())
         try:
             yield
@@ -127,7 +111,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
                 await heartbeat.remove()
             await services.close()
 
-    app = Starlette(
+    app = StorefrontApp(
         routes=[
             *api.routes,
             *pages.routes,
@@ -137,7 +121,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         ],
         middleware=[
             Middleware(TracingMiddleware),
-            Middleware(SecurityHeaders),
+            Middleware(CatchAll, on_crash=on_crash),
             Middleware(HttpMetricsMiddleware, metrics=metrics),
         ],
         exception_handlers=exception_handlers(),  # type: ignore[arg-type]

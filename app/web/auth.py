@@ -47,6 +47,21 @@ def same_origin(conn: HTTPConnection) -> bool:
     return conn.headers.get("sec-fetch-site") in ("same-origin", "none")
 
 
+def from_another_site(conn: HTTPConnection) -> bool:
+    """A browser's request made by another site's page: a foreign Origin, or no Origin and
+    `Sec-Fetch-Site` saying another site. Scripts send neither and are not refused."""
+    origin = conn.headers.get("origin")
+    if origin is not None:
+        return origin != own_origin(conn)
+    return conn.headers.get("sec-fetch-site") in ("cross-site", "same-site")
+
+
+def refuse_other_sites(conn: HTTPConnection) -> None:
+    """CSRF for requests made before any session exists (signing in)."""
+    if from_another_site(conn):
+        raise Forbidden("Cross-site sign-in refused", code="csrf_failed")
+
+
 def check_csrf(request: Request, session: Session | None) -> None:
     """Cookie-authenticated unsafe requests: same origin, or the session's X-CSRF-Token."""
     if session is None or request.method not in UNSAFE:

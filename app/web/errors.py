@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
+from typing import Any
 
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
@@ -35,28 +37,40 @@ def wants_html(request: Request) -> bool:
     return "text/html" in request.headers.get("accept", "")
 
 
-async def render(request: Request, problem_obj: Problem) -> Response:
+async def render(
+    request: Request, problem_obj: Problem, headers: Mapping[str, str] | None = None
+) -> Response:
     if wants_html(request):
         try:
             context = await layout_context(request, ["catalog"])
         except Exception:  # the data store is down: still a friendly page
             context = anonymous_context(request)
-        return request.app.state.templates.TemplateResponse(  # type: ignore[no-any-return]
-            request,
-            "pages/error.html",
-            {**context, "problem": problem_obj},
-            status_code=problem_obj.status,
-        )
-    return problem_response(problem_obj)
+        return error_page(request, problem_obj, context, headers)
+    return problem_response(problem_obj, headers)
+
+
+def error_page(
+    request: Request,
+    problem_obj: Problem,
+    context: dict[str, Any],
+    headers: Mapping[str, str] | None = None,
+) -> Response:
+    return request.app.state.templates.TemplateResponse(  # type: ignore[no-any-return]
+        request,
+        "pages/error.html",
+        {**context, "problem": problem_obj},
+        status_code=problem_obj.status,
+        headers=headers,
+    )
 
 
 async def on_problem(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, ProblemError)
-    response = await render(request, exc.to_problem())
+    headers = dict(exc.headers)
     retry_after = getattr(exc, "retry_after", None)
     if retry_after is not None:
-        response.headers["Retry-After"] = str(retry_after)
-    return response
+        headers.setdefault("Retry-After", str(retry_after))
+    return await render(request, exc.to_problem(), headers)
 
 
 async def on_http(request: Request, exc: Exception) -> Response:
@@ -74,20 +88,24 @@ async def on_redis_down(request: Request, exc: Exception) -> Response:
 
 
 async def on_crash(request: Request, exc: Exception) -> Response:
-    log.exception("unhandled error in %s %s", request.method, request.url.path)
+    """Any other exception (see middleware.CatchAll): logged, and a 500 without details."""
     if isinstance(exc, REDIS_DOWN):
         return await on_redis_down(request, exc)
+    log.error("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
     body = problem("internal_error", 500, "The error was logged.")
     if wants_html(request):
-        return HTMLResponse("<h1>Something went wrong</h1><p>The error was logged.</p>", 500)
+        try:  # no session lookup: whatever broke may be behind it
+            return error_page(request, body, anonymous_context(request))
+        except Exception:
+            return HTMLResponse("<h1>Something went wrong</h1><p>The error was logged.</p>", 500)
     return problem_response(body)
 
 
 def exception_handlers() -> dict[type[Exception] | int, object]:
+    """Handlers of the exceptions a request may end with; anything else goes to on_crash."""
     handlers: dict[type[Exception] | int, object] = {
         ProblemError: on_problem,
         HTTPException: on_http,
-        Exception: on_crash,
     }
     for kind in REDIS_DOWN:
         handlers[kind] = on_redis_down

@@ -149,6 +149,10 @@ def parse_rows(text: str) -> list[Any]:
     if stripped[0] in "[{":
         try:
             parsed = msgspec.json.decode(stripped.encode())
+        except RecursionError:
+            raise ValidationFailed(
+                [FieldError("$.csv", "Not valid JSON: nested too deeply")]
+            ) from None
         except msgspec.DecodeError as exc:
             raise ValidationFailed([FieldError("$.csv", f"Not valid JSON: {exc}")]) from None
         return parsed if isinstance(parsed, list) else [parsed]

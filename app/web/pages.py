@@ -6,13 +6,16 @@ follow the WebSocket. Forms go through the same intake as the JSON API.
 
 from __future__ import annotations
 
+import time
 from typing import Any
 from urllib.parse import quote
 
+from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 from starlette.routing import BaseRoute, Route
 
+from app.adapters.login_throttle import TooManyAttempts
 from app.adapters.sessions import COOKIE, Session
 from app.kernel import keys
 from app.kernel.errors import Forbidden, NotFound, ProblemError, Unauthenticated, ValidationFailed
@@ -23,15 +26,33 @@ from app.queries import catalog, notifications, orders, sales
 from app.queries.admin_status import admin_status
 from app.queries.history import history
 from app.queries.waterfall import command_waterfall
-from app.web.api import SKU, set_session_cookie, visible_command, visible_order
-from app.web.auth import actor_for, actor_of, same_origin, services_of, session_of
+from app.web.api import SKU, visible_command, visible_order
+from app.web.auth import actor_for, actor_of, refuse_other_sites, services_of, session_of
+from app.web.bodies import MAX_FORM, read_form
 from app.web.charts import history_charts
-from app.web.forms import FORMS, FormState, document_from_form, with_errors
+from app.web.forms import (
+    FORMS,
+    MAX_IMPORT_BYTES,
+    FormSpec,
+    FormState,
+    document_from_form,
+    with_errors,
+)
 from app.web.layout import page
+from app.web.login_tokens import (
+    LOGIN_COOKIE,
+    LOGIN_TOKEN_SECONDS,
+    issue_login_token,
+    login_token_valid,
+)
+from app.web.params import bounded_int
+from app.web.signin import secure_cookies, set_session_cookie, sign_in
 from app.web.watched import watched_consumers
 
 PAGE_SIZE = 100
 MAX_CART_QUANTITY = 100
+MAX_LOGIN_FORM = 8192
+MAX_IMPORT_FORM = MAX_IMPORT_BYTES + MAX_FORM
 
 
 def renderer(request: Request) -> Any:
@@ -92,44 +113,104 @@ async def catalog_rows(request: Request) -> Response:
 
 
 def safe_next(target: str | None) -> str:
-    if not target or not target.startswith("/") or target.startswith("//"):
+    """A path on this site to go to after signing in (never another site's address)."""
+    if (
+        not target
+        or not target.startswith("/")
+        or target.startswith(("//", "/\\"))
+        or not target.isprintable()
+    ):
         return "/"
     return target
 
 
 async def login_page(request: Request) -> Response:
-    return await page(
+    return await login_form_page(request, next=safe_next(request.query_params.get("next")))
+
+
+async def login_form_page(
+    request: Request,
+    *,
+    next: str,
+    status_code: int = 200,
+    error: str = "",
+    username: str = "",
+    headers: dict[str, str] | None = None,
+) -> Response:
+    """The login page, with a fresh pre-session token (hidden field + its cookie)."""
+    services = services_of(request)
+    token = issue_login_token(services.settings.secret_key, time.time())
+    response = await page(
         request,
         "pages/login.html",
         ["catalog"],
-        next=safe_next(request.query_params.get("next")),
-        error="",
-        username="",
+        status_code=status_code,
+        next=next,
+        error=error,
+        username=username,
+        login_token=token.field,
     )
+    response.headers.update(headers or {})
+    response.set_cookie(
+        LOGIN_COOKIE,
+        token.cookie,
+        max_age=LOGIN_TOKEN_SECONDS,
+        httponly=True,
+        samesite="strict",
+        secure=secure_cookies(request),
+        path="/login",
+    )
+    return response
+
+
+def form_text(form: FormData, name: str, default: str = "") -> str:
+    value = form.get(name, default)
+    return value if isinstance(value, str) else default
 
 
 async def login_form(request: Request) -> Response:
-    if request.headers.get("origin") is not None and not same_origin(request):
-        raise Forbidden("Cross-site login refused", code="csrf_failed")
-    form = await request.form()
-    username = str(form.get("username", ""))
-    password = str(form.get("password", ""))
-    target = safe_next(str(form.get("next", "/")))
+    refuse_other_sites(request)
+    form = await read_form(request, MAX_LOGIN_FORM)
+    username = form_text(form, "username")
+    password = form_text(form, "password")
+    target = safe_next(form_text(form, "next", "/"))
     services = services_of(request)
-    user = await services.users.sign_in(username, password)
-    if user is None:
-        return await page(
+    if not login_token_valid(
+        services.settings.secret_key,
+        request.cookies.get(LOGIN_COOKIE),
+        form_text(form, "login_token"),
+        time.time(),
+    ):
+        return await login_form_page(
             request,
-            "pages/login.html",
-            ["catalog"],
-            status_code=401,
             next=target,
+            status_code=403,
+            error="This sign-in form has expired. Please sign in again.",
+            username=username,
+        )
+    try:
+        user = await sign_in(request, username, password)
+    except TooManyAttempts as exc:
+        return await login_form_page(
+            request,
+            next=target,
+            status_code=429,
+            error=f"Too many failed sign-ins. Try again in {exc.retry_after} seconds.",
+            username=username,
+            headers=exc.headers,
+        )
+    if user is None:
+        return await login_form_page(
+            request,
+            next=target,
+            status_code=401,
             error="Wrong username or password",
             username=username,
         )
     token, _session = await services.sessions.create(user.username, user.roles)
     response = RedirectResponse(target, status_code=303)
-    set_session_cookie(request, response, token)
+    set_session_cookie(request, response, token, user.username)
+    response.delete_cookie(LOGIN_COOKIE, path="/login")
     return response
 
 
@@ -231,14 +312,14 @@ async def customer(request: Request) -> Actor:
 async def add_to_cart(request: Request) -> Response:
     actor = await customer(request)
     assert actor.username is not None
-    form = await request.form()
-    sku = str(form.get("sku", ""))
-    raw_quantity = str(form.get("quantity", "1")) or "1"
-    if not SKU.fullmatch(sku) or not raw_quantity.isdigit() or not 1 <= int(raw_quantity) <= 100:
+    form = await read_form(request)
+    sku = form_text(form, "sku")
+    quantity = bounded_int(form_text(form, "quantity", "1") or "1", 1, MAX_CART_QUANTITY)
+    if not SKU.fullmatch(sku) or quantity is None:
         raise ValidationFailed([FieldError("$.quantity", "A quantity from 1 to 100")])
     key = keys.ui_state("cart", actor.username)
     services = services_of(request)
-    total = await services.write.hincrby(key, sku, int(raw_quantity))
+    total = await services.write.hincrby(key, sku, quantity)
     if total > MAX_CART_QUANTITY:
         await services.write.hset(key, sku, MAX_CART_QUANTITY)
     count = await services.write.hlen(key)
@@ -256,7 +337,7 @@ async def place_order(request: Request) -> Response:
     """Checkout: the cart's lines with their (edited) quantities, and the card."""
     actor = await customer(request)
     assert actor.username is not None
-    form = await request.form()
+    form = await read_form(request)
     lines = []
     for name, value in form.multi_items():
         if name.startswith("qty-") and isinstance(value, str) and value.strip() not in ("", "0"):
@@ -264,7 +345,7 @@ async def place_order(request: Request) -> Response:
     document = {
         "type": "PlaceOrder",
         "lines": lines,
-        "card_number": str(form.get("card_number", "")).replace(" ", ""),
+        "card_number": form_text(form, "card_number").replace(" ", ""),
     }
     services = services_of(request)
     errors: dict[str, str] = {}
@@ -273,7 +354,7 @@ async def place_order(request: Request) -> Response:
     try:
         command = services.intake.convert(document)
         reply = await services.intake.submit(
-            command, actor, idempotency_key=str(form.get("idempotency_key", "")) or None
+            command, actor, idempotency_key=form_text(form, "idempotency_key") or None
         )
         if reply.error is not None:
             failure = reply.error
@@ -424,21 +505,46 @@ async def admin_sales_fragment(request: Request) -> Response:
     )
 
 
+async def may_send(request: Request, command_type: str) -> Actor:
+    """Who sends a form's command, checked before its body (an upload, maybe) is read."""
+    actor = await actor_for(request)
+    registry = services_of(request).intake.registry
+    if command_type not in FORMS and command_type not in ACTIONS:
+        raise NotFound("No such form")
+    if not actor.authenticated:
+        raise Unauthenticated()
+    roles = registry.spec(command_type).roles
+    if roles and not roles & actor.roles:
+        raise Forbidden(f"{command_type} needs the role {' or '.join(sorted(roles))}")
+    return actor
+
+
 async def command_form(request: Request) -> Response:
     """An admin form, or a one-button action (Cancel, Ship), through the intake."""
     command_type = request.path_params["command_type"]
-    services = services_of(request)
-    form = await request.form()
+    actor = await may_send(request, command_type)
     spec = FORMS.get(command_type)
     if spec is None:
-        return await action(request, command_type, dict(form))
+        return await action(request, actor, command_type, await read_form(request))
+    importing = spec.type == "ImportCatalog"
+    form = await read_form(
+        request, MAX_IMPORT_FORM if importing else MAX_FORM, max_files=1 if importing else 0
+    )
+    try:
+        return await submit_form(request, actor, spec, form)
+    finally:
+        await form.close()  # an upload's spooled file
+
+
+async def submit_form(request: Request, actor: Actor, spec: FormSpec, form: FormData) -> Response:
+    """The form's command through the intake; the form again, with errors or the status."""
+    services = services_of(request)
     state = FormState(spec)
     try:
         document, state.values = await document_from_form(spec, form)
         command = services.intake.convert(document)
-        actor = await actor_for(request)
         reply = await services.intake.submit(
-            command, actor, idempotency_key=str(form.get("idempotency_key", "")) or None
+            command, actor, idempotency_key=form_text(form, "idempotency_key") or None
         )
     except ValidationFailed as exc:
         with_errors(state, exc.errors or [])
@@ -460,19 +566,15 @@ async def command_form(request: Request) -> Response:
 ACTIONS = {"CancelOrder", "ShipOrder"}
 
 
-async def action(request: Request, command_type: str, form: dict[str, Any]) -> Response:
-    if command_type not in ACTIONS:
-        raise NotFound("No such form")
+async def action(request: Request, actor: Actor, command_type: str, form: FormData) -> Response:
     services = services_of(request)
-    document = {"type": command_type, "order_id": str(form.get("order_id", ""))}
-    if command_type == "CancelOrder" and form.get("reason"):
-        document["reason"] = str(form["reason"])
+    document = {"type": command_type, "order_id": form_text(form, "order_id")}
+    if command_type == "CancelOrder" and form_text(form, "reason"):
+        document["reason"] = form_text(form, "reason")
     try:
         command = services.intake.convert(document)
         reply = await services.intake.submit(
-            command,
-            await actor_for(request),
-            idempotency_key=str(form.get("idempotency_key", "")) or None,
+            command, actor, idempotency_key=form_text(form, "idempotency_key") or None
         )
         failure = reply.error
     except ProblemError as exc:

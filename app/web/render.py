@@ -39,8 +39,10 @@ def short_time(iso: str | None) -> str:
     return iso[11:19]
 
 
-def templates() -> Jinja2Templates:
+def templates(*, development: bool = True) -> Jinja2Templates:
+    """`development`: pages may show hints for developers (the seeded users, test cards)."""
     made = Jinja2Templates(directory=str(TEMPLATES))
+    made.env.globals["development"] = development
     made.env.filters["money"] = money
     made.env.filters["short_time"] = short_time
     made.env.globals["CANCELLABLE"] = CANCELLABLE

@@ -26,14 +26,15 @@ from starlette.responses import HTMLResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from app.kernel import keys, tracing
-from app.kernel.errors import NotFound, ProblemError, ValidationFailed
+from app.kernel.errors import NotFound, ValidationFailed
 from app.kernel.messages import FieldError
-from app.kernel.validation import collect_errors
+from app.kernel.validation import TOO_DEEP, MalformedJson, collect_errors, parse_json
 from app.observability.span_store import StoredSpan
 from app.observability.telemetry import Telemetry
 from app.queries.waterfall import command_trace, command_waterfall, trace_spans
-from app.web.api import read_body, require_json, visible_command
+from app.web.api import require_json, visible_command
 from app.web.auth import require_user, services_of
+from app.web.bodies import read_body
 
 MAX_REPORT = 4096
 REPORT_WAIT_SECONDS = 2.0
@@ -68,9 +69,11 @@ def decode_report(raw: bytes) -> BrowserTiming:
     try:
         return _decoder.decode(raw)
     except msgspec.ValidationError:
-        raise ValidationFailed(collect_errors(msgspec.json.decode(raw), BrowserTiming)) from None
+        raise ValidationFailed(collect_errors(parse_json(raw), BrowserTiming)) from None
+    except RecursionError:
+        raise MalformedJson(TOO_DEEP) from None
     except msgspec.DecodeError as exc:
-        raise ProblemError("malformed_json", str(exc)) from None
+        raise MalformedJson(str(exc)) from None
 
 
 def skew_ns(report: BrowserTiming, server: StoredSpan) -> int:

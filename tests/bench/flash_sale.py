@@ -77,6 +77,8 @@ class Figures(msgspec.Struct, kw_only=True):
     idle_watchers: int = 0
     web_rss_growth_bytes: int = 0
     redis_per_order: MemoryPerOrder | None = None
+    cpu_ms_per_order: dict[str, float] = {}
+    """CPU time each process kind spent per completed order (the orders run), in ms."""
 
 
 # --- measurements --------------------------------------------------------------------------
@@ -201,17 +203,28 @@ def celery_round_trip(redis_url: str, logs: Path, tasks: int) -> float:
 
 
 class RedisMemory:
-    """Bytes in Redis by kind of key: MEMORY USAGE of every key, and INFO's used_memory."""
+    """Bytes in Redis by kind of key: MEMORY USAGE of every key, and INFO's used_memory,
+    summed over the servers (the write side and the read models)."""
 
-    def __init__(self, url: str) -> None:
-        self.client = redis.Redis.from_url(url)
+    def __init__(self, *urls: str) -> None:
+        self.clients = [redis.Redis.from_url(url) for url in urls]
+
+    def close(self) -> None:
+        for client in self.clients:
+            client.close()
 
     def snapshot(self) -> MemorySnapshot:
-        snapshot = MemorySnapshot(used=int(self.client.info("memory")["used_memory"]))
-        names = list(self.client.scan_iter(count=1000))
+        snapshot = MemorySnapshot(used=0)
+        for client in self.clients:
+            self._add(client, snapshot)
+        return snapshot
+
+    def _add(self, client: redis.Redis, snapshot: MemorySnapshot) -> None:
+        snapshot.used += int(client.info("memory")["used_memory"])
+        names = list(client.scan_iter(count=1000))
         for start in range(0, len(names), 1000):
             chunk = names[start : start + 1000]
-            pipe = self.client.pipeline(transaction=False)
+            pipe = client.pipeline(transaction=False)
             for name in chunk:
                 pipe.type(name)
                 pipe.pttl(name)
@@ -225,7 +238,6 @@ class RedisMemory:
                     snapshot.expiring += size or 0
                 else:
                     snapshot.lasting += size or 0
-        return snapshot
 
 
 class MemorySnapshot(msgspec.Struct):
@@ -253,6 +265,16 @@ class MemoryPerOrder(msgspec.Struct, frozen=True):
             (after.streams - before.streams) / n,
             (after.used - before.used) / n,
         )
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process so far."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_by_kind(pids: dict[str, list[int]]) -> dict[str, float]:
+    return {kind: sum(cpu_seconds(pid) for pid in found) for kind, found in pids.items()}
 
 
 def rss_of(pid: int) -> int:
@@ -371,6 +393,15 @@ def table(f: Figures) -> list[tuple[str, str, str]]:
     return rows
 
 
+def costs(f: Figures) -> list[tuple[str, str]]:
+    """CPU per completed order by process kind, and what one core of each kind sustains."""
+    rows = []
+    for kind, ms in sorted(f.cpu_ms_per_order.items()):
+        per_core = f"{1000 / ms:,.0f} orders/s per core" if ms > 0 else "—"
+        rows.append((kind, f"{ms:.2f} ms CPU per order ({per_core})"))
+    return rows
+
+
 def baselines(f: Figures) -> list[tuple[str, str]]:
     rows = [("bare Starlette endpoint (wrk -t2 -c32)", f"{f.bare_rps:,.0f} req/s")]
     for procs, rps in f.ceiling_rps.items():
@@ -384,8 +415,7 @@ def baselines(f: Figures) -> list[tuple[str, str]]:
 
 def markdown(f: Figures) -> str:
     lines = [
-        f"Measured {f.date} on a {f.cpus}-core machine with everything on it at once "
-        "(noisy machine: other test runs were sharing it), "
+        f"Measured {f.date} on a {f.cpus}-core machine with everything on it at once, "
         f"`python -m tests.bench.flash_sale --seconds {f.seconds}`:",
         "",
         "| Figure | Measured | Target |",
@@ -395,6 +425,10 @@ def markdown(f: Figures) -> str:
         "| Same-run baseline | |",
         "|---|---|",
         *(f"| {a} | {b} |" for a, b in baselines(f)),
+        "",
+        "| CPU per completed order (the orders run) | |",
+        "|---|---|",
+        *(f"| {a} | {b} |" for a, b in costs(f)),
     ]
     return "\n".join(lines) + "\n"
 
@@ -426,6 +460,7 @@ def main() -> int:
         root = Path(tmp)
         with (
             running_redis(root / "redis", appendonly=True) as store,
+            running_redis(root / "read-redis", appendonly=True) as reads,
             running_redis(root / "celery-redis", appendonly=False) as broker,
         ):
             web_port, bare_port = free_port(), free_port()
@@ -433,11 +468,13 @@ def main() -> int:
                 root,
                 {
                     "REDIS_URL": store.url,
+                    "READ_REDIS_URL": reads.url,  # so the two sides' costs show apart
                     "APP_ENV": "development",
                     "PARTITIONS": "4",
                     "PAYMENT_LATENCY_MS": "0",
                     "PAYMENT_FAILURE_RATE": "0",
                     "LOG_LEVEL": "WARNING",
+                    "WS_MAX_PER_CLIENT": "5000",  # every watcher comes from this one address
                 },
             )
             try:
@@ -460,7 +497,25 @@ def main() -> int:
                 base, bare = f"http://127.0.0.1:{web_port}", f"http://127.0.0.1:{bare_port}"
                 eventually_sync(lambda: port_open(web_port) and port_open(bare_port), timeout=60)
                 eventually_sync(lambda: _try(lambda: login(base)), timeout=60, message="seeded")
-                measure(args, figures, root, base, bare, store.url, broker.url, web.popen.pid)
+                pids: dict[str, list[int]] = {
+                    "redis (write side)": [store.process.pid],
+                    "redis (read models)": [reads.process.pid],
+                }
+                for proc in group.procs:
+                    if proc.name != "bare":
+                        pids.setdefault(proc.name, []).append(proc.popen.pid)
+                measure(
+                    args,
+                    figures,
+                    root,
+                    base,
+                    bare,
+                    store.url,
+                    reads.url,
+                    broker.url,
+                    web.popen.pid,
+                    pids,
+                )
             except BaseException:
                 print(group.logs())
                 raise
@@ -472,6 +527,9 @@ def main() -> int:
     print()
     for name, value in baselines(figures):
         print(f"{name:<80} {value}")
+    print()
+    for name, value in costs(figures):
+        print(f"{name:<22} {value}")
     if args.markdown:
         Path(args.markdown).write_text(markdown(figures))
         print(f"\nmarkdown written to {args.markdown}")
@@ -485,8 +543,10 @@ def measure(
     base: str,
     bare: str,
     store_url: str,
+    read_url: str,
     broker_url: str,
     web_pid: int,
+    pids: dict[str, list[int]],
 ) -> None:
     seconds = str(args.seconds)
     script = root / "bare.lua"
@@ -520,8 +580,9 @@ def measure(
     f.celery_tasks_per_s = celery_round_trip(broker_url, root, args.celery_tasks)
     print(f"celery: {f.celery_tasks_per_s:,.0f} empty tasks/s round trip", flush=True)
 
-    memory = RedisMemory(store_url)
+    memory = RedisMemory(store_url, read_url)
     before = memory.snapshot()
+    cpu_before = cpu_by_kind(pids)
     f.orders = loadtest(
         base,
         root / "orders.json",
@@ -532,8 +593,14 @@ def measure(
         "--create-products",
         "10",
     )
+    cpu_after = cpu_by_kind(pids)
+    completed = max(1, f.orders.orders.completed)
+    f.cpu_ms_per_order = {
+        kind: round(1000 * (cpu_after[kind] - cpu_before[kind]) / completed, 3) for kind in pids
+    }
+    print(f"CPU ms per order: {f.cpu_ms_per_order}", flush=True)
     f.redis_per_order = MemoryPerOrder.between(before, memory.snapshot(), f.orders.orders.completed)
-    memory.client.close()
+    memory.close()
 
     paced = ("--rate", str(PACED_RATE), "--duration", seconds, "--shoppers", "16")
     f.paced = loadtest(base, root / "paced.json", *paced, "--create-products", "10")

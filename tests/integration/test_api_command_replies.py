@@ -379,3 +379,34 @@ async def test_an_import_with_rejected_rows_ends_failed_with_their_paths(
 
     imported = await eventually(probe, until=lambda r: r.status_code == 200, message=fresh)
     assert imported.json()["name"] == "Fresh"
+
+
+async def test_a_multi_partition_command_gives_a_position_covering_all_its_effects(
+    admin: httpx.AsyncClient, alice: httpx.AsyncClient
+) -> None:
+    """Read-your-writes for commands whose effects land in several partitions: the final
+    position of an ImportCatalog covers every row, a PlaceOrder's covers the stock it took,
+    and a query given it waits until all of that is readable (never `stale` here)."""
+    skus = [unique_sku("RYW") for _ in range(12)]  # crc32 spreads them over the partitions
+    rows = [{"sku": sku, "name": "Row", "price_cents": 100, "initial_stock": 9} for sku in skus]
+    command_id = assert_accepted(await send(admin, {"type": "ImportCatalog", "products": rows}))
+    imported = await wait_for_command(admin, command_id)
+    covered = parse(imported["position"])
+    assert len(covered) > 1, imported  # the rows landed in several partitions
+    for sku in skus:
+        product = await product_after(admin, sku, imported["position"])
+        assert product["available"] == 9
+
+    response = await send(
+        alice,
+        {
+            "type": "PlaceOrder",
+            "lines": [{"sku": skus[0], "quantity": 2}, {"sku": skus[-1], "quantity": 3}],
+            "card_number": GOOD_CARD,
+        },
+    )
+    placed = await wait_for_command(alice, assert_accepted(response))
+    assert placed["status"] == "succeeded", placed
+    for sku, bought in ((skus[0], 2), (skus[-1], 3)):
+        product = await product_after(alice, sku, placed["position"])
+        assert (product["available"], product["sold"]) == (9 - bought, bought)

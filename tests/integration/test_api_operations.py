@@ -3,14 +3,26 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from tests.support.api_client import ALL_WORKERS, Storefront, running_storefront
+from app.adapters.embedded_redis import free_port
+from tests.support.api_client import (
+    ALL_WORKERS,
+    PASSWORDS,
+    WORKER_MODULES,
+    Storefront,
+    base_env,
+    running_storefront,
+    stop_together,
+)
 from tests.support.polling import eventually
+from tests.support.processes import ProcessGroup
+from tests.support.redis_server import running_redis
 
 
 @pytest.fixture(scope="module")
@@ -59,6 +71,7 @@ async def test_readyz_is_503_without_workers_and_200_with_all_four_kinds(
         assert not_ready.json() == {
             "status": "not_ready",
             "checks": {
+                "seed": "ok",
                 "redis": "ok",
                 "commands": "no heartbeat",
                 "projector": "no heartbeat",
@@ -76,10 +89,40 @@ async def test_readyz_is_503_without_workers_and_200_with_all_four_kinds(
         body: dict[str, Any] = ready.json()
         assert body == {
             "status": "ready",
-            "checks": {"redis": "ok", **{kind: "ok" for kind in ALL_WORKERS}},
+            "checks": {"seed": "ok", "redis": "ok", **{kind: "ok" for kind in ALL_WORKERS}},
         }
 
         storefront.stop_workers(["commands"])  # a clean stop removes its heartbeat
         again = await eventually(probe, until=lambda r: r.status_code == 503, timeout=30)
         assert again.json()["checks"]["commands"] == "no heartbeat"
         assert again.json()["checks"]["projector"] == "ok"
+
+
+async def test_ready_means_the_seeded_users_can_sign_in_at_once(tmp_path: Path) -> None:
+    """/readyz said ready before the development users existed (its workers were already
+    heartbeating), so signing in right after start failed; now ready includes the seed."""
+    with running_redis(tmp_path / "redis") as redis_server:
+        group = ProcessGroup(tmp_path, base_env(redis_server.url))
+        try:
+            for kind in ALL_WORKERS:
+                group.start(kind, WORKER_MODULES[kind])
+            port = free_port()
+            group.start("web", "app.web.serve", extra_env={"PORT": str(port)})
+            async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as anon:
+
+                async def probe() -> int:
+                    try:
+                        return (await anon.get("/readyz")).status_code
+                    except httpx.TransportError:
+                        return 0
+
+                await eventually(probe, until=lambda status: status == 200, timeout=60)
+                ready = (await anon.get("/readyz")).json()
+                for username, password in PASSWORDS.items():
+                    response = await anon.post(
+                        "/api/session", json={"username": username, "password": password}
+                    )
+                    assert response.status_code == 200, (username, response.text)
+            assert ready["checks"]["seed"] == "ok", ready
+        finally:
+            stop_together(group)

@@ -129,3 +129,72 @@ def test_production_refuses_a_redis_without_its_append_only_file(
             assert "append-only file is off" in proc.output()
         finally:
             stop_together(made)
+
+
+async def create_user(group: ProcessGroup, username: str, password: str, role: str) -> None:
+    """`storefront create-user` (the production way of making users)."""
+    created = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "app.cli", "create-user", username, "--role", role],
+        cwd=ROOT,
+        env={**os.environ, **group.env, "STOREFRONT_PASSWORD": password},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert created.returncode == 0, created.stderr
+
+
+async def test_production_pages_show_no_development_hints(group: ProcessGroup) -> None:
+    """The login page listed the development passwords, checkout the test cards: not in
+    production."""
+    group.env["SECRET_KEY"] = STRONG_SECRET
+    port = free_port()
+    start_web(group, port, wait_for_seed=False)
+    await create_user(group, "dave", "dave-long-password", "customer")
+    async with httpx.AsyncClient(
+        base_url=f"http://127.0.0.1:{port}", timeout=30, headers={"Accept": "text/html"}
+    ) as browser:
+        login_page = await browser.get("/login")
+        assert login_page.status_code == 200
+        signed_in = await browser.post(
+            "/api/session", json={"username": "dave", "password": "dave-long-password"}
+        )
+        assert signed_in.status_code == 200, signed_in.text
+        browser.cookies.set(COOKIE, signed_in.cookies[COOKIE])  # "secure": not sent over http
+        pages = [login_page.text, (await browser.get("/checkout")).text]
+        pages.append((await browser.get("/")).text)
+    for text in pages:
+        for hint in ("admin-pass", "alice-pass", "Development users", "Test cards", "4242"):
+            assert hint not in text, hint
+
+
+async def test_production_metrics_are_not_on_the_public_port_without_a_token(
+    group: ProcessGroup,
+) -> None:
+    """Production without METRICS_TOKEN: /metrics is 404 to everyone."""
+    group.env["SECRET_KEY"] = STRONG_SECRET
+    port = free_port()
+    start_web(group, port, wait_for_seed=False)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as anon:
+        assert_problem(await anon.get("/metrics"), 404, "not_found")
+        bearer = {"Authorization": "Bearer anything"}
+        assert_problem(await anon.get("/metrics", headers=bearer), 404, "not_found")
+
+
+async def test_metrics_behind_a_token_need_the_bearer(group: ProcessGroup) -> None:
+    """METRICS_TOKEN set: /metrics needs `Authorization: Bearer <token>` (401 otherwise)."""
+    token = secrets.token_urlsafe(24)
+    group.env.update(SECRET_KEY=STRONG_SECRET, METRICS_TOKEN=token)
+    port = free_port()
+    start_web(group, port, wait_for_seed=False)
+    async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=30) as client:
+        missing = assert_problem(await client.get("/metrics"), 401, "unauthenticated")
+        assert missing["detail"]
+        wrong = await client.get("/metrics", headers={"Authorization": f"Bearer {token}x"})
+        assert_problem(wrong, 401, "unauthenticated")
+        assert wrong.headers["www-authenticate"].startswith("Bearer")
+        scraped = await client.get("/metrics", headers={"Authorization": f"Bearer {token}"})
+    assert scraped.status_code == 200, scraped.text
+    assert "storefront_http_requests" in scraped.text

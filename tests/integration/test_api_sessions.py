@@ -11,6 +11,7 @@ from tests.support.api_client import (
     COOKIE,
     Storefront,
     assert_problem,
+    login_form_fields,
     running_storefront,
     send,
     unique_sku,
@@ -162,8 +163,10 @@ async def test_logout_is_csrf_protected(storefront: Storefront) -> None:
 async def test_login_form_sets_the_cookie_and_redirects(storefront: Storefront) -> None:
     """POST /login (form, own Origin): 303 to `next`, with an HttpOnly session cookie that works."""
     async with storefront.client(headers={"Origin": storefront.origin}) as browser:
+        fields = await login_form_fields(browser)
         response = await browser.post(
-            "/login", data={"username": "bob", "password": "bob-pass", "next": "/orders"}
+            "/login",
+            data={"username": "bob", "password": "bob-pass", "next": "/orders", **fields},
         )
         assert response.status_code == 303, response.text
         assert response.headers["location"] == "/orders"
@@ -181,8 +184,9 @@ async def test_login_form_with_a_wrong_password_shows_an_error_page(
     async with storefront.client(
         headers={"Origin": storefront.origin, "Accept": "text/html"}
     ) as browser:
+        fields = await login_form_fields(browser)
         response = await browser.post(
-            "/login", data={"username": "bob", "password": "nope", "next": "/"}
+            "/login", data={"username": "bob", "password": "nope", "next": "/", **fields}
         )
     assert response.status_code == 401
     assert response.headers["content-type"].startswith("text/html")
@@ -197,8 +201,9 @@ async def test_login_form_from_a_foreign_origin_is_refused(
 ) -> None:
     """A cross-site POST /login (login CSRF) is refused with 403 and sets no cookie."""
     async with storefront.client(headers={"Origin": FOREIGN, "Accept": accept}) as attacker:
+        fields = await login_form_fields(attacker)  # even with a valid pre-session token
         response = await attacker.post(
-            "/login", data={"username": "bob", "password": "bob-pass", "next": "/"}
+            "/login", data={"username": "bob", "password": "bob-pass", "next": "/", **fields}
         )
     assert response.status_code == 403, response.text
     assert COOKIE not in response.cookies

@@ -96,4 +96,4 @@ async def test_a_dead_lettered_order_event_is_replayed_to_completion(
     assert await replay_dead_letters(services.write, handler, settings.partitions) == 1
     assert await services.write.xlen(keys.dead_letters(GROUP)) == 0
     stored = await services.statuses.get(partition, reply.command_id)
-    assert stored is not None and stored.view.steps[-1].name == "stock_reserved"
+    assert stored is not None and stored.view.steps[-1].name == "succeeded"

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import signal
 import subprocess
 import time
@@ -28,6 +29,9 @@ from tests.support.processes import Proc, ProcessGroup
 from tests.support.redis_server import RedisServer, running_redis
 
 COOKIE = "sf_session"
+LOGIN_TOKEN_COOKIE = "sf_login"
+DEVICE_COOKIE = "sf_device"
+_LOGIN_TOKEN = re.compile(r'name="login_token" value="([^"]+)"')
 PROBLEM_JSON = "application/problem+json"
 PASSWORDS = {"admin": "admin-pass", "alice": "alice-pass", "bob": "bob-pass"}
 WORKER_MODULES = {
@@ -161,7 +165,8 @@ def base_env(redis_url: str, **overrides: str) -> dict[str, str]:
 
 
 def start_web(group: ProcessGroup, port: int, *, wait_for_seed: bool = True) -> Proc:
-    """Start `python -m app.web.serve` on `port`; return once it serves (and has seeded users)."""
+    """Start `python -m app.web.serve` on `port`; return once it serves (and, in development,
+    once /readyz says the seed is in place)."""
     web = group.start("web", "app.web.serve", extra_env={"PORT": str(port)})
     base = f"http://127.0.0.1:{port}"
 
@@ -170,13 +175,9 @@ def start_web(group: ProcessGroup, port: int, *, wait_for_seed: bool = True) -> 
         try:
             if not wait_for_seed:
                 return httpx.get(f"{base}/healthz", timeout=5).status_code == 200
-            response = httpx.post(
-                f"{base}/api/session",
-                json={"username": "admin", "password": PASSWORDS["admin"]},
-                timeout=10,
-            )
-            return response.status_code == 200
-        except httpx.TransportError:
+            checks = httpx.get(f"{base}/readyz", timeout=5).json()["checks"]
+            return bool(checks.get("seed") == "ok")
+        except (httpx.TransportError, ValueError, KeyError):
             return False
 
     eventually_sync(probe, timeout=60, message="web process serving")
@@ -189,12 +190,16 @@ def running_storefront(
     *,
     workers: Sequence[str] = (),
     appendonly: bool = False,
+    redis_password: str | None = None,
     **env: str,
 ) -> Iterator[Storefront]:
-    """Redis + web (+ workers), all stopped on exit whatever happens."""
+    """Redis (asking for `redis_password`, if given) + web (+ workers), all stopped on exit
+    whatever happens."""
     logs = directory / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    with running_redis(directory / "redis", appendonly=appendonly) as redis:
+    with running_redis(
+        directory / "redis", appendonly=appendonly, password=redis_password
+    ) as redis:
         group = ProcessGroup(logs, base_env(redis.url, **env))
         try:
             port = free_port()
@@ -239,6 +244,16 @@ def assert_problem(response: httpx.Response, status: int, code: str) -> dict[str
     assert body["code"] == code, body
     assert "Traceback" not in response.text
     return body
+
+
+async def login_form_fields(browser: httpx.AsyncClient) -> dict[str, str]:
+    """GET /login as a browser would: the client keeps the pre-session cookie; returns the
+    form's hidden token field, to post back with the credentials."""
+    page = await browser.get("/login")
+    assert page.status_code == 200, page.text
+    found = _LOGIN_TOKEN.search(page.text)
+    assert found is not None, page.text
+    return {"login_token": found.group(1)}
 
 
 def error_paths(body: dict[str, Any]) -> list[str]:

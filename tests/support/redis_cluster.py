@@ -18,7 +18,8 @@ from pathlib import Path
 
 import redis
 
-from app.adapters.embedded_redis import free_port, port_open, server_binary
+from app.adapters.embedded_redis import free_port, port_open, server_binary, spawn
+from tests.support.redis_server import terminate
 
 SLOTS = 16384
 
@@ -33,13 +34,7 @@ class ClusterNode:
         return redis.Redis(port=self.port, decode_responses=True)
 
     def stop(self) -> None:
-        if self.process.poll() is None:
-            self.process.terminate()
-            try:
-                self.process.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(timeout=10)
+        terminate(self.process)
 
 
 @dataclass
@@ -87,16 +82,7 @@ def _start_node(data_dir: Path) -> ClusterNode:
         "--save", "",
         "--loglevel", "warning",
     ]  # fmt: skip
-    process = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.monotonic() + 20
-    while not port_open(port):
-        if process.poll() is not None:
-            raise RuntimeError(f"cluster node exited with {process.returncode}")
-        if time.monotonic() > deadline:
-            process.kill()
-            raise RuntimeError("cluster node did not start within 20 s")
-        time.sleep(0.02)
-    return ClusterNode(port, node_dir, process)
+    return ClusterNode(port, node_dir, spawn(args, port))
 
 
 def _form(nodes: list[ClusterNode]) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from app.config import DEV_SECRET, ConfigError, Settings, load_settings
+from app.config import DEV_SECRET, PRODUCTION_COMMAND_RATE, ConfigError, Settings, load_settings
 
 STRONG = "k" * 32
 
@@ -103,3 +103,25 @@ def test_partitions_within_bounds(value: str, expected: int) -> None:
 def test_partitions_out_of_bounds(value: str) -> None:
     with pytest.raises(ConfigError, match="PARTITIONS"):
         load_settings({"PARTITIONS": value})
+
+
+def test_the_command_budget_is_off_in_development_and_on_in_production() -> None:
+    assert load_settings({}).command_budget == 0
+    production = load_settings({"APP_ENV": "production", "SECRET_KEY": STRONG})
+    assert production.command_budget == PRODUCTION_COMMAND_RATE > 0
+    off = load_settings(
+        {"APP_ENV": "production", "SECRET_KEY": STRONG, "COMMAND_RATE_PER_MINUTE": "0"}
+    )
+    assert off.command_budget == 0
+    assert load_settings({"COMMAND_RATE_PER_MINUTE": "30"}).command_budget == 30
+
+
+@pytest.mark.parametrize("value", ["-1", "1.5", "²", "lots"])
+def test_a_command_budget_must_be_a_whole_number(value: str) -> None:
+    with pytest.raises(ConfigError, match="COMMAND_RATE_PER_MINUTE"):
+        load_settings({"COMMAND_RATE_PER_MINUTE": value})
+
+
+def test_the_metrics_token_comes_from_the_environment() -> None:
+    assert load_settings({}).metrics_token == ""
+    assert load_settings({"METRICS_TOKEN": "t0ken"}).metrics_token == "t0ken"

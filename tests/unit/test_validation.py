@@ -690,3 +690,87 @@ def test_collect_errors_walks_nested_values() -> None:
 )
 def test_a_trailing_newline_is_refused(command: str, where: tuple[Any, ...], value: str) -> None:
     assert paths(encode(_with(command, where, value))) == [_path(where)]
+
+
+# --- hostile documents ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"[" * 5000 + b"]" * 5000,
+        b'{"a":' * 5000 + b"1" + b"}" * 5000,
+        b'{"type": "CreateProduct", "name": ' + b"[" * 5000 + b"]" * 5000 + b"}",
+        b'{"type": "ImportCatalog", "products": [' + b"[" * 5000 + b"]" * 5000 + b"]}",
+    ],
+    ids=["list", "object", "in-a-field", "in-a-row"],
+)
+def test_json_nested_thousands_deep_is_malformed_json(raw: bytes) -> None:
+    """msgspec's RecursionError becomes a 400 (it was an uncaught 500)."""
+    with pytest.raises(MalformedJson) as info:
+        DECODER.decode_json(raw)
+    assert "deep" in info.value.detail
+
+
+@pytest.mark.parametrize(
+    "value", ["9" * 5000, "²", "١٢", "\U0001d7d7", "+5", " 5", "5 ", "1_000", "0x10"]
+)
+def test_form_numbers_that_are_not_plain_ascii_integers_are_field_errors(value: str) -> None:
+    with pytest.raises(ValidationFailed) as info:
+        DECODER.convert(document("ChangePrice", price_cents=value), strict=False)
+    assert info.value.errors is not None
+    assert [e.path for e in info.value.errors] == ["$.price_cents"]
+
+
+HOSTILE_TEXT = [
+    "Mug\x00",
+    "Mug\x07",
+    "Mug\tname",
+    "Mug\nname",
+    "Mug\r",
+    "Mug\x1b[31m",
+    "Mug\x7f",
+    "Mug\x85",
+    "Mug\x9f",
+    "\u202egum",
+    "a\u202ab",
+    "a\u202db",
+    "a\u2066b\u2069",
+    "a\u2067b",
+    "a\u2068b",
+    "a\u200eb",
+    "a\u200fb",
+    "a\u061cb",
+    "a\u2028b",
+    "a\u2029b",
+]
+TEXT_FIELDS = [
+    ("CreateProduct", ("name",)),
+    ("RenameProduct", ("name",)),
+    ("CancelOrder", ("reason",)),
+    ("ImportCatalog", ("products", 0, "name")),
+    ("DiscardDeadLetter", ("reason",)),
+]
+
+
+@pytest.mark.parametrize("command, where", TEXT_FIELDS)
+@pytest.mark.parametrize("text", HOSTILE_TEXT)
+def test_free_text_refuses_control_and_bidi_characters(
+    command: str, where: tuple[Any, ...], text: str
+) -> None:
+    """Names and reasons are one line of plain text: a field error at the field's path."""
+    errors = failure(encode(_with(command, where, text)))
+    assert [path for path, _ in errors] == [_path(where)]
+    (message,) = [message for _, message in errors]
+    assert isinstance(message, str) and "regex" not in message and "control" in message
+    with pytest.raises(ValidationFailed):
+        DECODER.convert(_with(command, where, text), strict=False)
+
+
+@pytest.mark.parametrize(
+    "text", ["ספל כחול", "كوب أزرق", "Mug ☕ ≠ cup", "Tasse « bleue »", "杯子", "Ünïcödé"]
+)
+@pytest.mark.parametrize("command, where", TEXT_FIELDS)
+def test_free_text_in_any_script_is_fine(command: str, where: tuple[Any, ...], text: str) -> None:
+    decoded = DECODER.decode_json(encode(_with(command, where, text)))
+    assert _read(decoded, where) == text
