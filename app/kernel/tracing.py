@@ -18,6 +18,7 @@ import contextlib
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from contextlib import AbstractContextManager
+from contextvars import ContextVar
 
 from opentelemetry import context as otel_context
 from opentelemetry import trace
@@ -54,6 +55,9 @@ class _State:
 
 
 _state = _State()
+_recording: ContextVar[bool] = ContextVar("tracing_recording", default=False)
+"""Set while a recorded span is current (made so by `current_span`, or a child of one): the
+one check that untraced code pays."""
 
 
 def enable(tracer: trace.Tracer, *, starts_traces: bool) -> None:
@@ -108,7 +112,7 @@ def of(span: Span | None) -> str:
 
 def current() -> str:
     """The traceparent of the current span if it is recorded, else ""."""
-    if not _state.enabled:
+    if not _recording.get():
         return ""
     context = trace.get_current_span().get_span_context()
     if not context.trace_flags.sampled or not context.is_valid:
@@ -128,7 +132,7 @@ def span(
     name: str, *, kind: SpanKind = INTERNAL, attributes: Attributes | None = None
 ) -> AbstractContextManager[Span | None]:
     """A child of the current span, current while it runs; nothing when nobody traces."""
-    if not _state.enabled or not trace.get_current_span().is_recording():
+    if not _recording.get() or not trace.get_current_span().is_recording():
         return _NOTHING
     return _state.tracer.start_as_current_span(name, kind=kind, attributes=attributes)
 
@@ -245,7 +249,7 @@ def processing(
 
 def link_current() -> list[Link]:
     """A link to the current span (a batch's, while its handler runs), if it is recorded."""
-    if not _state.enabled:
+    if not _recording.get():
         return []
     return link(trace.get_current_span())
 
@@ -256,8 +260,12 @@ def current_span(span: Span | None) -> Iterator[None]:
     if span is None:
         yield
         return
-    with trace.use_span(span, end_on_exit=False, record_exception=False):
-        yield
+    token = _recording.set(span.is_recording())
+    try:
+        with trace.use_span(span, end_on_exit=False, record_exception=False):
+            yield
+    finally:
+        _recording.reset(token)
 
 
 def now_ns() -> int:

@@ -29,10 +29,14 @@ class TracingMiddleware:
         if scope["type"] != "http" or not tracing.enabled():
             await self.app(scope, receive, send)
             return
+        parent = _traceparent(scope)
+        if not parent and not tracing.starts_traces():
+            await self.app(scope, receive, send)
+            return
         method = scope["method"]
         span = tracing.incoming(
             method,
-            _traceparent(scope),
+            parent,
             attributes={
                 "http.request.method": method,
                 "url.path": scope["path"],

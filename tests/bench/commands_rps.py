@@ -53,8 +53,10 @@ end
 request = function()
   local sku = skus[math.random(1, #skus)]
   local headers = nil
-  if traced then
-    headers = {["traceparent"] = "00-" .. hex(16) .. "-" .. hex(8) .. "-01"}
+  if traced then  -- wrk.format's headers replace wrk.headers: copy them
+    headers = {}
+    for name, value in pairs(wrk.headers) do headers[name] = value end
+    headers["traceparent"] = "00-" .. hex(16) .. "-" .. hex(8) .. "-01"
   end
   return wrk.format(nil, nil, headers,
     '{"type":"RestockProduct","sku":"' .. sku .. '","quantity":1}')
