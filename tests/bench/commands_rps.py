@@ -119,6 +119,7 @@ def main() -> int:
     parser.add_argument("--otlp", action="store_true", help="export every span to a receiver")
     parser.add_argument("--traceparent", action="store_true", help="wrk sends a traceparent")
     parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for every process")
+    parser.add_argument("--only", default="", help="run only the endpoints whose name has this")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
@@ -181,6 +182,8 @@ def main() -> int:
                     'wrk.headers["Prefer"] = "respond-async"',
                 ),
             ):
+                if args.only not in name:
+                    continue
                 script = root / f"{len(results)}.lua"
                 script.write_text(
                     LUA
