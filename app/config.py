@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Mapping
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 import msgspec.inspect
@@ -80,6 +80,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     payment_gate: bool = False
     """Charges wait until the gateway's gate key says `open` (tests hold orders mid-charge
     with it, instead of relying on a latency window)."""
+    metrics_port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 0
+    """A worker's /metrics port (0: none). The web process serves /metrics on its own port."""
+    metrics_host: str = "127.0.0.1"
+    """Where a worker's /metrics listens: loopback unless a scraper elsewhere needs it."""
+    trace_store_traces: NonNegative = 500
+    """Recent command traces kept in Redis for the command pages' waterfall (0: none)."""
+    trace_store_ttl_seconds: Positive = 3600
+    trace_ui_url: str = ""
+    """A trace in the external trace UI, `{trace_id}` replaced: e.g.
+    http://localhost:16686/trace/{trace_id} (Jaeger). Unset: no link."""
+    log_format: Literal["text", "json"] = "text"
 
     @property
     def production(self) -> bool:

@@ -20,6 +20,7 @@ from app.kernel.idempotency import IdempotencyStore
 from app.kernel.intake import CommandIntake
 from app.kernel.rebuild_commands import rebuild_runner
 from app.kernel.server_info import ServerInfo, check_durability, server_info
+from app.observability.metrics import PipelineMetrics
 from app.processes.catalog_import import import_runner
 from app.projections.registry import rebuildable
 from app.wiring import build_registry
@@ -36,6 +37,7 @@ class Services:
     users: UserStore
     sessions: SessionStore
     gateway: SimulatedGateway
+    metrics: PipelineMetrics
     server: ServerInfo | None = None
     """What the write Redis is, once `inspect_server` ran."""
     durability_warning: str = ""
@@ -52,7 +54,10 @@ class Services:
             await self.read.aclose()
 
 
-def build_services(settings: Settings, observer: Observer | None = None) -> Services:
+def build_services(
+    settings: Settings, observer: Observer | None = None, metrics: PipelineMetrics | None = None
+) -> Services:
+    metrics = metrics or PipelineMetrics()
     write = connect(settings.redis_url, cluster=settings.cluster)
     read = connect(settings.read_redis_url) if settings.read_redis_url else write
     gateway = SimulatedGateway(
@@ -63,6 +68,7 @@ def build_services(settings: Settings, observer: Observer | None = None) -> Serv
         timeout_ms=settings.payment_timeout_ms,
         retries=settings.payment_retries,
         gated=settings.payment_gate,
+        observe=metrics.gateway_request,
     )
     statuses = CommandStatusStore(write, settings.status_ttl_seconds)
     registry = build_registry(
@@ -77,6 +83,7 @@ def build_services(settings: Settings, observer: Observer | None = None) -> Serv
         settings.partitions,
         CommitStore(write, settings.status_ttl_seconds),
         observer,
+        metrics,
     )
     intake = CommandIntake(
         bus,
@@ -96,4 +103,5 @@ def build_services(settings: Settings, observer: Observer | None = None) -> Serv
         users=UserStore(write),
         sessions=SessionStore(write, settings.session_ttl_seconds),
         gateway=gateway,
+        metrics=metrics,
     )

@@ -47,7 +47,7 @@
     return focus;
   }
 
-  function apply(el) {
+  function apply(el, receivedAt) {
     if (!el.id) return;
     var current = document.getElementById(el.id);
     if (current) {
@@ -59,6 +59,7 @@
       htmx.process(el);
       if (focus) focus.focus();
       delete waiting[el.id];
+      swapped(el, receivedAt);
       return;
     }
     var into = el.getAttribute("data-insert-into");
@@ -67,7 +68,7 @@
       container.insertAdjacentElement(el.getAttribute("data-insert-at") || "beforeend", el);
       htmx.process(el);
     } else if (el.hasAttribute("data-command-id")) {
-      waiting[el.id] = { el: el, at: Date.now() };
+      waiting[el.id] = { el: el, at: Date.now(), received: receivedAt };
     }
   }
 
@@ -79,7 +80,7 @@
         delete waiting[id];
       } else if (document.getElementById(id)) {
         delete waiting[id];
-        apply(entry.el);
+        apply(entry.el, entry.received);
       }
     });
   }
@@ -96,24 +97,143 @@
 
   // A message holds one or more fragments, each in its own <template> (parsed on its own:
   // a table row next to a div or a section would otherwise be broken by the HTML parser).
-  function applyAll(fragment) {
+  function applyAll(fragment, receivedAt) {
     Array.prototype.slice.call(fragment.children).forEach(function (el) {
       if (el.tagName === "TEMPLATE") {
-        applyAll(el.content);
+        applyAll(el.content, receivedAt);
       } else {
-        apply(el);
+        apply(el, receivedAt);
       }
     });
   }
 
   document.addEventListener("htmx:wsBeforeMessage", function (evt) {
+    var receivedAt = now();
     evt.preventDefault();
     var template = document.createElement("template");
     template.innerHTML = evt.detail.message;
-    applyAll(template.content);
+    applyAll(template.content, receivedAt);
   });
 
-  document.addEventListener("htmx:afterSettle", applyWaiting);
+  document.addEventListener("htmx:afterSettle", function () {
+    timeAnswers();  // before the pushed statuses that waited for the answer's element
+    applyWaiting();
+  });
+
+  // --- Click to pixel -------------------------------------------------------------------
+  // A form posted through htmx starts a trace: its request carries a W3C traceparent whose
+  // parent is the click's span. Once the command's final status is on screen, the page
+  // reports when the button was pressed, when the request went and its answer came, and when
+  // each status (the answer's, then the pushed ones) arrived and was painted; the server
+  // adds them to the command's trace (its waterfall, on /commands/<id>).
+  var pressedAt = new WeakMap();
+  var requests = new WeakMap();
+  var traced = {};
+
+  function now() { return performance.timeOrigin + performance.now(); }
+
+  function randomHex(bytes) {
+    var values = new Uint8Array(bytes);
+    crypto.getRandomValues(values);
+    return Array.prototype.map.call(values, function (b) {
+      return (b < 16 ? "0" : "") + b.toString(16);
+    }).join("");
+  }
+
+  // The first frame after a change, once it is painted: the pixel.
+  function whenPainted(done) {
+    requestAnimationFrame(function () { setTimeout(function () { done(now()); }, 0); });
+  }
+
+  function actionOf(form) {
+    var button = form.querySelector && form.querySelector("button[type=submit]");
+    var text = button ? (button.querySelector(".idle") || button).textContent : "";
+    return text.replace(/[^A-Za-z0-9 _-]/g, "").trim().slice(0, 40);
+  }
+
+  function csrfToken() {
+    try { return JSON.parse(document.body.getAttribute("hx-headers") || "{}")["X-CSRF-Token"] || ""; }
+    catch (e) { return ""; }
+  }
+
+  // What a status shows: its last step (stock reserved, payment captured…), or its status.
+  function shown(el) {
+    var steps = el.querySelectorAll("li[data-step]");
+    var status = el.getAttribute("data-status");
+    return FINAL[status] || !steps.length ? status : steps[steps.length - 1].getAttribute("data-step");
+  }
+
+  function swapped(el, receivedAt) {
+    var id = el.getAttribute && el.getAttribute("data-command-id");
+    var trace = id && traced[id];
+    if (!trace || receivedAt === undefined) return;
+    var status = el.getAttribute("data-status");
+    var step = shown(el);
+    whenPainted(function (paintedAt) {
+      trace.swaps.push({ status: step, received: receivedAt, painted: paintedAt });
+      if (FINAL[status]) report(id);
+    });
+  }
+
+  function report(id) {
+    var trace = traced[id];
+    delete traced[id];
+    if (!trace || !window.fetch) return;
+    fetch("/ui/commands/" + encodeURIComponent(id) + "/timing", {
+      method: "POST",
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", "X-CSRF-Token": csrfToken() },
+      body: JSON.stringify({
+        traceparent: trace.traceparent, action: trace.action, pressed: trace.pressed,
+        sent: trace.sent, answered: trace.answered, swaps: trace.swaps.slice(0, 16)
+      })
+    }).catch(function () {});
+  }
+
+  document.addEventListener("submit", function (evt) { pressedAt.set(evt.target, now()); }, true);
+
+  document.addEventListener("htmx:configRequest", function (evt) {
+    if (evt.detail.verb !== "post" || !window.crypto || !crypto.getRandomValues) return;
+    var elt = evt.detail.elt;
+    var form = (elt.closest && elt.closest("form")) || elt;
+    var trace = {
+      traceparent: "00-" + randomHex(16) + "-" + randomHex(8) + "-01",
+      action: actionOf(form), pressed: pressedAt.get(form) || now(), sent: now(), swaps: []
+    };
+    evt.detail.headers.traceparent = trace.traceparent;
+    requests.set(elt, trace);
+  });
+
+  // The answer names the command: from now on its statuses are timed until the final one.
+  // (On htmx:beforeSwap: its target is still in the page, where a form swapped out is not.)
+  document.addEventListener("htmx:beforeSwap", function (evt) {
+    var config = evt.detail.requestConfig;
+    var elt = config && config.elt;
+    var trace = elt && requests.get(elt);
+    var xhr = evt.detail.xhr;
+    if (!trace || !xhr) return;
+    requests.delete(elt);
+    trace.answered = now();
+    var found = /data-command-id="([^"]+)"[^>]*data-status="([a-z_]+)"/.exec(xhr.responseText || "");
+    if (!found) return;
+    traced[found[1]] = trace;
+    trace.first = found[2];
+  });
+
+  function timeAnswers() {
+    Object.keys(traced).forEach(function (id) {
+      var trace = traced[id];
+      if (!trace.first) return;
+      var status = trace.first;
+      delete trace.first;
+      var el = document.getElementById("command-" + id);
+      var step = el ? shown(el) : status;
+      whenPainted(function (paintedAt) {
+        trace.swaps.unshift({ status: step, received: trace.answered, painted: paintedAt });
+        if (FINAL[status]) report(id);
+      });
+    });
+  }
 
   // After a form post, focus the first field that has an error.
   document.addEventListener("htmx:afterSwap", function (evt) {

@@ -12,7 +12,10 @@ from workers.runtime import run, run_partitioned
 
 
 async def main(services: Services, stop: asyncio.Event, heartbeat: HeartbeatPublisher) -> None:
-    handlers = [ProjectionHandler(p, services.read) for p in build(NOTIFIER, services.settings)]
+    handlers = [
+        ProjectionHandler(p, services.read, services.metrics)
+        for p in build(NOTIFIER, services.settings, services.metrics)
+    ]
     await run_partitioned(services, stop, heartbeat, list(handlers))
 
 

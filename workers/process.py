@@ -11,6 +11,7 @@ from workers.runtime import run, run_partitioned
 
 
 async def main(services: Services, stop: asyncio.Event, heartbeat: HeartbeatPublisher) -> None:
+    services.metrics.expect_gateway()
     fulfilment = Fulfilment(services.bus, services.gateway)
     await run_partitioned(services, stop, heartbeat, [fulfilment])
 

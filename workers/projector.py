@@ -34,8 +34,11 @@ def names_from(argv: list[str]) -> tuple[str, ...]:
 
 async def main(services: Services, stop: asyncio.Event, heartbeat: HeartbeatPublisher) -> None:
     settings = services.settings
-    projections = build(names_from(sys.argv), settings)
-    handlers: list[PartitionHandler] = [ProjectionHandler(p, services.read) for p in projections]
+    services.metrics.expect_commands(services.bus.registry.public_names)
+    projections = build(names_from(sys.argv), settings, services.metrics)
+    handlers: list[PartitionHandler] = [
+        ProjectionHandler(p, services.read, services.metrics) for p in projections
+    ]
     audits = asyncio.create_task(
         run_audits(
             [

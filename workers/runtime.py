@@ -1,4 +1,5 @@
-"""What every worker process shares: settings, Redis, signals, heartbeat, clean shutdown."""
+"""What every worker process shares: settings, Redis, signals, heartbeat, clean shutdown,
+telemetry (spans, the span store's writer) and /metrics on METRICS_PORT."""
 
 from __future__ import annotations
 
@@ -17,6 +18,8 @@ from app.kernel.consumer import PartitionedConsumer, PartitionHandler
 from app.kernel.heartbeat import HeartbeatPublisher, live_heartbeats, worker_id
 from app.kernel.leases import Leases
 from app.logs import configure_logging
+from app.observability.metrics_server import MetricsServer
+from app.observability.telemetry import configure_telemetry
 from app.services import Services, build_services
 
 log = logging.getLogger("workers")
@@ -52,8 +55,17 @@ async def _beat(heartbeat: HeartbeatPublisher, stop: asyncio.Event, every: float
 
 async def _serve(kind: str, main: Main) -> None:
     settings = load_settings()
-    configure_logging(settings.log_level, kind)
+    configure_logging(settings.log_level, kind, settings.log_format)
     services = build_services(settings)
+    telemetry = configure_telemetry(settings, kind, services.read)
+    metrics = MetricsServer(
+        services.metrics.registry,
+        settings.metrics_host,
+        settings.metrics_port,
+        settings.metrics_token,
+    )
+    if settings.metrics_port:
+        await metrics.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
@@ -62,10 +74,12 @@ async def _serve(kind: str, main: Main) -> None:
     heartbeat.warnings = lambda: [w for w in (services.durability_warning,) if w]
     await wait_for_redis(services, stop)
     if stop.is_set():
+        await metrics.stop()
         await services.close()
         return
     await services.inspect_server()
     beat = asyncio.create_task(_beat(heartbeat, stop, settings.heartbeat_seconds))
+    spans = asyncio.create_task(telemetry.run(stop))
     log.info("%s %s started (partitions=%d)", kind, heartbeat.id, settings.partitions)
     try:
         await main(services, stop, heartbeat)
@@ -74,6 +88,9 @@ async def _serve(kind: str, main: Main) -> None:
         beat.cancel()
         with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
             await heartbeat.remove()
+        await spans  # the span store's last batch
+        await metrics.stop()
+        telemetry.shutdown()
         await services.close()
         log.info("%s %s stopped", kind, heartbeat.id)
 

@@ -5,6 +5,9 @@ idempotency key, so a charge retried after a timeout is found, not taken again. 
 and unreliable on purpose: PAYMENT_LATENCY_MS, PAYMENT_FAILURE_RATE. Half of its failures
 happen after the charge was recorded (the answer is lost), which is what makes idempotency
 keys necessary. Its vault maps tokens to how the card behaves — never to the card number.
+
+Each call is a client span (`gateway charge`, its attempts as events) in the caller's trace,
+and each attempt is counted by its outcome (`observe`: the process's metrics).
 """
 
 from __future__ import annotations
@@ -18,9 +21,10 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import msgspec
+from opentelemetry.trace.status import Status, StatusCode
 from redis.asyncio import Redis
 
-from app.kernel import keys
+from app.kernel import keys, tracing
 from app.kernel.backoff import Backoff
 from app.kernel.scripts import load_script
 
@@ -48,6 +52,17 @@ class _GatewayError(Exception):
     pass
 
 
+def _unobserved(_outcome: str) -> None:
+    return None
+
+
+def _answered(what: str, answer: object) -> str:
+    """An answered request's outcome, for the metrics."""
+    if isinstance(answer, ChargeResult):
+        return "approved" if answer.approved else "declined"
+    return {"refund": "refunded", "void": "voided"}.get(what, "answered")
+
+
 class SimulatedGateway:
     def __init__(
         self,
@@ -60,8 +75,11 @@ class SimulatedGateway:
         retries: int,
         rng: random.Random | None = None,
         gated: bool = False,
+        observe: Callable[[str], None] = _unobserved,
     ) -> None:
-        """`gated`: charges wait until the gate key says `open` (see `through_gate`)."""
+        """`gated`: charges wait until the gate key says `open` (see `through_gate`).
+        `observe(outcome)`: each request's outcome — approved, declined, refunded, voided,
+        error or timeout."""
         self._redis = redis
         self._secret = secret.encode()
         self._latency = latency_ms / 1000
@@ -71,6 +89,7 @@ class SimulatedGateway:
         self._rng = rng or random.Random()
         self._gated = gated
         self._gate = asyncio.Lock()
+        self._observe = observe
         self._vaulted: set[str] = set()
         """Tokens this process already put in the vault (a repeat needs no round trip)."""
 
@@ -106,12 +125,32 @@ class SimulatedGateway:
         )
 
     async def _with_retries(self, what: str, call: Callable[[], Awaitable[T]]) -> T:
-        for attempt in range(self._retries + 1):
-            try:
-                return await asyncio.wait_for(call(), timeout=self._timeout)
-            except (TimeoutError, _GatewayError) as exc:
-                log.info("gateway %s attempt %d failed: %s", what, attempt + 1, exc or "timeout")
-                await RETRY.sleep(attempt)
+        attributes = {"peer.service": "payment-gateway", "rpc.method": what}
+        with tracing.span(f"gateway {what}", kind=tracing.CLIENT, attributes=attributes) as span:
+            for attempt in range(self._retries + 1):
+                try:
+                    answer = await asyncio.wait_for(call(), timeout=self._timeout)
+                except (TimeoutError, _GatewayError) as exc:
+                    outcome = "error" if isinstance(exc, _GatewayError) else "timeout"
+                    self._observe(outcome)
+                    if span is not None:
+                        span.add_event(
+                            "attempt failed", {"attempt": attempt + 1, "outcome": outcome}
+                        )
+                    log.info(
+                        "gateway %s attempt %d failed: %s", what, attempt + 1, exc or "timeout"
+                    )
+                    await RETRY.sleep(attempt)
+                    continue
+                outcome = _answered(what, answer)
+                self._observe(outcome)
+                if span is not None:
+                    span.set_attributes(
+                        {"gateway.outcome": outcome, "gateway.attempts": attempt + 1}
+                    )
+                return answer
+            if span is not None:
+                span.set_status(Status(StatusCode.ERROR, "no answer"))
         raise PaymentUnavailable(f"no answer to {what} after {self._retries + 1} attempts")
 
     async def through_gate(self) -> None:

@@ -5,6 +5,11 @@ the order given), the aggregates this process has not cached are loaded in one p
 command is decided, and the commits go out in one pipeline of script calls. A commit whose
 aggregate changed meanwhile writes nothing; its aggregate is reloaded and what is left of its
 commands decided again. A single command is a batch of one.
+
+Each stage is timed once per batch (the decisions one by one): the timings feed the
+`Instruments` (metrics), and a traced command gets its own load, decide and commit spans from
+them afterwards, children of its envelope's traceparent — which its events and statuses carry
+on (kernel/tracing.py). Nothing is timed for tracing when no command of the batch is traced.
 """
 
 from __future__ import annotations
@@ -19,13 +24,14 @@ from typing import Any, Literal, TypeVar
 import msgspec
 from redis.asyncio import Redis
 
-from app.kernel import command_status, keys
+from app.kernel import command_status, keys, tracing
 from app.kernel.aggregate_cache import NOTHING, AggregateCache, Known
 from app.kernel.backoff import Backoff
 from app.kernel.clock import now
 from app.kernel.coalescer import Coalescer
 from app.kernel.commit import CommitRequest, CommitResult, CommitStore, EventFields, StatusWrite
 from app.kernel.errors import ProblemError, problem
+from app.kernel.instruments import NO_INSTRUMENTS, Instruments
 from app.kernel.messages import Actor, CommandEnvelope, Delivery, Outcome, Problem, StoredEvent
 from app.kernel.partitions import command_id_for, new_id, partition_of, partition_of_command
 from app.kernel.registry import AggregateKind, CommandSpec, Context, Decision, Registry
@@ -49,10 +55,11 @@ def _tag(struct: msgspec.Struct) -> str:
     return tag
 
 
-def event_fields(event: StoredEvent) -> EventFields:
+def event_fields(event: StoredEvent, traceparent: str = "") -> EventFields:
     """An event's stream entry: its type, aggregate and version beside the JSON, so a consumer
-    can skip (and count) what it does not handle without decoding it."""
-    return [
+    can skip (and count) what it does not handle without decoding it; and the trace context
+    of the command that made it, if it is traced."""
+    fields = [
         "t",
         event.type,
         "a",
@@ -62,6 +69,9 @@ def event_fields(event: StoredEvent) -> EventFields:
         "e",
         msgspec.json.encode(event).decode(),
     ]
+    if traceparent:
+        fields += [tracing.FIELD, traceparent]
+    return fields
 
 
 @dataclass
@@ -89,6 +99,15 @@ class _Round:
     planned: list[_Planned] = field(default_factory=list)
     broken: list[int] = field(default_factory=list)
     """Commands whose decision raised something other than a refusal (a bug)."""
+    decided: dict[int, tuple[int, int]] = field(default_factory=dict)
+    """Traced commands only: when each decision started and ended (ns since the epoch)."""
+
+
+@dataclass
+class _Timing:
+    """When a traced batch's shared round trips ran (ns since the epoch)."""
+
+    loaded: tuple[int, int] | None = None
 
 
 class CommandBus:
@@ -99,18 +118,24 @@ class CommandBus:
         partitions: int,
         commits: CommitStore,
         observer: Observer | None = None,
+        instruments: Instruments = NO_INSTRUMENTS,
     ) -> None:
         self.redis = redis
         self.registry = registry
         self.partitions = partitions
         self._commits = commits
         self._observer = observer
+        self._instruments = instruments
         self._cache = AggregateCache()
         self._batches: dict[Delivery, Coalescer[CommandEnvelope, Outcome]] = {
             delivery: Coalescer(functools.partial(self._run_batch, delivery=delivery))
             for delivery in ATTEMPTS
         }
         self._loads: Coalescer[str, str | None] = Coalescer(self._read_states)
+
+    @property
+    def instruments(self) -> Instruments:
+        return self._instruments
 
     # --- building envelopes ---------------------------------------------------------------
 
@@ -149,6 +174,7 @@ class CommandBus:
             accepted_at=now(),
             internal=internal,
             after=after,
+            traceparent=tracing.current(),
         )
 
     def _assigned(self, spec: CommandSpec[Any, Any], partition: int | None) -> str:
@@ -224,12 +250,13 @@ class CommandBus:
             aggregates.setdefault(key, _Aggregate(spec.kind, partition, key, [])).waiting.append(
                 index
             )
+        traced = tracing.enabled() and any(env.traceparent for env in envelopes)
         async with self._cache.locks(aggregates):
             pending = list(aggregates.values())
             for attempt in range(ATTEMPTS[delivery]):
                 if attempt:
                     await CONTENTION.sleep(attempt - 1)
-                pending = await self._attempt(envelopes, pending, delivery, outcomes)
+                pending = await self._attempt(envelopes, pending, delivery, outcomes, traced)
                 if not pending:
                     break
             for aggregate in pending:
@@ -253,13 +280,21 @@ class CommandBus:
         pending: list[_Aggregate],
         delivery: Delivery,
         outcomes: dict[int, Outcome],
+        traced: bool = False,
     ) -> list[_Aggregate]:
         """Load, decide and commit once; the aggregates with commands left to run again."""
-        lookups = await self._load(envelopes, pending)
+        timing = _Timing() if traced else None
+        lookups = await self._load(envelopes, pending, timing)
         round_ = _Round()
+        started = time.perf_counter()
         for aggregate in pending:
-            self._plan(envelopes, aggregate, lookups, delivery, round_)
+            self._plan(envelopes, aggregate, lookups, delivery, round_, traced)
+        committing = time.perf_counter()
+        commit_start = tracing.now_ns() if traced else 0
         results = await self._commits.commit_many([p.request for p in round_.planned])
+        self._timed(envelopes, round_, started, committing)
+        if timing is not None:
+            self._trace(envelopes, pending, round_, results, timing, commit_start)
         retry: dict[str, _Aggregate] = {}
         intact: dict[str, bool] = {}
         for planned, result in zip(round_.planned, results, strict=True):
@@ -298,7 +333,10 @@ class CommandBus:
         return [a for a in retry.values() if a.waiting]
 
     async def _load(
-        self, envelopes: Sequence[CommandEnvelope], pending: list[_Aggregate]
+        self,
+        envelopes: Sequence[CommandEnvelope],
+        pending: list[_Aggregate],
+        timing: _Timing | None = None,
     ) -> dict[str, Any]:
         """States of the aggregates not known yet, and the other aggregates commands look up,
         in one pipeline. Returns the looked-up states by aggregate id."""
@@ -318,12 +356,15 @@ class CommandBus:
                     wanted[keys.aggregate(other_partition, kind.name, other_id)] = (kind, other_id)
         if not unknown and not wanted:
             return {}
+        load_start = tracing.now_ns() if timing is not None else 0
         async with self.redis.pipeline(transaction=False) as pipe:
             for aggregate in unknown:
                 pipe.hmget(aggregate.key, "v", "w", "s")
             for other in wanted:
                 pipe.hget(other, "s")
             replies = list(await pipe.execute())
+        if timing is not None:
+            timing.loaded = (load_start, tracing.now_ns())
         states, found = replies[: len(unknown)], replies[len(unknown) :]
         for aggregate, (version, writer, state) in zip(unknown, states, strict=True):
             decoded = aggregate.kind.decoder.decode(state) if state else None
@@ -340,6 +381,7 @@ class CommandBus:
         lookups: dict[str, Any],
         delivery: Delivery,
         round_: _Round,
+        traced: bool = False,
     ) -> None:
         """Decide the aggregate's waiting commands in order, each on the state the one
         before it leaves, and plan their commits (expected version and writer chained)."""
@@ -347,6 +389,8 @@ class CommandBus:
         for index in aggregate.waiting:
             env = envelopes[index]
             spec = self.registry.spec(env.type)
+            if traced and env.traceparent:
+                round_.decided[index] = (tracing.now_ns(), 0)
             try:
                 command = self.registry.decode_body(env.type, env.body)
                 context = Context(
@@ -369,6 +413,9 @@ class CommandBus:
                 log.exception("deciding %s %s failed", env.type, env.command_id)
                 round_.broken.append(index)
                 continue
+            finally:
+                if index in round_.decided:
+                    round_.decided[index] = (round_.decided[index][0], tracing.now_ns())
             request, after = self._success(env, spec, aggregate, known, decision, delivery)
             round_.planned.append(_Planned(index, aggregate, request, after))
             known = after
@@ -416,10 +463,11 @@ class CommandBus:
             expected_version=known.version,
             expected_writer=known.writer,
             state_json=msgspec.json.encode(decision.state) if decision.state is not None else b"",
-            events=[event_fields(e) for e in stored],
+            events=[event_fields(e, env.traceparent) for e in stored],
             integration=[msgspec.json.encode(e) for e in decision.integration],
             statuses=statuses,
             after=env.after,
+            traceparent=env.traceparent,
         )
         return request, after
 
@@ -456,6 +504,7 @@ class CommandBus:
             expected_writer=known.writer,
             statuses=statuses,
             error=error,
+            traceparent=env.traceparent,
         )
 
     async def fail(
@@ -470,6 +519,7 @@ class CommandBus:
                 outcome_status="failed",
                 statuses=statuses,
                 error=error,
+                traceparent=env.traceparent,
             )
         )
         return _outcome(result)
@@ -493,9 +543,80 @@ class CommandBus:
                 statuses=[command_status.finished(env, status, error, "queued")],
                 error=error,
                 after=position,
+                traceparent=env.traceparent,
             )
         )
         return _outcome(result)
+
+    def _timed(
+        self,
+        envelopes: Sequence[CommandEnvelope],
+        round_: _Round,
+        started: float,
+        committing: float,
+    ) -> None:
+        """Each planned command spent the round's decisions and its commit round trip."""
+        if not round_.planned:
+            return
+        decide, commit = committing - started, time.perf_counter() - committing
+        stage = self._instruments.stage
+        for planned in round_.planned:
+            command_type = envelopes[planned.index].type
+            stage(command_type, "decide", decide)
+            stage(command_type, "commit", commit)
+
+    def _trace(
+        self,
+        envelopes: Sequence[CommandEnvelope],
+        pending: list[_Aggregate],
+        round_: _Round,
+        results: Sequence[CommitResult | Exception],
+        timing: _Timing,
+        commit_start: int,
+    ) -> None:
+        """Spans of each traced command of the round, from the round's timings."""
+        commit_end = tracing.now_ns()
+        if timing.loaded is not None:
+            for aggregate in pending:
+                for index in aggregate.waiting:
+                    env = envelopes[index]
+                    tracing.record(
+                        "load",
+                        env.traceparent,
+                        *timing.loaded,
+                        kind=tracing.CLIENT,
+                        attributes={"db.system.name": "redis", "db.operation.name": "pipeline"},
+                    )
+        for index, (start, end) in round_.decided.items():
+            env = envelopes[index]
+            tracing.record(
+                f"decide {env.type}",
+                env.traceparent,
+                start,
+                end,
+                attributes={tracing.COMMAND_TYPE: env.type},
+                error="" if index not in round_.broken else "the decision raised",
+            )
+        for planned, result in zip(round_.planned, results, strict=True):
+            env = envelopes[planned.index]
+            if not env.traceparent:
+                continue
+            answer = _answer(result)
+            tracing.record(
+                f"commit {env.type}",
+                env.traceparent,
+                commit_start,
+                commit_end,
+                kind=tracing.CLIENT,
+                attributes={
+                    tracing.COMMAND_TYPE: env.type,
+                    "db.system.name": "redis",
+                    "db.operation.name": "EVALSHA",
+                    "cqrs.commit.result": answer,
+                    "cqrs.commit.events": len(planned.request.events),
+                },
+                error=answer if answer == "error" else "",
+            )
 
     def _observe(
         self, envelopes: Sequence[CommandEnvelope], outcomes: Sequence[Outcome], started: float
@@ -506,6 +627,14 @@ class CommandBus:
         for env, outcome in zip(envelopes, outcomes, strict=True):
             if not env.internal:
                 self._observer(env.type, outcome, took)
+
+
+def _answer(result: CommitResult | Exception) -> str:
+    if isinstance(result, Exception):
+        return "error"
+    if result.outcome is None:
+        return "conflict"
+    return "duplicate" if result.duplicate else result.outcome.status
 
 
 def _outcome(result: CommitResult) -> Outcome:

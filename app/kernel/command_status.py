@@ -192,6 +192,7 @@ class CommandStatusStore:
             msgspec.json.encode(envelope).decode(),
             self._ttl,
             NOTICES_MAXLEN,
+            envelope.traceparent,
         ]
         if idempotency is not None:
             slot, record, ttl = idempotency

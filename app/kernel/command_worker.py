@@ -9,6 +9,10 @@ record makes a repeat return the recorded outcome.
 A fast command goes from `accepted` to its outcome in its commit; `processing` is written
 only when a batch takes long enough for a person to notice. Runners (a bulk import) run in
 the background, acknowledged when they end, so they hold up nothing behind them.
+
+A traced command (its envelope has a traceparent) gets a `process` span here, from when its
+batch was taken to its end, continuing the trace of whoever queued it; its decisions,
+commits, events and statuses then continue this span.
 """
 
 from __future__ import annotations
@@ -16,15 +20,18 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 import msgspec
+from opentelemetry.trace import Span
 from redis.asyncio import Redis
 
-from app.kernel import keys
+from app.kernel import keys, tracing
 from app.kernel.bus import CommandBus
 from app.kernel.command_status import CommandStatusStore
 from app.kernel.consumer import INFRA_ERRORS, Entry, dead_letter
 from app.kernel.errors import problem
+from app.kernel.log_context import working_for
 from app.kernel.messages import CommandEnvelope
 
 log = logging.getLogger(__name__)
@@ -59,19 +66,48 @@ class CommandQueue:
     async def handle(self, partition: int, entries: list[Entry]) -> list[str]:
         batch: list[CommandEnvelope] = []
         deferred: list[str] = []
+        spans: list[Span] = []
+        taken = time.time()
+        stage = self._bus.instruments.stage
         for entry in entries:
             envelope = await self._envelope(partition, entry)
             if envelope is None:
                 continue
+            stage(envelope.type, "queued", max(0.0, taken - envelope.accepted_at))
+            span = None
+            if envelope.traceparent:
+                envelope, span = self._traced(partition, entry, envelope)
             if self._bus.registry.spec(envelope.type).runner is not None:
                 deferred.append(entry.id)
-                self._start_runner(partition, entry.id, envelope)
+                self._start_runner(partition, entry.id, envelope, span)
             else:
                 batch.append(envelope)
-        if batch:
-            await self._run(partition, batch)
+                if span is not None:
+                    spans.append(span)
+        try:
+            if batch:
+                await self._run(partition, batch)
+        finally:
+            for span in spans:
+                tracing.end(span)
         self.processed += len(batch)
         return deferred
+
+    def _traced(
+        self, partition: int, entry: Entry, envelope: CommandEnvelope
+    ) -> tuple[CommandEnvelope, Span | None]:
+        """The command's `process` span, and its envelope continuing it."""
+        span = tracing.processing(
+            self.stream(partition),
+            GROUP,
+            entry.id,
+            envelope.traceparent,
+            {tracing.COMMAND_TYPE: envelope.type},
+            message_id=envelope.command_id,
+        )
+        if span is None:
+            return envelope, None
+        return msgspec.structs.replace(envelope, traceparent=tracing.of(span)), span
 
     async def skip(self, partition: int, entry: Entry) -> None:
         """The batch kept failing on this entry (a bug): its command fails, visibly."""
@@ -113,15 +149,27 @@ class CommandQueue:
                 await self._statuses.start_processing(partition, visible)
         await running
 
-    def _start_runner(self, partition: int, entry_id: str, envelope: CommandEnvelope) -> None:
+    def _start_runner(
+        self, partition: int, entry_id: str, envelope: CommandEnvelope, span: Span | None
+    ) -> None:
         key = (partition, entry_id)
         if key in self._runners:
+            tracing.end(span)
             return  # read again while it runs (after a Redis hiccup): it is ours already
-        task = asyncio.create_task(self._runner(partition, entry_id, envelope))
+        task = asyncio.create_task(self._runner(partition, entry_id, envelope, span))
         self._runners[key] = task
         task.add_done_callback(lambda _t: self._runners.pop(key, None))
 
-    async def _runner(self, partition: int, entry_id: str, envelope: CommandEnvelope) -> None:
+    async def _runner(
+        self, partition: int, entry_id: str, envelope: CommandEnvelope, span: Span | None
+    ) -> None:
+        with tracing.current_span(span), working_for(envelope.command_id):
+            try:
+                await self._run_runner(partition, entry_id, envelope)
+            finally:
+                tracing.end(span)
+
+    async def _run_runner(self, partition: int, entry_id: str, envelope: CommandEnvelope) -> None:
         try:
             await self._statuses.start_processing(partition, [envelope.command_id])
             try:

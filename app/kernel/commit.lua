@@ -32,6 +32,8 @@
 --          on, so the second of two pipelined commits of one aggregate cannot land on a state
 --          whose version only happens to match after the first one failed its check.
 -- ARGV[14] this command's id (recorded as the aggregate's last writer)
+-- ARGV[15] the command's W3C traceparent, or "": written as `tp` beside each integration event
+--          and status notice (the events carry theirs in their own field lists)
 --
 -- Returns {"ok", position} | {"dup", status, position, error} | {"conflict", version}
 
@@ -109,8 +111,13 @@ if expected >= 0 and #events > 0 then
     redis.call('HSET', KEYS[6], 'v', version, 'w', ARGV[14])
   end
 end
+local traced = ARGV[15] ~= nil and ARGV[15] ~= ''
 for _, event in ipairs(integration) do
-  redis.call('XADD', KEYS[4], '*', 'e', event)
+  if traced then
+    redis.call('XADD', KEYS[4], '*', 'e', event, 'tp', ARGV[15])
+  else
+    redis.call('XADD', KEYS[4], '*', 'e', event)
+  end
 end
 
 for i, update in ipairs(updates) do
@@ -134,7 +141,13 @@ for i, update in ipairs(updates) do
     end
     local meta = redis.call('HMGET', status_key, 'sender', 'type', 'accepted_at', 'status',
                             'completed_at', 'error_code', 'queued')
-    redis.call('XADD', KEYS[5], 'MAXLEN', '~', notices_maxlen, '*', 'c', update['id'], 'u', meta[1] or '')
+    if traced then
+      redis.call('XADD', KEYS[5], 'MAXLEN', '~', notices_maxlen, '*', 'c', update['id'],
+                 'u', meta[1] or '', 'tp', ARGV[15])
+    else
+      redis.call('XADD', KEYS[5], 'MAXLEN', '~', notices_maxlen, '*', 'c', update['id'],
+                 'u', meta[1] or '')
+    end
     if update['final'] then
       redis.call('XADD', KEYS[3], 'MAXLEN', '~', journal_maxlen, '*', 'e', cjson.encode({
         command_id = update['id'], sender = meta[1] or '', type = meta[2] or '',

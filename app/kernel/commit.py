@@ -51,6 +51,8 @@ class CommitRequest:
     error: Problem | None = None
     after: str = ""
     """A position the outcome must also cover (effects committed elsewhere, before)."""
+    traceparent: str = ""
+    """Written beside the integration events and status notices (events carry their own)."""
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,7 @@ class CommitStore:
                 request.after,
                 request.expected_writer,
                 request.command_id,
+                request.traceparent,
             ],
         )
 

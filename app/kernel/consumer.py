@@ -5,6 +5,10 @@ Each (group, partition) has one owner at a time (a lease). The owner reads as co
 the previous owner first. A batch is acked only after its handler returned: delivery is
 at-least-once, and handlers make the effect exactly-once. Every stream read names one stream,
 so it runs on Redis Cluster too.
+
+A batch holding traced entries (a `tp` field) is one span, linked to each entry's context and
+current while the handler runs; the handler's own span for each traced entry continues that
+entry's trace and links back to the batch (kernel/tracing.py).
 """
 
 from __future__ import annotations
@@ -19,10 +23,11 @@ from collections.abc import Awaitable, Callable, Collection
 from dataclasses import dataclass
 
 import msgspec
+from opentelemetry.trace import Span
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from app.kernel import keys
+from app.kernel import keys, tracing
 from app.kernel.backoff import RECONNECT, Backoff
 from app.kernel.dead_letters import DeadLetter, DeadLetters
 from app.kernel.handlers import INFRA_ERRORS, Entry, KeyedHandler, LeaseLost, PartitionHandler
@@ -444,12 +449,18 @@ class PartitionedConsumer:
         free = await parking.hold(live)
         set_aside = len(free) < len(live)
         deferred: list[str] = []
+        batch = _batch_span(handler, partition, free)
         try:
             if free:
-                deferred += await handler.handle(partition, free) or ()
-        except (LeaseLost, *INFRA_ERRORS):
+                with tracing.current_span(batch):
+                    deferred += await handler.handle(partition, free) or ()
+        except (LeaseLost, *INFRA_ERRORS) as exc:
+            tracing.end(batch, type(exc).__name__)
+            batch = None
             raise
         except Exception:
+            tracing.end(batch, "the batch failed: retried one by one")
+            batch = None
             if len(free) > 1:
                 log.exception(
                     "%s partition %d: batch failed, retrying one by one", handler.group, partition
@@ -462,6 +473,8 @@ class PartitionedConsumer:
                     deferred += await self._retry_one(
                         handler, partition, entry, stop, health, parking
                     )
+        finally:
+            tracing.end(batch)
         if set_aside:  # the checkpoint moves past what was set aside (a retry replays it)
             await handler.skip(partition, live[-1])
         return deferred
@@ -493,6 +506,18 @@ class PartitionedConsumer:
         await record_error(self._redis, handler.group, error, dead_letter=True)
         await handler.skip(partition, entry)
         return ()
+
+
+def _batch_span(handler: PartitionHandler, partition: int, entries: list[Entry]) -> Span | None:
+    """A span for a batch of several entries, some of them traced (else None)."""
+    if len(entries) < 2 or not tracing.enabled():
+        return None
+    stream = handler.stream(partition)
+    return tracing.batch(
+        f"process {stream}",
+        (entry.fields.get(tracing.FIELD, "") for entry in entries),
+        tracing.messaging("process", stream, group=handler.group, count=len(entries)),
+    )
 
 
 class _Lanes:

@@ -9,7 +9,9 @@
 -- ARGV[1] command id      ARGV[2] status fields, a JSON object of strings
 -- ARGV[3] step JSON       ARGV[4] envelope JSON  ARGV[5] TTL seconds
 -- ARGV[6] approximate MAXLEN of the notices stream
--- ARGV[7] with KEYS[7]: the idempotency record JSON   ARGV[8] its TTL seconds
+-- ARGV[7] the command's W3C traceparent, or "": written as `tp` beside the queue entry and
+--         the notice, so the worker (and the push of this status) continue the trace
+-- ARGV[8] with KEYS[7]: the idempotency record JSON   ARGV[9] its TTL seconds
 --
 -- Returns {"accepted"}; {"exists"} when this command id was accepted before; or
 -- {"claimed", record} when the Idempotency-Key is already claimed. Only "accepted" wrote.
@@ -30,13 +32,19 @@ for field, value in pairs(fields) do
   flat[#flat + 1] = value
 end
 if KEYS[7] then
-  redis.call('SET', KEYS[7], ARGV[7], 'EX', tonumber(ARGV[8]))
+  redis.call('SET', KEYS[7], ARGV[8], 'EX', tonumber(ARGV[9]))
 end
 redis.call('HSET', KEYS[1], unpack(flat))
 redis.call('EXPIRE', KEYS[1], tonumber(ARGV[5]))
 redis.call('RPUSH', KEYS[2], ARGV[3])
 redis.call('EXPIRE', KEYS[2], tonumber(ARGV[5]))
-redis.call('XADD', KEYS[3], '*', 'c', ARGV[4])
+if ARGV[7] ~= '' then
+  redis.call('XADD', KEYS[3], '*', 'c', ARGV[4], 'tp', ARGV[7])
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'c', ARGV[1],
+             'u', fields['sender'] or '', 'tp', ARGV[7])
+else
+  redis.call('XADD', KEYS[3], '*', 'c', ARGV[4])
+  redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'c', ARGV[1], 'u', fields['sender'] or '')
+end
 redis.call('HINCRBY', KEYS[6], 'accepted', 1)
-redis.call('XADD', KEYS[4], 'MAXLEN', '~', ARGV[6], '*', 'c', ARGV[1], 'u', fields['sender'] or '')
 return {'accepted'}

@@ -3,6 +3,8 @@
 The commit writes each event as `t` (type), `a` (aggregate kind:id), `v` (version) and `e`
 (the StoredEvent JSON), so consumers skip and count the events they do not handle for the
 price of a dict lookup. Entries written before these fields existed are decoded instead.
+A traced command's events also carry `tp`, the W3C traceparent a consumer continues
+(kernel/tracing.py).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import msgspec
 
 from app.kernel.messages import StoredEvent
+from app.kernel.tracing import FIELD as TRACE_FIELD
 
 _stored = msgspec.json.Decoder(StoredEvent)
 
@@ -34,3 +37,8 @@ def event_head(fields: dict[str, str]) -> EventHead:
 
 def stored_event(fields: dict[str, str]) -> StoredEvent:
     return _stored.decode(fields["e"])
+
+
+def traceparent(fields: dict[str, str]) -> str:
+    """The trace context the entry was written in ("" when it is not traced)."""
+    return fields.get(TRACE_FIELD, "")

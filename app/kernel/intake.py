@@ -5,6 +5,10 @@ Reply into an HTTP response. The order of the checks is the contract: a body is 
 valid before anyone asks who sent it, and nobody's command runs before they are authorized.
 An async command is accepted in one round trip: one script claims its Idempotency-Key,
 writes its `accepted` status and queues it.
+
+In a traced request each check is a span (decode, authorize, idempotency), and so is the
+command's acceptance: `send <queue>` when it is queued, `execute <type>` when it runs here.
+That span names the command (`cqrs.command.id`) and is the context its envelope carries.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ import time
 from typing import Any
 
 import msgspec
+from opentelemetry.trace import Span
 
+from app.kernel import keys, tracing
 from app.kernel.backlog import Backlog
 from app.kernel.bus import CommandBus
 from app.kernel.command_status import FINAL, CommandStatusStore, QueuePlace
@@ -27,6 +33,7 @@ from app.kernel.idempotency import (
     same_request,
     valid_key,
 )
+from app.kernel.log_context import working_for
 from app.kernel.messages import Actor, CommandEnvelope, FieldError, Outcome
 from app.kernel.partitions import partition_of_command
 
@@ -83,11 +90,13 @@ class CommandIntake:
         self._same_slot = same_slot_scripts
 
     def decode(self, raw: bytes) -> msgspec.Struct:
-        return self.registry.public_decoder.decode_json(raw)
+        with tracing.span("decode"):
+            return self.registry.public_decoder.decode_json(raw)
 
     def convert(self, document: dict[str, Any]) -> msgspec.Struct:
         """From an HTML form: strings are converted to the fields' types."""
-        return self.registry.public_decoder.convert(document, strict=False)
+        with tracing.span("decode"):
+            return self.registry.public_decoder.convert(document, strict=False)
 
     async def submit(
         self,
@@ -100,10 +109,11 @@ class CommandIntake:
         tag = type(command).__struct_config__.tag
         assert isinstance(tag, str)
         spec = self.registry.spec(tag)
-        if not actor.authenticated:
-            raise Unauthenticated()
-        if spec.roles and not (spec.roles & actor.roles):
-            raise Forbidden(f"{tag} needs the role {' or '.join(sorted(spec.roles))}")
+        with tracing.span("authorize"):
+            if not actor.authenticated:
+                raise Unauthenticated()
+            if spec.roles and not (spec.roles & actor.roles):
+                raise Forbidden(f"{tag} needs the role {' or '.join(sorted(spec.roles))}")
         if idempotency_key is not None and not valid_key(idempotency_key):
             raise ValidationFailed(
                 [FieldError("Idempotency-Key", "Must be 1-128 visible ASCII characters")]
@@ -125,13 +135,27 @@ class CommandIntake:
             slot = self._idempotency.slot(actor.username, idempotency_key)
         envelope = self.bus.envelope(command, actor, partition=slot.partition if slot else None)
         mine = IdempotencyRecord(fingerprint, envelope.command_id, envelope.aggregate_id, mode)
+        with working_for(envelope.command_id):
+            return await self._accept(envelope, slot, mine, mode, place)
+
+    async def _accept(
+        self,
+        envelope: CommandEnvelope,
+        slot: IdempotencySlot | None,
+        mine: IdempotencyRecord,
+        mode: str,
+        place: QueuePlace | None,
+    ) -> Reply:
         if mode == "async":
             return await self._enqueue(envelope, slot, mine, place)
         if slot is not None:
-            first = await self._idempotency.claim(slot, mine)
+            with tracing.span("idempotency"):
+                first = await self._idempotency.claim(slot, mine)
             if first is not None:
                 return await self._again(first, mine, envelope, place)
-        return from_outcome(await self.bus.execute(envelope, "inline"))
+        with tracing.span(f"execute {envelope.type}") as span:
+            envelope = _continuing(envelope, span)
+            return from_outcome(await self.bus.execute(envelope, "inline"))
 
     async def _admit(self, shed_when_busy: bool) -> QueuePlace:
         """Refuse a sheddable command while the backlog is over its limit; else its place."""
@@ -153,12 +177,17 @@ class CommandIntake:
         claim = None
         if slot is not None:
             if self._same_slot and slot.partition != partition:
-                first = await self._idempotency.claim(slot, mine)
+                with tracing.span("idempotency"):
+                    first = await self._idempotency.claim(slot, mine)
                 if first is not None:
                     return await self._again(first, mine, envelope, place)
             else:
                 claim = (slot, mine, self._idempotency.ttl)
-        result = await self._statuses.enqueue(partition, envelope, idempotency=claim, place=place)
+        with tracing.span("send", kind=tracing.PRODUCER) as span:
+            envelope = _continuing(envelope, span, keys.commands(partition))
+            result = await self._statuses.enqueue(
+                partition, envelope, idempotency=claim, place=place
+            )
         if result.claimed_by is not None:
             return await self._again(result.claimed_by, mine, envelope, place)
         return accepted(envelope.command_id)
@@ -208,6 +237,20 @@ class CommandIntake:
                     )
                 )
             await asyncio.sleep(0.02)
+
+
+def _continuing(envelope: CommandEnvelope, span: Span | None, queue: str = "") -> CommandEnvelope:
+    """The envelope in the context of its acceptance's span (named after the command, and
+    the queue it is sent to, if any), when it is traced."""
+    if span is None:
+        return envelope
+    span.set_attributes(
+        {tracing.COMMAND_ID: envelope.command_id, tracing.COMMAND_TYPE: envelope.type}
+    )
+    if queue:
+        span.update_name(f"send {queue}")
+        span.set_attributes(tracing.messaging("send", queue, message_id=envelope.command_id))
+    return msgspec.structs.replace(envelope, traceparent=tracing.of(span))
 
 
 def accepted(command_id: str) -> Reply:

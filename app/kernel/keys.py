@@ -168,3 +168,31 @@ def projection_health(projection: str) -> str:
 def view_notices() -> str:
     """Capped stream of read-model changes the WebSocket hubs follow."""
     return "rm:notices"
+
+
+# --- observability (read Redis) ------------------------------------------------------------
+
+
+def trace_spans(trace_id: str) -> str:
+    """List of a recent command trace's spans (JSON), capped, with a TTL: the span store."""
+    return f"traces:spans:{trace_id}"
+
+
+def command_trace(command_id: str) -> str:
+    """The id of the trace a command was accepted in."""
+    return f"traces:command:{command_id}"
+
+
+def recent_traces() -> str:
+    """Sorted set of the span store's traces by when they were first written (the cap)."""
+    return "traces:recent"
+
+
+def browser_report(command_id: str) -> str:
+    """Set once a page reported a command's click and swaps (a report is taken once)."""
+    return f"traces:browser:{command_id}"
+
+
+def history_samples(bucket: int) -> str:
+    """Hash of what was sampled in one 10-s bucket of the status page's history (lag, sockets)."""
+    return f"history:samples:{bucket}"

@@ -44,7 +44,7 @@ class Problem(msgspec.Struct, omit_defaults=True):
     errors: list[FieldError] | None = None
 
 
-class CommandEnvelope(msgspec.Struct, frozen=True, kw_only=True):
+class CommandEnvelope(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """A decoded, authorized command on its way to a handler (inline or via the queue)."""
 
     command_id: str
@@ -59,6 +59,9 @@ class CommandEnvelope(msgspec.Struct, frozen=True, kw_only=True):
     after: str = ""
     """A position the command's outcome must also cover: effects a process committed
     elsewhere before it (e.g. the stock of an order, in other partitions)."""
+    traceparent: str = ""
+    """W3C trace context of the span that made the command, when it is traced: its handling,
+    and the events and statuses its commit writes, continue that trace (kernel/tracing.py)."""
 
     @property
     def actor(self) -> Actor:

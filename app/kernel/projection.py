@@ -6,6 +6,12 @@ the versions, the change notices and the new checkpoint at once — only if the 
 still the one read: if anyone else moved it meanwhile (a previous owner waking up), nothing is
 written and this owner stops. Entries at or before the checkpoint are skipped, and so is an
 event whose aggregate version was already applied; a version that jumps is recorded as a gap.
+
+Each traced entry it applies gets a `process` span (the batch's time, its entry's trace), and
+the change notices it causes carry that span's traceparent on to the hubs (a notice that
+stands for several traced changes of one item carries theirs, space-separated, up to
+NOTICE_TRACES). A projection may offer `committed(items)`: called with the items of each
+batch once it is written (metrics).
 """
 
 from __future__ import annotations
@@ -17,12 +23,14 @@ from dataclasses import dataclass, field
 from typing import Any, Generic, Protocol, TypeVar
 
 import msgspec
+from opentelemetry.trace import Span
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from app.kernel import keys
+from app.kernel import keys, tracing
 from app.kernel.consumer import Entry, LeaseLost
 from app.kernel.event_entries import event_head, stored_event
+from app.kernel.instruments import NO_INSTRUMENTS, Instruments
 from app.kernel.messages import StoredEvent
 from app.kernel.positions import parse_stream_id
 from app.kernel.read_model_writes import ReadModelWrites
@@ -32,6 +40,7 @@ from app.kernel.scripts import load_script
 log = logging.getLogger(__name__)
 
 VIEW_NOTICES_MAXLEN = 5000
+NOTICE_TRACES = 8
 _APPLY = load_script(__file__, "apply_batch.lua")
 T = TypeVar("T")
 Version = tuple[str, int]
@@ -106,7 +115,10 @@ class Projected:
     """What applying entries came to: writes, views changed, versions applied, gaps."""
 
     writes: ReadModelWrites = field(default_factory=ReadModelWrites)
-    changes: dict[tuple[str, str], None] = field(default_factory=dict)
+    changes: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    """Views changed → the traceparents of the traced changes (up to NOTICE_TRACES)."""
+    applied: list[Any] = field(default_factory=list)
+    """The items applied (not skipped), in order."""
     versions: dict[str, int] = field(default_factory=dict)
     """Aggregates whose applied version moved, and to what."""
     gaps: list[str] = field(default_factory=list)
@@ -119,9 +131,11 @@ def project(
     items: Iterable[Decoded],
     applied: Mapping[str, int],
     into: Projected | None = None,
+    trace: Callable[[Entry], str] | None = None,
 ) -> Projected:
     """Apply decoded entries in order. `applied`: the last version applied per aggregate
-    before them (missing: none); an event at or before it is a duplicate and is skipped."""
+    before them (missing: none); an event at or before it is a duplicate and is skipped.
+    `trace(entry)`: the traceparent its changes carry ("" for none)."""
     done = into if into is not None else Projected()
     for entry, found, item in items:
         done.seen += 1
@@ -137,18 +151,30 @@ def project(
             continue
         if isinstance(item, Applied):
             item.entry_id = entry.id
+        context = trace(entry) if trace is not None else ""
+        done.applied.append(item)
         for change in projection.apply(item, done.writes):
-            done.changes[(change.view, change.key)] = None
+            contexts = done.changes.setdefault((change.view, change.key), [])
+            if context and len(contexts) < NOTICE_TRACES:
+                contexts.append(context)
     return done
 
 
 class ProjectionHandler:
     """Adapts a Projection to the partitioned consumer runtime."""
 
-    def __init__(self, projection: Projection[Any], read_redis: Redis) -> None:
+    def __init__(
+        self,
+        projection: Projection[Any],
+        read_redis: Redis,
+        instruments: Instruments = NO_INSTRUMENTS,
+    ) -> None:
         self.projection = projection
         self.group = group_name(projection.name)
         self._read = read_redis
+        self._instruments = instruments
+        instruments.applied(projection.name, 0)  # its series exists from the start
+        self._committed: Callable[[list[Any]], None] | None = getattr(projection, "committed", None)
 
     def stream(self, partition: int) -> str:
         return self.projection.stream(partition)
@@ -168,8 +194,33 @@ class ProjectionHandler:
         await self._apply(partition, entries, replay=True)
 
     async def _apply(self, partition: int, entries: list[Entry], replay: bool) -> None:
+        spans: list[Span] = []
+        try:
+            applied = await self._apply_batch(partition, entries, replay, spans)
+        except BaseException as exc:
+            for span in spans:
+                tracing.end(span, type(exc).__name__)
+            raise
+        for span in spans:
+            tracing.end(span)
+        if applied:
+            self._instruments.applied(self.projection.name, len(applied))
+            if self._committed is not None:
+                self._committed(applied)
+
+    def _span(self, partition: int, entry: Entry, parent: str, spans: list[Span]) -> str:
+        """The `process` span of a traced entry (kept in `spans`); its traceparent."""
+        span = tracing.processing(self.projection.stream(partition), self.group, entry.id, parent)
+        if span is not None:
+            spans.append(span)
+        return tracing.of(span)
+
+    async def _apply_batch(
+        self, partition: int, entries: list[Entry], replay: bool, spans: list[Span]
+    ) -> list[Any]:
         """Two round trips: the checkpoint and the versions of the batch's aggregates, read
-        together; then the writes, applied by a script only if the checkpoint is unchanged."""
+        together; then the writes, applied by a script only if the checkpoint is unchanged.
+        Returns the items applied (not skipped)."""
         name = self.projection.name
         checkpoint_key = keys.checkpoint(name, partition)
         versions_key = keys.applied_versions(name, partition)
@@ -189,8 +240,14 @@ class ProjectionHandler:
         )
         fresh = items if replay else [i for i in items if parse_stream_id(i[0].id) > after]
         if not fresh:
-            return
-        done = project(self.projection, fresh, versioned)
+            return []
+        traced = tracing.enabled()
+
+        def trace(entry: Entry) -> str:
+            parent = entry.fields.get(tracing.FIELD, "") if traced else ""
+            return self._span(partition, entry, parent, spans) if parent else ""
+
+        done = project(self.projection, fresh, versioned, trace=trace)
         tx = self._read.pipeline(transaction=False)  # records the writes; never executed
         if done.gaps:
             tx.hset(
@@ -202,14 +259,18 @@ class ProjectionHandler:
             tx.hset(versions_key, mapping=field_map(done.versions))
         last_id = fresh[-1][0].id if not replay else checkpoint or fresh[-1][0].id
         position = f"{partition}:{last_id}"
-        for view, key in done.changes:
+        for (view, key), contexts in done.changes.items():
+            notice: dict[Any, Any] = {"v": view, "k": key, "p": position}
+            if contexts:
+                notice[tracing.FIELD] = " ".join(contexts)
             tx.xadd(
                 keys.view_notices(),
-                {"v": view, "k": key, "p": position},
+                notice,
                 maxlen=VIEW_NOTICES_MAXLEN,
                 approximate=True,
             )
         await self._write(partition, checkpoint or "", "" if replay else last_id, tx)
+        return done.applied
 
     async def _write(self, partition: int, expected: str, new: str, tx: Pipeline) -> None:
         commands = [[_text(arg) for arg in args] for args, _options in tx.command_stack]

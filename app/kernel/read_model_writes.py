@@ -60,6 +60,8 @@ class ReadModelWrites:
     def __init__(self) -> None:
         self.writes: list[Write] = []
         self._last: dict[str, Write] = {}
+        self.expiries: dict[str, int] = {}
+        """Key → seconds to live, set after its writes (none of the writes clears a TTL)."""
 
     def __len__(self) -> int:
         return len(self.writes)
@@ -135,6 +137,9 @@ class ReadModelWrites:
         self.writes.append(write)
         self._last[name] = write
 
+    def expire(self, name: str, seconds: int) -> None:
+        self.expiries[name] = seconds
+
     # --- sending ------------------------------------------------------------------------------
 
     def send(self, pipe: Pipeline, rename: Callable[[str], str] | None = None) -> None:
@@ -171,3 +176,5 @@ class ReadModelWrites:
                 case "ltrim":
                     assert write.trim is not None
                     pipe.ltrim(key, *write.trim)
+        for name, seconds in self.expiries.items():
+            pipe.expire(rename(name) if rename is not None else name, seconds)

@@ -131,3 +131,8 @@ class Registry:
     @property
     def names(self) -> list[str]:
         return sorted(self._specs)
+
+    @property
+    def public_names(self) -> list[str]:
+        """The commands clients may send (the ones with a status and a journal entry)."""
+        return sorted(name for name, spec in self._specs.items() if spec.public)

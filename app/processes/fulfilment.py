@@ -21,6 +21,10 @@ running twice; the gateway gets idempotency keys of its own. The commands of one
 per line) go out together: one round trip. The order's status is the process's stored
 progress. Orders of one partition are handled concurrently; events of one order strictly in
 order. Events of other kinds are acknowledged without being decoded.
+
+A traced event (its entry's `tp`) is handled in a `process` span of its trace, and each step
+in a span of its own, so the step's commands (and so their events and statuses, and the
+gateway's calls) continue that trace.
 """
 
 from __future__ import annotations
@@ -36,11 +40,13 @@ from app.adapters.payment_gateway import PaymentUnavailable, SimulatedGateway
 from app.aggregates import ORDER
 from app.domain import orders, products
 from app.domain.events import event_decoder
-from app.kernel import keys
+from app.kernel import keys, tracing
 from app.kernel.bus import CommandBus
 from app.kernel.consumer import Entry
-from app.kernel.event_entries import event_head, stored_event
+from app.kernel.event_entries import event_head, stored_event, traceparent
+from app.kernel.log_context import working_for
 from app.kernel.messages import SYSTEM, Outcome
+from app.kernel.partitions import command_id_for
 from app.kernel.positions import covering
 
 log = logging.getLogger(__name__)
@@ -81,7 +87,23 @@ class Fulfilment:
             if self._past.get(head.aggregate_id, 0) >= DRIVEN.get(head.type, 99):
                 continue  # a step this process already took on its own
             stored = stored_event(entry.fields)
-            await self.react(self._events.decode(stored.data))
+            span = tracing.processing(
+                self.stream(partition),
+                GROUP,
+                entry.id,
+                traceparent(entry.fields),
+                {"cqrs.event.type": head.type},
+            )
+            try:  # its log lines name the order's PlaceOrder (whose id derives from the order's)
+                with (
+                    tracing.current_span(span),
+                    working_for(command_id_for(partition, head.aggregate_id)),
+                ):
+                    await self.react(self._events.decode(stored.data))
+            except BaseException as exc:
+                tracing.end(span, type(exc).__name__)
+                raise
+            tracing.end(span)
 
     def _reached(self, order_id: str, step: int) -> None:
         self._past[order_id] = max(step, self._past.get(order_id, 0))
@@ -118,7 +140,8 @@ class Fulfilment:
     async def _run(
         self, command: msgspec.Struct, order_id: str, step: str, after: str = ""
     ) -> Outcome:
-        return await self._bus.execute(self._step(command, order_id, step, after))
+        with tracing.span(f"fulfilment {step}"):
+            return await self._bus.execute(self._step(command, order_id, step, after))
 
     async def _each_line(
         self,
@@ -128,8 +151,11 @@ class Fulfilment:
         command: Callable[[orders.OrderLine], msgspec.Struct],
     ) -> list[Outcome]:
         """One command per line (each its product's), all in one batch."""
-        envelopes = [self._step(command(line), order_id, f"{step}.{line.sku}") for line in lines]
-        return await self._bus.execute_batch(envelopes, "queued")
+        with tracing.span(f"fulfilment {step}"):
+            envelopes = [
+                self._step(command(line), order_id, f"{step}.{line.sku}") for line in lines
+            ]
+            return await self._bus.execute_batch(envelopes, "queued")
 
     async def _reserve(self, event: orders.OrderPlaced) -> None:
         order_id = event.order_id

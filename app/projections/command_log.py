@@ -1,18 +1,23 @@
 """Command log (admin): recent finished commands, counts by outcome, latencies.
 
 Its source is the journal (one entry per finished command, failures included), not the
-events stream: a failed command emits no event, but it belongs in the log.
+events stream: a failed command emits no event, but it belongs in the log. It also keeps the
+status page's history of commands (per 10-s bucket: outcomes and a latency histogram, see
+app/observability/history.py), and tells `finished` of each command once its batch is written
+(the metrics' count of finished commands and their end-to-end latency).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import time
+from collections.abc import Callable, Iterable
 
 import msgspec
 
 from app.kernel import keys as kernel_keys
 from app.kernel.projection import Change, Version
 from app.kernel.read_model_writes import ReadModelWrites
+from app.observability import history
 from app.projections import keys
 
 VIEW = "admin"
@@ -50,8 +55,15 @@ def latency_ms(entry: JournalEntry) -> float:
         return 0.0
 
 
+Finished = Callable[[str, str, float, float], None]
+"""(type, outcome, accepted_at, completed_at) of a finished command."""
+
+
 class CommandLogProjection:
     name = "command_log"
+
+    def __init__(self, finished: Finished | None = None) -> None:
+        self._finished = finished
 
     def stream(self, partition: int) -> str:
         return kernel_keys.journal(partition)
@@ -71,4 +83,19 @@ class CommandLogProjection:
         tx.hincrby(keys.command_log_counts(), f"{item.type}:{item.status}", 1)
         tx.lpush(keys.command_log_latencies(), f"{completed}:{took}")
         tx.ltrim(keys.command_log_latencies(), 0, LATENCIES - 1)
+        if time.time() - completed < history.KEEP_SECONDS:
+            bucket = history.commands_key(history.bucket_of(completed))
+            tx.hincrby(bucket, item.status, 1)
+            tx.hincrby(bucket, history.latency_field(took), 1)
+            tx.expire(bucket, history.KEEP_SECONDS)
         return [Change(VIEW, "command_log")]
+
+    def committed(self, items: list[JournalEntry]) -> None:
+        if self._finished is None:
+            return
+        for item in items:
+            try:
+                accepted, completed = float(item.accepted_at), float(item.completed_at)
+            except ValueError:
+                continue
+            self._finished(item.type, item.status, accepted, completed)

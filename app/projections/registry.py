@@ -9,6 +9,7 @@ from typing import Any
 from app.config import Settings
 from app.domain.events import event_decoder
 from app.kernel.projection import Projection
+from app.observability.metrics import PipelineMetrics
 from app.projections.catalog import CatalogProjection
 from app.projections.command_log import CommandLogProjection
 from app.projections.low_stock import LowStockProjection
@@ -28,12 +29,14 @@ AUDITED = ("catalog", "low_stock", "orders", "timeline")
 aggregates re-derived from their events can be compared with them (see kernel/audit)."""
 
 
-def build(names: tuple[str, ...], settings: Settings) -> list[Projection[Any]]:
+def build(
+    names: tuple[str, ...], settings: Settings, metrics: PipelineMetrics | None = None
+) -> list[Projection[Any]]:
     decoder = event_decoder()
     made: dict[str, Projection[Any]] = {
         "catalog": CatalogProjection(decoder),
         "low_stock": LowStockProjection(decoder, settings.low_stock_threshold),
-        "command_log": CommandLogProjection(),
+        "command_log": CommandLogProjection(metrics.finished if metrics else None),
         "orders": OrdersProjection(decoder),
         "timeline": TimelineProjection(decoder),
         "sales": SalesProjection(decoder),

@@ -24,6 +24,12 @@ STALLED_AFTER_SECONDS = 5.0
 ERROR_RECENT_SECONDS = 60.0
 
 
+class PartitionLag(msgspec.Struct, frozen=True):
+    partition: int
+    lag_events: int
+    lag_seconds: float
+
+
 class Consumer(msgspec.Struct, frozen=True):
     """A projection, a process or the command queue: one consumer group over P streams."""
 
@@ -37,6 +43,8 @@ class Consumer(msgspec.Struct, frozen=True):
     last_error_at: float | None
     dead_letters: int
     owners: int
+    partitions: list[PartitionLag] = []
+    """Its lag in each partition (the metrics' per-partition gauges)."""
 
 
 class Latency(msgspec.Struct, frozen=True):
@@ -194,7 +202,7 @@ async def consumers(
     now = time.time()
     result = []
     for w in watched:
-        lag, oldest_ms, positions = 0, 0, []
+        lag, oldest_ms, positions, per_partition = 0, 0, [], []
         for partition in range(partitions):
             group = groups[(w.stream, partition)].get(w.group, {})
             behind = int(group.get("lag") or 0) + int(group.get("pending") or 0)
@@ -204,10 +212,13 @@ async def consumers(
                 index = projection_names.index(w.name) * partitions + partition
                 delivered = text(checkpoint_values[index] or "0-0")
             positions.append(f"{partition}:{delivered}")
+            behind_ms = 0
             if behind:
                 done_ms = parse_stream_id(delivered)[0]
                 newest = last_ms[(w.stream, partition)]
-                oldest_ms = max(oldest_ms, newest - done_ms if done_ms else 0)
+                behind_ms = newest - done_ms if done_ms else 0
+                oldest_ms = max(oldest_ms, behind_ms)
+            per_partition.append(PartitionLag(partition, behind, round(behind_ms / 1000, 3)))
         health = health_by_group[w.group]
         error_at = float(health["last_error_at"]) if health.get("last_error_at") else None
         lag_seconds = round(oldest_ms / 1000, 3)
@@ -238,6 +249,7 @@ async def consumers(
                 last_error_at=error_at,
                 dead_letters=int(health.get("dead_letters", 0)),
                 owners=owners_by_group[w.group],
+                partitions=per_partition,
             )
         )
     return result

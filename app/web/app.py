@@ -18,14 +18,17 @@ from starlette.types import ASGIApp
 from app.config import Settings, load_settings
 from app.kernel.heartbeat import HeartbeatPublisher, worker_id
 from app.logs import configure_logging
+from app.observability.history_sampler import HistorySampler
+from app.observability.telemetry import configure_telemetry
 from app.seed import seed
 from app.services import build_services
-from app.web import api, console, pages, sockets
+from app.web import api, console, pages, sockets, traces
 from app.web.errors import exception_handlers, on_crash
 from app.web.hub import Hub
 from app.web.metrics import HttpMetricsMiddleware, WebMetrics
 from app.web.middleware import CatchAll, SecurityHeaders
 from app.web.render import STATIC, Renderer, templates
+from app.web.tracing import TracingMiddleware
 
 log = logging.getLogger(__name__)
 
@@ -60,16 +63,20 @@ async def _keep_alive(heartbeat: HeartbeatPublisher, app: Starlette) -> None:
 
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
-    configure_logging(settings.log_level, "web")
+    configure_logging(settings.log_level, "web", settings.log_format)
     metrics = WebMetrics()
     made_templates = templates(development=not settings.production)
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        services = build_services(settings, observer=metrics.observe_command)
+        services = build_services(
+            settings, observer=metrics.observe_command, metrics=metrics.pipeline
+        )
+        telemetry = configure_telemetry(settings, "web", services.read)
         hub = Hub(services, Renderer(made_templates.env), metrics)
         app.state.services = services
         app.state.hub = hub
+        app.state.telemetry = telemetry
         heartbeat = HeartbeatPublisher(services.write, "web", worker_id("web"))
         heartbeat.info = lambda: {"ws": hub.connections}
         heartbeat.warnings = lambda: [w for w in (services.durability_warning,) if w]
@@ -77,6 +84,18 @@ def create_app(settings: Settings | None = None) -> Starlette:
         with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
             await services.inspect_server()  # production refuses a Redis without AOF here
         await hub.start()
+        stop = asyncio.Event()
+        sampler = HistorySampler(
+            services.write,
+            services.read,
+            settings.partitions,
+            heartbeat.id,
+            lambda: hub.connections,
+        )
+        background = [
+            asyncio.create_task(telemetry.run(stop)),
+            asyncio.create_task(sampler.run(stop)),
+        ]
         keeper = asyncio.create_task(_keep_alive(heartbeat, app))
         revocations = asyncio.create_task(services.sessions.follow_revocations())
         try:
@@ -85,6 +104,9 @@ def create_app(settings: Settings | None = None) -> Starlette:
             keeper.cancel()
             revocations.cancel()
             await hub.stop()
+            stop.set()
+            await asyncio.gather(*background, return_exceptions=True)
+            telemetry.shutdown()
             with contextlib.suppress(Exception):
                 await heartbeat.remove()
             await services.close()
@@ -94,10 +116,12 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *api.routes,
             *pages.routes,
             *console.routes,
+            *traces.routes,
             *sockets.routes,
             Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
         ],
         middleware=[
+            Middleware(TracingMiddleware),
             Middleware(CatchAll, on_crash=on_crash),
             Middleware(HttpMetricsMiddleware, metrics=metrics),
         ],

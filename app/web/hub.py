@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from dataclasses import replace
 
+from app.kernel import tracing
 from app.services import Services
 from app.web.broadcaster import Broadcaster, PushLimits
 from app.web.live import LivePublisher, NoticeStream
@@ -31,7 +33,9 @@ class Hub:
             ),
             metrics,
         )
-        self._publisher = LivePublisher(live_views(services, renderer), self.broadcaster)
+        self._publisher = LivePublisher(
+            live_views(services, renderer), self.broadcaster, metrics.push_latency.observe
+        )
         self.followers = [
             StreamFollower(
                 source.redis, source.stream, self._handler(source), self.broadcaster.active
@@ -64,8 +68,15 @@ class Hub:
         await self.broadcaster.stop()
 
     def _handler(self, source: NoticeStream) -> Handle:
-        async def handle(batch: list[dict[str, str]]) -> None:
-            changes = [change for fields in batch if (change := source.change(fields)) is not None]
+        async def handle(batch: list[tuple[str, dict[str, str]]]) -> None:
+            changes = [
+                change
+                for entry_id, fields in batch
+                if (change := source.change(entry_id, fields)) is not None
+            ]
+            if tracing.enabled():  # a traced change's push span starts now
+                taken = tracing.now_ns()
+                changes = [replace(c, taken_ns=taken) if c.trace else c for c in changes]
             await self._publisher.changed(changes)
 
         return handle

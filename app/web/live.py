@@ -6,6 +6,11 @@ turns changes — (view, key, position) from the notice streams — into pushes:
 changed keys that somebody watches are loaded once, rendered once per kind, and published
 under (view, key), so each socket keeps only the newest state of each item. Nothing here
 knows a view by name; the storefront's views are in `app.web.live_views`.
+
+A pushed item's latency (from the commit it reflects, by Redis's clock, to its publication)
+goes to `observe`; a change whose notice is traced gets a `push <view>` span in that trace,
+from when its notice was taken to its publication — so does each traced change a newer one
+of the same item replaced before it was pushed (the push carried it too).
 """
 
 from __future__ import annotations
@@ -13,20 +18,23 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from functools import partial
 from typing import Any, Generic, TypeVar, assert_never
 
 import msgspec
 from redis.asyncio import Redis
 
+from app.kernel import tracing
 from app.kernel.consumer import INFRA_ERRORS
 from app.web.broadcaster import Broadcaster, Kind
 
 log = logging.getLogger(__name__)
 
 T = TypeVar("T")
+MERGED_TRACES = 8
 _encoder = msgspec.json.Encoder()
 
 
@@ -37,6 +45,13 @@ class Change:
     view: str
     key: str
     position: str | None
+    at: float = 0.0
+    """When the change was committed (s, Redis's clock), if known: for the push latency."""
+    trace: str = ""
+    """The notice's traceparent if the change is traced (space-separated, when it stands for
+    several traced changes of the item)."""
+    taken_ns: int = 0
+    """When the notice was taken off its stream (a traced change's push span starts there)."""
 
 
 class ViewMessage(msgspec.Struct, tag_field="type", tag="view"):
@@ -54,7 +69,8 @@ class NoticeStream:
 
     redis: Redis
     stream: str
-    change: Callable[[dict[str, str]], Change | None]
+    change: Callable[[str, dict[str, str]], Change | None]
+    """A change from an entry (its id and fields), or None if it is not about a view."""
 
 
 def _same(key: str) -> str | None:
@@ -102,13 +118,23 @@ def _render(view: LiveView[T], key: str, position: str | None, item: T, kind: Ki
             assert_never(kind)
 
 
+def _no_latency(_seconds: float) -> None:
+    return None
+
+
 class LivePublisher:
-    def __init__(self, views: Sequence[LiveView[Any]], broadcaster: Broadcaster) -> None:
+    def __init__(
+        self,
+        views: Sequence[LiveView[Any]],
+        broadcaster: Broadcaster,
+        observe: Callable[[float], None] = _no_latency,
+    ) -> None:
         self._broadcaster = broadcaster
+        self._observe = observe
         self._by_notice: dict[str, list[LiveView[Any]]] = {}
         for view in views:
             self._by_notice.setdefault(view.name, []).append(view)
-        self._dirty: dict[LiveView[Any], dict[str, str | None]] = {
+        self._dirty: dict[LiveView[Any], dict[str, Change | None]] = {
             view: {} for view in views if view.every
         }
         self._tasks: list[asyncio.Task[None]] = []
@@ -129,18 +155,21 @@ class LivePublisher:
 
     async def changed(self, changes: Iterable[Change]) -> None:
         """Push what the changes touched. Redis errors propagate: the caller retries them."""
-        by_view: dict[LiveView[Any], dict[str, str | None]] = {}
+        by_view: dict[LiveView[Any], dict[str, Change]] = {}
         for change in changes:
             for view in self._by_notice.get(change.view, ()):
                 key = view.key(change.key)
                 if key is not None:
-                    by_view.setdefault(view, {})[key] = change.position
-        for view, positions in by_view.items():
+                    keyed = by_view.setdefault(view, {})
+                    keyed[key] = _merged(keyed.get(key), change)
+        for view, keyed in by_view.items():
             if view.every:
-                self._dirty[view].update(positions)
+                dirty = self._dirty[view]
+                for key, fresh in keyed.items():
+                    dirty[key] = _merged(dirty.get(key), fresh)
                 continue
             try:
-                await self._push(view, positions)
+                await self._push(view, dict(keyed))
             except INFRA_ERRORS:
                 raise
             except Exception:
@@ -149,27 +178,66 @@ class LivePublisher:
     def _watched(self, view: LiveView[Any], key: str) -> bool:
         return any(self._broadcaster.watching(topic) for topic in view.topics(key))
 
-    async def _push(self, view: LiveView[Any], positions: dict[str, str | None]) -> None:
-        keys = [key for key in positions if self._watched(view, key)]
+    async def _push(self, view: LiveView[Any], changes: dict[str, Change | None]) -> None:
+        keys = [key for key in changes if self._watched(view, key)]
         if not keys:
             return
         items = await view.load(keys)
         for key, item in zip(keys, items, strict=True):
-            if item is not None:
-                render = partial(_render, view, key, positions[key], item)
-                self._broadcaster.publish(view.topics(key), (view.name, key), render)
+            if item is None:
+                continue
+            change = changes[key]
+            position = change.position if change is not None else None
+            render = partial(_render, view, key, position, item)
+            self._broadcaster.publish(view.topics(key), (view.name, key), render)
+            if change is not None:
+                self._pushed(view, change)
+
+    def _pushed(self, view: LiveView[Any], change: Change) -> None:
+        if change.at:
+            self._observe(max(0.0, time.time() - change.at))
+        if change.trace:
+            end = tracing.now_ns()
+            for parent in change.trace.split():
+                tracing.record(
+                    f"push {view.name}",
+                    parent,
+                    change.taken_ns,
+                    end,
+                    kind=tracing.CONSUMER,
+                    attributes={"cqrs.view": view.name, tracing.WAIT: _waited(change)},
+                )
 
     async def _tick(self, view: LiveView[Any]) -> None:
         while not self._stopping:
             await asyncio.sleep(view.every)
-            positions, self._dirty[view] = self._dirty[view], {}
+            keyed, self._dirty[view] = self._dirty[view], {}
             for key in view.refresh:
-                positions.setdefault(key, None)
+                keyed.setdefault(key, None)
             try:
-                await self._push(view, positions)
+                await self._push(view, keyed)
             except INFRA_ERRORS as exc:
                 log.warning("live view %s: redis unavailable (%s)", view.name, exc)
-                for key, position in positions.items():
-                    self._dirty[view].setdefault(key, position)  # again at the next tick
+                for key, change in keyed.items():
+                    self._dirty[view].setdefault(key, change)  # again at the next tick
             except Exception:
                 log.exception("live view %s could not be pushed", view.name)
+
+
+def _merged(older: Change | None, newer: Change) -> Change:
+    """The newer change of an item, carrying the traces of the older one it replaces."""
+    if older is None or not older.trace:
+        return newer
+    traces = list(dict.fromkeys(older.trace.split() + newer.trace.split()))[-MERGED_TRACES:]
+    return replace(newer, trace=" ".join(traces), taken_ns=older.taken_ns or newer.taken_ns)
+
+
+def _waited(change: Change) -> float:
+    """From the commit to the notice being taken (s): the projection's and the stream's part."""
+    return max(0.0, round(change.taken_ns / 1e9 - change.at, 6)) if change.at else 0.0
+
+
+def entry_ms(entry_id: str) -> float:
+    """An entry's time (s since the epoch, Redis's clock) from its id."""
+    ms, _, _ = entry_id.partition("-")
+    return int(ms) / 1000 if ms.isdigit() else 0.0

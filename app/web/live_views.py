@@ -19,19 +19,21 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 
-from app.kernel import keys
+from app.kernel import keys, tracing
 from app.kernel.command_status import CommandStatus, Progress, status_view
 from app.kernel.messages import Actor, Problem
 from app.kernel.partitions import partition_of_command
 from app.queries import catalog, notifications, orders, sales
 from app.queries.admin_status import AdminStatus, admin_status
+from app.queries.history import History, history
 from app.queries.sales import LowStock, SalesDashboard
 from app.services import Services
-from app.web.live import Change, LiveView, NoticeStream, view_message
+from app.web.live import Change, LiveView, NoticeStream, entry_ms, view_message
 from app.web.render import Renderer
 from app.web.watched import watched_consumers
 
 ADMIN_STATUS_SECONDS = 1.0
+HISTORY_SECONDS = 5.0
 SALES_SECONDS = 0.25
 PER_USER = ("orders", "commands", "notifications")
 
@@ -133,6 +135,10 @@ async def load_admin_status(services: Services, _keys: list[str]) -> list[AdminS
     return [status]
 
 
+async def load_history(read: Redis, _keys: list[str]) -> list[History | None]:
+    return [await history(read)]
+
+
 # --- the registry -----------------------------------------------------------------------------
 
 
@@ -186,21 +192,48 @@ def live_views(services: Services, render: Renderer) -> list[LiveView[Any]]:
             every=ADMIN_STATUS_SECONDS,
             refresh=("status",),
         ),
+        LiveView[History](
+            "admin",
+            key=lambda _key: None,
+            topics=lambda _key: ("admin",),
+            load=partial(load_history, read),
+            fragment=lambda found: render.admin_history(found, oob=True),
+            message=view_message("admin", positioned=False),
+            every=HISTORY_SECONDS,
+            refresh=("history",),
+        ),
     ]
 
 
 # --- where changes are announced -------------------------------------------------------------
 
 
-def view_change(fields: dict[str, str]) -> Change | None:
-    """`rm:notices` (written by projections): view `v`, key `k`, read position `p`."""
-    return Change(fields.get("v", ""), fields.get("k", ""), fields.get("p") or None)
+def view_change(entry_id: str, fields: dict[str, str]) -> Change | None:
+    """`rm:notices` (written by projections): view `v`, key `k`, read position `p` (its time:
+    the event's commit), traceparent `tp`."""
+    position = fields.get("p") or None
+    return Change(
+        fields.get("v", ""),
+        fields.get("k", ""),
+        position,
+        at=entry_ms(position.partition(":")[2]) if position else entry_ms(entry_id),
+        trace=fields.get(tracing.FIELD, ""),
+    )
 
 
-def status_change(fields: dict[str, str]) -> Change | None:
-    """`{pN}:notices` (written with command statuses): command `c`, sender `u`."""
+def status_change(entry_id: str, fields: dict[str, str]) -> Change | None:
+    """`{pN}:notices` (written with command statuses, so its id's time is the commit's):
+    command `c`, sender `u`, traceparent `tp`."""
     sender = fields.get("u", "")
-    return Change("commands", f"{sender}/{fields.get('c', '')}", None) if sender else None
+    if not sender:
+        return None
+    return Change(
+        "commands",
+        f"{sender}/{fields.get('c', '')}",
+        None,
+        at=entry_ms(entry_id),
+        trace=fields.get(tracing.FIELD, ""),
+    )
 
 
 def notice_streams(services: Services) -> Sequence[NoticeStream]:

@@ -1,4 +1,6 @@
-"""Prometheus metrics: this process's HTTP and commands, plus pipeline gauges read from Redis."""
+"""Prometheus metrics of the web process: HTTP, commands run here, sockets and pushes, the
+process's pipeline metrics (app/observability/metrics.py), and gauges of the whole pipeline
+read from Redis at scrape time (lag per consumer and partition, dead letters, workers)."""
 
 from __future__ import annotations
 
@@ -11,6 +13,7 @@ from prometheus_client.registry import Collector
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.kernel.messages import Outcome
+from app.observability.metrics import PipelineMetrics
 from app.queries.admin_status import AdminStatus
 
 PREFIX = "storefront"
@@ -61,11 +64,25 @@ class _Snapshot(Collector):
         healthy = GaugeMetricFamily(
             f"{PREFIX}_consumer_healthy", "1 if status is ok", labels=["consumer", "kind"]
         )
+        by_partition = GaugeMetricFamily(
+            f"{PREFIX}_projection_lag_events",
+            "Entries a consumer (projection, process, command queue) has not applied, "
+            "per partition",
+            labels=["projection", "partition"],
+        )
+        by_partition_s = GaugeMetricFamily(
+            f"{PREFIX}_projection_lag_seconds",
+            "Age of the newest entry a consumer has not applied, per partition",
+            labels=["projection", "partition"],
+        )
         for c in status.projections:
             lag.add_metric([c.name, c.kind], c.lag_events)
             lag_s.add_metric([c.name, c.kind], c.lag_seconds)
             dead.add_metric([c.name, c.kind], c.dead_letters)
             healthy.add_metric([c.name, c.kind], 1.0 if c.status == "ok" else 0.0)
+            for p in c.partitions:
+                by_partition.add_metric([c.name, str(p.partition)], p.lag_events)
+                by_partition_s.add_metric([c.name, str(p.partition)], p.lag_seconds)
         workers = GaugeMetricFamily(f"{PREFIX}_workers", "Live processes by kind", labels=["kind"])
         kinds: dict[str, int] = {}
         for w in status.workers:
@@ -93,13 +110,14 @@ class _Snapshot(Collector):
         for letters in status.dead_letter_counts:
             waiting.add_metric([letters.consumer], letters.total)
         return [
-            finished, rate, latency, lag, lag_s, dead, healthy, workers, sockets, wrong, audited,
-            waiting,
+            finished, rate, latency, lag, lag_s, by_partition, by_partition_s, dead, healthy,
+            workers, sockets, wrong, audited, waiting,
         ]  # fmt: skip
 
 
 class WebMetrics:
-    def __init__(self) -> None:
+    def __init__(self, pipeline: PipelineMetrics | None = None) -> None:
+        self.pipeline = pipeline or PipelineMetrics()
         self.registry = CollectorRegistry()
         self.requests = Counter(
             f"{PREFIX}_http_requests",
@@ -120,18 +138,20 @@ class WebMetrics:
             ["type", "status"],
             registry=self.registry,
         )
-        self.command_duration = Histogram(
-            f"{PREFIX}_command_duration_seconds",
-            "Time to run a command in this process",
-            ["type"],
-            registry=self.registry,
-            buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1),
-        )
         self.ws_connections = Gauge(
             f"{PREFIX}_ws_connections",
             "Open WebSockets in this process",
             ["endpoint"],
             registry=self.registry,
+        )
+        for endpoint in ("html", "json"):
+            self.ws_connections.labels(endpoint)
+        self.push_latency = Histogram(
+            f"{PREFIX}_push_latency_seconds",
+            "From the commit a pushed item reflects (Redis's clock) to its publication to the "
+            "sockets watching it",
+            registry=self.registry,
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
         )
         self.ws_dropped = Counter(
             f"{PREFIX}_ws_slow_disconnects",
@@ -156,11 +176,10 @@ class WebMetrics:
 
     def observe_command(self, command_type: str, outcome: Outcome, seconds: float) -> None:
         self.commands.labels(command_type, outcome.status).inc()
-        self.command_duration.labels(command_type).observe(seconds)
 
     def render(self, status: AdminStatus | None) -> bytes:
         self._snapshot.status = status
-        return generate_latest(self.registry)
+        return generate_latest(self.registry) + generate_latest(self.pipeline.registry)
 
 
 class HttpMetricsMiddleware:

@@ -24,9 +24,12 @@ from app.kernel.partitions import partition_of_command
 from app.kernel.redis_types import text_dict
 from app.queries import catalog, notifications, orders, sales
 from app.queries.admin_status import admin_status
+from app.queries.history import history
+from app.queries.waterfall import command_waterfall
 from app.web.api import SKU, visible_command, visible_order
 from app.web.auth import actor_for, actor_of, refuse_other_sites, services_of, session_of
 from app.web.bodies import MAX_FORM, read_form
+from app.web.charts import history_charts
 from app.web.forms import (
     FORMS,
     MAX_IMPORT_BYTES,
@@ -384,11 +387,16 @@ async def place_order(request: Request) -> Response:
 
 
 async def command_page(request: Request) -> Response:
+    command = await visible_command(request)
+    services = services_of(request)
     return await page(
         request,
         "pages/command.html",
         ["commands", "notifications"],
-        c=await visible_command(request),
+        c=command,
+        w=await command_waterfall(
+            services.read, command.command_id, services.settings.trace_ui_url
+        ),
     )
 
 
@@ -459,7 +467,13 @@ async def admin_status_page(request: Request) -> Response:
     status = await admin_status(
         services.write, services.read, watched_consumers(), services.settings.partitions
     )
-    return await page(request, "pages/admin_status.html", ["admin", "commands"], s=status)
+    return await page(
+        request,
+        "pages/admin_status.html",
+        ["admin", "commands"],
+        s=status,
+        charts=history_charts(await history(services.read)),
+    )
 
 
 async def admin_status_fragment(request: Request) -> Response:

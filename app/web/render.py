@@ -16,9 +16,11 @@ from app.kernel.clock import iso
 from app.kernel.command_status import CommandStatus
 from app.queries.admin_status import AdminStatus
 from app.queries.catalog import ProductView
+from app.queries.history import History
 from app.queries.notifications import Inbox
 from app.queries.orders import OrderView
 from app.queries.sales import LowStock, SalesDashboard
+from app.web.charts import history_charts
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATES = ROOT / "templates"
@@ -88,6 +90,9 @@ class Renderer:
 
     def admin_status(self, status: AdminStatus, *, oob: bool = False) -> str:
         return self.fragment("admin_status", s=status, oob=oob)
+
+    def admin_history(self, history: History, *, oob: bool = False) -> str:
+        return self.fragment("admin_history", charts=history_charts(history), oob=oob)
 
     def sales(self, dashboard: SalesDashboard, low: list[LowStock], *, oob: bool = False) -> str:
         return self.fragment("sales", d=dashboard, low=low, oob=oob)

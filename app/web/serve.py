@@ -7,6 +7,8 @@ import os
 
 import uvicorn
 
+from app.logs import configure_logging
+
 
 class ClientFrameErrors(logging.Filter):
     """uvicorn logs a client's text frame that is not UTF-8 as an error with a traceback, then
@@ -20,6 +22,9 @@ class ClientFrameErrors(logging.Filter):
 
 
 def main() -> None:
+    json_logs = os.environ.get("LOG_FORMAT", "").strip().lower() == "json"
+    if json_logs:  # uvicorn's own lines too, from the first one
+        configure_logging(os.environ.get("LOG_LEVEL") or "INFO", "web", "json")
     logging.getLogger("uvicorn.error").addFilter(ClientFrameErrors())
     uvicorn.run(
         "app.web.app:create_app",
@@ -33,6 +38,7 @@ def main() -> None:
         ws_max_size=64 * 1024,
         ws_per_message_deflate=False,  # per socket, it costs ~40 KiB and CPU for every frame
         log_level=os.environ.get("LOG_LEVEL", "info").lower(),
+        log_config=None if json_logs else uvicorn.config.LOGGING_CONFIG,
     )
 
 

@@ -25,7 +25,8 @@ from app.kernel.redis_types import stream_entries, text
 
 log = logging.getLogger(__name__)
 
-Handle = Callable[[list[dict[str, str]]], Awaitable[None]]
+Handle = Callable[[list[tuple[str, dict[str, str]]]], Awaitable[None]]
+"""Handles a batch of entries: (entry id, fields) each."""
 
 RESUME_OVERLAP_MS = 5000
 BLOCK_MS = 1000
@@ -80,7 +81,7 @@ class StreamFollower:
             self.cursor = await self._resync(self.cursor)
             return
         try:
-            await self._handle([fields for _, _, fields in entries])
+            await self._handle([(entry_id, fields) for _, entry_id, fields in entries])
         except INFRA_ERRORS:
             raise  # read again from the same cursor
         except Exception:

@@ -1,6 +1,7 @@
 """Requests per second of POST /api/commands (one web process), beside a bare Starlette endpoint.
 
     python -m tests.bench.commands_rps [--seconds 10] [--connections 32]
+        [--otlp] [--traceparent] [--env NAME=VALUE ...]
 
 Starts its own Redis, one uvicorn web process (the real app) and one bare Starlette app on
 the same settings, then drives each with wrk (Debian package `wrk`) from a second process:
@@ -8,6 +9,12 @@ the same settings, then drives each with wrk (Debian package `wrk`) from a secon
   * async: the same command with `Prefer: respond-async`, answered after enqueueing (202)
   * bare:  a Starlette endpoint that reads the body and returns a constant JSON
 A command worker and the projector run too, as in production, so the machine is not idle.
+
+Tracing: by default nothing is traced (no OTLP endpoint; wrk sends no traceparent), which is
+what the overhead of tracing "off" is measured with. `--otlp` starts an OTLP receiver (a
+process of its own) and points every process at it: every request is traced and exported.
+`--traceparent` has wrk send a sampled traceparent with each request (the pages' form posts
+do): traced into the span store only, or exported too with `--otlp`.
 """
 
 from __future__ import annotations
@@ -37,9 +44,22 @@ wrk.headers["Content-Type"] = "application/json"
 wrk.headers["Cookie"] = "%(cookie)s"
 wrk.headers["X-CSRF-Token"] = "%(csrf)s"
 %(prefer)s
+local traced = %(traced)s
+local function hex(n)
+  local out = {}
+  for i = 1, n do out[i] = string.format("%%02x", math.random(0, 255)) end
+  return table.concat(out)
+end
 request = function()
   local sku = skus[math.random(1, #skus)]
-  return wrk.format(nil, nil, nil, '{"type":"RestockProduct","sku":"' .. sku .. '","quantity":1}')
+  local headers = nil
+  if traced then  -- wrk.format's headers replace wrk.headers: copy them
+    headers = {}
+    for name, value in pairs(wrk.headers) do headers[name] = value end
+    headers["traceparent"] = "00-" .. hex(16) .. "-" .. hex(8) .. "-01"
+  end
+  return wrk.format(nil, nil, headers,
+    '{"type":"RestockProduct","sku":"' .. sku .. '","quantity":1}')
 end
 local codes = {}
 response = function(status) codes[status] = (codes[status] or 0) + 1 end
@@ -69,6 +89,18 @@ def post(base: str, cookie: str, csrf: str, payload: dict[str, object]) -> int:
         return reply.status
 
 
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def cpu_seconds(pids: list[int]) -> float:
+    """User + system CPU the processes (and their waited-for children) used so far."""
+    total = 0
+    for pid in pids:
+        fields = Path(f"/proc/{pid}/stat").read_text().rpartition(")")[2].split()
+        total += sum(int(v) for v in fields[11:15])  # utime stime cutime cstime
+    return total / TICKS
+
+
 def wrk(url: str, script: Path, seconds: int, connections: int) -> tuple[float, str]:
     out = subprocess.run(
         ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency", "-s", str(script), url],
@@ -84,6 +116,10 @@ def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
     parser.add_argument("--connections", type=int, default=32)
+    parser.add_argument("--otlp", action="store_true", help="export every span to a receiver")
+    parser.add_argument("--traceparent", action="store_true", help="wrk sends a traceparent")
+    parser.add_argument("--env", action="append", default=[], help="NAME=VALUE for every process")
+    parser.add_argument("--only", default="", help="run only the endpoints whose name has this")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         print("wrk is not installed: apt-get install -y wrk", file=sys.stderr)
@@ -91,16 +127,20 @@ def main() -> int:
     root = Path(tempfile.mkdtemp(prefix="bench-"))
     with running_redis(root / "redis", appendonly=True) as redis_server:
         web_port, bare_port = free_port(), free_port()
-        group = ProcessGroup(
-            root,
-            {
-                "REDIS_URL": redis_server.url,
-                "APP_ENV": "development",
-                "LOG_LEVEL": "WARNING",
-                "PAYMENT_LATENCY_MS": "0",
-            },
-        )
+        env = {
+            "REDIS_URL": redis_server.url,
+            "APP_ENV": "development",
+            "LOG_LEVEL": "WARNING",
+            "PAYMENT_LATENCY_MS": "0",
+        }
+        env.update(item.split("=", 1) for item in args.env)
+        group = ProcessGroup(root, env)
         try:
+            if args.otlp:
+                otlp_port = free_port()
+                group.start("otlp", "tests.support.otlp_receiver", str(otlp_port))
+                eventually_sync(lambda: port_open(otlp_port), timeout=30)
+                group.env["OTEL_EXPORTER_OTLP_ENDPOINT"] = f"http://127.0.0.1:{otlp_port}"
             group.start("web", "app.web.serve", extra_env={"PORT": str(web_port)})
             group.start("commands", "workers.commands")
             group.start("projector", "workers.projector")
@@ -131,7 +171,8 @@ def main() -> int:
                         "initial_stock": 0,
                     },
                 )
-            results = {}
+            results: dict[str, float] = {}
+            cpu: dict[str, tuple[float, float]] = {}
             for name, url, prefer in (
                 ("bare Starlette endpoint", f"http://127.0.0.1:{bare_port}/api/commands", ""),
                 ("POST /api/commands sync (RestockProduct)", f"{base}/api/commands", ""),
@@ -141,17 +182,37 @@ def main() -> int:
                     'wrk.headers["Prefer"] = "respond-async"',
                 ),
             ):
+                if args.only not in name:
+                    continue
                 script = root / f"{len(results)}.lua"
                 script.write_text(
-                    LUA % {"n": PRODUCTS, "cookie": cookie, "csrf": csrf, "prefer": prefer}
+                    LUA
+                    % {
+                        "n": PRODUCTS,
+                        "cookie": cookie,
+                        "csrf": csrf,
+                        "prefer": prefer,
+                        "traced": "true" if args.traceparent else "false",
+                    }
                 )
                 wrk(url, script, 2, args.connections)  # warm up
+                pids = [p.popen.pid for p in group.procs if p.name in ("web", "commands", "bare")]
+                web_pids = [p.popen.pid for p in group.procs if p.name in ("web", "bare")]
+                before, web_before = cpu_seconds(pids), cpu_seconds(web_pids)
                 rps, out = wrk(url, script, args.seconds, args.connections)
+                spent, web_spent = cpu_seconds(pids) - before, cpu_seconds(web_pids) - web_before
+                requests = max(1.0, rps * args.seconds)
                 results[name] = rps
+                cpu[name] = (1e6 * web_spent / requests, 1e6 * spent / requests)
                 print(f"--- {name}\n{out}")
             print(f"cpu: {os.cpu_count()} cores; wrk -t2 -c{args.connections} -d{args.seconds}s")
+            print(f"tracing: otlp={args.otlp} traceparent={args.traceparent} env={args.env}")
             for name, rps in results.items():
-                print(f"{name:55s} {rps:10.0f} req/s")
+                web_us, all_us = cpu[name]
+                print(
+                    f"{name:55s} {rps:10.0f} req/s  CPU/request: web {web_us:6.0f} µs, "
+                    f"web+worker {all_us:6.0f} µs"
+                )
         finally:
             group.stop_all()
     return 0

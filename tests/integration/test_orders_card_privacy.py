@@ -1,8 +1,10 @@
 """A full card number is never stored, logged, streamed or served — only its last four digits.
 
-The real stack runs as processes (web + every worker, LOG_LEVEL=DEBUG, access log on), orders
-go in over HTTP (JSON API, Idempotency-Key replay, the HTML checkout form, a refused request),
-then every Redis key of every type and every process log is searched for every number used.
+The real stack runs as processes (web + every worker, LOG_LEVEL=DEBUG, access log on, JSON
+log lines, every span exported to an OTLP receiver and kept in the span store), orders go in
+over HTTP (JSON API, Idempotency-Key replay, the HTML checkout form, a refused request), then
+every Redis key of every type, every process log and every span received is searched for every
+number used.
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ from tests.support.orders_helpers import (
     scan_values,
     wait_idle,
 )
+from tests.support.otlp_receiver import OtlpReceiver, otlp_receiver_thread
 from tests.support.polling import eventually
 from tests.support.processes import ProcessGroup
 from tests.support.stores import store_env
@@ -45,7 +48,15 @@ STICKER = [{"sku": "STICKER-1", "quantity": 1}]
 
 
 @pytest.fixture
-def stack(log_dir: Path, redis_url: str) -> Iterator[tuple[str, ProcessGroup]]:
+def receiver() -> Iterator[OtlpReceiver]:
+    with otlp_receiver_thread() as made:
+        yield made
+
+
+@pytest.fixture
+def stack(
+    log_dir: Path, redis_url: str, receiver: OtlpReceiver
+) -> Iterator[tuple[str, ProcessGroup]]:
     port = free_port()
     group = ProcessGroup(
         log_dir,
@@ -59,6 +70,9 @@ def stack(log_dir: Path, redis_url: str) -> Iterator[tuple[str, ProcessGroup]]:
             "PAYMENT_TIMEOUT_MS": "200",
             "LOG_LEVEL": "DEBUG",
             "ACCESS_LOG": "1",
+            "LOG_FORMAT": "json",
+            "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint,
+            "OTEL_BSP_SCHEDULE_DELAY": "100",
         },
     )
     try:
@@ -118,7 +132,10 @@ def leaks(text: str) -> list[str]:
 
 
 async def test_no_full_card_number_is_stored_logged_or_served(
-    alice: httpx.AsyncClient, stack: tuple[str, ProcessGroup], redis_url: str
+    alice: httpx.AsyncClient,
+    stack: tuple[str, ProcessGroup],
+    redis_url: str,
+    receiver: OtlpReceiver,
 ) -> None:
     """Orders paid with seven Luhn-valid numbers (13-19 digits, the approved and declined test
     cards among them): afterwards no Redis key, no stream entry, no log line, no API or page
@@ -168,6 +185,8 @@ async def test_no_full_card_number_is_stored_logged_or_served(
     try:
         await wait_idle(services, pipeline_groups(settings), within=60)
         stored = await scan_values(services.write)
+        if services.read is not services.write:  # read models (and the span store)
+            stored.update(await scan_values(services.read))
     finally:
         await services.close()
 
@@ -189,7 +208,10 @@ async def test_no_full_card_number_is_stored_logged_or_served(
     leaked = {key: leaks("\n".join(values)) for key, values in stored.items()}
     assert {key: cards for key, cards in leaked.items() if cards} == {}
 
-    group.stop_all()  # SIGTERM: every process flushes and closes its log
+    group.stop_all()  # SIGTERM: every process flushes its spans and closes its log
+    assert receiver.spans, "spans were exported"
+    assert leaks(repr(receiver.spans)) == []
+    assert any(k.startswith("traces:") for k in stored), "the span store was scanned"
     logs = {proc.log.name: proc.output() for proc in group.procs}
     assert all(logs.values()), "every process wrote its log"
     assert "POST /api/commands" in logs["web-0.log"], "the access log was on"

@@ -44,10 +44,10 @@ async def following(
     seen: list[str] = []
     failures = iter(range(fail_first))
 
-    async def handle(batch: list[dict[str, str]]) -> None:
+    async def handle(batch: list[tuple[str, dict[str, str]]]) -> None:
         if next(failures, None) is not None:
             raise RedisConnectionError("lost the read model")
-        seen.extend(fields["n"] for fields in batch)
+        seen.extend(fields["n"] for _, fields in batch)
 
     active = asyncio.Event()
     active.set()
@@ -144,7 +144,7 @@ async def test_while_nobody_watches_nothing_is_read(redis: Redis) -> None:
     recording = Recording(redis)
     active = asyncio.Event()
 
-    async def handle(_batch: list[dict[str, str]]) -> None:
+    async def handle(_batch: list[tuple[str, dict[str, str]]]) -> None:
         return None
 
     follower = StreamFollower(recording, STREAM, handle, active)  # type: ignore[arg-type]

@@ -1,0 +1,64 @@
+"""The status page's history: the last half hour in 10-s buckets (app/observability/history.py)."""
+
+from __future__ import annotations
+
+import time
+
+import msgspec
+from redis.asyncio import Redis
+
+from app.kernel import keys
+from app.kernel.redis_types import text_dict
+from app.observability.history import BUCKET_SECONDS, buckets, commands_key, quantile_ms
+
+
+class HistoryPoint(msgspec.Struct, frozen=True):
+    at: int
+    """The bucket's start (s since the epoch)."""
+    succeeded: int
+    failed: int
+    p50_ms: float | None
+    p99_ms: float | None
+    lag: dict[str, int]
+    """Entries each consumer had not applied when sampled (none: not sampled)."""
+    sockets: int | None
+    """Open WebSockets, all web processes (None: not sampled)."""
+
+    @property
+    def finished(self) -> int:
+        return self.succeeded + self.failed
+
+
+class History(msgspec.Struct, frozen=True):
+    bucket_seconds: int
+    points: list[HistoryPoint]
+
+
+def point(at: int, counts: dict[str, str], samples: dict[str, str]) -> HistoryPoint:
+    bins = {k: int(v) for k, v in counts.items() if k.startswith("lat:")}
+    sockets = [int(v) for k, v in samples.items() if k.startswith("ws:")]
+    return HistoryPoint(
+        at=at,
+        succeeded=int(counts.get("succeeded", 0)),
+        failed=int(counts.get("failed", 0)),
+        p50_ms=quantile_ms(bins, 0.5),
+        p99_ms=quantile_ms(bins, 0.99),
+        lag={k[4:]: int(float(v)) for k, v in samples.items() if k.startswith("lag:")},
+        sockets=sum(sockets) if sockets else None,
+    )
+
+
+async def history(read: Redis, now: float | None = None) -> History:
+    wanted = buckets(time.time() if now is None else now)
+    async with read.pipeline(transaction=False) as pipe:
+        for bucket in wanted:
+            pipe.hgetall(commands_key(bucket))
+            pipe.hgetall(keys.history_samples(bucket))
+        replies = await pipe.execute()
+    return History(
+        BUCKET_SECONDS,
+        [
+            point(bucket, text_dict(replies[2 * i]), text_dict(replies[2 * i + 1]))
+            for i, bucket in enumerate(wanted)
+        ],
+    )
