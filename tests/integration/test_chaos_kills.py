@@ -31,7 +31,7 @@ from tests.support.chaos import (
     send,
     set_gate,
 )
-from tests.support.orders_helpers import pipeline_groups, statuses, wait_idle
+from tests.support.orders_helpers import pipeline_groups, statuses, wait_all_final, wait_idle
 from tests.support.polling import eventually
 
 RECOVERY_BOUND_SECONDS = 60.0
@@ -67,9 +67,15 @@ async def test_a_killed_process_or_redis_heals_without_a_hand(
     tag = f"{fault.upper()[:4]}-{int(time.time() * 1000) % 100000:05d}"
     skus = [f"CH-{tag}-{n}" for n in range(4)]
     async with httpx.AsyncClient(timeout=10) as http:
-        for sku in skus:
-            body = {"type": "CreateProduct", "sku": sku, "name": sku, "price_cents": 100}
+        created = [
             await send(chaos, http, "admin", {**body, "initial_stock": STOCK})
+            for body in (
+                {"type": "CreateProduct", "sku": sku, "name": sku, "price_cents": 100}
+                for sku in skus
+            )
+        ]
+    final = await wait_all_final(services, created, within=RECOVERY_BOUND_SECONDS)
+    assert set(final.values()) == {"succeeded"}, final  # orders may name them now
     set_gate(chaos, "closed")
     sent: list[Sent] = []
     sending = asyncio.create_task(burst(chaos, skus, sent, orders=40, restocks=20))

@@ -38,6 +38,7 @@ from tests.support.api_client import (
 )
 from tests.support.orders_helpers import (
     captures,
+    command_partition,
     domain_events,
     integration_events,
     load_order,
@@ -232,6 +233,15 @@ def set_gate(stack: ChaosStack, state: str, within: float = 30.0) -> None:
             client.close()
 
 
+async def _why(services: Services, command_ids: list[str]) -> list[dict[str, str]]:
+    """The stored status of some commands (their error codes and messages)."""
+    async with services.write.pipeline(transaction=False) as pipe:
+        for command_id in command_ids:
+            pipe.hgetall(keys.command_status(command_partition(services, command_id), command_id))
+        found: list[dict[str, str]] = await pipe.execute()
+    return found
+
+
 # --- what must hold after any crash ---------------------------------------------------------
 
 
@@ -242,7 +252,8 @@ async def assert_nothing_lost_or_doubled(
     contiguous; stock conserved; read models equal a rebuild from the streams."""
     ids = [s.command_id for s in sent]
     final = await statuses(services, ids)
-    assert all(status == "succeeded" for status in final.values()), Counter(final.values())
+    failed = [i for i, status in final.items() if status != "succeeded"]
+    assert not failed, (Counter(final.values()), await _why(services, failed[:3]))
 
     events = await domain_events(services.write, PARTITIONS)
     once = Counter((e.command_id, e.type, e.aggregate_id) for e in events)
