@@ -83,8 +83,10 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
             group.stop_all()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[object]:
+    """One Chromium per module: Playwright's sync API holds an event loop in this thread while
+    it runs, so it must be gone before a worker process (pytest -n) runs async tests."""
     if not Path(CHROMIUM).exists():
         reason = (
             f"no Chromium at {CHROMIUM}: install Debian's `chromium` package to run browser tests"
