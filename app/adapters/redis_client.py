@@ -39,6 +39,11 @@ class FastSSLConnection(_HiredisPacking, SSLConnection):
     pass
 
 
+NO_SETINFO: dict[str, Any] = {"lib_name": None, "lib_version": None}
+"""No CLIENT SETINFO on connect: a least-privilege ACL user may not run it (Valkey and newer
+Redis log every refusal), and Redis 7.0 has no such command."""
+
+
 def cluster_url(url: str) -> tuple[str, bool]:
     """(the URL redis-py understands, whether it names a Cluster)."""
     scheme, sep, rest = url.partition("://")
@@ -59,6 +64,7 @@ def connect(url: str, *, cluster: bool = False, max_connections: int = 200) -> R
             socket_timeout=SOCKET_TIMEOUT_SECONDS,
             socket_connect_timeout=2.0,
             max_connections=max_connections,
+            **NO_SETINFO,
         )
         # the kernel's calls are the subset the two clients share (see the module docstring)
         return cast(Redis, client)
@@ -77,5 +83,6 @@ def connect(url: str, *, cluster: bool = False, max_connections: int = 200) -> R
         socket_timeout=SOCKET_TIMEOUT_SECONDS,
         socket_connect_timeout=2.0,
         health_check_interval=15,
+        **NO_SETINFO,
     )
     return Redis.from_pool(pool)

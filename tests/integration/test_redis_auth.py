@@ -319,14 +319,25 @@ def tls_server(tmp_path: Path, secret: str) -> Iterator[tuple[RedisServer, str]]
         "--appendonly": "no",
         "--dir": str(tmp_path),
     }
-    process = subprocess.Popen(
-        [server_binary(), *(part for pair in tls.items() for part in pair)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
+    log = tmp_path / "tls-server.log"
+    with log.open("wb") as out:
+        process = subprocess.Popen(
+            [server_binary(), *(part for pair in tls.items() for part in pair)],
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
     server = RedisServer(port, tmp_path, process, secret)
     try:
-        eventually_sync(lambda: port_open(port), timeout=20, message="TLS redis listening")
+        eventually_sync(
+            lambda: port_open(port) or process.poll() is not None,
+            timeout=20,
+            message="TLS redis listening",
+        )
+        if process.poll() is not None:
+            said = log.read_text(errors="replace")
+            if "connection type tls" in said:  # e.g. "Missing implement of connection type tls"
+                pytest.skip(f"{server_binary()} was built without TLS")
+            raise AssertionError(f"the TLS server exited: {said[-2000:]}")
         ca = quote(str(certificates["ca.crt"]), safe="")
         yield server, f"rediss://:{quote(secret, safe='')}@127.0.0.1:{port}/0?ssl_ca_certs={ca}"
     finally:
