@@ -136,7 +136,9 @@ async def test_a_rebuild_mends_a_corrupted_catalog_and_reports_what_differed(
         await services.intake.submit(CreateProduct(sku, f"Item {sku}", 500, 3), ADMIN)
     async with running_workers(settings, ["projector"]):
         for sku in SKUS[:5]:  # each partition projects on its own
-            await eventually(lambda: catalog.get_product(services.read, sku), message="projected")
+            await eventually(
+                lambda sku=sku: catalog.get_product(services.read, sku), message="projected"
+            )
         broken = keys.read_model("catalog", "product", SKUS[2])
         await services.read.hset(broken, "available", 999)
         await services.read.set(keys.read_model("catalog", "stray"), "left over")
