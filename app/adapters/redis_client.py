@@ -8,6 +8,7 @@ and every stream read names one stream.
 
 from __future__ import annotations
 
+import importlib.util
 from typing import Any, cast
 
 import hiredis
@@ -39,7 +40,11 @@ class FastSSLConnection(_HiredisPacking, SSLConnection):
     pass
 
 
-NO_SETINFO: dict[str, Any] = {"lib_name": None, "lib_version": None}
+NO_SETINFO: dict[str, Any] = (
+    {"driver_info": None}
+    if importlib.util.find_spec("redis.driver_info")  # redis-py 7.1+; lib_name before
+    else {"lib_name": None, "lib_version": None}
+)
 """No CLIENT SETINFO on connect: a least-privilege ACL user may not run it (Valkey and newer
 Redis log every refusal), and Redis 7.0 has no such command."""
 
