@@ -112,6 +112,15 @@ def wrk(url: str, script: Path, seconds: int, connections: int) -> tuple[float, 
     return (float(match.group(1)) if match else 0.0), out
 
 
+def wrk_script(
+    path: Path, cookie: str, csrf: str, prefer: str = "", *, traced: bool = False, n: int = PRODUCTS
+) -> Path:
+    """wrk's script: POST commands over `n` products, as the signed-in cookie."""
+    fill = {"n": n, "cookie": cookie, "csrf": csrf, "prefer": prefer}
+    path.write_text(LUA % {**fill, "traced": "true" if traced else "false"})
+    return path
+
+
 def main() -> int:
     parser = argparse.ArgumentParser()
     parser.add_argument("--seconds", type=int, default=10)
@@ -184,16 +193,8 @@ def main() -> int:
             ):
                 if args.only not in name:
                     continue
-                script = root / f"{len(results)}.lua"
-                script.write_text(
-                    LUA
-                    % {
-                        "n": PRODUCTS,
-                        "cookie": cookie,
-                        "csrf": csrf,
-                        "prefer": prefer,
-                        "traced": "true" if args.traceparent else "false",
-                    }
+                script = wrk_script(
+                    root / f"{len(results)}.lua", cookie, csrf, prefer, traced=args.traceparent
                 )
                 wrk(url, script, 2, args.connections)  # warm up
                 pids = [p.popen.pid for p in group.procs if p.name in ("web", "commands", "bare")]

@@ -46,7 +46,7 @@ import redis
 
 from app.adapters.embedded_redis import free_port, port_open
 from app.loadtest.report import Report
-from tests.bench.commands_rps import LUA, PRODUCTS, login, post, wrk
+from tests.bench.commands_rps import PRODUCTS, login, post, wrk, wrk_script
 from tests.support.polling import eventually_sync
 from tests.support.processes import ROOT, ProcessGroup
 from tests.support.redis_server import running_redis
@@ -140,15 +140,8 @@ def accept_and_project(
                 "initial_stock": 0,
             },
         )
-    script = root / "accept.lua"
-    script.write_text(
-        LUA
-        % {
-            "n": PRODUCTS,
-            "cookie": cookie,
-            "csrf": csrf,
-            "prefer": 'wrk.headers["Prefer"] = "respond-async"',
-        }
+    script = wrk_script(
+        root / "accept.lua", cookie, csrf, 'wrk.headers["Prefer"] = "respond-async"'
     )
     before = catalog_available(base, "BENCH-")
     started = time.monotonic()
@@ -550,7 +543,7 @@ def measure(
 ) -> None:
     seconds = str(args.seconds)
     script = root / "bare.lua"
-    script.write_text(LUA % {"n": 1, "cookie": "", "csrf": "", "prefer": ""})
+    wrk_script(script, "", "", n=1)
     wrk(f"{bare}/api/commands", script, 2, 32)  # warm up
     f.bare_rps, _ = wrk(f"{bare}/api/commands", script, args.seconds, 32)
     print(f"bare endpoint: {f.bare_rps:,.0f} req/s", flush=True)
