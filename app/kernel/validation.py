@@ -10,7 +10,7 @@ import functools
 import re
 import reprlib
 from collections.abc import Callable, Mapping
-from typing import Any, Protocol, Union, get_args, get_origin
+from typing import Any, Protocol, TypeVar, Union, get_args, get_origin
 
 import msgspec
 
@@ -109,6 +109,22 @@ def _strip_annotated(tp: Any) -> Any:
     while getattr(tp, "__metadata__", None) is not None:
         tp = get_args(tp)[0]
     return tp
+
+
+T = TypeVar("T")
+
+
+def decode_document(decoder: msgspec.json.Decoder[T], raw: bytes) -> T:
+    """A JSON body as its type, or every field error at once (ValidationFailed), or
+    MalformedJson."""
+    try:
+        return decoder.decode(raw)
+    except msgspec.ValidationError:
+        raise ValidationFailed(collect_errors(parse_json(raw), decoder.type)) from None
+    except RecursionError:
+        raise MalformedJson(TOO_DEEP) from None
+    except msgspec.DecodeError as exc:
+        raise MalformedJson(str(exc)) from None
 
 
 def collect_errors(

@@ -20,7 +20,9 @@ from app.kernel.heartbeat import live_heartbeats
 from app.kernel.intake import Reply
 from app.kernel.messages import Actor, FieldError
 from app.kernel.partitions import partition_of_command
-from app.kernel.validation import TOO_DEEP, MalformedJson, collect_errors, parse_json
+from app.kernel.validation import (
+    decode_document,
+)
 from app.queries import catalog, notifications, orders, sales
 from app.queries.admin_status import admin_status
 from app.queries.positions import BadPosition, ReadPosition, wait_for
@@ -127,14 +129,7 @@ async def get_command(request: Request) -> Response:
 
 
 def decode_credentials(raw: bytes) -> Credentials:
-    try:
-        return _credentials.decode(raw)
-    except msgspec.ValidationError:
-        raise ValidationFailed(collect_errors(parse_json(raw), Credentials)) from None
-    except RecursionError:
-        raise MalformedJson(TOO_DEEP) from None
-    except msgspec.DecodeError as exc:
-        raise MalformedJson(str(exc)) from None
+    return decode_document(_credentials, raw)
 
 
 async def login(request: Request) -> Response:

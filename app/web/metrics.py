@@ -10,11 +10,12 @@ from collections.abc import Iterable, Sequence
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.kernel.messages import Outcome
 from app.observability.metrics import PipelineMetrics
 from app.queries.admin_status import AdminStatus
+from app.web.middleware import ResponseStatus
 
 PREFIX = "storefront"
 
@@ -193,18 +194,11 @@ class HttpMetricsMiddleware:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        status = 500
-
-        async def capture(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        status = ResponseStatus(send)
         try:
-            await self.app(scope, receive, capture)
+            await self.app(scope, receive, status)
         finally:
             route = scope.get("route")
             name = getattr(route, "path", "other")
-            self.metrics.requests.labels(scope["method"], name, str(status)).inc()
+            self.metrics.requests.labels(scope["method"], name, str(status.code)).inc()
             self.metrics.duration.labels(name).observe(time.perf_counter() - started)

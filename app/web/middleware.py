@@ -1,4 +1,5 @@
-"""ASGI layers around the whole app: security headers on every answer, and the last catch."""
+"""ASGI layers around the whole app: security headers on every answer, and the last catch;
+the status an answer went out with, for the layers that record it."""
 
 from __future__ import annotations
 
@@ -18,6 +19,22 @@ SECURITY_HEADERS = [
         b"connect-src 'self'; frame-ancestors 'none'; base-uri 'self'; form-action 'self'",
     ),
 ]
+
+
+class ResponseStatus:
+    """Wraps an ASGI `send`, remembering the status it started the response with (500 while
+    none was sent)."""
+
+    __slots__ = ("_send", "code")
+
+    def __init__(self, send: Send) -> None:
+        self.code = 500
+        self._send = send
+
+    async def __call__(self, message: Message) -> None:
+        if message["type"] == "http.response.start":
+            self.code = message["status"]
+        await self._send(message)
 
 
 class SecurityHeaders:

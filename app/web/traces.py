@@ -28,7 +28,9 @@ from starlette.routing import BaseRoute, Route
 from app.kernel import keys, tracing
 from app.kernel.errors import NotFound, ValidationFailed
 from app.kernel.messages import FieldError
-from app.kernel.validation import TOO_DEEP, MalformedJson, collect_errors, parse_json
+from app.kernel.validation import (
+    decode_document,
+)
 from app.observability.span_store import StoredSpan
 from app.observability.telemetry import Telemetry
 from app.queries.waterfall import command_trace, command_waterfall, trace_spans
@@ -66,14 +68,7 @@ _decoder = msgspec.json.Decoder(BrowserTiming)
 
 
 def decode_report(raw: bytes) -> BrowserTiming:
-    try:
-        return _decoder.decode(raw)
-    except msgspec.ValidationError:
-        raise ValidationFailed(collect_errors(parse_json(raw), BrowserTiming)) from None
-    except RecursionError:
-        raise MalformedJson(TOO_DEEP) from None
-    except msgspec.DecodeError as exc:
-        raise MalformedJson(str(exc)) from None
+    return decode_document(_decoder, raw)
 
 
 def skew_ns(report: BrowserTiming, server: StoredSpan) -> int:

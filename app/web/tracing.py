@@ -7,9 +7,10 @@ other request passes straight through, for the price of looking for one header.
 
 from __future__ import annotations
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from app.kernel import tracing
+from app.web.middleware import ResponseStatus
 
 TRACEPARENT = b"traceparent"
 
@@ -46,21 +47,14 @@ class TracingMiddleware:
         if span is None:
             await self.app(scope, receive, send)
             return
-        status = 500
-
-        async def capture(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
+        status = ResponseStatus(send)
         try:
             with tracing.current_span(span):
-                await self.app(scope, receive, capture)
+                await self.app(scope, receive, status)
         finally:
             route = getattr(scope.get("route"), "path", None)
             if route:
                 span.update_name(f"{method} {route}")
                 span.set_attribute("http.route", route)
-            span.set_attribute("http.response.status_code", status)
-            tracing.end(span, f"HTTP {status}" if status >= 500 else "")
+            span.set_attribute("http.response.status_code", status.code)
+            tracing.end(span, f"HTTP {status.code}" if status.code >= 500 else "")

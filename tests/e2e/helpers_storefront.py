@@ -241,3 +241,22 @@ def add_to_cart(page: Page, sku: str) -> None:
     """On a live catalog page (as a customer): press the row's "Add to order" (one unit)."""
     product_row(page, sku).locator("button[data-action=add]").click()
     expect(page.locator("#flash")).to_have_text(f"Added {sku} to your order.")
+
+
+def place_order(context: BrowserContext, prefix: str, sku: str) -> tuple[Page, str]:
+    """As the context's customer: one unit of `sku` through the checkout form; the page and
+    the order's command id once its outcome (succeeded) is on the page."""
+    page = context.new_page()
+    empty_cart(page)
+    page.goto(catalog_path(prefix))
+    wait_live(page)
+    add_to_cart(page, sku)
+    page.goto("/checkout")
+    wait_live(page)
+    page.locator("#card_number").fill(GOOD_CARD)
+    page.locator("button[data-action=place-order]").click()
+    status = page.locator("#checkout [data-command-id]")
+    expect(status).to_have_attribute("data-status", "succeeded")
+    command_id = status.get_attribute("data-command-id")
+    assert command_id
+    return page, command_id

@@ -8,15 +8,11 @@ import pytest
 from playwright.sync_api import BrowserContext, expect
 
 from tests.e2e.helpers_storefront import (
-    GOOD_CARD,
     ApiClient,
-    add_to_cart,
     assert_not_reloaded,
-    catalog_path,
-    empty_cart,
     mark_page,
     open_live,
-    wait_live,
+    place_order,
 )
 
 pytest_plugins = ["tests.e2e.fixtures_storefront"]
@@ -38,19 +34,7 @@ def test_orders_are_private_and_an_admin_ships_one_live(
     mark_page(admin_orders)
 
     # alice orders through the UI
-    checkout = alice_context.new_page()
-    empty_cart(checkout)
-    checkout.goto(catalog_path(prefix))
-    wait_live(checkout)
-    add_to_cart(checkout, sku)
-    checkout.goto("/checkout")
-    wait_live(checkout)
-    checkout.locator("#card_number").fill(GOOD_CARD)
-    checkout.locator("button[data-action=place-order]").click()
-    status = checkout.locator("#checkout [data-command-id]")
-    expect(status).to_have_attribute("data-status", "succeeded")
-    command_id = status.get_attribute("data-command-id")
-    assert command_id
+    _checkout, command_id = place_order(alice_context, prefix, sku)
     order_id = alice_api.order_with(sku)["order_id"]
     alice_row = f"tr[data-order-id='{order_id}']"
 

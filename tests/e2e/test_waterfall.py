@@ -12,16 +12,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from playwright.sync_api import BrowserContext, Page, expect
+from playwright.sync_api import BrowserContext, expect
 
-from tests.e2e.helpers_storefront import (
-    GOOD_CARD,
-    ApiClient,
-    add_to_cart,
-    catalog_path,
-    empty_cart,
-    wait_live,
-)
+from tests.e2e.helpers_storefront import ApiClient, place_order
 from tests.support.polling import eventually_sync
 
 pytest_plugins = ["tests.e2e.fixtures_storefront"]
@@ -55,25 +48,6 @@ BARS_JS = """() => Array.from(document.querySelectorAll("#waterfall tr[data-bar]
   start: parseFloat(row.getAttribute("data-start-ms")),
   duration: parseFloat(row.getAttribute("data-duration-ms")),
 }))"""
-
-
-def place_order(context: BrowserContext, prefix: str, sku: str) -> tuple[Page, str]:
-    """As the context's customer: one unit of `sku` through the checkout form; the page and
-    the order's command id once its outcome is on the page."""
-    page = context.new_page()
-    empty_cart(page)
-    page.goto(catalog_path(prefix))
-    wait_live(page)
-    add_to_cart(page, sku)
-    page.goto("/checkout")
-    wait_live(page)
-    page.locator("#card_number").fill(GOOD_CARD)
-    page.locator("button[data-action=place-order]").click()
-    status = page.locator("#checkout [data-command-id]")
-    expect(status).to_have_attribute("data-status", "succeeded")
-    command_id = status.get_attribute("data-command-id")
-    assert command_id
-    return page, command_id
 
 
 def labelled(bars: list[dict[str, Any]], prefix: str) -> list[dict[str, Any]]:
