@@ -7,8 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
-from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
-from opentelemetry.sdk.trace.export import SimpleSpanProcessor
+from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from app.config import Settings
@@ -18,19 +17,13 @@ from app.kernel.partitions import partition_of
 from app.services import Services
 from tests.integration.conftest import ADMIN, running_workers
 from tests.support.kernel_catalog import final_status
+from tests.support.spans import spans_in_memory
 
 
 @pytest.fixture
 def exported() -> Iterator[InMemorySpanExporter]:
-    exporter = InMemorySpanExporter()
-    provider = TracerProvider()
-    provider.add_span_processor(SimpleSpanProcessor(exporter))
-    tracing.enable(provider.get_tracer("test"), starts_traces=True)
-    try:
+    with spans_in_memory(starts_traces=True) as exporter:
         yield exporter
-    finally:
-        tracing.disable()
-        provider.shutdown()
 
 
 def _skus(partitions: int, count: int) -> list[str]:
