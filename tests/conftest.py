@@ -4,7 +4,9 @@ Hypothesis kept out of the work tree (no example database; its caches in the tem
 from __future__ import annotations
 
 import tempfile
+from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import settings
@@ -39,8 +41,20 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    worker_output = getattr(session.config, "workeroutput", None)
+    if worker_output is not None:  # a pytest-xdist worker: its fuzz counts go to the controller
+        worker_output["fuzz_counts"] = dict(session.config.stash.get(FUZZ_COUNTS, Counter()))
+        return
     if session.testscollected == 0 or exitstatus == pytest.ExitCode.NO_TESTS_COLLECTED:
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_testnodedown(node: Any, error: object) -> None:
+    """pytest-xdist: add a finished worker's fuzz counts to the controller's."""
+    counts = node.workeroutput.get("fuzz_counts")
+    if counts:
+        node.config.stash.setdefault(FUZZ_COUNTS, Counter()).update(counts)
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
