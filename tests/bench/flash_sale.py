@@ -278,15 +278,17 @@ def rss_of(pid: int) -> int:
 
 
 def idle_watchers(url: str, out: Path, web_pid: int, watchers: int) -> int:
-    """The web process's RSS growth while `watchers` idle sockets are open."""
+    """The web process's RSS growth while `watchers` idle sockets are open: the median of
+    what it holds once they are all connected (seconds 3 to 5 of the 6), not the peak while
+    they connect."""
     baseline = rss_of(web_pid)
-    peak = baseline
+    samples: list[tuple[float, int]] = []
     stop = threading.Event()
+    started = time.monotonic()
 
     def sample() -> None:
-        nonlocal peak
         while not stop.is_set():
-            peak = max(peak, rss_of(web_pid))
+            samples.append((time.monotonic() - started, rss_of(web_pid)))
             stop.wait(0.2)
 
     sampler = threading.Thread(target=sample)
@@ -296,7 +298,8 @@ def idle_watchers(url: str, out: Path, web_pid: int, watchers: int) -> int:
     finally:
         stop.set()
         sampler.join()
-    return peak - baseline
+    held = sorted(rss for at, rss in samples if 3.0 <= at <= 5.0) or [baseline]
+    return held[len(held) // 2] - baseline
 
 
 # --- the table -----------------------------------------------------------------------------
