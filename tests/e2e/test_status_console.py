@@ -47,3 +47,18 @@ def test_the_status_page_charts_the_last_half_hour_and_links_commands_to_their_w
     if keep:
         Path(keep).mkdir(parents=True, exist_ok=True)
         shutil.copy(shot, Path(keep) / "status.png")
+
+
+def test_a_refresh_of_the_status_page_replaces_each_section_once(new_context: NewContext) -> None:
+    """The live region's refresh (on every socket open) swaps the status and the operator
+    console in place: neither is appended a second time."""
+    page = open_live(new_context("admin"), "/admin/status")
+    for _ in range(2):
+        with page.expect_response(lambda r: "/fragments/admin/status" in r.url):
+            page.evaluate(
+                "htmx.trigger(document.querySelector(\"[hx-get='/fragments/admin/status']\"),"
+                " 'sf:refresh')"
+            )
+        expect(page.locator("#admin-status")).to_have_count(1)
+        expect(page.locator("#operator-console")).to_have_count(1)
+        expect(page.locator("#admin-history")).to_have_count(1)
