@@ -171,3 +171,82 @@ async def test_a_version_jump_is_recorded_as_a_gap(services: Services, settings:
     assert float(health["gap_at"]) > 0
     versions = keys.applied_versions("catalog", partition)
     assert await services.read.hget(versions, "product:GAP-1") == "3"
+
+
+async def _hmget_calls(services: Services) -> int:
+    """HMGETs the read Redis has served (the pre-read; the apply script's HGETs differ)."""
+    stats = await services.read.info("commandstats")
+    return int(stats.get("cmdstat_hmget", {}).get("calls", 0))
+
+
+async def test_an_owner_that_remembers_skips_the_pre_read_and_still_skips_a_duplicate(
+    services: Services,
+) -> None:
+    """The second batch of a handler that wrote the first is one round trip (no pre-read),
+    and a redelivered OrderPlaced in it is still counted once: the version it remembers."""
+    settings = services.settings
+    order_id, fields = await _place_order(services, settings)
+    partition = partition_of(order_id, settings.partitions)
+    stream = keys.events(partition)
+    handler = ProjectionHandler(SalesProjection(event_decoder()), services.read)
+    await handler.handle(
+        partition, [Entry(i, partition, f) for i, f in await services.write.xrange(stream)]
+    )
+    copy = await services.write.xadd(stream, fields)
+    before = await _hmget_calls(services)
+
+    await handler.handle(partition, [Entry(copy, partition, fields)])
+
+    assert await _hmget_calls(services) == before
+    assert await services.read.hgetall(rm.sales_by_status()) == {"placed": "1"}
+    assert await services.read.get(keys.checkpoint("sales", partition)) == copy
+
+
+async def test_versions_moved_behind_a_remembering_owner_are_read_again(
+    services: Services,
+) -> None:
+    """A version applied elsewhere (a dead letter replayed by another process) after this
+    owner remembered it: the script refuses the remembered one, the owner reads the stored
+    versions, and the event that version stands for is skipped, not applied twice."""
+    settings = services.settings
+    order_id, fields = await _place_order(services, settings)
+    partition = partition_of(order_id, settings.partitions)
+    stream = keys.events(partition)
+    handler = ProjectionHandler(SalesProjection(event_decoder()), services.read)
+    await handler.handle(
+        partition, [Entry(i, partition, f) for i, f in await services.write.xrange(stream)]
+    )
+    versions = keys.applied_versions("sales", partition)
+    await services.read.hset(versions, f"order:{order_id}", "2")  # v2 applied elsewhere
+    stored = msgspec.json.decode(fields["e"])
+    second = {**fields, "v": "2", "e": msgspec.json.encode({**stored, "version": 2}).decode()}
+    entry = await services.write.xadd(stream, second)
+    before = await _hmget_calls(services)
+
+    await handler.handle(partition, [Entry(entry, partition, second)])
+
+    assert await _hmget_calls(services) == before + 1  # read again
+    assert await services.read.hgetall(rm.sales_by_status()) == {"placed": "1"}
+    assert await services.read.get(keys.checkpoint("sales", partition)) == entry
+    assert await services.read.hgetall(keys.projection_health("sales")) == {}
+
+
+async def test_a_checkpoint_moved_behind_a_remembering_owner_is_read_again(
+    services: Services,
+) -> None:
+    """Another owner moved the checkpoint past a batch this one then receives: the script
+    refuses the remembered checkpoint, the stored one is read, nothing behind it reapplied."""
+    settings = services.settings
+    order_id, fields = await _place_order(services, settings)
+    partition = partition_of(order_id, settings.partitions)
+    stream = keys.events(partition)
+    entries = [Entry(i, partition, f) for i, f in await services.write.xrange(stream)]
+    handler = ProjectionHandler(SalesProjection(event_decoder()), services.read)
+    await handler.handle(partition, entries[:-1] or entries)
+    copy = await services.write.xadd(stream, fields)
+    await services.read.set(keys.checkpoint("sales", partition), copy)  # moved elsewhere
+
+    await handler.handle(partition, [*entries, Entry(copy, partition, fields)])
+
+    assert await services.read.hgetall(rm.sales_by_status()) == {"placed": "1"}
+    assert await services.read.get(keys.checkpoint("sales", partition)) == copy
