@@ -4,27 +4,15 @@
 -- keys the writes touch are not declared.
 --
 -- KEYS[1] the projection partition's checkpoint
--- KEYS[2] its applied versions (aggregate -> version)
 --
 -- ARGV[1] the checkpoint the batch expects ("" when there was none)
 -- ARGV[2] the checkpoint to set ("" to leave it: dead letters being replayed behind it)
 -- ARGV[3] JSON array of commands, each an array of strings (name, then arguments)
--- ARGV[4] JSON array [aggregate, version, ...]: the versions the batch was computed on,
---         when they were remembered rather than read ("" for none)
 --
--- Returns 1 when applied, 0 when the checkpoint had moved, -1 when a remembered version
--- differs from the one stored (nothing written in either case).
+-- Returns 1 when applied, 0 when the checkpoint had moved (nothing written).
 
 if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then
   return 0
-end
-if ARGV[4] ~= '' then
-  local assumed = cjson.decode(ARGV[4])
-  for i = 1, #assumed, 2 do
-    if tonumber(redis.call('HGET', KEYS[2], assumed[i]) or '0') ~= assumed[i + 1] then
-      return -1
-    end
-  end
 end
 for _, command in ipairs(cjson.decode(ARGV[3])) do
   redis.call(unpack(command))

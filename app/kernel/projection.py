@@ -1,13 +1,10 @@
 """Projections: stream entries → read model, written together with checkpoint and versions.
 
-A batch is one script on the read Redis (apply_batch.lua) that writes the read model, the
-versions, the change notices and the new checkpoint at once — only if the checkpoint and the
-versions the batch was computed on are the stored ones. The owner remembers the checkpoint
-it wrote and the versions it applied, so a batch usually costs that one round trip; when it
-remembers nothing (it just took the partition) or something moved behind its back (a replayed
-dead letter, a rebuild's swap), it reads them first: two round trips, and if the checkpoint
-then moves before the write (a previous owner waking up), nothing is written and this owner
-stops. Entries at or before the checkpoint are skipped, and so is an
+A batch costs two round trips on the read Redis: the checkpoint and the applied versions of
+its aggregates, read together; then one script (apply_batch.lua) that writes the read model,
+the versions, the change notices and the new checkpoint at once — only if the checkpoint is
+still the one read: if anyone else moved it meanwhile (a previous owner waking up), nothing is
+written and this owner stops. Entries at or before the checkpoint are skipped, and so is an
 event whose aggregate version was already applied; a version that jumps is recorded as a gap.
 
 Each traced entry it applies gets a `process` span (the batch's time, its entry's trace), and
@@ -163,16 +160,6 @@ def project(
     return done
 
 
-MEMO_AGGREGATES = 100_000
-"""Versions remembered per partition at most (past it, forgotten and read again)."""
-
-
-@dataclass
-class _Memo:
-    checkpoint: str
-    versions: dict[str, int] = field(default_factory=dict)
-
-
 class ProjectionHandler:
     """Adapts a Projection to the partitioned consumer runtime."""
 
@@ -188,9 +175,6 @@ class ProjectionHandler:
         self._instruments = instruments
         instruments.applied(projection.name, 0)  # its series exists from the start
         self._committed: Callable[[list[Any]], None] | None = getattr(projection, "committed", None)
-        self._memos: dict[int, _Memo] = {}
-        """Per partition: the checkpoint this process wrote last and the versions it applied
-        or read since (see _apply_batch)."""
 
     def stream(self, partition: int) -> str:
         return self.projection.stream(partition)
@@ -234,68 +218,35 @@ class ProjectionHandler:
     async def _apply_batch(
         self, partition: int, entries: list[Entry], replay: bool, spans: list[Span]
     ) -> list[Any]:
-        """Returns the items applied (not skipped).
-
-        One round trip when this process remembers the partition's checkpoint (it wrote it
-        last): the versions it remembers, or guesses (an aggregate it has not seen: the
-        version before its first entry here), go to the script, which applies the batch only
-        if they are the stored ones. Else, or when a guess was wrong, two: the checkpoint and
-        the versions are read first."""
-        items = [(entry, *self.projection.decode(entry.fields)) for entry in entries]
-        first: dict[str, int] = {}
-        for _, found, _ in items:
-            if found is not None and found[0] not in first:
-                first[found[0]] = found[1]
-        traced = tracing.enabled()
-        contexts: dict[str, str] = {}  # entry id → its span's traceparent, made once
-
-        def trace(entry: Entry) -> str:
-            if entry.id not in contexts:
-                parent = entry.fields.get(tracing.FIELD, "") if traced else ""
-                contexts[entry.id] = self._span(partition, entry, parent, spans) if parent else ""
-            return contexts[entry.id]
-
-        memo = None if replay else self._memos.get(partition)
-        if memo is not None:
-            guessed = {a: memo.versions.get(a, version - 1) for a, version in first.items()}
-            applied = await self._project(
-                partition, items, memo.checkpoint, guessed, replay, trace, remembered=True
-            )
-            if applied is not None:
-                return applied
-            self._memos.pop(partition, None)  # moved behind our back: read it
-        async with self._read.pipeline(transaction=False) as pipe:
-            pipe.get(keys.checkpoint(self.projection.name, partition))
-            if first:
-                pipe.hmget(keys.applied_versions(self.projection.name, partition), list(first))
-            replies = await pipe.execute()
-        versioned = (
-            {k: int(v or 0) for k, v in zip(first, replies[1], strict=True)} if first else {}
-        )
-        checkpoint = optional_text(replies[0]) or ""
-        applied = await self._project(partition, items, checkpoint, versioned, replay, trace)
-        assert applied is not None  # read, not remembered: a moved checkpoint raised
-        return applied
-
-    async def _project(
-        self,
-        partition: int,
-        items: list[Decoded],
-        checkpoint: str,
-        versioned: dict[str, int],
-        replay: bool,
-        trace: Callable[[Entry], str],
-        *,
-        remembered: bool = False,
-    ) -> list[Any] | None:
-        """Apply `items` after `checkpoint` on top of `versioned`; None when they were
-        `remembered` and are not what is stored."""
+        """Two round trips: the checkpoint and the versions of the batch's aggregates, read
+        together; then the writes, applied by a script only if the checkpoint is unchanged.
+        Returns the items applied (not skipped)."""
         name = self.projection.name
+        checkpoint_key = keys.checkpoint(name, partition)
         versions_key = keys.applied_versions(name, partition)
+        items = [(entry, *self.projection.decode(entry.fields)) for entry in entries]
+        aggregates = list(dict.fromkeys(v[0] for _, v, _ in items if v is not None))
+        async with self._read.pipeline(transaction=False) as pipe:
+            pipe.get(checkpoint_key)
+            if aggregates:
+                pipe.hmget(versions_key, aggregates)
+            replies = await pipe.execute()
+        checkpoint = optional_text(replies[0])
         after = parse_stream_id(checkpoint) if checkpoint else (0, 0)
+        versioned = (
+            {k: int(v or 0) for k, v in zip(aggregates, replies[1], strict=True)}
+            if aggregates
+            else {}
+        )
         fresh = items if replay else [i for i in items if parse_stream_id(i[0].id) > after]
         if not fresh:
             return []
+        traced = tracing.enabled()
+
+        def trace(entry: Entry) -> str:
+            parent = entry.fields.get(tracing.FIELD, "") if traced else ""
+            return self._span(partition, entry, parent, spans) if parent else ""
+
         done = project(self.projection, fresh, versioned, trace=trace)
         tx = self._read.pipeline(transaction=False)  # records the writes; never executed
         if done.gaps:
@@ -318,55 +269,20 @@ class ProjectionHandler:
                 maxlen=VIEW_NOTICES_MAXLEN,
                 approximate=True,
             )
-        if not await self._write(
-            partition, checkpoint, "" if replay else last_id, tx, versioned if remembered else None
-        ):
-            return None
-        if replay:
-            self._memos.pop(partition, None)
-        else:
-            memo = self._memos.setdefault(partition, _Memo(last_id))
-            memo.checkpoint = last_id
-            if len(memo.versions) > MEMO_AGGREGATES:
-                memo.versions.clear()
-            memo.versions.update(versioned)
-            memo.versions.update(done.versions)
+        await self._write(partition, checkpoint or "", "" if replay else last_id, tx)
         return done.applied
 
-    async def _write(
-        self,
-        partition: int,
-        expected: str,
-        new: str,
-        tx: Pipeline,
-        remembered: dict[str, int] | None = None,
-    ) -> bool:
-        """False when `remembered` versions (or the checkpoint they went with) are not the
-        stored ones; LeaseLost when a checkpoint that was read has moved."""
+    async def _write(self, partition: int, expected: str, new: str, tx: Pipeline) -> None:
         commands = [[_text(arg) for arg in args] for args, _options in tx.command_stack]
-        assumed = [part for pair in (remembered or {}).items() for part in pair]
         applied = await _APPLY(
             self._read,
-            [
-                keys.checkpoint(self.projection.name, partition),
-                keys.applied_versions(self.projection.name, partition),
-            ],
-            [
-                expected,
-                new,
-                msgspec.json.encode(commands).decode(),
-                msgspec.json.encode(assumed).decode() if remembered is not None else "",
-            ],
+            [keys.checkpoint(self.projection.name, partition)],
+            [expected, new, msgspec.json.encode(commands).decode()],
         )
-        if applied == 1:
-            return True
-        if remembered is not None:
-            return False
-        self._memos.pop(partition, None)
-        raise LeaseLost(f"{self.projection.name} partition {partition}")
+        if not applied:
+            raise LeaseLost(f"{self.projection.name} partition {partition}")
 
     async def skip(self, partition: int, entry: Entry) -> None:
-        self._memos.pop(partition, None)
         checkpoint = optional_text(
             await self._read.get(keys.checkpoint(self.projection.name, partition))
         )
