@@ -112,6 +112,13 @@ def wrk(url: str, script: Path, seconds: int, connections: int) -> tuple[float, 
     return (float(match.group(1)) if match else 0.0), out
 
 
+def create_products(base: str, cookie: str, csrf: str) -> None:
+    """The PRODUCTS products (BENCH-0001…) the wrk script's commands name, out of stock."""
+    for i in range(1, PRODUCTS + 1):
+        body = {"type": "CreateProduct", "sku": f"BENCH-{i:04d}", "name": f"Bench {i}"}
+        post(base, cookie, csrf, {**body, "price_cents": 100, "initial_stock": 0})
+
+
 def wrk_script(
     path: Path, cookie: str, csrf: str, prefer: str = "", *, traced: bool = False, n: int = PRODUCTS
 ) -> Path:
@@ -167,19 +174,7 @@ def main() -> int:
             base = f"http://127.0.0.1:{web_port}"
             eventually_sync(lambda: port_open(web_port) and port_open(bare_port), timeout=30)
             cookie, csrf = eventually_sync(lambda: _try_login(base), timeout=30)
-            for i in range(1, PRODUCTS + 1):
-                post(
-                    base,
-                    cookie,
-                    csrf,
-                    {
-                        "type": "CreateProduct",
-                        "sku": f"BENCH-{i:04d}",
-                        "name": f"Bench {i}",
-                        "price_cents": 100,
-                        "initial_stock": 0,
-                    },
-                )
+            create_products(base, cookie, csrf)
             results: dict[str, float] = {}
             cpu: dict[str, tuple[float, float]] = {}
             for name, url, prefer in (

@@ -46,7 +46,7 @@ import redis
 
 from app.adapters.embedded_redis import free_port, port_open
 from app.loadtest.report import Report
-from tests.bench.commands_rps import PRODUCTS, login, post, wrk, wrk_script
+from tests.bench.commands_rps import create_products, login, wrk, wrk_script
 from tests.support.polling import eventually_sync
 from tests.support.processes import ROOT, ProcessGroup
 from tests.support.redis_server import running_redis
@@ -127,19 +127,7 @@ def accept_and_project(
 ) -> tuple[float, int, float]:
     """wrk: async RestockProduct; then wait for the read model. (req/s, accepted, projected/s)"""
     cookie, csrf = login(base)
-    for i in range(1, PRODUCTS + 1):
-        post(
-            base,
-            cookie,
-            csrf,
-            {
-                "type": "CreateProduct",
-                "sku": f"BENCH-{i:04d}",
-                "name": f"Bench {i}",
-                "price_cents": 100,
-                "initial_stock": 0,
-            },
-        )
+    create_products(base, cookie, csrf)
     script = wrk_script(
         root / "accept.lua", cookie, csrf, 'wrk.headers["Prefer"] = "respond-async"'
     )
