@@ -97,13 +97,21 @@ def dead_letter_runner(groups: Mapping[str, str]) -> Runner:
             targets = [Letter(command.letter_id, letter)]
             action = "retry" if isinstance(command, RetryDeadLetter) else "discard"
             reason = getattr(command, "reason", "")
-        asked = []
-        for item in targets:
-            request_id = f"{envelope.command_id}.{item.id}"
-            request = LetterRequest(action=action, command_id=request_id, by=by, reason=reason)
-            await letters.request(item.letter.partition, item.id, request)
-            asked.append(request_id)
-        outcomes = await _answers(letters, asked)
+        requests = [
+            (
+                item.letter.partition,
+                item.id,
+                LetterRequest(
+                    action=action,
+                    command_id=f"{envelope.command_id}.{item.id}",
+                    by=by,
+                    reason=reason,
+                ),
+            )
+            for item in targets
+        ]
+        await letters.request_all(requests)
+        outcomes = await _answers(letters, [request.command_id for _, _, request in requests])
         failed = [o.detail for o in outcomes if not o.ok]
         if failed:
             detail = f"{len(failed)} of {len(outcomes)} did not go through: " + "; ".join(
@@ -119,11 +127,10 @@ async def _answers(letters: DeadLetters, request_ids: list[str]) -> list[Request
     deadline = time.monotonic() + WAIT_SECONDS
     found: dict[str, RequestOutcome] = {}
     while len(found) < len(request_ids):
-        for request_id in request_ids:
-            if request_id not in found:
-                outcome = await letters.outcome(request_id)
-                if outcome is not None:
-                    found[request_id] = outcome
+        waiting = [r for r in request_ids if r not in found]
+        for request_id, outcome in zip(waiting, await letters.outcomes(waiting), strict=True):
+            if outcome is not None:
+                found[request_id] = outcome
         if len(found) == len(request_ids):
             break
         if time.monotonic() > deadline:

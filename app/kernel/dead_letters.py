@@ -139,9 +139,14 @@ class DeadLetters:
         return _letter.decode(found[0][2]["e"]) if found else None
 
     async def request(self, partition: int, letter_id: str, request: LetterRequest) -> None:
-        await self._redis.hset(
-            _requests(self.group, partition), letter_id, msgspec.json.encode(request)
-        )
+        await self.request_all([(partition, letter_id, request)])
+
+    async def request_all(self, requests: list[tuple[int, str, LetterRequest]]) -> None:
+        """Requests for many letters (partition, letter id, request), in one round trip."""
+        async with self._redis.pipeline(transaction=False) as pipe:
+            for partition, letter_id, request in requests:
+                pipe.hset(_requests(self.group, partition), letter_id, msgspec.json.encode(request))
+            await pipe.execute()
 
     async def requests(self, partition: int) -> dict[str, LetterRequest]:
         raw = text_dict(await self._redis.hgetall(_requests(self.group, partition)))
@@ -167,8 +172,14 @@ class DeadLetters:
             await pipe.execute()
 
     async def outcome(self, command_id: str) -> RequestOutcome | None:
-        raw = await self._redis.hget(_outcomes(self.group), command_id)
-        return _outcome.decode(raw) if raw else None
+        return (await self.outcomes([command_id]))[0]
+
+    async def outcomes(self, command_ids: list[str]) -> list[RequestOutcome | None]:
+        """How each request went (None: not carried out yet), in one round trip."""
+        if not command_ids:
+            return []
+        raw = await self._redis.hmget(_outcomes(self.group), command_ids)
+        return [_outcome.decode(value) if value else None for value in raw]
 
     async def repark(self, partition: int, key: str, letter_id: str) -> None:
         """`key` now waits behind another letter (the one that failed on retry)."""
