@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import math
+import time
 
 from app.config import Settings
 from app.domain.catalog_import import ImportCatalog, ProductRow
@@ -36,8 +37,9 @@ def _rows(count: int, repeats: dict[int, str]) -> list[ProductRow]:
 
 
 async def _watch_progress(services: Services, command_id: str, seen: list[tuple[int, int]]) -> None:
-    """Record every distinct progress value of a command until it finishes."""
-    while True:
+    """Record every distinct progress value of a command until it finishes (within 120 s)."""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
         status = await status_of(services, command_id)
         if status is not None and status.progress is not None:
             value = (status.progress.done, status.progress.total)
@@ -45,7 +47,8 @@ async def _watch_progress(services: Services, command_id: str, seen: list[tuple[
                 seen.append(value)
         if status is not None and status.status in FINAL:
             return
-        await asyncio.sleep(0.002)
+        await asyncio.sleep(0.002)  # a sampling interval, not a wait for something
+    raise AssertionError(f"{command_id} not final within 120 s; progress seen: {seen}")
 
 
 async def _notices_for(services: Services, command_id: str) -> int:
