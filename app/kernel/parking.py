@@ -45,6 +45,8 @@ class Parking:
     async def hold(self, entries: list[Entry]) -> list[Entry]:
         """Set aside the entries of parked keys (as letters waiting behind their key's);
         the others are returned, to be applied."""
+        if not self.parked:  # the usual case: no entry's key needs to be worked out
+            return entries
         free: list[Entry] = []
         for entry in entries:
             key = order_key(self._handler, entry)
