@@ -168,7 +168,7 @@ SILENT = "tok_silent"
 
 
 class FakeGateway:
-    def __init__(self, while_charging: Callable[[], None] | None = None) -> None:
+    def __init__(self, while_charging: Callable[[], object] | None = None) -> None:
         """`while_charging`: what happens elsewhere while a charge is out (a cancel, say)."""
         self.calls: list[tuple[Any, ...]] = []
         self.charges: dict[str, ChargeResult] = {}

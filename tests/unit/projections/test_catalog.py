@@ -7,13 +7,24 @@ import pytest
 from app.domain import products as p
 from app.domain.events import event_decoder
 from app.domain.products import Stock
+from app.kernel.projection import Change
+from app.kernel.read_model_writes import ReadModelWrites
 from app.projections import keys
 from app.projections.catalog import CatalogProjection
-from tests.support.projection_harness import Stamped, project_events
+from tests.support.projection_harness import Stamped, applied, project_events, redis_commands
 
 SKU = "MUG-001"
 ROW = keys.product(SKU)
 CATALOG = CatalogProjection(event_decoder())
+
+
+def test_apply_records_the_writes_and_returns_the_views_it_changed() -> None:
+    """What the runtime calls for each event it has not applied yet: the writes go on a
+    ReadModelWrites (nothing is read, nothing sent), the changes tell the hubs what to push."""
+    writes = ReadModelWrites()
+    changes = CATALOG.apply(applied(p.ProductRenamed(SKU, "Red mug"), version=2), writes)
+    assert list(changes) == [Change("catalog", SKU)]
+    assert redis_commands(writes) == [("hset", ROW, {"name": "Red mug"})]
 
 
 def test_a_created_product_gets_its_row_and_joins_the_index() -> None:
