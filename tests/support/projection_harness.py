@@ -19,6 +19,7 @@ from typing import Any, NamedTuple
 import msgspec
 
 from app.aggregates import ORDER, PRODUCT
+from app.domain.events import ALL_EVENTS
 from app.domain.orders import ORDER_EVENTS
 from app.domain.products import PRODUCT_EVENTS
 from app.kernel.bus import event_fields
@@ -74,7 +75,7 @@ def entry(item: msgspec.Struct, entry_id: str = "1-0", version: int = 1, at: flo
     """A stream entry holding `item`: a domain event as the commit writes it (type, aggregate
     and version beside the JSON); anything else (a journal entry, an integration event) as
     the JSON of its `e` field."""
-    if isinstance(item, PRODUCT_EVENTS + ORDER_EVENTS):
+    if isinstance(item, ALL_EVENTS):
         flat = event_fields(stored(item, version, at))
         return Entry(entry_id, 0, dict(zip(flat[::2], flat[1::2], strict=True)))
     return Entry(entry_id, 0, {"e": msgspec.json.encode(item).decode()})
@@ -107,7 +108,7 @@ def project_events(
     decoded = []
     for index, item in enumerate(items, start=1):
         event, version, at = item if isinstance(item, Stamped) else (item, 0, AT)
-        if not version and isinstance(event, PRODUCT_EVENTS + ORDER_EVENTS):
+        if not version and isinstance(event, ALL_EVENTS):
             version = latest.get(aggregate_of(event), 0) + 1
         if version:
             latest[aggregate_of(event)] = max(version, latest.get(aggregate_of(event), 0))
