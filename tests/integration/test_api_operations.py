@@ -24,6 +24,8 @@ from tests.support.polling import eventually
 from tests.support.processes import ProcessGroup
 from tests.support.redis_server import running_redis
 
+PARTITIONS = 4  # the stack's default (base_env)
+
 
 @pytest.fixture(scope="module")
 def storefront(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Storefront]:
@@ -58,7 +60,11 @@ async def test_metrics_are_prometheus_text_with_storefront_names(storefront: Sto
     ), requests
     lag = families["storefront_consumer_lag_events"].samples
     assert {"catalog", "orders", "commands"} <= {s.labels["consumer"] for s in lag}, lag
-    assert all(s.value >= 0 for s in lag)
+    by_partition = families["storefront_projection_lag_events"].samples
+    for total in lag:  # a consumer's lag is its partitions' lag, each partition once
+        consumer = total.labels["consumer"]
+        parts = [s.value for s in by_partition if s.labels["projection"] == consumer]
+        assert (len(parts), sum(parts)) == (PARTITIONS, total.value), (consumer, by_partition)
 
 
 async def test_readyz_is_503_without_workers_and_200_with_all_four_kinds(

@@ -148,7 +148,6 @@ async def test_two_projector_processes_split_partitions_keep_order_and_take_over
     )
     by_owner = Counter(owners)
     assert set(by_owner) == {beats[first.popen.pid].id, beats[second.popen.pid].id}
-    assert all(count > 0 for count in by_owner.values())
 
     await _fire_updates(services, 3000, seed=1)
     await eventually(

@@ -7,7 +7,7 @@ import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 from redis.asyncio import Redis
@@ -140,9 +140,21 @@ async def test_the_follower_resumes_after_the_server_restarts(tmp_path: Path) ->
             await client.aclose()
 
 
+class CountedEvent(asyncio.Event):
+    """An Event that counts the waits on it."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.waits = 0
+
+    async def wait(self) -> Literal[True]:
+        self.waits += 1
+        return await super().wait()
+
+
 async def test_while_nobody_watches_nothing_is_read(redis: Redis) -> None:
     recording = Recording(redis)
-    active = asyncio.Event()
+    active = CountedEvent()
 
     async def handle(_batch: list[tuple[str, dict[str, str]]]) -> None:
         return None
@@ -151,10 +163,11 @@ async def test_while_nobody_watches_nothing_is_read(redis: Redis) -> None:
     task = asyncio.create_task(follower.run())
     try:
         await redis.xadd(STREAM, {"n": "1"})
-        await asyncio.sleep(0)  # the follower runs up to its wait
+        await eventually(_async(lambda: active.waits), message="the follower waiting for a watcher")
         assert recording.reads == [] and follower.cursor is None
         active.set()
         await eventually(_async(lambda: recording.reads), message="reading once watched")
+        assert recording.reads[0] == [STREAM]
     finally:
         follower.stop()
         task.cancel()

@@ -17,7 +17,7 @@ from hypothesis import strategies as st
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed
 
-from tests.support.api_client import Storefront, receive_json, running_storefront
+from tests.support.api_client import Storefront, receive_json, receive_until, running_storefront
 from tests.support.polling import eventually
 
 PER_CLIENT = 3
@@ -25,6 +25,8 @@ MAX_FRAME = 64 * 1024
 PATHS = ("/api/ws", "/ws")
 CLEAN_CLOSES = {1003, 1007, 1009}
 LOG_FAILURES = ("Traceback", "Exception in ASGI application", "KeyError", "Error")
+ADMIN_STATUS = 'id="admin-status"'
+"""In the admin topic's status fragment, pushed every second to whoever watches it."""
 
 
 @pytest.fixture(scope="module")
@@ -120,9 +122,24 @@ async def test_more_than_16_topics_at_once_is_an_error_and_the_socket_stays_open
 
 
 async def test_text_on_the_html_socket_is_ignored(storefront: Storefront) -> None:
-    async with open_socket(storefront, "/ws") as ws:
-        await ws.send('{"subscribe": ["admin"]}')
-        await asyncio.wait_for(await ws.ping(), 20)  # still open, and nothing was granted
+    """An admin's catalog page that asks for the admin topic in a text frame is not given it:
+    while an admin status page beside it gets the status pushed every second, it gets none."""
+    admin_page = "/ws?topics=admin"
+    catalog_page = "/ws?topics=catalog"
+    async with (
+        storefront.ws(admin_page, who="admin", origin=storefront.origin) as status,
+        storefront.ws(catalog_page, who="admin", origin=storefront.origin) as catalog,
+    ):
+        await catalog.send('{"subscribe": ["admin"]}')
+        for _ in range(2):  # a push of the status that went out after the text was taken
+            await receive_until(status, lambda text: ADMIN_STATUS in text, decode=False)
+        await catalog.send(b"\x00")  # read after the text: the server closes (1003)
+        received = []
+        with pytest.raises(ConnectionClosed):
+            while True:
+                received.append(await asyncio.wait_for(catalog.recv(), 20))
+    assert catalog.close_code == 1003  # it was still open, and read the text before
+    assert not [frame for frame in received if ADMIN_STATUS in str(frame)], received
 
 
 # --- sockets per client ---------------------------------------------------------------------
