@@ -24,7 +24,8 @@ ProductName = Annotated[
 PriceCents = Annotated[int, msgspec.Meta(ge=1, le=10_000_000)]
 InitialStock = Annotated[int, msgspec.Meta(ge=0, le=1_000_000)]
 RestockQuantity = Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
-LineQuantity = Annotated[int, msgspec.Meta(ge=1, le=100)]
+MAX_LINE_QUANTITY = 100
+LineQuantity = Annotated[int, msgspec.Meta(ge=1, le=MAX_LINE_QUANTITY)]
 OrderId = Annotated[str, msgspec.Meta(pattern=r"^o[0-9a-f]{28}\Z", description="an order id")]
 Reason = Annotated[
     str, msgspec.Meta(max_length=200, pattern=PLAIN_TEXT, description=PLAIN_TEXT_RULE)

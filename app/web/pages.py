@@ -17,11 +17,10 @@ from starlette.routing import BaseRoute, Route
 
 from app.adapters.login_throttle import TooManyAttempts
 from app.adapters.sessions import COOKIE, Session
-from app.kernel import keys
+from app.domain.rules import MAX_LINE_QUANTITY
 from app.kernel.errors import Forbidden, NotFound, ProblemError, Unauthenticated, ValidationFailed
 from app.kernel.messages import Actor, FieldError
 from app.kernel.partitions import partition_of_command
-from app.kernel.redis_types import text_dict
 from app.queries import catalog, notifications, orders, sales
 from app.queries.admin_status import admin_status
 from app.queries.history import history
@@ -50,7 +49,6 @@ from app.web.signin import secure_cookies, set_session_cookie, sign_in
 from app.web.watched import watched_consumers
 
 PAGE_SIZE = 100
-MAX_CART_QUANTITY = 100
 MAX_LOGIN_FORM = 8192
 MAX_IMPORT_FORM = MAX_IMPORT_BYTES + MAX_FORM
 
@@ -279,10 +277,10 @@ async def order_fragment(request: Request) -> Response:
 
 async def cart_lines(request: Request, user: str) -> list[dict[str, Any]]:
     services = services_of(request)
-    cart = sorted(text_dict(await services.write.hgetall(keys.ui_state("cart", user))).items())
+    cart = await services.carts.lines(user)
     products = await catalog.get_products(services.read, [sku for sku, _ in cart])
     return [
-        {"sku": sku, "quantity": int(quantity), "product": product}
+        {"sku": sku, "quantity": quantity, "product": product}
         for (sku, quantity), product in zip(cart, products, strict=True)
     ]
 
@@ -314,22 +312,21 @@ async def add_to_cart(request: Request) -> Response:
     assert actor.username is not None
     form = await read_form(request)
     sku = form_text(form, "sku")
-    quantity = bounded_int(form_text(form, "quantity", "1") or "1", 1, MAX_CART_QUANTITY)
+    quantity = bounded_int(form_text(form, "quantity", "1") or "1", 1, MAX_LINE_QUANTITY)
     if not SKU.fullmatch(sku) or quantity is None:
-        raise ValidationFailed([FieldError("$.quantity", "A quantity from 1 to 100")])
-    key = keys.ui_state("cart", actor.username)
-    services = services_of(request)
-    total = await services.write.hincrby(key, sku, quantity)
-    if total > MAX_CART_QUANTITY:
-        await services.write.hset(key, sku, MAX_CART_QUANTITY)
-    count = await services.write.hlen(key)
+        raise ValidationFailed(
+            [FieldError("$.quantity", f"A quantity from 1 to {MAX_LINE_QUANTITY}")]
+        )
+    count = await services_of(request).carts.add(
+        actor.username, sku, quantity, at_most=MAX_LINE_QUANTITY
+    )
     return html(renderer(request).fragment("cart_summary", cart_count=count, added=sku))
 
 
 async def clear_cart(request: Request) -> Response:
     actor = await customer(request)
     assert actor.username is not None
-    await services_of(request).write.delete(keys.ui_state("cart", actor.username))
+    await services_of(request).carts.clear(actor.username)
     return RedirectResponse("/checkout", status_code=303)
 
 
@@ -359,7 +356,7 @@ async def place_order(request: Request) -> Response:
         if reply.error is not None:
             failure = reply.error
         else:
-            await services.write.delete(keys.ui_state("cart", actor.username))
+            await services.carts.clear(actor.username)
             partition = partition_of_command(reply.command_id, services.settings.partitions)
             assert partition is not None
             stored = await services.statuses.get(partition, reply.command_id)
