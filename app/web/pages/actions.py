@@ -1,7 +1,14 @@
 """POST /ui/commands/<type>: an admin form, or an order's one-button action, through the
-intake like any command."""
+intake like any command.
+
+The forms come from the registry (app/web/form_specs.py): one for every public command an
+admin may send, except those another page offers (an order's buttons here, the status
+page's console in app/web/console.py).
+"""
 
 from __future__ import annotations
+
+import functools
 
 import msgspec
 from starlette.datastructures import FormData
@@ -12,16 +19,12 @@ from starlette.routing import BaseRoute, Route
 from app.kernel.errors import Forbidden, NotFound, ProblemError, Unauthenticated, ValidationFailed
 from app.kernel.messages import Actor
 from app.kernel.partitions import partition_of_command
+from app.kernel.registry import Registry
+from app.web import console
 from app.web.auth import actor_for, services_of
 from app.web.bodies import MAX_FORM, read_form
-from app.web.forms import (
-    FORMS,
-    MAX_IMPORT_BYTES,
-    FormSpec,
-    FormState,
-    document_from_form,
-    with_errors,
-)
+from app.web.form_specs import FormSpec, admin_forms
+from app.web.forms import MAX_IMPORT_BYTES, FormState, document_from_form, with_errors
 from app.web.pages.common import form_text, html, renderer
 
 ORDER_ACTIONS = {"CancelOrder": "Cancelled", "ShipOrder": "Shipped"}
@@ -29,11 +32,21 @@ ORDER_ACTIONS = {"CancelOrder": "Cancelled", "ShipOrder": "Shipped"}
 MAX_ROWS_FORM = MAX_IMPORT_BYTES + MAX_FORM
 
 
+@functools.lru_cache(maxsize=8)
+def forms_for(registry: Registry) -> dict[str, FormSpec]:
+    """The admin's forms, by command type (built once per registry)."""
+    return admin_forms(registry, {*ORDER_ACTIONS, *console.ACTIONS})
+
+
+def command_forms(request: Request) -> dict[str, FormSpec]:
+    return forms_for(services_of(request).intake.registry)
+
+
 async def may_send(request: Request, command_type: str) -> Actor:
     """Who sends a form's command, checked before its body (an upload, maybe) is read."""
     actor = await actor_for(request)
     registry = services_of(request).intake.registry
-    if command_type not in FORMS and command_type not in ORDER_ACTIONS:
+    if command_type not in command_forms(request) and command_type not in ORDER_ACTIONS:
         raise NotFound("No such form")
     if not actor.authenticated:
         raise Unauthenticated()
@@ -47,10 +60,10 @@ async def command_form(request: Request) -> Response:
     """An admin form, or a one-button action (Cancel, Ship), through the intake."""
     command_type = request.path_params["command_type"]
     actor = await may_send(request, command_type)
-    spec = FORMS.get(command_type)
+    spec = command_forms(request).get(command_type)
     if spec is None:
         return await action(request, actor, command_type, await read_form(request))
-    rows = spec.type == "ImportCatalog"
+    rows = spec.rows is not None
     form = await read_form(request, MAX_ROWS_FORM if rows else MAX_FORM, max_files=1 if rows else 0)
     try:
         return await submit_form(request, actor, spec, form)

@@ -12,8 +12,9 @@ from app.queries.admin_status import AdminStatus, admin_status
 from app.queries.history import history
 from app.web.auth import services_of
 from app.web.charts import history_charts
-from app.web.forms import FORMS, FormState
+from app.web.forms import FormState
 from app.web.layout import page
+from app.web.pages.actions import command_forms
 from app.web.pages.catalog import products_page
 from app.web.pages.common import admin_session, html, renderer
 from app.web.watched import watched_consumers
@@ -22,7 +23,7 @@ from app.web.watched import watched_consumers
 async def admin_catalog(request: Request) -> Response:
     await admin_session(request)
     products, next_after, after = await products_page(request)
-    forms = [FormState(spec) for spec in FORMS.values()]
+    forms = [FormState(spec) for spec in command_forms(request).values()]
     return await page(
         request,
         "pages/admin_catalog.html",
