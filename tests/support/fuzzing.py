@@ -18,9 +18,7 @@ import msgspec
 import pytest
 from hypothesis import strategies as st
 
-from app.kernel.messages import CommandEnvelope, Outcome
-from app.kernel.registry import Registry
-from app.wiring import build_registry
+from tests.support.examples import REGISTRY
 
 FUZZ_COUNTS = pytest.StashKey[Counter[str]]()
 """Cases run per surface, for the terminal summary (tests/conftest.py)."""
@@ -55,18 +53,6 @@ def to_json(value: Any, *, ascii_only: bool = False) -> str:
 
 
 # --- the commands' own schemas ----------------------------------------------------------------
-
-
-async def _never_tokenize(card_number: str) -> str:
-    raise AssertionError("schemas only")
-
-
-async def _never_run(envelope: CommandEnvelope, bus: Any) -> Outcome:
-    raise AssertionError("schemas only")
-
-
-REGISTRY: Registry = build_registry(_never_tokenize, _never_run, {})
-"""The real registry, without the rebuild commands (a fuzzed one would start a rebuild)."""
 
 
 def public_command_types() -> list[type[msgspec.Struct]]:
@@ -121,6 +107,12 @@ def from_schema(schema: dict[str, Any], defs: dict[str, Any]) -> st.SearchStrate
 
 _SCHEMAS, _DEFS = command_schemas()
 COMMAND_TYPES = sorted(_SCHEMAS)
+
+
+command_names: st.SearchStrategy[str] = st.sampled_from(
+    [spelling for name in REGISTRY.names for spelling in (name, name.lower())]
+)
+"""Every command's name (internal ones too), and misspelt in lower case."""
 
 
 def valid_commands() -> st.SearchStrategy[dict[str, Any]]:
@@ -238,7 +230,7 @@ def mutated(draw: st.DrawFn, value: Any) -> Any:
             huge_numbers,
             hostile_text,
             json_values,  # wrong types
-            st.sampled_from(["CreateProduct", "ReserveStock", "placeorder", "PlaceOrder"]),
+            command_names,
         )
     )
 
