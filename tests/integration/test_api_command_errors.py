@@ -8,7 +8,7 @@ from typing import Any
 import httpx
 import pytest
 
-from app.aggregates import PRODUCT
+from app.aggregates import ORDER, PRODUCT
 from app.domain import products
 from app.kernel.registry import CommandSpec
 from tests.support.api_client import (
@@ -354,13 +354,19 @@ async def test_restocking_a_discontinued_product_is_409_product_discontinued(
     assert_problem(restock, 409, "product_discontinued")
 
 
-@pytest.mark.parametrize("command_type", ["CancelOrder", "ShipOrder"])
+ON_AN_ORDER = [
+    spec for spec in REGISTRY.specs if spec.public and spec.kind is ORDER and spec.assign_id is None
+]
+"""Every public command on an existing order (CancelOrder, ShipOrder): all but PlaceOrder."""
+
+
+@pytest.mark.parametrize("spec", ON_AN_ORDER, ids=lambda spec: spec.name)
 async def test_a_command_on_a_missing_order_is_409_unknown_order(
-    admin: httpx.AsyncClient, command_type: str
+    admin: httpx.AsyncClient, spec: CommandSpec[Any, Any]
 ) -> None:
-    """CancelOrder / ShipOrder of an order id that does not exist: 409 unknown_order."""
-    response = await send(admin, {"type": command_type, "order_id": UNKNOWN_ORDER})
-    assert_problem(response, 409, "unknown_order")
+    """A command on an order id that does not exist: 409 unknown_order."""
+    body = {"type": spec.name, **example_document(spec.command_type), "order_id": UNKNOWN_ORDER}
+    assert_problem(await send(admin, body), 409, "unknown_order")
 
 
 async def test_cancelling_a_shipped_order_is_409_order_not_cancellable(
