@@ -93,8 +93,9 @@ def form_spec(command: type[msgspec.Struct], noun: str | None = None) -> FormSpe
             continue
         if prop.get("type") == "array" and "$ref" in prop.get("items", {}):
             assert rows is None, f"{tag}: one list of rows per form"
-            rows = Rows(name, tuple(_resolve(prop["items"], defs)["properties"]))
-            fields.extend(_rows_fields(prop, _resolve(prop["items"], defs)))
+            row = _resolve(prop["items"], defs)
+            rows = Rows(name, tuple(row["properties"]))
+            fields.extend(_rows_fields(prop, row))
         else:
             fields.append(_field(tag, name, prop, name in required))
     words = _words(tag)

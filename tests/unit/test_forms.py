@@ -250,6 +250,17 @@ def test_every_form_renders_an_input_for_each_of_its_fields(command: str) -> Non
     assert ('hx-encoding="multipart/form-data"' in html) == (spec.rows is not None)
 
 
+def test_a_field_is_described_by_its_error_else_by_its_hint() -> None:
+    state = with_errors(FormState(FORMS["CreateProduct"]), [FieldError("$.sku", "Bad sku")])
+    html = RENDER.fragment("command_form", f=state)
+    described = dict(
+        re.findall(r'<input id="CreateProduct-(\w+)"[^>]* aria-describedby="([^"]+)"', html)
+    )
+    assert described["sku"] == "CreateProduct-sku-error"
+    assert described["name"] == "CreateProduct-name-hint"
+    assert 'id="CreateProduct-sku-hint"' in html  # the hint stays shown
+
+
 # --- a command the forms have never seen ------------------------------------------------------
 
 
