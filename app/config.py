@@ -38,6 +38,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     public_origin: str = ""
     status_ttl_seconds: Positive = 7 * 24 * 3600
     session_ttl_seconds: Positive = 12 * 3600
+    cart_ttl_seconds: Positive = 7 * 24 * 3600
+    """A shopper's cart is kept this long after its last addition."""
     low_stock_threshold: NonNegative = 5
     payment_latency_ms: NonNegative = 150
     payment_failure_rate: Fraction = 0.05

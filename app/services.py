@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
+from app.adapters.cart import CartStore
 from app.adapters.payment_gateway import SimulatedGateway
 from app.adapters.redis_client import connect
 from app.adapters.sessions import SessionStore
@@ -36,6 +37,7 @@ class Services:
     intake: CommandIntake
     users: UserStore
     sessions: SessionStore
+    carts: CartStore
     gateway: SimulatedGateway
     metrics: PipelineMetrics
     server: ServerInfo | None = None
@@ -102,6 +104,7 @@ def build_services(
         intake=intake,
         users=UserStore(write),
         sessions=SessionStore(write, settings.session_ttl_seconds),
+        carts=CartStore(write, settings.cart_ttl_seconds),
         gateway=gateway,
         metrics=metrics,
     )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
 import msgspec
 
@@ -65,12 +65,12 @@ class CreateProduct(CommandStruct, frozen=True):
 
 class RenameProduct(CommandStruct, frozen=True):
     sku: Sku
-    name: ProductName
+    name: Annotated[ProductName, msgspec.Meta(title="New name")]
 
 
 class ChangePrice(CommandStruct, frozen=True):
     sku: Sku
-    price_cents: PriceCents
+    price_cents: Annotated[PriceCents, msgspec.Meta(title="New price (cents)")]
 
 
 class RestockProduct(CommandStruct, frozen=True):

@@ -1,4 +1,6 @@
-"""Shared field rules of the public contract (API.md)."""
+"""Shared field rules of the public contract (API.md), with the label (`title`), hint
+(`description`, also the validation message of a pattern) and example of each: forms are
+built from them (app/web/form_specs.py)."""
 
 from __future__ import annotations
 
@@ -14,22 +16,43 @@ CUSTOMER = "customer"
 Sku = Annotated[
     str,
     msgspec.Meta(
-        pattern=r"^[A-Z0-9-]{3,32}\Z", description="3 to 32 capital letters, digits or dashes"
+        pattern=r"^[A-Z0-9-]{3,32}\Z",
+        title="SKU",
+        description="3 to 32 capital letters, digits or dashes",
+        examples=["MUG-001"],
     ),
 ]
 ProductName = Annotated[
     str,
-    msgspec.Meta(min_length=1, max_length=120, pattern=PLAIN_TEXT, description=PLAIN_TEXT_RULE),
+    msgspec.Meta(
+        min_length=1,
+        max_length=120,
+        pattern=PLAIN_TEXT,
+        title="Name",
+        description=PLAIN_TEXT_RULE,
+        examples=["Blue mug"],
+    ),
 ]
-PriceCents = Annotated[int, msgspec.Meta(ge=1, le=10_000_000)]
-InitialStock = Annotated[int, msgspec.Meta(ge=0, le=1_000_000)]
-RestockQuantity = Annotated[int, msgspec.Meta(ge=1, le=1_000_000)]
-LineQuantity = Annotated[int, msgspec.Meta(ge=1, le=100)]
-OrderId = Annotated[str, msgspec.Meta(pattern=r"^o[0-9a-f]{28}\Z", description="an order id")]
+PriceCents = Annotated[
+    int, msgspec.Meta(ge=1, le=10_000_000, title="Price (cents)", examples=[1200])
+]
+InitialStock = Annotated[
+    int, msgspec.Meta(ge=0, le=1_000_000, title="Initial stock", examples=[40])
+]
+RestockQuantity = Annotated[int, msgspec.Meta(ge=1, le=1_000_000, title="Quantity")]
+MAX_LINE_QUANTITY = 100
+LineQuantity = Annotated[int, msgspec.Meta(ge=1, le=MAX_LINE_QUANTITY, title="Quantity")]
+OrderId = Annotated[
+    str, msgspec.Meta(pattern=r"^o[0-9a-f]{28}\Z", title="Order", description="an order id")
+]
 Reason = Annotated[
-    str, msgspec.Meta(max_length=200, pattern=PLAIN_TEXT, description=PLAIN_TEXT_RULE)
+    str,
+    msgspec.Meta(max_length=200, pattern=PLAIN_TEXT, title="Reason", description=PLAIN_TEXT_RULE),
 ]
-CardNumber = Annotated[str, msgspec.Meta(pattern=r"^[0-9]{13,19}\Z", description="13 to 19 digits")]
+CardNumber = Annotated[
+    str,
+    msgspec.Meta(pattern=r"^[0-9]{13,19}\Z", title="Card number", description="13 to 19 digits"),
+]
 
 
 def luhn_valid(number: str) -> bool:

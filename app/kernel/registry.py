@@ -129,6 +129,11 @@ class Registry:
         return self._decoders[name].decode(body)
 
     @property
+    def specs(self) -> list[CommandSpec[Any, Any]]:
+        """Every command's spec, in the order they were registered."""
+        return list(self._specs.values())
+
+    @property
     def names(self) -> list[str]:
         return sorted(self._specs)
 

@@ -1,10 +1,14 @@
-"""The admin's command forms: which fields each has, and form data → command document."""
+"""An admin form's state (values, errors, outcome), and its posted data → command document.
+
+Which fields a form has comes from its command's schema (app/web/form_specs.py).
+"""
 
 from __future__ import annotations
 
 import csv
 import io
 import secrets
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -13,77 +17,9 @@ from starlette.datastructures import FormData, UploadFile
 
 from app.kernel.errors import ValidationFailed
 from app.kernel.messages import FieldError, Problem
+from app.web.form_specs import CHECKED, ROWS_FILE, ROWS_TEXT, FormSpec
 
 MAX_IMPORT_BYTES = 1024 * 1024
-
-
-@dataclass(frozen=True)
-class Field:
-    name: str
-    label: str
-    kind: str = "text"
-    placeholder: str = ""
-
-
-@dataclass(frozen=True)
-class FormSpec:
-    type: str
-    title: str
-    button: str
-    fields: tuple[Field, ...]
-
-
-SKU = Field("sku", "SKU", placeholder="MUG-001")
-FORMS: dict[str, FormSpec] = {
-    spec.type: spec
-    for spec in (
-        FormSpec(
-            "CreateProduct",
-            "Create a product",
-            "Create",
-            (
-                SKU,
-                Field("name", "Name"),
-                Field("price_cents", "Price (cents)", "number"),
-                Field("initial_stock", "Initial stock", "number"),
-            ),
-        ),
-        FormSpec("RenameProduct", "Rename", "Rename", (SKU, Field("name", "New name"))),
-        FormSpec(
-            "ChangePrice",
-            "Change price",
-            "Change price",
-            (
-                SKU,
-                Field("price_cents", "New price (cents)", "number"),
-            ),
-        ),
-        FormSpec(
-            "RestockProduct",
-            "Restock",
-            "Restock",
-            (
-                SKU,
-                Field("quantity", "Quantity", "number"),
-            ),
-        ),
-        FormSpec("DiscontinueProduct", "Discontinue", "Discontinue", (SKU,)),
-        FormSpec(
-            "ImportCatalog",
-            "Import a catalog",
-            "Import",
-            (
-                Field(
-                    "csv",
-                    "Rows: sku,name,price_cents,initial_stock (CSV) or a JSON list",
-                    "textarea",
-                    "MUG-001,Blue mug,1200,40",
-                ),
-                Field("file", "…or a file", "file"),
-            ),
-        ),
-    )
-}
 
 
 @dataclass
@@ -102,11 +38,11 @@ class FormState:
 def with_errors(state: FormState, errors: list[FieldError]) -> FormState:
     names = {f.name for f in state.spec.fields}
     for error in errors:
-        name = error.path.removeprefix("$.").split("[")[0].split(".")[0]
-        if name in names and name == error.path.removeprefix("$."):
+        name = error.path.removeprefix("$.")
+        if name in names:
             state.errors.setdefault(name, error.message)
-        elif state.spec.type == "ImportCatalog":
-            state.errors.setdefault("csv", "Some rows are not valid (see below)")
+        elif state.spec.rows is not None:
+            state.errors.setdefault(ROWS_TEXT, "Some rows are not valid (see below)")
             state.other_errors.append(error)
         else:
             state.other_errors.append(error)
@@ -116,33 +52,36 @@ def with_errors(state: FormState, errors: list[FieldError]) -> FormState:
 async def document_from_form(
     spec: FormSpec, form: FormData
 ) -> tuple[dict[str, Any], dict[str, str]]:
-    """The command document for the intake (strings are converted there), and the raw values."""
+    """The command document for the intake (strings are converted there), and the values to
+    show again. An empty field is left out (the command's default applies); an unchecked
+    checkbox is false."""
     values = {
         f.name: str(form.get(f.name, ""))
         for f in spec.fields
         if f.kind != "file" and isinstance(form.get(f.name, ""), str)
     }
-    if spec.type == "ImportCatalog":
-        text = values.get("csv", "")
-        upload = form.get("file")
+    document: dict[str, Any] = {"type": spec.type}
+    if spec.rows is not None:
+        text = values.get(ROWS_TEXT, "")
+        upload = form.get(ROWS_FILE)
         if isinstance(upload, UploadFile) and upload.filename:
             content = await upload.read(MAX_IMPORT_BYTES + 1)
             if len(content) > MAX_IMPORT_BYTES:
-                raise ValidationFailed([FieldError("$.file", "The file is over 1 MiB")])
+                raise ValidationFailed([FieldError(f"$.{ROWS_FILE}", "The file is over 1 MiB")])
             text = content.decode("utf-8", errors="replace")
-        return {"type": spec.type, "products": parse_rows(text)}, values
-    document: dict[str, Any] = {"type": spec.type}
-    for name, value in values.items():
-        if value.strip() != "":
-            document[name] = value.strip()
+        document[spec.rows.field] = parse_rows(text, spec.rows.columns)
+    for f in spec.fields:
+        value = values.get(f.name, "").strip()
+        if f.kind == "checkbox":
+            values[f.name] = CHECKED if value in (CHECKED, "on") else ""
+            document[f.name] = bool(values[f.name])
+        elif f.kind in ("text", "number") and value != "":
+            document[f.name] = value
     return document, values
 
 
-ROW_FIELDS = ("sku", "name", "price_cents", "initial_stock")
-
-
-def parse_rows(text: str) -> list[Any]:
-    """CSV rows (an optional header line) or a JSON list of objects."""
+def parse_rows(text: str, columns: Sequence[str]) -> list[Any]:
+    """CSV rows of these columns (an optional header line), or a JSON list of objects."""
     stripped = text.strip()
     if not stripped:
         return []
@@ -151,24 +90,24 @@ def parse_rows(text: str) -> list[Any]:
             parsed = msgspec.json.decode(stripped.encode())
         except RecursionError:
             raise ValidationFailed(
-                [FieldError("$.csv", "Not valid JSON: nested too deeply")]
+                [FieldError(f"$.{ROWS_TEXT}", "Not valid JSON: nested too deeply")]
             ) from None
         except msgspec.DecodeError as exc:
-            raise ValidationFailed([FieldError("$.csv", f"Not valid JSON: {exc}")]) from None
+            raise ValidationFailed(
+                [FieldError(f"$.{ROWS_TEXT}", f"Not valid JSON: {exc}")]
+            ) from None
         return parsed if isinstance(parsed, list) else [parsed]
     rows: list[Any] = []
     for index, record in enumerate(csv.reader(io.StringIO(stripped))):
         if not record or all(not cell.strip() for cell in record):
             continue
-        if index == 0 and [cell.strip().lower() for cell in record] == list(
-            ROW_FIELDS[: len(record)]
-        ):
+        if index == 0 and [cell.strip().lower() for cell in record] == list(columns[: len(record)]):
             continue  # a header line: exactly the column names
         row: dict[str, Any] = {}
-        for name, cell in zip(ROW_FIELDS, record, strict=False):
+        for name, cell in zip(columns, record, strict=False):
             if cell.strip() != "":
                 row[name] = cell.strip()
-        if len(record) > len(ROW_FIELDS):
-            row["extra"] = record[len(ROW_FIELDS) :]
+        if len(record) > len(columns):
+            row["extra"] = record[len(columns) :]
         rows.append(row)
     return rows

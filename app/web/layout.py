@@ -9,7 +9,6 @@ from starlette.requests import Request
 from starlette.responses import Response
 
 from app.domain.rules import CUSTOMER
-from app.kernel import keys
 from app.queries import notifications
 from app.web.auth import services_of, session_of
 
@@ -30,7 +29,7 @@ async def layout_context(request: Request, topics: Sequence[str]) -> dict[str, A
     }
     if session is not None:
         base["inbox"] = await notifications.inbox(services.read, session.username, limit=5)
-        base["cart_count"] = await services.write.hlen(keys.ui_state("cart", session.username))
+        base["cart_count"] = await services.carts.count(session.username)
     return base
 
 

@@ -8,6 +8,9 @@ from typing import Any
 import httpx
 import pytest
 
+from app.aggregates import ORDER, PRODUCT
+from app.domain import products
+from app.kernel.registry import CommandSpec
 from tests.support.api_client import (
     DECLINED_CARD,
     GOOD_CARD,
@@ -20,6 +23,7 @@ from tests.support.api_client import (
     send,
     unique_sku,
 )
+from tests.support.examples import REGISTRY, example_document
 
 MIB = 1024 * 1024
 UNKNOWN_ORDER = "o" + "0" * 28
@@ -322,21 +326,21 @@ async def test_creating_an_existing_sku_is_409_sku_exists(admin: httpx.AsyncClie
     assert_problem(await send(admin, product(sku)), 409, "sku_exists")
 
 
-@pytest.mark.parametrize(
-    "body",
-    [
-        {"type": "RestockProduct", "quantity": 3},
-        {"type": "RenameProduct", "name": "Ghost"},
-        {"type": "ChangePrice", "price_cents": 99},
-        {"type": "DiscontinueProduct"},
-    ],
-    ids=lambda body: body["type"],
-)
+ON_A_PRODUCT = [
+    spec
+    for spec in REGISTRY.specs
+    if spec.public and spec.kind is PRODUCT and spec.decide is not products.create
+]
+"""Every public command on an existing product: all but the one that creates it."""
+
+
+@pytest.mark.parametrize("spec", ON_A_PRODUCT, ids=lambda spec: spec.name)
 async def test_a_command_on_a_missing_product_is_409_unknown_product(
-    admin: httpx.AsyncClient, body: dict[str, Any]
+    admin: httpx.AsyncClient, spec: CommandSpec[Any, Any]
 ) -> None:
     """Product commands on a sku that does not exist: 409 unknown_product."""
-    assert_problem(await send(admin, {**body, "sku": unique_sku("NONE")}), 409, "unknown_product")
+    body = {"type": spec.name, **example_document(spec.command_type), "sku": unique_sku("NONE")}
+    assert_problem(await send(admin, body), 409, "unknown_product")
 
 
 async def test_restocking_a_discontinued_product_is_409_product_discontinued(
@@ -350,13 +354,19 @@ async def test_restocking_a_discontinued_product_is_409_product_discontinued(
     assert_problem(restock, 409, "product_discontinued")
 
 
-@pytest.mark.parametrize("command_type", ["CancelOrder", "ShipOrder"])
+ON_AN_ORDER = [
+    spec for spec in REGISTRY.specs if spec.public and spec.kind is ORDER and spec.assign_id is None
+]
+"""Every public command on an existing order (CancelOrder, ShipOrder): all but PlaceOrder."""
+
+
+@pytest.mark.parametrize("spec", ON_AN_ORDER, ids=lambda spec: spec.name)
 async def test_a_command_on_a_missing_order_is_409_unknown_order(
-    admin: httpx.AsyncClient, command_type: str
+    admin: httpx.AsyncClient, spec: CommandSpec[Any, Any]
 ) -> None:
-    """CancelOrder / ShipOrder of an order id that does not exist: 409 unknown_order."""
-    response = await send(admin, {"type": command_type, "order_id": UNKNOWN_ORDER})
-    assert_problem(response, 409, "unknown_order")
+    """A command on an order id that does not exist: 409 unknown_order."""
+    body = {"type": spec.name, **example_document(spec.command_type), "order_id": UNKNOWN_ORDER}
+    assert_problem(await send(admin, body), 409, "unknown_order")
 
 
 async def test_cancelling_a_shipped_order_is_409_order_not_cancellable(

@@ -23,7 +23,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from app.web.forms import FORMS
+from app.web.form_specs import FormSpec
+from app.web.pages.actions import ORDER_ACTIONS, forms_for
 from tests.support.api_client import (
     COOKIE,
     GOOD_CARD,
@@ -35,6 +36,7 @@ from tests.support.api_client import (
 )
 from tests.support.fuzzing import (
     FUZZ_COUNTS,
+    REGISTRY,
     Raw,
     deep_nesting,
     header_text,
@@ -56,6 +58,7 @@ CASES = {
 SECURITY_HEADERS = ("content-security-policy", "x-content-type-options", "x-frame-options")
 UNHANDLED = re.compile(r"Traceback|Exception in ASGI|unhandled error|Internal Server Error")
 USERS = (None, "admin", "alice")
+ADMIN_FORMS = list(forms_for(REGISTRY).values())
 LOGIN_TOKEN = re.compile(r'name="login_token" value="([^"]+)"')
 
 
@@ -355,29 +358,30 @@ form_values = st.one_of(
 
 
 @st.composite
-def import_text(draw: st.DrawFn) -> str:
-    """The import form's text: CSV rows or a JSON list, from ProductRow's schema, mutated."""
-    rows = draw(valid_commands().filter(lambda d: d["type"] == "ImportCatalog"))["products"]
+def rows_text(draw: st.DrawFn, spec: FormSpec) -> str:
+    """A rows form's text: CSV rows or a JSON list, from the row Struct's schema, mutated."""
+    assert spec.rows is not None
+    document = draw(valid_commands().filter(lambda d: d["type"] == spec.type))
+    rows = document[spec.rows.field]
     if draw(st.booleans()):
         return to_json(draw(st.one_of(st.just(rows), st.builds(lambda: Raw("[" * 3000)))))
-    cells = [
-        [str(row.get(name, "")) for name in ("sku", "name", "price_cents", "initial_stock")]
-        for row in rows
-    ]
+    cells = [[str(row.get(name, "")) for name in spec.rows.columns] for row in rows]
     if cells and draw(st.booleans()):
         row = draw(st.integers(0, len(cells) - 1))
-        cells[row][draw(st.integers(0, 3))] = draw(form_values)
+        cells[row][draw(st.integers(0, len(spec.rows.columns) - 1))] = draw(form_values)
     return "\n".join(",".join(f'"{c}"' if "," in c else c for c in r) for r in cells)
 
 
-uploads = st.one_of(
-    st.none(),
-    st.tuples(
-        hostile_text.map(lambda name: name or "x.csv"),
-        st.one_of(st.binary(max_size=2048), import_text().map(str.encode)),
-        st.sampled_from(["text/csv", "application/json", "application/octet-stream", "x/y"]),
-    ),
-)
+def uploads(spec: FormSpec) -> st.SearchStrategy[Any]:
+    """A rows form's file: none, or (name, content, type) with rows or any bytes."""
+    return st.one_of(
+        st.none(),
+        st.tuples(
+            hostile_text.map(lambda name: name or "x.csv"),
+            st.one_of(st.binary(max_size=2048), rows_text(spec).map(str.encode)),
+            st.sampled_from(["text/csv", "application/json", "application/octet-stream", "x/y"]),
+        ),
+    )
 
 
 @st.composite
@@ -408,17 +412,19 @@ def form_posts(draw: st.DrawFn) -> tuple[str, dict[str, str], Any, str | None]:
         )
         fields = {**lines, "card_number": draw(form_values)}
     elif form == "admin":
-        spec = FORMS[draw(st.sampled_from(sorted(FORMS)))]
+        spec = draw(st.sampled_from(ADMIN_FORMS))
         path = f"/ui/commands/{spec.type}"
         for f in spec.fields:
             if f.kind == "file":
-                upload = draw(uploads)
+                upload = draw(uploads(spec))
             elif f.kind == "textarea":
-                fields[f.name] = draw(import_text() | form_values)
+                fields[f.name] = draw(rows_text(spec) | form_values)
+            elif f.kind == "checkbox" and draw(st.booleans()):
+                fields[f.name] = draw(st.sampled_from(["true", "on", ""]))
             elif draw(st.integers(0, 4)):
                 fields[f.name] = draw(form_values)
     elif form == "action":
-        path = f"/ui/commands/{draw(st.sampled_from(['CancelOrder', 'ShipOrder']))}"
+        path = f"/ui/commands/{draw(st.sampled_from(sorted(ORDER_ACTIONS)))}"
         fields = {"order_id": draw(form_values), "reason": draw(form_values)}
     elif form == "logout":
         path = draw(st.sampled_from(["/logout", "/ui/cart/clear", "/ui/notifications/read"]))
