@@ -193,16 +193,6 @@ class OrderRefunded(EventStruct, frozen=True):
     total_cents: int
 
 
-ORDER_EVENTS = (
-    OrderPlaced,
-    OrderStockReserved,
-    OrderPaid,
-    OrderConfirmed,
-    OrderRejected,
-    OrderCancelled,
-    OrderShipped,
-    OrderRefunded,
-)
 OrderEvent = (
     OrderPlaced
     | OrderStockReserved
@@ -213,6 +203,7 @@ OrderEvent = (
     | OrderShipped
     | OrderRefunded
 )
+"""Every order event: the one list of them (consumers derive theirs: kernel/unions.py)."""
 
 
 # --- integration events: a public, versioned schema; no card, no email ----------------------

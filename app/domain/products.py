@@ -170,17 +170,6 @@ class StockReturned(EventStruct, frozen=True):
     stock: Stock
 
 
-PRODUCT_EVENTS = (
-    ProductCreated,
-    ProductRenamed,
-    PriceChanged,
-    ProductRestocked,
-    ProductDiscontinued,
-    StockReserved,
-    StockReleased,
-    StockCommitted,
-    StockReturned,
-)
 ProductEvent = (
     ProductCreated
     | ProductRenamed
@@ -192,6 +181,7 @@ ProductEvent = (
     | StockCommitted
     | StockReturned
 )
+"""Every product event: the one list of them (consumers derive theirs: kernel/unions.py)."""
 
 
 # --- rules ---------------------------------------------------------------------------------
