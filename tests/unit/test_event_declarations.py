@@ -141,7 +141,7 @@ def test_fulfilment_decodes_the_order_events_it_reacts_to_only() -> None:
     }
 
 
-class ProductFeatured(EventStruct, frozen=True):
+class ProductPhotographed(EventStruct, frozen=True):
     """An event the domain does not have: a projection of a union holding it decodes it."""
 
     sku: str
@@ -151,7 +151,7 @@ class PriceWatch(EventProjection[p.PriceChanged]):
     name = "price_watch"
 
 
-class Extended(EventProjection[p.ProductEvent | ProductFeatured]):
+class Extended(EventProjection[p.ProductEvent | ProductPhotographed]):
     name = "extended"
 
 
@@ -161,10 +161,10 @@ class Child(CatalogProjection):
 
 def test_a_declared_type_is_what_a_projection_handles() -> None:
     assert PriceWatch.handles == {"PriceChanged"}
-    assert Extended.handles == unions.tags(p.ProductEvent) | {"ProductFeatured"}
-    featured = ProductFeatured("X-1")
-    _, item = Extended().decode(entry(featured))
-    assert item is not None and item.event == featured
+    assert Extended.handles == unions.tags(p.ProductEvent) | {"ProductPhotographed"}
+    photographed = ProductPhotographed("X-1")
+    _, item = Extended().decode(entry(photographed))
+    assert item is not None and item.event == photographed
     assert Child.handles == CatalogProjection.handles  # a subclass keeps its parent's
 
 

@@ -48,7 +48,7 @@ from app.kernel.projection import Applied, Change, EventProjection
 from app.kernel.read_model_writes import ReadModelWrites
 
 
-class ProductFeatured(EventStruct, frozen=True):
+class ProductPhotographed(EventStruct, frozen=True):
     sku: str
 
 
@@ -121,8 +121,8 @@ CASES: dict[str, tuple[str, list[str]]] = {
         ['"assert_never" has incompatible type', PRODUCT_EVENTS[-1].removeprefix("p.")],
     ),
     "projection_of_a_union_with_a_new_event": (
-        projection("p.ProductEvent | ProductFeatured", PRODUCT_EVENTS),
-        ['"assert_never" has incompatible type "ProductFeatured"'],
+        projection("p.ProductEvent | ProductPhotographed", PRODUCT_EVENTS),
+        ['"assert_never" has incompatible type "ProductPhotographed"'],
     ),
 }
 
