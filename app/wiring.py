@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import TypeVar
 
 from app.aggregates import ORDER, PRODUCT
 from app.domain import orders, products
 from app.domain.catalog_import import ImportCatalog
+from app.domain.orders import Order
+from app.domain.products import Product
 from app.domain.rules import ADMIN, CUSTOMER
 from app.kernel.dead_letter_commands import dead_letter_specs
 from app.kernel.messages import Actor
@@ -17,18 +19,37 @@ from app.kernel.registry import CommandSpec, Context, Decision, Registry, Runner
 from app.processes.order_progress import place_order_step
 
 Tokenize = Callable[[str], Awaitable[str]]
-Decide = Callable[[Any, Any, Context], Decision[Any]]
-AnySpec = CommandSpec[Any, Any]
+ProductCmd = TypeVar("ProductCmd", bound=products.ProductCommand)
+OrderCmd = TypeVar("OrderCmd", bound=orders.OrderCommand)
 ADMINS = frozenset({ADMIN})
 CUSTOMERS = frozenset({CUSTOMER})
 
 
-def _sku(cmd: products.CreateProduct) -> str:
+def _sku(cmd: products.ProductCommand) -> str:
     return cmd.sku
 
 
-def _order_id(cmd: orders.CancelOrder) -> str:
+def _order_id(cmd: orders.OrderCommand) -> str:
     return cmd.order_id
+
+
+def product(
+    command: type[ProductCmd],
+    decide: Callable[[ProductCmd, Product | None, Context], Decision[Product]],
+    *,
+    public: bool = True,
+) -> CommandSpec[ProductCmd, Product]:
+    """A product's command: public ones are the admins'."""
+    roles = ADMINS if public else frozenset()
+    return CommandSpec(command, PRODUCT, _sku, decide, roles, public=public)
+
+
+def order(
+    command: type[OrderCmd],
+    decide: Callable[[OrderCmd, Order | None, Context], Decision[Order]],
+) -> CommandSpec[OrderCmd, Order]:
+    """An internal command of an order (the fulfilment process sends them)."""
+    return CommandSpec(command, ORDER, _order_id, decide, public=False)
 
 
 def build_registry(
@@ -40,13 +61,6 @@ def build_registry(
     async def prepare_order(request: orders.PlaceOrderRequest, actor: Actor) -> orders.PlaceOrder:
         token = await tokenize(request.card_number)
         return orders.PlaceOrder(request.lines, request.card_number[-4:], token)
-
-    def product(command: type[Any], decide: Decide, *, public: bool = True) -> AnySpec:
-        roles = ADMINS if public else frozenset()
-        return CommandSpec(command, PRODUCT, _sku, decide, roles, public=public)
-
-    def order(command: type[Any], decide: Decide) -> AnySpec:
-        return CommandSpec(command, ORDER, _order_id, decide, public=False)
 
     return Registry(
         [

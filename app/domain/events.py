@@ -2,18 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any, Union
-
 import msgspec
 
-from app.domain.orders import ORDER_EVENTS, IntegrationEvents
-from app.domain.products import PRODUCT_EVENTS
+from app.domain.orders import IntegrationEvents, OrderEvent
+from app.domain.products import ProductEvent
 
-ALL_EVENTS = (*PRODUCT_EVENTS, *ORDER_EVENTS)
-DomainEvent: Any = Union[ALL_EVENTS]  # noqa: UP007 - a runtime union of classes
+DomainEvent = ProductEvent | OrderEvent
 
 
-def event_decoder() -> msgspec.json.Decoder[Any]:
+def event_decoder() -> msgspec.json.Decoder[DomainEvent]:
     return msgspec.json.Decoder(DomainEvent)
 
 

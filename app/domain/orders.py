@@ -97,37 +97,43 @@ class PlaceOrder(CommandStruct, frozen=True):
     card_token: str
 
 
-class CancelOrder(CommandStruct, frozen=True):
+class OrderCommand(CommandStruct, frozen=True):
+    """Base of the commands of one existing order, whose order_id is the aggregate's id."""
+
+    order_id: str
+
+
+class CancelOrder(OrderCommand, frozen=True):
     order_id: OrderId
     reason: Reason = ""
 
 
-class ShipOrder(CommandStruct, frozen=True):
+class ShipOrder(OrderCommand, frozen=True):
     order_id: OrderId
 
 
-class MarkOrderReserved(CommandStruct, frozen=True):
+class MarkOrderReserved(OrderCommand, frozen=True):
     """Internal (fulfilment): every line holds its stock."""
 
     order_id: str
 
 
-class MarkOrderPaid(CommandStruct, frozen=True):
+class MarkOrderPaid(OrderCommand, frozen=True):
     order_id: str
     payment_ref: str
 
 
-class ConfirmOrder(CommandStruct, frozen=True):
+class ConfirmOrder(OrderCommand, frozen=True):
     order_id: str
 
 
-class RejectOrder(CommandStruct, frozen=True):
+class RejectOrder(OrderCommand, frozen=True):
     order_id: str
     reason: str
     detail: str = ""
 
 
-class MarkOrderRefunded(CommandStruct, frozen=True):
+class MarkOrderRefunded(OrderCommand, frozen=True):
     order_id: str
     refund_ref: str
 
@@ -193,16 +199,6 @@ class OrderRefunded(EventStruct, frozen=True):
     total_cents: int
 
 
-ORDER_EVENTS = (
-    OrderPlaced,
-    OrderStockReserved,
-    OrderPaid,
-    OrderConfirmed,
-    OrderRejected,
-    OrderCancelled,
-    OrderShipped,
-    OrderRefunded,
-)
 OrderEvent = (
     OrderPlaced
     | OrderStockReserved
@@ -213,6 +209,7 @@ OrderEvent = (
     | OrderShipped
     | OrderRefunded
 )
+"""Every order event: the one list of them (consumers derive theirs: kernel/unions.py)."""
 
 
 # --- integration events: a public, versioned schema; no card, no email ----------------------

@@ -56,33 +56,39 @@ class Product(msgspec.Struct, frozen=True, kw_only=True):
 # --- commands ------------------------------------------------------------------------------
 
 
-class CreateProduct(CommandStruct, frozen=True):
+class ProductCommand(CommandStruct, frozen=True):
+    """Base of the commands of one product, whose sku is the aggregate's id."""
+
+    sku: str
+
+
+class CreateProduct(ProductCommand, frozen=True):
     sku: Sku
     name: ProductName
     price_cents: PriceCents
     initial_stock: InitialStock = 0
 
 
-class RenameProduct(CommandStruct, frozen=True):
+class RenameProduct(ProductCommand, frozen=True):
     sku: Sku
     name: Annotated[ProductName, msgspec.Meta(title="New name")]
 
 
-class ChangePrice(CommandStruct, frozen=True):
+class ChangePrice(ProductCommand, frozen=True):
     sku: Sku
     price_cents: Annotated[PriceCents, msgspec.Meta(title="New price (cents)")]
 
 
-class RestockProduct(CommandStruct, frozen=True):
+class RestockProduct(ProductCommand, frozen=True):
     sku: Sku
     quantity: RestockQuantity
 
 
-class DiscontinueProduct(CommandStruct, frozen=True):
+class DiscontinueProduct(ProductCommand, frozen=True):
     sku: Sku
 
 
-class ReserveStock(CommandStruct, frozen=True):
+class ReserveStock(ProductCommand, frozen=True):
     """Internal (order fulfilment): hold units for an order. Repeating it changes nothing."""
 
     sku: str
@@ -90,21 +96,21 @@ class ReserveStock(CommandStruct, frozen=True):
     quantity: int
 
 
-class ReleaseStock(CommandStruct, frozen=True):
+class ReleaseStock(ProductCommand, frozen=True):
     """Internal: give back whatever this order holds (nothing, if it holds nothing)."""
 
     sku: str
     order_id: str
 
 
-class CommitStock(CommandStruct, frozen=True):
+class CommitStock(ProductCommand, frozen=True):
     """Internal: the order is confirmed; its held units leave the shelf as sold."""
 
     sku: str
     order_id: str
 
 
-class ReturnStock(CommandStruct, frozen=True):
+class ReturnStock(ProductCommand, frozen=True):
     """Internal: a paid order was cancelled; its units go back (released, if still held)."""
 
     sku: str
@@ -170,17 +176,6 @@ class StockReturned(EventStruct, frozen=True):
     stock: Stock
 
 
-PRODUCT_EVENTS = (
-    ProductCreated,
-    ProductRenamed,
-    PriceChanged,
-    ProductRestocked,
-    ProductDiscontinued,
-    StockReserved,
-    StockReleased,
-    StockCommitted,
-    StockReturned,
-)
 ProductEvent = (
     ProductCreated
     | ProductRenamed
@@ -192,6 +187,7 @@ ProductEvent = (
     | StockCommitted
     | StockReturned
 )
+"""Every product event: the one list of them (consumers derive theirs: kernel/unions.py)."""
 
 
 # --- rules ---------------------------------------------------------------------------------

@@ -20,14 +20,14 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Generic, Protocol, TypeVar
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, get_args, get_origin
 
 import msgspec
 from opentelemetry.trace import Span
 from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
-from app.kernel import keys, tracing
+from app.kernel import keys, tracing, unions
 from app.kernel.consumer import Entry, LeaseLost
 from app.kernel.event_entries import event_head, stored_event
 from app.kernel.instruments import NO_INSTRUMENTS, Instruments
@@ -43,6 +43,7 @@ VIEW_NOTICES_MAXLEN = 5000
 NOTICE_TRACES = 8
 _APPLY = load_script(__file__, "apply_batch.lua")
 T = TypeVar("T")
+E = TypeVar("E", bound=msgspec.Struct)
 Version = tuple[str, int]
 
 
@@ -68,25 +69,39 @@ class Projection(Protocol[T]):
         """Record the read-model writes for one item. No reads."""
 
 
-class Applied(Generic[T]):
+class Applied(Generic[E]):
     """A domain event with its envelope, as an event projection sees it."""
 
     __slots__ = ("entry_id", "event", "stored")
 
-    def __init__(self, entry_id: str, stored: StoredEvent, event: T) -> None:
+    def __init__(self, entry_id: str, stored: StoredEvent, event: E) -> None:
         self.entry_id = entry_id
         self.stored = stored
         self.event = event
 
 
-class EventProjection(Generic[T]):
-    """Base for projections of domain events: decodes only the event types it handles."""
+class EventProjection(Generic[E]):
+    """Base for projections of domain events, declared with the events they handle:
+    `class Catalog(EventProjection[ProductEvent])`, `EventProjection[Created | Renamed]`.
+
+    That type is the one declaration: `handles` (the type tags it decodes; other events are
+    counted but never decoded) and its decoder (of exactly those events) derive from it.
+    """
 
     name = ""
-    handles: frozenset[str] = frozenset()
+    handles: ClassVar[frozenset[str]] = frozenset()
+    _events: ClassVar[msgspec.json.Decoder[Any]]
 
-    def __init__(self, event_decoder: msgspec.json.Decoder[Any]) -> None:
-        self._event_decoder = event_decoder
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "handles" in cls.__dict__:
+            raise TypeError(f"{cls.__name__}: declare its events as EventProjection[...]")
+        for base in cls.__dict__.get("__orig_bases__", ()):
+            if get_origin(base) is EventProjection:
+                (declared,) = get_args(base)
+                if not isinstance(declared, TypeVar):  # a generic subclass declares nothing
+                    cls.handles = unions.tags(declared)
+                    cls._events = msgspec.json.Decoder(declared)
 
     def stream(self, partition: int) -> str:
         return keys.events(partition)
@@ -94,15 +109,16 @@ class EventProjection(Generic[T]):
     def order_key(self, fields: dict[str, str]) -> str:
         return event_head(fields).aggregate
 
-    def decode(self, fields: dict[str, str]) -> tuple[Version | None, Applied[T] | None]:
+    def decode(self, fields: dict[str, str]) -> tuple[Version | None, Applied[E] | None]:
         head = event_head(fields)
         version = (head.aggregate, head.version)
         if head.type not in self.handles:
             return version, None  # counted, never decoded
         stored = stored_event(fields)
-        return version, Applied("", stored, self._event_decoder.decode(stored.data))
+        event: E = self._events.decode(stored.data)
+        return version, Applied("", stored, event)
 
-    def apply(self, item: Applied[T], tx: ReadModelWrites) -> Iterable[Change]:
+    def apply(self, item: Applied[E], tx: ReadModelWrites) -> Iterable[Change]:
         raise NotImplementedError
 
 
@@ -304,4 +320,6 @@ def group_name(projection: str) -> str:
     return f"projection.{projection}"
 
 
-ProjectionFactory = Callable[[], Projection[Any]]
+AnyProjection = Projection[Any]
+"""A projection of whatever items: the runtime hands each item its `decode` made to its `apply`."""
+ProjectionFactory = Callable[[], AnyProjection]

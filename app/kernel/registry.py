@@ -58,8 +58,20 @@ class Decision(Generic[S]):
 Runner = Callable[[CommandEnvelope, "CommandBus"], Awaitable[Outcome]]
 
 
+class AnyCommandSpec:
+    """A CommandSpec of whatever command and state: what a Registry is given.
+
+    Not generic on purpose. Given a list of `CommandSpec[Any, Any]`, mypy would infer the
+    type arguments of every spec made in that list from it (Any), so a command paired with
+    another command's handler would pass; with this as the list's type, each spec is checked
+    on its own: its command type against its aggregate id, handler and authorization.
+    """
+
+    __slots__ = ()
+
+
 @dataclass(frozen=True)
-class CommandSpec(Generic[C, S]):
+class CommandSpec(AnyCommandSpec, Generic[C, S]):
     """One command type and everything the bus needs to run it.
 
     `roles`: the sender needs one of them (checked before anything runs).
@@ -100,7 +112,8 @@ class CommandSpec(Generic[C, S]):
 class Registry:
     """Every command the system knows, and one decoder for the public ones."""
 
-    def __init__(self, specs: Sequence[CommandSpec[Any, Any]]) -> None:
+    def __init__(self, given: Sequence[AnyCommandSpec]) -> None:
+        specs = [_spec(spec) for spec in given]
         self._specs = {spec.name: spec for spec in specs}
         self._followers: dict[str, CommandSpec[Any, Any]] = {}
         for spec in specs:
@@ -141,3 +154,8 @@ class Registry:
     def public_names(self) -> list[str]:
         """The commands clients may send (the ones with a status and a journal entry)."""
         return sorted(name for name, spec in self._specs.items() if spec.public)
+
+
+def _spec(spec: AnyCommandSpec) -> CommandSpec[Any, Any]:
+    assert isinstance(spec, CommandSpec), spec
+    return spec

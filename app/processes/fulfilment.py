@@ -32,31 +32,37 @@ from __future__ import annotations
 import logging
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from typing import Any, assert_never
+from typing import assert_never
 
 import msgspec
 
 from app.adapters.payment_gateway import PaymentUnavailable, SimulatedGateway
 from app.aggregates import ORDER
 from app.domain import orders, products
-from app.domain.events import event_decoder
-from app.kernel import keys, tracing
+from app.kernel import keys, tracing, unions
 from app.kernel.bus import CommandBus
 from app.kernel.consumer import Entry
 from app.kernel.event_entries import event_head, stored_event, traceparent
 from app.kernel.log_context import working_for
-from app.kernel.messages import SYSTEM, Outcome
+from app.kernel.messages import SYSTEM, CommandEnvelope, Outcome
 from app.kernel.partitions import command_id_for
 from app.kernel.positions import covering
 
 log = logging.getLogger(__name__)
 
 GROUP = "process.fulfilment"
-HANDLED = frozenset(
-    {"OrderPlaced", "OrderStockReserved", "OrderPaid", "OrderCancelled", "OrderRejected"}
+Reacts = (
+    orders.OrderPlaced
+    | orders.OrderStockReserved
+    | orders.OrderPaid
+    | orders.OrderCancelled
+    | orders.OrderRejected
 )
-DRIVEN = {"OrderStockReserved": 1, "OrderPaid": 2}
+"""The events this process reacts to; every other event is acknowledged undecoded."""
+HANDLED = unions.tags(Reacts)
+DRIVEN: dict[type[Reacts], int] = {orders.OrderStockReserved: 1, orders.OrderPaid: 2}
 """Events of steps this process drives itself, by how far an order must be to skip them."""
+_DRIVEN_TAGS = {unions.tag(event): step for event, step in DRIVEN.items()}
 REMEMBERED = 100_000
 
 
@@ -66,7 +72,7 @@ class Fulfilment:
     def __init__(self, bus: CommandBus, gateway: SimulatedGateway) -> None:
         self._bus = bus
         self._gateway = gateway
-        self._events = event_decoder()
+        self._events: msgspec.json.Decoder[Reacts] = msgspec.json.Decoder(Reacts)
         self._past: OrderedDict[str, int] = OrderedDict()
         """Orders this process drove forward itself, and how far (see DRIVEN)."""
 
@@ -84,7 +90,7 @@ class Fulfilment:
             head = event_head(entry.fields)
             if head.type not in HANDLED:
                 continue
-            if self._past.get(head.aggregate_id, 0) >= DRIVEN.get(head.type, 99):
+            if self._past.get(head.aggregate_id, 0) >= _DRIVEN_TAGS.get(head.type, 99):
                 continue  # a step this process already took on its own
             stored = stored_event(entry.fields)
             span = tracing.processing(
@@ -114,7 +120,7 @@ class Fulfilment:
     async def skip(self, partition: int, entry: Entry) -> None:
         """A dead-lettered event needs no marking: the consumer group acks it."""
 
-    async def react(self, event: orders.OrderEvent) -> None:
+    async def react(self, event: Reacts) -> None:
         match event:
             case orders.OrderPlaced():
                 await self._reserve(event)
@@ -127,12 +133,12 @@ class Fulfilment:
             case orders.OrderRejected():
                 if event.reason == "payment_unavailable":
                     await self._void(event.order_id)
-            case orders.OrderConfirmed() | orders.OrderShipped() | orders.OrderRefunded():
-                pass  # nothing follows from these (not in HANDLED: never even decoded)
             case _:
                 assert_never(event)
 
-    def _step(self, command: msgspec.Struct, order_id: str, step: str, after: str = "") -> Any:
+    def _step(
+        self, command: msgspec.Struct, order_id: str, step: str, after: str = ""
+    ) -> CommandEnvelope:
         return self._bus.envelope(
             command, SYSTEM, base_id=f"{order_id}.{step}", internal=True, after=after
         )
@@ -170,7 +176,7 @@ class Fulfilment:
             held = covering(o.position for o in outcomes)
             marked = await self._run(orders.MarkOrderReserved(order_id), order_id, "reserved", held)
             if marked.error is None:
-                self._reached(order_id, DRIVEN["OrderStockReserved"])
+                self._reached(order_id, DRIVEN[orders.OrderStockReserved])
                 await self._charge(order_id, fresh=False)
                 return
             # the order moved on without us (cancelled meanwhile): give the stock back
@@ -218,7 +224,7 @@ class Fulfilment:
             )
             await self._run(orders.MarkOrderRefunded(order_id, refund), order_id, "refunded")
             return
-        self._reached(order_id, DRIVEN["OrderPaid"])
+        self._reached(order_id, DRIVEN[orders.OrderPaid])
         await self._confirm(order_id)
 
     async def _confirm(self, order_id: str) -> None:

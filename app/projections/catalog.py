@@ -25,7 +25,6 @@ def stock_fields(stock: p.Stock) -> dict[str, int]:
 
 class CatalogProjection(EventProjection[p.ProductEvent]):
     name = "catalog"
-    handles = frozenset(cls.__name__ for cls in p.PRODUCT_EVENTS)
 
     def apply(self, item: Applied[p.ProductEvent], tx: ReadModelWrites) -> Iterable[Change]:
         event = item.event

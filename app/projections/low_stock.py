@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, assert_never
-
-import msgspec
+from typing import assert_never
 
 from app.domain import products as p
 from app.kernel.projection import Applied, Change, EventProjection
@@ -13,19 +11,25 @@ from app.kernel.read_model_writes import ReadModelWrites
 from app.projections import keys
 
 VIEW = "admin"
+LowStockEvent = (
+    p.ProductDiscontinued
+    | p.ProductCreated
+    | p.ProductRestocked
+    | p.StockReserved
+    | p.StockReleased
+    | p.StockCommitted
+    | p.StockReturned
+)
+"""The product events that move a product onto or off the list (the others never decode)."""
 
 
-class LowStockProjection(EventProjection[p.ProductEvent]):
+class LowStockProjection(EventProjection[LowStockEvent]):
     name = "low_stock"
-    handles = frozenset(
-        cls.__name__ for cls in p.PRODUCT_EVENTS if cls not in (p.ProductRenamed, p.PriceChanged)
-    )
 
-    def __init__(self, event_decoder: msgspec.json.Decoder[Any], threshold: int) -> None:
-        super().__init__(event_decoder)
+    def __init__(self, threshold: int) -> None:
         self._threshold = threshold
 
-    def apply(self, item: Applied[p.ProductEvent], tx: ReadModelWrites) -> Iterable[Change]:
+    def apply(self, item: Applied[LowStockEvent], tx: ReadModelWrites) -> Iterable[Change]:
         event = item.event
         match event:
             case p.ProductDiscontinued():
@@ -43,8 +47,6 @@ class LowStockProjection(EventProjection[p.ProductEvent]):
                     tx.zadd(keys.low_stock(), {event.sku: available})
                 else:
                     tx.zrem(keys.low_stock(), event.sku)
-            case p.ProductRenamed() | p.PriceChanged():
-                return []  # not handled: never decoded, listed so every case is accounted for
             case _:
                 assert_never(event)
         return [Change(VIEW, "low_stock")]

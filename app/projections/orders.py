@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import assert_never
+from typing import Literal, assert_never
 
 import msgspec
 
@@ -13,14 +13,30 @@ from app.kernel.read_model_writes import ReadModelWrites
 from app.projections import keys
 
 VIEW = "orders"
-STATUS_AFTER = {
-    "OrderStockReserved": "reserved",
-    "OrderPaid": "paid",
-    "OrderConfirmed": "confirmed",
-    "OrderRejected": "rejected",
-    "OrderCancelled": "cancelled",
-    "OrderShipped": "shipped",
-}
+Step = o.OrderStatus | Literal["refunded"]
+
+
+def step_of(event: o.OrderEvent) -> Step:
+    """The step an order event records: the status it leaves the order in, or `refunded`."""
+    match event:
+        case o.OrderPlaced():
+            return "placed"
+        case o.OrderStockReserved():
+            return "reserved"
+        case o.OrderPaid():
+            return "paid"
+        case o.OrderConfirmed():
+            return "confirmed"
+        case o.OrderRejected():
+            return "rejected"
+        case o.OrderCancelled():
+            return "cancelled"
+        case o.OrderShipped():
+            return "shipped"
+        case o.OrderRefunded():
+            return "refunded"
+        case _:
+            assert_never(event)
 
 
 def order_change(customer: str, order_id: str) -> Change:
@@ -29,7 +45,6 @@ def order_change(customer: str, order_id: str) -> Change:
 
 class OrdersProjection(EventProjection[o.OrderEvent]):
     name = "orders"
-    handles = frozenset(cls.__name__ for cls in o.ORDER_EVENTS)
 
     def apply(self, item: Applied[o.OrderEvent], tx: ReadModelWrites) -> Iterable[Change]:
         event = item.event
@@ -42,7 +57,7 @@ class OrdersProjection(EventProjection[o.OrderEvent]):
                     mapping={
                         "order_id": event.order_id,
                         "customer": event.customer,
-                        "status": "placed",
+                        "status": step_of(event),
                         "lines": msgspec.json.encode(event.lines),
                         "total_cents": event.total_cents,
                         "card_last4": event.card_last4,
@@ -56,10 +71,12 @@ class OrdersProjection(EventProjection[o.OrderEvent]):
             case o.OrderRefunded():
                 tx.hset(key, mapping={"refunded": 1, "updated_at": at})
             case o.OrderRejected() | o.OrderCancelled():
-                status = "rejected" if isinstance(event, o.OrderRejected) else "cancelled"
-                tx.hset(key, mapping={"status": status, "updated_at": at, "reason": event.reason})
+                tx.hset(
+                    key,
+                    mapping={"status": step_of(event), "updated_at": at, "reason": event.reason},
+                )
             case o.OrderStockReserved() | o.OrderPaid() | o.OrderConfirmed() | o.OrderShipped():
-                tx.hset(key, mapping={"status": STATUS_AFTER[item.stored.type], "updated_at": at})
+                tx.hset(key, mapping={"status": step_of(event), "updated_at": at})
             case _:
                 assert_never(event)
         return [order_change(event.customer, event.order_id)]

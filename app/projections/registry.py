@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import functools
-from collections.abc import Callable
-from typing import Any
 
 from app.config import Settings
-from app.domain.events import event_decoder
-from app.kernel.projection import Projection
+from app.kernel.projection import AnyProjection, ProjectionFactory
 from app.observability.metrics import PipelineMetrics
 from app.projections.catalog import CatalogProjection
 from app.projections.command_log import CommandLogProjection
@@ -31,25 +28,24 @@ aggregates re-derived from their events can be compared with them (see kernel/au
 
 def build(
     names: tuple[str, ...], settings: Settings, metrics: PipelineMetrics | None = None
-) -> list[Projection[Any]]:
-    decoder = event_decoder()
-    made: dict[str, Projection[Any]] = {
-        "catalog": CatalogProjection(decoder),
-        "low_stock": LowStockProjection(decoder, settings.low_stock_threshold),
+) -> list[AnyProjection]:
+    made: dict[str, AnyProjection] = {
+        "catalog": CatalogProjection(),
+        "low_stock": LowStockProjection(settings.low_stock_threshold),
         "command_log": CommandLogProjection(metrics.finished if metrics else None),
-        "orders": OrdersProjection(decoder),
-        "timeline": TimelineProjection(decoder),
-        "sales": SalesProjection(decoder),
+        "orders": OrdersProjection(),
+        "timeline": TimelineProjection(),
+        "sales": SalesProjection(),
         "notifications": NotificationsProjection(),
     }
     return [made[name] for name in names]
 
 
-def rebuildable(settings: Settings) -> dict[str, Callable[[], Projection[Any]]]:
+def rebuildable(settings: Settings) -> dict[str, ProjectionFactory]:
     """A fresh instance of each projection a rebuild may replay, by name."""
     return {name: functools.partial(_one, name, settings) for name in REBUILDABLE}
 
 
-def _one(name: str, settings: Settings) -> Projection[Any]:
+def _one(name: str, settings: Settings) -> AnyProjection:
     (projection,) = build((name,), settings)
     return projection

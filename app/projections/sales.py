@@ -9,43 +9,51 @@ from app.domain import orders as o
 from app.kernel.projection import Applied, Change, EventProjection
 from app.kernel.read_model_writes import ReadModelWrites
 from app.projections import keys
+from app.projections.orders import step_of
 
 VIEW = "admin"
-PREVIOUS = {"OrderStockReserved": "placed", "OrderPaid": "reserved", "OrderShipped": "confirmed"}
-NEXT = {"OrderStockReserved": "reserved", "OrderPaid": "paid", "OrderShipped": "shipped"}
+
+
+def moved(tx: ReadModelWrites, before: str, after: str) -> None:
+    """One order left status `before` for `after`."""
+    tx.hincrby(keys.sales_by_status(), before, -1)
+    tx.hincrby(keys.sales_by_status(), after, 1)
+
+
+def sold(tx: ReadModelWrites, lines: Iterable[o.OrderLine], sign: int) -> None:
+    for line in lines:
+        tx.zincrby(keys.sales_top(), sign * line.quantity, line.sku)
 
 
 class SalesProjection(EventProjection[o.OrderEvent]):
     name = "sales"
-    handles = frozenset(cls.__name__ for cls in o.ORDER_EVENTS)
 
     def apply(self, item: Applied[o.OrderEvent], tx: ReadModelWrites) -> Iterable[Change]:
         event = item.event
-        by_status = keys.sales_by_status()
         match event:
             case o.OrderPlaced():
-                tx.hincrby(by_status, "placed", 1)
+                tx.hincrby(keys.sales_by_status(), step_of(event), 1)
                 tx.hincrby(keys.sales_per_minute(), str(int(item.stored.at // 60 * 60)), 1)
                 tx.hincrby(keys.sales_totals(), "orders_placed", 1)
+            case o.OrderStockReserved():
+                moved(tx, "placed", step_of(event))
+            case o.OrderPaid():
+                moved(tx, "reserved", step_of(event))
+            case o.OrderConfirmed():
+                moved(tx, "paid", step_of(event))
+                tx.hincrby(keys.sales_totals(), "revenue_cents", event.total_cents)
+                sold(tx, event.lines, 1)
+            case o.OrderShipped():
+                moved(tx, "confirmed", step_of(event))
+            case o.OrderRejected():
+                moved(tx, event.previous_status, step_of(event))
+            case o.OrderCancelled():
+                moved(tx, event.previous_status, step_of(event))
+                if event.previous_status == "confirmed":
+                    tx.hincrby(keys.sales_totals(), "revenue_cents", -event.total_cents)
+                    sold(tx, event.lines, -1)
             case o.OrderRefunded():
                 tx.hincrby(keys.sales_totals(), "refunded_cents", event.total_cents)
-            case o.OrderRejected() | o.OrderCancelled():
-                new = "rejected" if isinstance(event, o.OrderRejected) else "cancelled"
-                tx.hincrby(by_status, event.previous_status, -1)
-                tx.hincrby(by_status, new, 1)
-                if isinstance(event, o.OrderCancelled) and event.previous_status == "confirmed":
-                    tx.hincrby(keys.sales_totals(), "revenue_cents", -event.total_cents)
-                    for line in event.lines:
-                        tx.zincrby(keys.sales_top(), -line.quantity, line.sku)
-            case o.OrderStockReserved() | o.OrderPaid() | o.OrderShipped():
-                tx.hincrby(by_status, PREVIOUS[item.stored.type], -1)
-                tx.hincrby(by_status, NEXT[item.stored.type], 1)
-            case o.OrderConfirmed():
-                tx.hincrby(by_status, "paid", -1)
-                tx.hincrby(by_status, "confirmed", 1)
-                tx.hincrby(keys.sales_totals(), "revenue_cents", event.total_cents)
-                for line in event.lines:
-                    tx.zincrby(keys.sales_top(), line.quantity, line.sku)
             case _:
                 assert_never(event)
         return [Change(VIEW, "sales")]

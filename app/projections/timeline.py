@@ -12,7 +12,7 @@ from app.domain.orders import REJECT_REASONS
 from app.kernel.projection import Applied, Change, EventProjection
 from app.kernel.read_model_writes import ReadModelWrites
 from app.projections import keys
-from app.projections.orders import STATUS_AFTER, order_change
+from app.projections.orders import order_change, step_of
 
 
 class TimelineEntry(msgspec.Struct, frozen=True):
@@ -45,13 +45,9 @@ def describe(event: o.OrderEvent) -> str:
 
 class TimelineProjection(EventProjection[o.OrderEvent]):
     name = "timeline"
-    handles = frozenset(cls.__name__ for cls in o.ORDER_EVENTS)
 
     def apply(self, item: Applied[o.OrderEvent], tx: ReadModelWrites) -> Iterable[Change]:
         event = item.event
-        status = {"OrderPlaced": "placed", "OrderRefunded": "refunded"}.get(
-            item.stored.type
-        ) or STATUS_AFTER[item.stored.type]
-        entry = TimelineEntry(status, item.stored.at, describe(event))
+        entry = TimelineEntry(step_of(event), item.stored.at, describe(event))
         tx.rpush(keys.timeline(event.order_id), msgspec.json.encode(entry))
         return [order_change(event.customer, event.order_id)]

@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator
 import pytest
 
 from app.config import Settings
-from app.domain.events import event_decoder
 from app.domain.products import CreateProduct, RenameProduct, RestockProduct
 from app.kernel import keys
 from app.kernel.partitions import partition_of
@@ -66,7 +65,7 @@ def rebuild_of(services: Services, settings: Settings, **options: object) -> Sha
     return ShadowRebuild(
         services.write,
         services.read,
-        CatalogProjection(event_decoder()),
+        CatalogProjection(),
         settings.partitions,
         owner="test-rebuild",
         lease_ms=settings.lease_ms,

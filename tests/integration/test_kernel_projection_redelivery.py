@@ -5,7 +5,6 @@ from __future__ import annotations
 import msgspec
 
 from app.config import Settings
-from app.domain.events import event_decoder
 from app.domain.orders import LineRequest, PlaceOrderRequest
 from app.domain.products import CreateProduct, RenameProduct
 from app.kernel import keys
@@ -137,7 +136,7 @@ async def test_a_duplicate_in_the_same_batch_is_applied_once(services: Services)
     copy = await services.write.xadd(stream, fields)
     entries = [Entry(i, partition, f) for i, f in await services.write.xrange(stream)]
     assert entries[-1].id == copy
-    handler = ProjectionHandler(SalesProjection(event_decoder()), services.read)
+    handler = ProjectionHandler(SalesProjection(), services.read)
 
     await handler.handle(partition, entries)
 
