@@ -19,9 +19,10 @@ from typing import Any, NamedTuple
 import msgspec
 
 from app.aggregates import ORDER, PRODUCT
-from app.domain.events import ALL_EVENTS
-from app.domain.orders import ORDER_EVENTS
-from app.domain.products import PRODUCT_EVENTS
+from app.domain.events import DomainEvent
+from app.domain.orders import OrderEvent
+from app.domain.products import ProductEvent
+from app.kernel import unions
 from app.kernel.bus import event_fields
 from app.kernel.consumer import Entry
 from app.kernel.messages import StoredEvent
@@ -45,9 +46,9 @@ class Stamped(NamedTuple):
 
 def aggregate_of(event: msgspec.Struct) -> str:
     """`kind:id` of a domain event's aggregate, as its stream entry names it."""
-    if isinstance(event, PRODUCT_EVENTS):
+    if isinstance(event, unions.members(ProductEvent)):
         return f"{PRODUCT.name}:{event.sku}"
-    if isinstance(event, ORDER_EVENTS):
+    if isinstance(event, unions.members(OrderEvent)):
         return f"{ORDER.name}:{event.order_id}"
     raise TypeError(f"{type(event).__name__} is not a domain event")
 
@@ -75,7 +76,7 @@ def entry(item: msgspec.Struct, entry_id: str = "1-0", version: int = 1, at: flo
     """A stream entry holding `item`: a domain event as the commit writes it (type, aggregate
     and version beside the JSON); anything else (a journal entry, an integration event) as
     the JSON of its `e` field."""
-    if isinstance(item, ALL_EVENTS):
+    if isinstance(item, unions.members(DomainEvent)):
         flat = event_fields(stored(item, version, at))
         return Entry(entry_id, 0, dict(zip(flat[::2], flat[1::2], strict=True)))
     return Entry(entry_id, 0, {"e": msgspec.json.encode(item).decode()})
@@ -108,7 +109,7 @@ def project_events(
     decoded = []
     for index, item in enumerate(items, start=1):
         event, version, at = item if isinstance(item, Stamped) else (item, 0, AT)
-        if not version and isinstance(event, ALL_EVENTS):
+        if not version and isinstance(event, unions.members(DomainEvent)):
             version = latest.get(aggregate_of(event), 0) + 1
         if version:
             latest[aggregate_of(event)] = max(version, latest.get(aggregate_of(event), 0))

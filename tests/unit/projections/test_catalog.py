@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from app.domain import products as p
-from app.domain.events import event_decoder
 from app.domain.products import Stock
 from app.kernel.projection import Change
 from app.kernel.read_model_writes import ReadModelWrites
@@ -15,7 +14,7 @@ from tests.support.projection_harness import Stamped, applied, project_events, r
 
 SKU = "MUG-001"
 ROW = keys.product(SKU)
-CATALOG = CatalogProjection(event_decoder())
+CATALOG = CatalogProjection()
 
 
 def test_apply_records_the_writes_and_returns_the_views_it_changed() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from app.domain import products as p
-from app.domain.events import event_decoder
 from app.domain.products import Stock
 from app.projections import keys
 from app.projections.low_stock import LowStockProjection
@@ -13,7 +12,7 @@ from tests.support.projection_harness import Stamped, project_events
 
 SKU = "MUG-001"
 THRESHOLD = 5
-LOW_STOCK = LowStockProjection(event_decoder(), THRESHOLD)
+LOW_STOCK = LowStockProjection(THRESHOLD)
 
 
 def test_a_product_created_with_few_units_is_listed_by_what_is_available() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from app.domain import orders as o
-from app.domain.events import event_decoder
 from app.domain.orders import OrderLine
 from app.projections import keys
 from app.projections.orders import OrdersProjection
@@ -16,7 +15,7 @@ ORDER = keys.order(ORDER_ID)
 LINES = [OrderLine("MUG-001", 2, 1200), OrderLine("TEA-002", 3, 350)]
 CHANGE = ("orders", f"alice/{ORDER_ID}")
 """Keys of per-user views start with their owner: alice's topic gets it, nobody else's."""
-ORDERS = OrdersProjection(event_decoder())
+ORDERS = OrdersProjection()
 
 
 def test_a_placed_order_gets_its_row_and_joins_its_customers_list_and_the_admins() -> None:

@@ -9,7 +9,6 @@ from __future__ import annotations
 import pytest
 
 from app.domain import orders as o
-from app.domain.events import event_decoder
 from app.domain.orders import OrderLine
 from app.projections import keys
 from app.projections.sales import SalesProjection
@@ -20,7 +19,7 @@ LINES = [OrderLine("MUG-001", 2, 1200), OrderLine("TEA-002", 3, 350)]
 BY_STATUS = keys.sales_by_status()
 TOTALS = keys.sales_totals()
 TOP = keys.sales_top()
-SALES = SalesProjection(event_decoder())
+SALES = SalesProjection()
 
 
 def test_a_placed_order_counts_as_placed_in_its_minute_and_overall() -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import pytest
 
 from app.domain import orders as o
-from app.domain.events import event_decoder
 from app.domain.orders import OrderLine
 from app.projections import keys
 from app.projections.timeline import TimelineEntry, TimelineProjection
@@ -13,7 +12,7 @@ from tests.support.projection_harness import AT, Stamped, json_text, project_eve
 
 ORDER_ID = "o1"
 LINES = [OrderLine("MUG-001", 2, 1200), OrderLine("TEA-002", 3, 350)]
-TIMELINE = TimelineProjection(event_decoder())
+TIMELINE = TimelineProjection()
 
 
 STEPS: list[tuple[o.OrderEvent, TimelineEntry]] = [
