@@ -19,62 +19,58 @@
 -- keys hold is the read model's: one type per key, counters far from overflowing.
 
 local MOST_ARGUMENTS = 7000  -- unpack() passes at most 8000 values
+local concat, find, huge = table.concat, string.find, math.huge
 local function fail(message) return redis.error_reply('apply_batch: ' .. message) end
 
--- an integer as Redis reads one (no sign but '-', no leading zero), small enough for any use
+-- an integer as Redis reads one (no sign but '-', no leading zero), of 12 digits at most
 local function integer(value)
-  return value == '0' or (#value <= 12 and string.match(value, '^%-?[1-9]%d*$') ~= nil)
+  return value == '0' or (#value <= 12 and find(value, '^%-?[1-9]%d*$') ~= nil)
 end
 
--- a float as Redis reads one: the whole string, finite or inf, not rounded to 0 or infinity
+-- a float as Redis reads one (strtod, which tonumber uses too, over the whole string: no
+-- spaces), not NaN, not rounded to 0 or to infinity
 local function float(value)
-  if value == 'inf' or value == '+inf' or value == '-inf' then return true end
-  local mantissa = string.match(value, '^[+-]?%d+%.?%d*') or string.match(value, '^[+-]?%.%d+')
-  if not mantissa then return false end
-  local exponent = string.sub(value, #mantissa + 1)
-  if exponent ~= '' and not string.match(exponent, '^[eE][+-]?%d+$') then return false end
+  if #value <= 20 and find(value, '^%-?%d+%.?%d*$') then return true end  -- the usual form
   local number = tonumber(value)
-  return number ~= nil and number > -math.huge and number < math.huge
-    and (number ~= 0 or not string.match(mantissa, '[1-9]'))
+  if number == nil or number ~= number then return false end
+  if number == 0 and find(value, '^[^eE]*[1-9]') then return false end
+  if (number == huge or number == -huge) and not find(value, '[iI]') then return false end
+  return not find(value, '%s')
 end
 
--- per command: fewest and most arguments after its name (no `most`: any), `paired` when those
--- after the key come in pairs, and the checks of arguments by position (1 is the key)
+-- per command: fewest and most arguments after its name, `paired` when those after the key
+-- come in pairs, the indexes in the command of an integer (i1, i2) or a float (f1) argument,
+-- `scores` (ZADD: every other one, from the first after the key), `xadd` (its own form)
 local SHAPES = {
-  HSET = {least = 3, paired = true},                        -- key field value ...
-  HINCRBY = {least = 3, most = 3, checks = {[3] = integer}}, -- key field increment
-  ZADD = {least = 3, paired = true, scores = true},         -- key score member ...
-  ZREM = {least = 2},                                       -- key member ...
-  ZINCRBY = {least = 3, most = 3, checks = {[2] = float}},  -- key increment member
-  INCRBY = {least = 2, most = 2, checks = {[2] = integer}}, -- key increment
-  LPUSH = {least = 2},                                      -- key value ...
-  RPUSH = {least = 2},                                      -- key value ...
-  LTRIM = {least = 3, most = 3, checks = {[2] = integer, [3] = integer}}, -- key start stop
-  EXPIRE = {least = 2, most = 2, checks = {[2] = integer}}, -- key seconds
-  XADD = {least = 4, xadd = true},             -- key [MAXLEN [~|=] count] * field value ...
+  HSET = {least = 3, paired = true},                  -- key field value ...
+  HINCRBY = {least = 3, most = 3, i1 = 4},            -- key field increment
+  ZADD = {least = 3, paired = true, scores = true},   -- key score member ...
+  ZREM = {least = 2},                                 -- key member ...
+  ZINCRBY = {least = 3, most = 3, f1 = 3},            -- key increment member
+  INCRBY = {least = 2, most = 2, i1 = 3},             -- key increment
+  LPUSH = {least = 2},                                -- key value ...
+  RPUSH = {least = 2},                                -- key value ...
+  LTRIM = {least = 3, most = 3, i1 = 3, i2 = 4},      -- key start stop
+  EXPIRE = {least = 2, most = 2, i1 = 3},             -- key seconds
+  XADD = {least = 4, xadd = true},      -- key [MAXLEN [~|=] count] * field value ...
 }
+for _, shape in pairs(SHAPES) do shape.most = shape.most or MOST_ARGUMENTS end
 
+-- what is wrong with a command, or nil (raises on an argument that is not a string)
 local function check(command)
-  if type(command) ~= 'table' or #command == 0 then return 'a command must be a list' end
-  if #command > MOST_ARGUMENTS then return 'a command has at most ' .. MOST_ARGUMENTS end
-  for _, item in ipairs(command) do
-    if type(item) ~= 'string' then return 'a command must be a list of strings' end
-  end
-  local name = command[1]
+  if type(command) ~= 'table' then return 'a command must be a list' end
+  concat(command)  -- raises unless every item is a string (or a number: Redis formats it)
+  local name, count = command[1], #command - 1
   local shape = SHAPES[name]
-  if not shape then return 'command not allowed: ' .. name end
-  local count = #command - 1
-  if count < shape.least or (shape.most and count > shape.most) then
-    return name .. ': wrong number of arguments'
-  end
-  if shape.paired and (count - 1) % 2 ~= 0 then return name .. ': arguments not in pairs' end
-  for position, valid in pairs(shape.checks or {}) do
-    if not valid(command[position + 1]) then
-      return name .. ': argument ' .. position .. ' is not a number'
-    end
+  if not shape then return 'command not allowed: ' .. tostring(name) end
+  if count < shape.least or count > shape.most then return name .. ': wrong number of arguments' end
+  if shape.paired and count % 2 == 0 then return name .. ': arguments not in pairs' end
+  if (shape.i1 and not integer(command[shape.i1])) or (shape.i2 and not integer(command[shape.i2]))
+      or (shape.f1 and not float(command[shape.f1])) then
+    return name .. ': an argument is not a number'
   end
   if shape.scores then
-    for i = 3, #command, 2 do
+    for i = 3, count + 1, 2 do
       if not float(command[i]) then return name .. ': a score is not a number' end
     end
   end
@@ -83,13 +79,14 @@ local function check(command)
     if command[i] == 'MAXLEN' then
       i = i + 1
       if command[i] == '~' or command[i] == '=' then i = i + 1 end
-      if not command[i] or not integer(command[i]) or string.sub(command[i], 1, 1) == '-' then
+      local maxlen = command[i]
+      if maxlen ~= '0' and not (maxlen and #maxlen <= 9 and find(maxlen, '^[1-9]%d*$')) then
         return name .. ': MAXLEN must be an integer >= 0'
       end
       i = i + 1
     end
     if command[i] ~= '*' then return name .. ': the entry id must be *' end
-    local fields = #command - i
+    local fields = count + 1 - i
     if fields == 0 or fields % 2 ~= 0 then return name .. ': fields not in pairs' end
   end
   return nil
@@ -103,10 +100,15 @@ local decoded, commands = pcall(cjson.decode, ARGV[3])
 if not decoded or type(commands) ~= 'table' or (#commands == 0 and next(commands) ~= nil) then
   return fail('commands must be a JSON array')
 end
-for index, command in ipairs(commands) do
-  local problem = check(command)
-  if problem then return fail('command ' .. index .. ': ' .. problem) end
+local function check_all()
+  for index, command in ipairs(commands) do
+    local problem = check(command)
+    if problem then return 'command ' .. index .. ': ' .. problem end
+  end
 end
+local checked, problem = pcall(check_all)
+if not checked then return fail('a command must be a list of strings') end
+if problem then return fail(problem) end
 
 if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then
   return 0

@@ -334,7 +334,7 @@ async def test_a_commit_given_invalid_script_input_raises_and_changes_nothing(
     args[0] = str(partition)
     before = await snapshot(services.write)
 
-    with pytest.raises(ResponseError, match="^commit: "):
+    with pytest.raises(ResponseError, match=r"^commit: "):
         await script(services.write, script_keys, args)
 
     after = await snapshot(services.write)
