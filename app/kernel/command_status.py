@@ -27,6 +27,7 @@ from app.kernel.notices import STATUS_NOTICE_FIELDS
 from app.kernel.scripts import Args, load_script, run_calls
 
 FINAL = FINAL_STATUSES
+"""The statuses a command ends in (declared in kernel/messages.py, where commit.py can see it)."""
 POSITION = "$position"
 """A status field value the commit replaces with its position."""
 
