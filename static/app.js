@@ -6,7 +6,11 @@
 (function () {
   "use strict";
 
-  var FINAL = { succeeded: true, failed: true };
+  // The statuses a command ends in, as the server declares them (data-final-statuses).
+  var FINAL = {};
+  (document.body.getAttribute("data-final-statuses") || "").split(" ").forEach(function (s) {
+    if (s) FINAL[s] = true;
+  });
   var KEEP_MS = 60000;
   var waiting = {};
 

@@ -17,22 +17,28 @@ from typing import Any, Literal
 import msgspec
 from redis.asyncio import Redis
 
-from app.kernel import keys
+from app.kernel import keys, tracing
 from app.kernel.clock import iso, now
 from app.kernel.coalescer import Coalescer
 from app.kernel.commit import NOTICES_MAXLEN, StatusWrite
 from app.kernel.idempotency import IdempotencyRecord, IdempotencySlot, decode_record
-from app.kernel.messages import CommandEnvelope, Delivery, Problem, Step
+from app.kernel.messages import FINAL_STATUSES, CommandEnvelope, Delivery, Problem, Step
+from app.kernel.notices import STATUS_NOTICE_FIELDS
 from app.kernel.scripts import Args, load_script, run_calls
 
-FINAL = frozenset({"succeeded", "failed"})
+FINAL = FINAL_STATUSES
+"""The statuses a command ends in (declared in kernel/messages.py, where commit.py can see it)."""
 POSITION = "$position"
 """A status field value the commit replaces with its position."""
 
 _step_decoder = msgspec.json.Decoder(Step)
 _problem_decoder = msgspec.json.Decoder(Problem)
-_ENQUEUE = load_script(__file__, "enqueue.lua")
-_ADVANCE = load_script(__file__, "advance.lua")
+_ENQUEUE = load_script(
+    __file__, "enqueue.lua", STATUS_NOTICE=STATUS_NOTICE_FIELDS, TRACE_FIELD=tracing.FIELD
+)
+_ADVANCE = load_script(
+    __file__, "advance.lua", FINAL_STATUSES=FINAL_STATUSES, STATUS_NOTICE=STATUS_NOTICE_FIELDS
+)
 
 
 class StepView(msgspec.Struct, frozen=True):

@@ -12,19 +12,20 @@
 --
 -- ARGV[1]  partition number (for the position token)
 -- ARGV[2]  expected aggregate version; -1 = this commit writes no aggregate
--- ARGV[3]  new state JSON, or "" to leave the state as it is
--- ARGV[4]  outcome status for the dedup record: succeeded | failed | processing
--- ARGV[5]  error problem JSON, or ""
--- ARGV[6]  TTL in seconds of the dedup record and status hashes
+-- ARGV[3]  new state JSON, or "" to leave the state as it is (stored as it is)
+-- ARGV[4]  outcome status for the dedup record: one of OUTCOME_STATUSES
+-- ARGV[5]  error problem JSON, or "" (stored as it is)
+-- ARGV[6]  TTL in seconds of the dedup record and status hashes, an integer >= 1
 -- ARGV[7]  JSON array of events, each a flat array of XADD field/value strings
 -- ARGV[8]  JSON array of integration-event JSON strings
--- ARGV[9]  JSON array of status updates: {id, fields, steps, final} (steps: step JSON strings)
+-- ARGV[9]  JSON array of status updates: {id, fields, steps, final} (fields: an object of
+--          strings; steps: step JSON strings, stored as they are; final: a boolean, optional)
 --          a field whose value is "$position" receives this commit's position;
 --          an update to a command that already finished is skipped;
 --          a final update appends the command's outcome to the journal, and counts it as
 --          finished in the queue counters if it was queued
--- ARGV[10] approximate MAXLEN of the notices stream
--- ARGV[11] approximate MAXLEN of the journal stream
+-- ARGV[10] approximate MAXLEN of the notices stream, an integer >= 0
+-- ARGV[11] approximate MAXLEN of the journal stream, an integer >= 0
 -- ARGV[12] a position token the outcome must also cover (effects committed elsewhere
 --          before this commit), or ""
 -- ARGV[13] with ARGV[2] >= 0: the id of the command the decision expects to have written the
@@ -35,32 +36,51 @@
 -- ARGV[15] the command's W3C traceparent, or "": written as `tp` beside each integration event
 --          and status notice (the events carry theirs in their own field lists)
 --
+-- Constants (from Python): FINAL_STATUSES, OUTCOME_STATUSES, STATUS_NOTICE, TRACE_FIELD
+-- FINAL_STATUSES: the statuses a command ends in; OUTCOME_STATUSES: those and `processing`,
+-- as sets (kernel/messages.py). STATUS_NOTICE: the status notice's field names on the stream
+-- (kernel/notices.py). TRACE_FIELD: the field of an integration event's traceparent.
+--
 -- Returns {"ok", position} | {"dup", status, position, error} | {"conflict", version}
+-- Every input is checked before the first write, so no write can fail on it (an error
+-- reply, `commit: ...`, means nothing was written).
 
-local existing = redis.call('HMGET', KEYS[1], 'status', 'position', 'error')
-if existing[1] then
-  return {'dup', existing[1], existing[2] or '', existing[3] or ''}
+local MOST_FIELDS = 3000  -- unpack() passes at most 8000 values
+local function fail(message) return redis.error_reply('commit: ' .. message) end
+local function integer(value, least)
+  if type(value) ~= 'string' or #value > 12 then return nil end
+  if value ~= '0' and not string.match(value, '^%-?[1-9]%d*$') then return nil end
+  local number = tonumber(value)
+  if number < least then return nil end
+  return number
 end
-
-local expected = tonumber(ARGV[2])
-if expected == nil then return redis.error_reply('commit: expected version is not a number') end
-local events = cjson.decode(ARGV[7])
-local integration = cjson.decode(ARGV[8])
-local updates = cjson.decode(ARGV[9])
-local ttl = tonumber(ARGV[6])
-local notices_maxlen = tonumber(ARGV[10])
-local journal_maxlen = tonumber(ARGV[11])
+local function array(json)
+  local decoded, value = pcall(cjson.decode, json)
+  if not decoded or type(value) ~= 'table' or (#value == 0 and next(value) ~= nil) then
+    return nil
+  end
+  return value
+end
 
 -- the shape of every input, before the first write
-local function fail(message) return redis.error_reply('commit: ' .. message) end
-if ttl == nil or ttl <= 0 then return fail('TTL must be a positive number') end
-if notices_maxlen == nil or journal_maxlen == nil then return fail('MAXLEN must be numbers') end
-if type(events) ~= 'table' or type(integration) ~= 'table' or type(updates) ~= 'table' then
-  return fail('events, integration events and status updates must be arrays')
+if #ARGV ~= 15 then return fail('15 arguments are needed') end
+local expected = integer(ARGV[2], -1)
+if expected == nil then return fail('expected version must be an integer >= -1') end
+if not integer(ARGV[1], 0) then return fail('partition must be an integer >= 0') end
+if not OUTCOME_STATUSES[ARGV[4]] then return fail('unknown outcome status ' .. ARGV[4]) end
+local ttl = ARGV[6]
+if not integer(ttl, 1) then return fail('TTL must be an integer >= 1') end
+local notices_maxlen, journal_maxlen = ARGV[10], ARGV[11]
+if not integer(notices_maxlen, 0) or not integer(journal_maxlen, 0) then
+  return fail('MAXLEN must be integers >= 0')
+end
+local events, integration, updates = array(ARGV[7]), array(ARGV[8]), array(ARGV[9])
+if not events or not integration or not updates then
+  return fail('events, integration events and status updates must be JSON arrays')
 end
 for _, event in ipairs(events) do
-  if type(event) ~= 'table' or #event == 0 or #event % 2 ~= 0 then
-    return fail('an event must be a list of field/value pairs')
+  if type(event) ~= 'table' or #event == 0 or #event % 2 ~= 0 or #event > 2 * MOST_FIELDS then
+    return fail('an event must be a list of 1 to ' .. MOST_FIELDS .. ' field/value pairs')
   end
   for _, item in ipairs(event) do
     if type(item) ~= 'string' then return fail('event fields must be strings') end
@@ -75,14 +95,27 @@ for _, update in ipairs(updates) do
       or type(update['fields']) ~= 'table' or type(update['steps']) ~= 'table' then
     return fail('a status update needs id, fields and steps')
   end
+  if update['final'] ~= nil and type(update['final']) ~= 'boolean' then
+    return fail('a status update\'s final must be a boolean')
+  end
+  local count = 0
   for field, value in pairs(update['fields']) do
     if type(field) ~= 'string' or type(value) ~= 'string' then
       return fail('status fields must be strings')
     end
+    count = count + 1
+  end
+  if count > MOST_FIELDS or #update['steps'] > MOST_FIELDS then
+    return fail('a status update has at most ' .. MOST_FIELDS .. ' fields and steps')
   end
   for _, step in ipairs(update['steps']) do
     if type(step) ~= 'string' then return fail('steps must be JSON strings') end
   end
+end
+
+local existing = redis.call('HMGET', KEYS[1], 'status', 'position', 'error')
+if existing[1] then
+  return {'dup', existing[1], existing[2] or '', existing[3] or ''}
 end
 
 -- the state the decision was made on must still be the aggregate's
@@ -111,10 +144,10 @@ if expected >= 0 and #events > 0 then
     redis.call('HSET', KEYS[6], 'v', version, 'w', ARGV[14])
   end
 end
-local traced = ARGV[15] ~= nil and ARGV[15] ~= ''
+local traced = ARGV[15] ~= ''
 for _, event in ipairs(integration) do
   if traced then
-    redis.call('XADD', KEYS[4], '*', 'e', event, 'tp', ARGV[15])
+    redis.call('XADD', KEYS[4], '*', 'e', event, TRACE_FIELD, ARGV[15])
   else
     redis.call('XADD', KEYS[4], '*', 'e', event)
   end
@@ -124,7 +157,7 @@ for i, update in ipairs(updates) do
   local status_key = KEYS[6 + 2 * i]
   local steps_key = KEYS[7 + 2 * i]
   local before = redis.call('HGET', status_key, 'status')
-  if before ~= 'succeeded' and before ~= 'failed' then
+  if not FINAL_STATUSES[before] then
     local flat = {}
     for field, value in pairs(update['fields']) do
       if value == '$position' then value = position end
@@ -142,11 +175,12 @@ for i, update in ipairs(updates) do
     local meta = redis.call('HMGET', status_key, 'sender', 'type', 'accepted_at', 'status',
                             'completed_at', 'error_code', 'queued')
     if traced then
-      redis.call('XADD', KEYS[5], 'MAXLEN', '~', notices_maxlen, '*', 'c', update['id'],
-                 'u', meta[1] or '', 'tp', ARGV[15])
+      redis.call('XADD', KEYS[5], 'MAXLEN', '~', notices_maxlen, '*',
+                 STATUS_NOTICE.command_id, update['id'], STATUS_NOTICE.sender, meta[1] or '',
+                 STATUS_NOTICE.trace, ARGV[15])
     else
-      redis.call('XADD', KEYS[5], 'MAXLEN', '~', notices_maxlen, '*', 'c', update['id'],
-                 'u', meta[1] or '')
+      redis.call('XADD', KEYS[5], 'MAXLEN', '~', notices_maxlen, '*',
+                 STATUS_NOTICE.command_id, update['id'], STATUS_NOTICE.sender, meta[1] or '')
     end
     if update['final'] then
       redis.call('XADD', KEYS[3], 'MAXLEN', '~', journal_maxlen, '*', 'e', cjson.encode({

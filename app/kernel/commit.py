@@ -12,15 +12,23 @@ from dataclasses import dataclass, field
 import msgspec
 from redis.asyncio import Redis
 
-from app.kernel import keys
-from app.kernel.messages import Outcome, Problem
+from app.kernel import keys, tracing
+from app.kernel.messages import FINAL_STATUSES, OUTCOME_STATUSES, Outcome, Problem
+from app.kernel.notices import STATUS_NOTICE_FIELDS
 from app.kernel.scripts import Args, load_script, run_calls
 
 NOTICES_MAXLEN = 5000
 JOURNAL_MAXLEN = 200_000
 
 _problem_decoder = msgspec.json.Decoder(Problem)
-_SCRIPT = load_script(__file__, "commit.lua")
+_SCRIPT = load_script(
+    __file__,
+    "commit.lua",
+    FINAL_STATUSES=FINAL_STATUSES,
+    OUTCOME_STATUSES=OUTCOME_STATUSES,
+    STATUS_NOTICE=STATUS_NOTICE_FIELDS,
+    TRACE_FIELD=tracing.FIELD,
+)
 
 
 class StatusWrite(msgspec.Struct, frozen=True):

@@ -2,12 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Literal, get_args
 
 import msgspec
 
 Delivery = Literal["inline", "queued"]
 """How a command reached the bus: run inline while its sender waits, or taken from a queue."""
+
+FinalStatus = Literal["succeeded", "failed"]
+"""How a command ends: a status that never changes again."""
+FINAL_STATUSES: frozenset[str] = frozenset(get_args(FinalStatus))
+"""Declared once: the status scripts get it through `load_script`, pages through `<body>`."""
+OUTCOME_STATUSES: frozenset[str] = FINAL_STATUSES | {"processing"}
+"""What a commit records as a command's outcome: its end, or `processing` (it goes on)."""
 
 
 class Actor(msgspec.Struct, frozen=True):

@@ -32,6 +32,7 @@ from app.kernel.consumer import Entry, LeaseLost
 from app.kernel.event_entries import event_head, stored_event
 from app.kernel.instruments import NO_INSTRUMENTS, Instruments
 from app.kernel.messages import StoredEvent
+from app.kernel.notices import ViewNotice, notice_fields
 from app.kernel.positions import parse_stream_id
 from app.kernel.read_model_writes import ReadModelWrites
 from app.kernel.redis_types import field_map, optional_text
@@ -276,12 +277,9 @@ class ProjectionHandler:
         last_id = fresh[-1][0].id if not replay else checkpoint or fresh[-1][0].id
         position = f"{partition}:{last_id}"
         for (view, key), contexts in done.changes.items():
-            notice: dict[Any, Any] = {"v": view, "k": key, "p": position}
-            if contexts:
-                notice[tracing.FIELD] = " ".join(contexts)
             tx.xadd(
                 keys.view_notices(),
-                notice,
+                notice_fields(ViewNotice(view, key, position, " ".join(contexts))),
                 maxlen=VIEW_NOTICES_MAXLEN,
                 approximate=True,
             )

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+from typing import get_args
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
 
+from app.kernel.messages import FinalStatus
+
 PREFIX = "storefront"
 STAGES = ("queued", "decide", "commit", "end_to_end")
-OUTCOMES = ("succeeded", "failed")
+OUTCOMES = get_args(FinalStatus)
 GATEWAY_OUTCOMES = ("approved", "declined", "refunded", "voided", "error", "timeout")
 DURATION_BUCKETS = (
     0.0005,

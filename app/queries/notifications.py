@@ -7,6 +7,7 @@ from redis.asyncio import Redis
 
 from app.kernel import keys as kernel_keys
 from app.kernel.clock import iso
+from app.kernel.notices import ViewNotice, notice_fields
 from app.kernel.projection import VIEW_NOTICES_MAXLEN
 from app.projections import keys
 from app.projections.notifications import Notification
@@ -60,7 +61,7 @@ async def mark_read(read: Redis, user: str) -> None:
         tx.set(keys.unread(user), 0)
         tx.xadd(
             kernel_keys.view_notices(),
-            {"v": "notifications", "k": user, "p": ""},
+            notice_fields(ViewNotice("notifications", user, "")),
             maxlen=VIEW_NOTICES_MAXLEN,
             approximate=True,
         )

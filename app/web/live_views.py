@@ -19,9 +19,10 @@ from typing import Any
 import msgspec
 from redis.asyncio import Redis
 
-from app.kernel import keys, tracing
+from app.kernel import keys
 from app.kernel.command_status import CommandStatus, Progress, status_view
 from app.kernel.messages import Actor, Problem
+from app.kernel.notices import read_status_notice, read_view_notice
 from app.kernel.partitions import partition_of_command
 from app.queries import catalog, notifications, orders, sales
 from app.queries.admin_status import AdminStatus, admin_status
@@ -209,30 +210,33 @@ def live_views(services: Services, render: Renderer) -> list[LiveView[Any]]:
 
 
 def view_change(entry_id: str, fields: dict[str, str]) -> Change | None:
-    """`rm:notices` (written by projections): view `v`, key `k`, read position `p` (its time:
-    the event's commit), traceparent `tp`."""
-    position = fields.get("p") or None
+    """`rm:notices` (written by projections): a view notice, its time the event's commit (from
+    its read position) or else its own."""
+    notice = read_view_notice(fields)
+    if notice is None:
+        return None
+    position = notice.position or None
     return Change(
-        fields.get("v", ""),
-        fields.get("k", ""),
+        notice.view,
+        notice.key,
         position,
         at=entry_ms(position.partition(":")[2]) if position else entry_ms(entry_id),
-        trace=fields.get(tracing.FIELD, ""),
+        trace=notice.trace,
     )
 
 
 def status_change(entry_id: str, fields: dict[str, str]) -> Change | None:
-    """`{pN}:notices` (written with command statuses, so its id's time is the commit's):
-    command `c`, sender `u`, traceparent `tp`."""
-    sender = fields.get("u", "")
-    if not sender:
+    """`{pN}:notices` (written with command statuses, so its id's time is the commit's): a
+    status notice, pushed to its sender."""
+    notice = read_status_notice(fields)
+    if notice is None or not notice.sender:
         return None
     return Change(
         "commands",
-        f"{sender}/{fields.get('c', '')}",
+        f"{notice.sender}/{notice.command_id}",
         None,
         at=entry_ms(entry_id),
-        trace=fields.get(tracing.FIELD, ""),
+        trace=notice.trace,
     )
 
 

@@ -13,7 +13,7 @@ from jinja2 import Environment
 from starlette.templating import Jinja2Templates
 
 from app.kernel.clock import iso
-from app.kernel.command_status import CommandStatus
+from app.kernel.command_status import FINAL, CommandStatus
 from app.queries.admin_status import AdminStatus
 from app.queries.catalog import ProductView
 from app.queries.history import History
@@ -54,6 +54,7 @@ def templates(*, development: bool = True) -> Jinja2Templates:
     made.env.filters["clock"] = clock
     made.env.globals["CANCELLABLE"] = CANCELLABLE
     made.env.globals["STATUS_LABELS"] = STATUS_LABELS
+    made.env.globals["FINAL_STATUSES"] = sorted(FINAL)
     return made
 
 

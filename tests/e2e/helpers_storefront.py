@@ -13,10 +13,10 @@ from typing import Any
 import httpx
 from playwright.sync_api import BrowserContext, Locator, Page, expect
 
+from app.kernel.command_status import FINAL
 from tests.support.polling import eventually_sync
 
 LIVE_TIMEOUT_MS = 15_000  # pipeline-driven expectations (projections, pushes, the process)
-FINAL = ("succeeded", "failed")
 GOOD_CARD = "4242424242424242"
 DECLINED_CARD = "4000000000000002"
 MARKER = "e2e-no-reload"

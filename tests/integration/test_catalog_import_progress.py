@@ -11,6 +11,7 @@ from app.domain.catalog_import import ImportCatalog, ProductRow
 from app.domain.products import CreateProduct
 from app.kernel import keys
 from app.kernel.command_status import FINAL
+from app.kernel.notices import read_status_notice
 from app.kernel.partitions import partition_of_command
 from app.processes.catalog_import import CHUNK
 from app.services import Services
@@ -55,7 +56,8 @@ async def _notices_for(services: Services, command_id: str) -> int:
     partition = partition_of_command(command_id, services.settings.partitions)
     assert partition is not None
     entries = await services.write.xrange(keys.status_notices(partition))
-    return sum(1 for _, fields in entries if fields.get("c") == command_id)
+    notices = [read_status_notice(fields) for _, fields in entries]
+    return sum(1 for notice in notices if notice is not None and notice.command_id == command_id)
 
 
 async def test_an_import_with_duplicate_rows_reports_progress_and_lists_exactly_those_rows(

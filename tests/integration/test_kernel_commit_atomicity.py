@@ -19,7 +19,6 @@ from app.kernel.clock import now
 from app.kernel.commit import CommitRequest, CommitResult, CommitStore, StatusWrite
 from app.kernel.messages import StoredEvent
 from app.kernel.partitions import command_id_for, partition_of
-from app.kernel.scripts import load_script
 from app.services import Services, build_services
 from tests.integration.conftest import ADMIN
 from tests.support.kernel_catalog import (
@@ -274,6 +273,7 @@ def _args(command_id: str, **overrides: str) -> list[str]:
         "after": "",
         "writer": "",
         "command": command_id,
+        "traceparent": "",
     }
     args.update(overrides)
     return list(args.values())
@@ -318,7 +318,7 @@ async def test_a_commit_given_invalid_script_input_raises_and_changes_nothing(
     if extra_updates:
         second = command_id_for(partition)
         overrides = {**overrides, "updates": f"[{_update(command_id)}, {_update(second)}]"}
-    script = load_script(commit_module.__file__, "commit.lua")
+    script = commit_module._SCRIPT
     script_keys = [
         keys.dedup(partition, command_id),
         keys.events(partition),
@@ -334,7 +334,7 @@ async def test_a_commit_given_invalid_script_input_raises_and_changes_nothing(
     args[0] = str(partition)
     before = await snapshot(services.write)
 
-    with pytest.raises(ResponseError):
+    with pytest.raises(ResponseError, match=r"^commit: "):
         await script(services.write, script_keys, args)
 
     after = await snapshot(services.write)

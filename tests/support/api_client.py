@@ -15,7 +15,7 @@ import signal
 import subprocess
 import time
 import uuid
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,6 +24,7 @@ import httpx
 from websockets.asyncio.client import ClientConnection, connect
 
 from app.adapters.embedded_redis import free_port
+from app.kernel.command_status import FINAL
 from tests.support.polling import eventually, eventually_sync
 from tests.support.processes import Proc, ProcessGroup
 from tests.support.redis_server import RedisServer, running_redis
@@ -43,7 +44,6 @@ WORKER_MODULES = {
 ALL_WORKERS = tuple(WORKER_MODULES)
 GOOD_CARD = "4242424242424242"
 DECLINED_CARD = "4000000000000002"
-FINAL = ("succeeded", "failed")
 
 
 @dataclass(frozen=True)
@@ -286,7 +286,7 @@ async def create_product(
 
 
 async def wait_for_command(
-    client: httpx.AsyncClient, command_id: str, *, until: Sequence[str] = FINAL
+    client: httpx.AsyncClient, command_id: str, *, until: Collection[str] = FINAL
 ) -> dict[str, Any]:
     """GET /api/commands/<id> until its status is one of `until`."""
 

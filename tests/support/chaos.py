@@ -63,7 +63,6 @@ CHAOS_ENV = {
 KINDS = tuple(WORKER_MODULES)
 GATE = keys.external("gateway", "gate")
 CUSTOMERS = ("alice", "bob")
-FINAL = ("succeeded", "failed")
 
 
 @dataclass

@@ -1,0 +1,367 @@
+"""Every Lua script checks all its input before its first write: bad input writes nothing.
+
+The scripts under test are found by glob (every `.lua` beside the code), so a new script
+without cases here fails. Each has a good call, which writes, and per kind of bad input a
+near miss of it (for the half-writes that checking prevents: one that would have failed
+only after writing). Each bad call must come back as the script's own error, with every key
+as it was, byte for byte (DUMP) and expiry (PEXPIRETIME).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import get_args
+
+import msgspec
+import pytest
+from redis.asyncio import Redis
+from redis.exceptions import ResponseError
+
+import app
+from app.adapters import login_throttle, payment_gateway
+from app.kernel import command_status, commit, leases, projection
+from app.kernel.commit import StatusWrite
+from app.kernel.read_model_writes import Kind, ReadModelWrites, redis_text
+from app.kernel.scripts import Script
+
+ROOT = Path(app.__file__).resolve().parents[1]
+CODE = ("app", "workers")
+CID = "cmd-1-0"
+Keyspace = dict[str, tuple[bytes | None, int]]
+
+
+@dataclass(frozen=True)
+class Call:
+    keys: list[str]
+    args: list[str]
+
+    def arg(self, number: int, value: str) -> Call:
+        """With ARGV[number] replaced."""
+        args = list(self.args)
+        args[number - 1] = value
+        return Call(self.keys, args)
+
+
+@dataclass(frozen=True)
+class Cases:
+    script: Script
+    good: Call
+    bad: dict[str, Call]
+    setup: dict[str, dict[str, str] | str] = field(default_factory=dict)
+    """Keys there before each call: a hash (a dict) or a string."""
+
+
+async def keyspace(redis: Redis) -> Keyspace:
+    """Every key as DUMP serializes it, with its expiry (-1: none)."""
+    found: Keyspace = {}
+    async for key in redis.scan_iter(count=1000):
+        found[key] = (await redis.dump(key), await redis.execute_command("PEXPIRETIME", key))
+    return found
+
+
+# --- apply_batch.lua: the commands a projection batch sends -----------------------------------
+
+
+def _batch_commands() -> list[list[str]]:
+    """One write of every kind ReadModelWrites records, and the runtime's notice XADD."""
+    writes = ReadModelWrites()
+    writes.hset("rm:t:h", mapping={"name": "Mug", "price": 12.5})
+    writes.hincrby("rm:t:counts", "sold", 2)
+    writes.zadd("rm:t:z", {"a": 1.0, "b": 2.5})
+    writes.zrem("rm:t:z", "c")
+    writes.zincrby("rm:t:top", 3.0, "a")
+    writes.incr("rm:t:n", 4)
+    writes.rpush("rm:t:timeline", "x")
+    writes.lpush("rm:t:recent", "y")
+    writes.ltrim("rm:t:recent", 0, 99)
+    writes.ltrim("rm:t:old", 1, -1)
+    writes.expire("rm:t:h", 3600)
+    assert {write.kind for write in writes.writes} == set(get_args(Kind))  # every kind
+    tx = Redis().pipeline(transaction=False)
+    writes.send(tx)
+    tx.xadd("rm:notices", {"v": "t", "k": "1", "p": "0:1-0"}, maxlen=5000, approximate=True)
+    return [[redis_text(arg) or "" for arg in args] for args, _options in tx.command_stack]
+
+
+def _batch(*bad: object) -> Call:
+    """The good batch with `bad` after it (a half-write, had nothing checked it)."""
+    return Call(["cp:t:0"], ["5-0", "6-0", json.dumps([*_batch_commands(), *bad])])
+
+
+APPLY_BATCH = Cases(
+    projection._APPLY,
+    _batch(),
+    {
+        "no-key": Call([], _batch().args),
+        "two-arguments": Call(["cp:t:0"], _batch().args[:2]),
+        "checkpoint-not-an-entry-id": _batch().arg(2, "later"),
+        "commands-not-json": _batch().arg(3, "[["),
+        "commands-an-object": _batch().arg(3, '{"HSET": ["k", "f", "v"]}'),
+        "command-not-a-list": _batch("HSET"),
+        "command-empty": _batch([]),
+        "command-not-allowed": _batch(["DEL", "rm:t:h"]),
+        "argument-a-boolean": _batch(["HSET", "rm:t:h", "sold", True]),
+        "argument-null": _batch(["RPUSH", "rm:t:timeline", None]),
+        "argument-a-list": _batch(["LPUSH", "rm:t:recent", ["x"]]),
+        "increment-a-json-number": _batch(["INCRBY", "rm:t:n", 1.5]),
+        "too-few-arguments": _batch(["HINCRBY", "rm:t:counts", "sold"]),
+        "too-many-arguments": _batch(["INCRBY", "rm:t:n", "1", "2"]),
+        "fields-not-in-pairs": _batch(["HSET", "rm:t:h", "a", "1", "b"]),
+        "increment-not-an-integer": _batch(["HINCRBY", "rm:t:counts", "sold", "1.5"]),
+        "increment-with-a-leading-zero": _batch(["INCRBY", "rm:t:n", "01"]),
+        "score-not-a-number": _batch(["ZADD", "rm:t:z", "high", "a"]),
+        "score-nan": _batch(["ZINCRBY", "rm:t:top", "nan", "a"]),
+        "score-overflowing": _batch(["ZADD", "rm:t:z", "1e400", "a"]),
+        "score-underflowing-to-zero": _batch(["ZADD", "rm:t:z", "1e-400", "a"]),
+        "ltrim-index-not-an-integer": _batch(["LTRIM", "rm:t:recent", "0", "end"]),
+        "expire-past-the-clock": _batch(["EXPIRE", "rm:t:h", "99999999999999999"]),
+        "xadd-explicit-id": _batch(["XADD", "rm:notices", "1-1", "v", "t"]),
+        "xadd-negative-maxlen": _batch(["XADD", "rm:notices", "MAXLEN", "~", "-1", "*", "v", "t"]),
+        "xadd-fields-not-in-pairs": _batch(["XADD", "rm:notices", "*", "v", "t", "k"]),
+        "too-long-to-unpack": _batch(["RPUSH", "rm:t:timeline", *["v"] * 7000]),
+    },
+    {"cp:t:0": "5-0", "rm:t:counts": {"sold": "1"}, "rm:t:h": {"name": "Cup"}},
+)
+
+
+# --- the status scripts --------------------------------------------------------------------
+
+STATUS = ["{p0}:status:" + CID, "{p0}:steps:" + CID, "{p0}:notices"]
+STEP = '{"name": "processing", "at": 1.0}'
+_advance = Call(STATUS, [CID, '{"status": "processing"}', STEP, "accepted", "5000"])
+
+ADVANCE = Cases(
+    command_status._ADVANCE,
+    _advance,
+    {
+        "two-keys": Call(STATUS[:2], _advance.args),
+        "four-arguments": Call(STATUS, _advance.args[:4]),
+        "fields-not-json": _advance.arg(2, '{"status": '),
+        "fields-a-list": _advance.arg(2, '["status"]'),
+        "field-not-a-string": _advance.arg(2, '{"progress_done": 3}'),
+        "maxlen-not-a-number": _advance.arg(5, "many"),
+        "maxlen-negative": _advance.arg(5, "-1"),
+        "maxlen-not-an-integer": _advance.arg(5, "1.5"),
+    },
+    {STATUS[0]: {"status": "accepted", "sender": "alice", "type": "PlaceOrder"}},
+)
+
+QUEUE = [
+    *STATUS[:2],
+    "{p0}:commands",
+    "{p0}:notices",
+    "{p0}:dedup:" + CID,
+    "{p0}:queue",
+    "{p0}:idem:alice:k1",
+]
+_fields = {"type": "PlaceOrder", "sender": "alice", "status": "accepted", "queued": "1"}
+_enqueue = Call(
+    QUEUE,
+    [CID, json.dumps(_fields), STEP, '{"command_id": "c"}', "3600", "5000", "", '{"r": 1}', "60"],
+)
+
+ENQUEUE = Cases(
+    command_status._ENQUEUE,
+    _enqueue,
+    {
+        "five-keys": Call(QUEUE[:5], _enqueue.args[:7]),
+        "claim-without-its-record": Call(QUEUE, _enqueue.args[:7]),
+        "record-without-its-claim": Call(QUEUE[:6], _enqueue.args),
+        "fields-not-json": _enqueue.arg(2, "{"),
+        "fields-empty": _enqueue.arg(2, "{}"),
+        "field-not-a-string": _enqueue.arg(2, '{"queued": 1}'),
+        "too-many-fields": _enqueue.arg(2, json.dumps({f"f{i}": "x" for i in range(3001)})),
+        "ttl-zero": _enqueue.arg(5, "0"),
+        "ttl-not-an-integer": _enqueue.arg(5, "1.5"),
+        "maxlen-negative": _enqueue.arg(6, "-1"),
+        "claim-ttl-not-a-number": _enqueue.arg(9, "soon"),
+    },
+    {"{p0}:queue": {"accepted": "3", "finished": "2"}},
+)
+
+AGGREGATE = "{p0}:agg:product:MUG"
+_update = StatusWrite(CID, {"status": "succeeded", "position": "$position"}, ["{}"], final=True)
+_commit = Call(
+    [
+        "{p0}:dedup:" + CID,
+        "{p0}:events",
+        "{p0}:journal",
+        "{p0}:integration",
+        "{p0}:notices",
+        AGGREGATE,
+        "{p0}:queue",
+        *STATUS[:2],
+    ],
+    [
+        "0",
+        "1",
+        '{"sku": "MUG"}',
+        "succeeded",
+        "",
+        "3600",
+        '[["t", "ProductRenamed", "e", "{}"]]',
+        '["{}"]',
+        msgspec.json.encode([_update]).decode(),
+        "5000",
+        "5000",
+        "",
+        "",
+        CID,
+        "",
+    ],
+)
+
+
+def _commit_update(**changed: object) -> str:
+    return json.dumps([{**msgspec.to_builtins(_update), **changed}])
+
+
+COMMIT = Cases(
+    commit._SCRIPT,
+    _commit,
+    {
+        "fourteen-arguments": Call(_commit.keys, _commit.args[:14]),
+        "keys-for-two-updates": Call([*_commit.keys, *STATUS[:2]], _commit.args),
+        "partition-negative": _commit.arg(1, "-1"),
+        "expected-version-not-an-integer": _commit.arg(2, "1.0"),
+        "outcome-unknown": _commit.arg(4, "done"),
+        "ttl-not-an-integer": _commit.arg(6, "1.5"),
+        "ttl-zero": _commit.arg(6, "0"),
+        "events-an-object": _commit.arg(7, '{"t": "x"}'),
+        "event-too-long-to-unpack": _commit.arg(7, json.dumps([["f", "v"] * 3001])),
+        "update-final-not-a-boolean": _commit.arg(9, _commit_update(final="yes")),
+        "update-field-not-a-string": _commit.arg(9, _commit_update(fields={"status": 1})),
+        "notices-maxlen-negative": _commit.arg(10, "-5"),
+        "journal-maxlen-not-a-number": _commit.arg(11, "x"),
+    },
+    {AGGREGATE: {"v": "1", "s": '{"sku": "MUG"}', "w": ""}},
+)
+# (more malformed commits: test_kernel_commit_atomicity.py)
+
+
+# --- leases and adapters ---------------------------------------------------------------------
+
+_lease = Call(["lease:g:0"], ["acquire", "worker-1", "10000"])
+
+LEASE = Cases(
+    leases._SCRIPT,
+    _lease,
+    {
+        "two-keys": Call(["lease:g:0", "lease:g:1"], _lease.args),
+        "two-arguments": Call(_lease.keys, _lease.args[:2]),
+        "action-unknown": _lease.arg(1, "grab"),
+        "ttl-zero": _lease.arg(3, "0"),
+        "ttl-not-an-integer": _lease.arg(3, "1e4"),
+    },
+    {"lease:g:1": "worker-2"},
+)
+
+THROTTLE_KEYS = ["lt:user", "lt:user:wait", "lt:address", "lt:address:wait"]
+_throttle = Call(THROTTLE_KEYS, ["attempt", "1000", "900000", "3600", "0", "20"])
+
+LOGIN_THROTTLE = Cases(
+    login_throttle._SCRIPT,
+    _throttle,
+    {
+        "keys-not-in-pairs": Call(THROTTLE_KEYS[:3], _throttle.args),
+        "free-count-missing": Call(THROTTLE_KEYS, _throttle.args[:5]),
+        "action-unknown": _throttle.arg(1, "locked"),
+        "first-wait-zero": _throttle.arg(2, "0"),
+        "longest-wait-not-a-number": _throttle.arg(3, "long"),
+        "forget-not-an-integer": _throttle.arg(4, "1.5"),
+        "free-count-negative": _throttle.arg(5, "-1"),
+        "free-count-not-a-number": _throttle.arg(6, "many"),
+    },
+    {"lt:address": "3"},
+)
+
+GATEWAY = ["ext:gateway:charges", "ext:gateway:vault", "ext:gateway:captures"]
+_charge = Call(GATEWAY, ["charge:o1", "tok_1", "ch_1", "1200"])
+
+GATEWAY_CHARGE = Cases(
+    payment_gateway._CHARGE,
+    _charge,
+    {
+        "two-keys": Call(GATEWAY[:2], _charge.args),
+        "three-arguments": Call(GATEWAY, _charge.args[:3]),
+        "amount-not-an-integer": _charge.arg(4, "12.00"),
+        "amount-negative": _charge.arg(4, "-1"),
+        "amount-empty": _charge.arg(4, ""),
+    },
+    {"ext:gateway:vault": {"tok_1": "approve"}},
+)
+
+SCRIPTS = {
+    "app/kernel/apply_batch.lua": APPLY_BATCH,
+    "app/kernel/advance.lua": ADVANCE,
+    "app/kernel/enqueue.lua": ENQUEUE,
+    "app/kernel/commit.lua": COMMIT,
+    "app/kernel/lease.lua": LEASE,
+    "app/adapters/login_throttle.lua": LOGIN_THROTTLE,
+    "app/adapters/gateway_charge.lua": GATEWAY_CHARGE,
+}
+
+
+# --- the tests -------------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def redis(redis_url: str) -> AsyncIterator[Redis]:
+    client = Redis.from_url(redis_url, decode_responses=True)
+    try:
+        yield client
+    finally:
+        await client.aclose()
+
+
+async def _set_up(redis: Redis, cases: Cases) -> None:
+    for key, value in cases.setup.items():
+        if isinstance(value, dict):
+            await redis.hset(key, mapping=value)
+        else:
+            await redis.set(key, value)
+    await redis.expire(next(iter(cases.setup)), 3600)  # an expiry that must stay as it is
+
+
+def test_every_script_beside_the_code_has_its_cases() -> None:
+    found = {p.relative_to(ROOT).as_posix() for top in CODE for p in (ROOT / top).rglob("*.lua")}
+    assert found == set(SCRIPTS), "a script without bad-input cases here, or cases of none"
+    for path, cases in SCRIPTS.items():
+        assert cases.script.path is not None and cases.script.path.resolve() == ROOT / path
+        assert cases.bad and cases.setup
+
+
+@pytest.mark.parametrize("path", SCRIPTS)
+async def test_the_good_call_writes(redis: Redis, path: str) -> None:
+    """So each bad call below is a near miss of a call that writes."""
+    cases = SCRIPTS[path]
+    await _set_up(redis, cases)
+    before = await keyspace(redis)
+
+    await cases.script(redis, cases.good.keys, cases.good.args)
+
+    assert await keyspace(redis) != before
+
+
+@pytest.mark.parametrize(
+    ("path", "kind"),
+    [
+        pytest.param(path, kind, id=f"{path}:{kind}")
+        for path in SCRIPTS
+        for kind in SCRIPTS[path].bad
+    ],
+)
+async def test_bad_input_is_refused_and_writes_nothing(redis: Redis, path: str, kind: str) -> None:
+    cases = SCRIPTS[path]
+    call = cases.bad[kind]
+    await _set_up(redis, cases)
+    before = await keyspace(redis)
+
+    with pytest.raises(ResponseError) as refused:
+        await cases.script(redis, call.keys, call.args)
+
+    assert str(refused.value).startswith(Path(path).stem + ": "), refused.value
+    assert await keyspace(redis) == before
