@@ -98,8 +98,8 @@ class PartitionArchive:
         adopted = False
         for path in orphans:
             body = self._store.read(path)
-            meta = metadata(body) if body else {}
-            if body and meta.get("previous") == manifest.last and int(meta["count"]):
+            meta = _metadata(body)
+            if body and meta.get("previous") == manifest.last and int(meta.get("count", 0)):
                 manifest = manifest.appended(_encoded(path, body, meta))
                 adopted = True
                 log.info("archive p%d: adopted %s, written before a crash", self.partition, path)
@@ -167,6 +167,16 @@ class PartitionArchive:
         return manifest
 
 
+def _metadata(body: bytes | None) -> dict[str, str]:
+    """What a segment says of itself ({} if it is no segment: half written, or foreign)."""
+    if not body:
+        return {}
+    try:
+        return metadata(body)
+    except ValueError:  # pyarrow's ArrowInvalid: not a Parquet file
+        return {}
+
+
 def _first_of(path: str) -> tuple[int, int]:
     return parse_stream_id(path.rpartition("/")[2].partition("_")[0])
 
@@ -208,7 +218,7 @@ class Archiver:
         *,
         segment_events: int,
         segment_seconds: float,
-        retention_seconds: int,
+        retention_seconds: float,
     ) -> None:
         self._redis = redis
         self._store = store
@@ -218,7 +228,7 @@ class Archiver:
         self._stream_of = stream_of
         self._segment_events = segment_events
         self._segment_seconds = segment_seconds
-        self._retention_ms = retention_seconds * 1000
+        self._retention_ms = int(retention_seconds * 1000)
         self._owned: dict[int, _Owned] = {}
         self.archived = 0
 

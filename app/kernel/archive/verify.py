@@ -3,15 +3,14 @@
 `verify`: every segment the manifest names is there with its checksum, row count and ids;
 each segment follows the one before it (its `previous` is that one's last entry: no gap, no
 overlap); and the stream takes over where the archive ends (nothing after the archive's last
-entry was ever removed from the stream: XINFO STREAM's max-deleted-entry-id).
+entry was ever removed from the stream: every entry the stream was ever given, XINFO
+STREAM's entries-added, is archived or still in it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import time
-from collections.abc import Callable
 from typing import Any
 
 import msgspec
@@ -19,10 +18,9 @@ from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
 from app.kernel.archive.manifest import START, Manifest, load_manifest
-from app.kernel.archive.segment import metadata, millis
+from app.kernel.archive.segment import metadata
 from app.kernel.archive.store import ArchiveStore
 from app.kernel.positions import parse_stream_id
-from app.kernel.redis_types import text
 
 
 class PartitionCheck(msgspec.Struct, frozen=True, kw_only=True):
@@ -67,16 +65,21 @@ def check_segments(store: ArchiveStore, manifest: Manifest) -> list[str]:
     return problems
 
 
-async def stream_seam(redis: Redis, stream: str, archived_last: str) -> list[str]:
-    """Whether the stream still has every entry after the archive's last one."""
+async def stream_seam(redis: Redis, stream: str, manifest: Manifest) -> list[str]:
+    """Whether the stream still has every entry after the archive's last one: it still holds
+    an entry the archive has, or every entry ever added is either archived or still there."""
     try:
         info: dict[str, Any] = await redis.xinfo_stream(stream)
     except ResponseError:
-        return []  # no stream: nothing was ever written, or it all went
-    deleted = str(info.get("max-deleted-entry-id") or START)
-    if parse_stream_id(deleted) > parse_stream_id(archived_last):
+        return []  # no stream: nothing was ever written
+    first = info.get("first-entry")
+    if first and parse_stream_id(str(first[0])) <= parse_stream_id(manifest.last):
+        return []
+    missing = int(info.get("entries-added") or 0) - manifest.entries - int(info.get("length") or 0)
+    if missing > 0:
         return [
-            f"the stream lost entries up to {deleted}, after the archive's last ({archived_last})"
+            f"{missing} entries after the archive's last ({manifest.last}) are neither archived "
+            "nor in the stream"
         ]
     return []
 
@@ -86,7 +89,7 @@ async def verify_partition(
 ) -> PartitionCheck:
     manifest = await asyncio.to_thread(load_manifest, store, partition)
     problems = await asyncio.to_thread(check_segments, store, manifest)
-    problems += await stream_seam(redis, stream, manifest.last)
+    problems += await stream_seam(redis, stream, manifest)
     return PartitionCheck(
         partition=partition,
         segments=len(manifest.segments),
@@ -94,53 +97,4 @@ async def verify_partition(
         first=manifest.first or "",
         last=manifest.last if manifest.segments else "",
         problems=problems,
-    )
-
-
-class PartitionStatus(msgspec.Struct, frozen=True, kw_only=True):
-    """A partition's stream and archive, for the operator (ages in seconds)."""
-
-    partition: int
-    stream_length: int
-    oldest_in_stream_age: float | None
-    archived_entries: int
-    archived_segments: int
-    archived_bytes: int
-    archive_lag_entries: int
-    archive_lag_seconds: float | None
-    """How old the oldest entry not yet archived is (None: everything is archived)."""
-
-
-async def partition_status(
-    redis: Redis,
-    partition: int,
-    stream: str,
-    archived_last: str,
-    archived_entries: int,
-    segments: int = 0,
-    archived_bytes: int = 0,
-    now: Callable[[], float] = time.time,
-) -> PartitionStatus:
-    """Two round trips: the stream's length, first entry and entries ever added; the first
-    entry after the archive."""
-    try:
-        info: dict[str, Any] = await redis.xinfo_stream(stream)
-    except ResponseError:
-        info = {}
-    first = info.get("first-entry")
-    length = int(info.get("length") or 0)
-    added = int(info.get("entries-added") or length)
-    after = archived_last or START
-    reply = await redis.xrange(stream, f"({after}", "+", count=1) if length else []
-    oldest = now() - millis(text(first[0])) / 1000 if first else None
-    lag_at = now() - millis(text(reply[0][0])) / 1000 if reply else None
-    return PartitionStatus(
-        partition=partition,
-        stream_length=length,
-        oldest_in_stream_age=round(oldest, 1) if oldest is not None else None,
-        archived_entries=archived_entries,
-        archived_segments=segments,
-        archived_bytes=archived_bytes,
-        archive_lag_entries=max(0, added - archived_entries) if reply else 0,
-        archive_lag_seconds=round(max(0.0, lag_at), 1) if lag_at is not None else None,
     )
