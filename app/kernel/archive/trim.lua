@@ -5,7 +5,9 @@
 -- ARGV[1] the first id that must stay for the archive and the consumer groups
 -- ARGV[2] retention in milliseconds: entries younger than this (by the server's clock) stay
 --
--- XTRIM MINID the smallest of ARGV[1], now - retention and every live hold's position.
+-- XTRIM MINID the smallest of ARGV[1], now - retention, every live hold's position and the
+-- stream's last entry: a stream always keeps its last entry, so a consumer group made later
+-- (a new read model) is delivered something, and learns from it what the archive holds before.
 -- Returns {entries trimmed, the MINID used}.
 
 local function parse(id)
@@ -36,6 +38,10 @@ for i = 1, #holds, 2 do
     minid = position
   end
 end
+
+local last = redis.call('XREVRANGE', KEYS[1], '+', '-', 'COUNT', 1)
+if #last == 0 then return {0, minid} end
+if smaller(last[1][1], minid) then minid = last[1][1] end
 
 local trimmed = redis.call('XTRIM', KEYS[1], 'MINID', minid)
 return {trimmed, minid}

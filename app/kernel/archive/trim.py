@@ -1,6 +1,7 @@
 """Trimming a partition's stream: never an entry that is not archived, that a consumer group
-still needs (pending, or not yet delivered), that a reader holds, or younger than retention.
-One script (trim.lua) takes the smallest of those and runs XTRIM MINID."""
+still needs (pending, or not yet delivered), that a reader holds, or younger than retention,
+nor the stream's last entry. One script (trim.lua) takes the smallest of those and runs
+XTRIM MINID."""
 
 from __future__ import annotations
 
