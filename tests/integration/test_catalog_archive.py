@@ -15,9 +15,11 @@ from app.domain.events import event_decoder
 from app.domain.products import CreateProduct, RestockProduct
 from app.kernel import keys
 from app.kernel.archive.manifest import cached_summaries
+from app.kernel.positions import parse_stream_id
 from app.kernel.projection import Projection, group_name
 from app.kernel.read_model_diff import Diff
 from app.kernel.rebuild import ShadowRebuild
+from app.kernel.redis_types import range_entries
 from app.projections.catalog import CatalogProjection
 from app.projections.low_stock import LowStockProjection
 from app.queries.sales import low_stock
@@ -58,8 +60,8 @@ async def _trimmed(services: Services) -> bool:
     for partition, found in enumerate(summaries):
         if not found.entries:
             return False
-        head = await services.write.xrange(keys.events(partition), count=1)
-        if head and head[0][0] <= found.first:
+        head = range_entries(await services.write.xrange(keys.events(partition), count=1))
+        if head and parse_stream_id(head[0][0]) <= parse_stream_id(found.first):
             return False
     return True
 

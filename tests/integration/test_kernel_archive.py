@@ -35,7 +35,12 @@ def settings(redis_url: str, tmp_path: Path) -> Settings:
 
 
 def archive_of(
-    services: Services, partition: int, *, events: int = 10, seconds: float = 0.0, retention_ms=1
+    services: Services,
+    partition: int,
+    *,
+    events: int = 10,
+    seconds: float = 0.0,
+    retention_ms: int = 1,
 ) -> PartitionArchive:
     """One partition's archiving, stepped by the test (seconds 0: every wait is due)."""
     return PartitionArchive(
