@@ -12,7 +12,7 @@ import msgspec
 from app.config import load_settings
 from app.kernel import keys
 from app.kernel.archive.manifest import START
-from app.kernel.archive.status import PartitionStatus, archive_status
+from app.kernel.archive.status import PartitionStatus, archive_status, duration, size
 from app.kernel.archive.verify import PartitionCheck, verify_partition
 from app.kernel.server_info import Memory, memory
 from app.kernel.tracing import FIELD as TRACE_FIELD
@@ -125,35 +125,13 @@ def show_status(statuses: Sequence[PartitionStatus], masters: Sequence[Memory]) 
         "partition  in stream  oldest in stream  archived (segments, size)     not archived yet"
     ]
     for s in statuses:
-        archived = f"{s.archived_entries:,} ({s.archived_segments}, {_size(s.archived_bytes)})"
+        archived = f"{s.archived_entries:,} ({s.archived_segments}, {size(s.archived_bytes)})"
         lag = f"{s.archive_lag_entries:,}, oldest {duration(s.archive_lag_seconds)}"
         lines.append(
             f"{s.partition:>9}  {s.stream_length:>9,}  {duration(s.oldest_in_stream_age):>16}"
             f"  {archived:<28}  {lag if s.archive_lag_entries else '-'}"
         )
     for index, m in enumerate(masters):
-        limit = _size(m.max) if m.max else "no maxmemory"
-        lines.append(f"redis master {index}: {_size(m.used)} used of {limit}")
+        limit = size(m.max) if m.max else "no maxmemory"
+        lines.append(f"redis master {index}: {size(m.used)} used of {limit}")
     return "\n".join(lines)
-
-
-def duration(seconds: float | None) -> str:
-    """An age as people read it: 42 s, 3.5 min, 2.0 h, 1.5 d."""
-    if seconds is None:
-        return "-"
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 90 * 60:
-        return f"{seconds / 60:.1f} min"
-    if seconds < 36 * 3600:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds / 86400:.1f} d"
-
-
-def _size(count: int) -> str:
-    size = float(count)
-    for unit in ("B", "KiB", "MiB", "GiB"):
-        if size < 1024 or unit == "GiB":
-            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
-        size /= 1024
-    return f"{size:.1f} GiB"

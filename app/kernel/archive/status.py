@@ -82,3 +82,26 @@ async def archive_status(
         )
         for partition, found in enumerate(summaries)
     ]
+
+
+def duration(seconds: float | None) -> str:
+    """An age as people read it: 42 s, 3.5 min, 2.0 h, 1.5 d."""
+    if seconds is None:
+        return "-"
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 90 * 60:
+        return f"{seconds / 60:.1f} min"
+    if seconds < 36 * 3600:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} d"
+
+
+def size(count: int) -> str:
+    """Bytes as people read them: 512 B, 3.2 MiB."""
+    size = float(count)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if size < 1024 or unit == "GiB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1024
+    return f"{size:.1f} GiB"
