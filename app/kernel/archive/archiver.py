@@ -132,19 +132,21 @@ class PartitionArchive:
         return read + archived
 
     async def _read_acknowledged(self) -> int:
-        room = self._segment_events - len(self.buffer)
-        if room <= 0:
-            return 0
+        """Read what every group acknowledged past the buffer, until a segment's worth."""
         end = await acknowledged_end(self._redis, self.stream)
-        cursor = self.buffer[-1][0] if self.buffer else self.manifest.last
-        if end is not None and parse_stream_id(end) <= parse_stream_id(cursor):
-            return 0
-        reply = await self._redis.xrange(
-            self.stream, f"({cursor}", end or "+", count=min(room, READ_BATCH)
-        )
-        rows = range_entries(reply)
-        self.buffer += rows
-        return len(rows)
+        read = 0
+        while len(self.buffer) < self._segment_events:
+            cursor = self.buffer[-1][0] if self.buffer else self.manifest.last
+            if end is not None and parse_stream_id(end) <= parse_stream_id(cursor):
+                break
+            room = min(self._segment_events - len(self.buffer), READ_BATCH)
+            reply = await self._redis.xrange(self.stream, f"({cursor}", end or "+", count=room)
+            rows = range_entries(reply)
+            self.buffer += rows
+            read += len(rows)
+            if len(rows) < room:
+                break
+        return read
 
     def _due(self) -> int:
         """How many of the buffer's first entries make a segment now (0: none yet)."""
