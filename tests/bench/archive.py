@@ -24,7 +24,7 @@ from pathlib import Path
 
 from app.config import load_settings
 from app.kernel import keys
-from app.kernel.archive.archiver import PartitionArchive
+from app.kernel.archive.partition import PartitionArchive
 from app.kernel.archive.store import ArchiveStore, open_store
 from app.kernel.server_info import memory
 from app.services import build_services

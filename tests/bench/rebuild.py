@@ -32,7 +32,7 @@ from pathlib import Path
 from app.config import load_settings
 from app.domain.products import CreateProduct, RenameProduct, RestockProduct
 from app.kernel import keys
-from app.kernel.archive.archiver import PartitionArchive
+from app.kernel.archive.partition import PartitionArchive
 from app.kernel.consumer import PartitionedConsumer
 from app.kernel.leases import Leases
 from app.kernel.messages import Actor

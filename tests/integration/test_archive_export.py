@@ -17,7 +17,7 @@ import pytest
 
 from app.config import Settings
 from app.kernel import keys
-from app.kernel.archive.archiver import PartitionArchive
+from app.kernel.archive.partition import PartitionArchive
 from app.kernel.archive.segment import day_of
 from app.services import Services
 from tests.integration.conftest import make_settings

@@ -12,9 +12,9 @@ import pytest
 
 from app.config import Settings
 from app.kernel import keys
-from app.kernel.archive.archiver import PartitionArchive
 from app.kernel.archive.holds import ArchiveHolds
 from app.kernel.archive.manifest import START, cached_summaries, save_manifest
+from app.kernel.archive.partition import PartitionArchive
 from app.kernel.archive.reader import ArchiveReader
 from app.kernel.archive.verify import verify_partition
 from app.kernel.redis_types import range_entries

@@ -6,6 +6,7 @@
 - `groups`: how far every consumer group of a stream has acknowledged;
 - `holds`: readers (a rebuild, the audit) that still need entries the trim must keep;
 - `trim`: XTRIM MINID within what is archived, acknowledged, held and past retention;
+- `partition`: one partition's archiving (read, segments, manifest, trim);
 - `archiver`: the loop of the partitions one process owns by lease;
 - `reader`: one sequence per partition, archive then stream;
 - `verify`: checksums, contiguity and the status of each partition's archive.
