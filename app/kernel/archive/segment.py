@@ -12,13 +12,13 @@ missing one shows. Paths are Hive-style and derive from the entries alone:
 from __future__ import annotations
 
 import datetime
+import functools
 import hashlib
 import io
 from collections.abc import Sequence
+from typing import Any
 
 import msgspec
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from app.kernel.event_entries import event_head
 from app.kernel.tracing import FIELD as TRACE_FIELD
@@ -26,20 +26,29 @@ from app.kernel.tracing import FIELD as TRACE_FIELD
 Row = tuple[str, dict[str, str]]
 """A stream entry: (id, fields)."""
 
-SCHEMA = pa.schema(
-    [
-        ("partition", pa.int32()),
-        ("entry_id", pa.string()),
-        ("type", pa.string()),
-        ("aggregate", pa.string()),
-        ("aggregate_id", pa.string()),
-        ("version", pa.int64()),
-        ("recorded_at", pa.timestamp("ms", tz="UTC")),
-        ("data", pa.string()),
-        ("traceparent", pa.string()),
-        ("extra", pa.string()),
-    ]
-)
+
+@functools.cache
+def schema() -> Any:
+    """The segments' Arrow schema (pyarrow is imported on first use: only the processes that
+    write or read segments pay for it)."""
+    import pyarrow as pa
+
+    return pa.schema(
+        [
+            ("partition", pa.int32()),
+            ("entry_id", pa.string()),
+            ("type", pa.string()),
+            ("aggregate", pa.string()),
+            ("aggregate_id", pa.string()),
+            ("version", pa.int64()),
+            ("recorded_at", pa.timestamp("ms", tz="UTC")),
+            ("data", pa.string()),
+            ("traceparent", pa.string()),
+            ("extra", pa.string()),
+        ]
+    )
+
+
 _READ = ["entry_id", "type", "aggregate", "version", "data", "traceparent", "extra"]
 _HEAD = frozenset({"t", "a", "v", "e", TRACE_FIELD})
 COMPRESSION = "zstd"
@@ -78,6 +87,9 @@ def segment_path(partition: int, first: str, last: str) -> str:
 
 def encode(partition: int, rows: Sequence[Row], previous: str) -> Encoded:
     """A segment of `rows` (one day's, in stream order); `previous`: the entry before them."""
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     ids, types, aggregates, aggregate_ids, versions, times = [], [], [], [], [], []
     data: list[str | None] = []
     traces: list[str | None] = []
@@ -113,7 +125,7 @@ def encode(partition: int, rows: Sequence[Row], previous: str) -> Encoded:
             pa.array(traces, pa.string()),
             pa.array(extras, pa.string()),
         ],
-        schema=SCHEMA.with_metadata(
+        schema=schema().with_metadata(
             {"partition": str(partition), "previous": previous, "first": ids[0], "last": ids[-1]}
         ),
     )
@@ -134,6 +146,8 @@ def encode(partition: int, rows: Sequence[Row], previous: str) -> Encoded:
 
 def decode(body: bytes) -> list[Row]:
     """The entries of a segment, with the fields the stream held."""
+    import pyarrow.parquet as pq
+
     table = pq.read_table(io.BytesIO(body), columns=_READ)
     columns = [table.column(name).to_pylist() for name in table.column_names]
     rows: list[Row] = []
@@ -152,6 +166,8 @@ def decode(body: bytes) -> list[Row]:
 def metadata(body: bytes) -> dict[str, str]:
     """What a segment file says of itself (`partition`, `first`, `last`, `previous`) and its
     row count (`count`), from its footer."""
+    import pyarrow.parquet as pq
+
     meta = pq.read_metadata(io.BytesIO(body))
     pairs = (meta.metadata or {}).items()
     found = {k.decode(): v.decode() for k, v in pairs if k != b"ARROW:schema"}

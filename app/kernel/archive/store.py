@@ -3,7 +3,8 @@
 Written through `pyarrow.fs`, which comes with pyarrow (already needed for Parquet): one
 library for the local disk and S3 (its AWS SDK reads the usual AWS variables; an
 S3-compatible server is named by `AWS_ENDPOINT_URL`). Its calls block, so the async code runs
-them in a thread (`asyncio.to_thread`).
+them in a thread (`asyncio.to_thread`). The filesystem is made on first use, so a process
+that never touches the archive (the web) never imports pyarrow.
 
 A write is atomic for readers: a file appears whole or not at all (a directory: written
 beside, then renamed over; S3: one PUT, visible when complete).
@@ -14,11 +15,10 @@ from __future__ import annotations
 import contextlib
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
-
-import pyarrow.fs as pafs
 
 DEFAULT_REGION = "us-east-1"
 
@@ -26,11 +26,18 @@ DEFAULT_REGION = "us-east-1"
 class ArchiveStore:
     """Files under one root of one filesystem, named by relative paths (`a/b/c.parquet`)."""
 
-    def __init__(self, fs: pafs.FileSystem, root: str, url: str, *, local: bool) -> None:
-        self._fs = fs
+    def __init__(self, make_fs: Callable[[], Any], root: str, url: str, *, local: bool) -> None:
+        self._make_fs = make_fs
+        self._made: Any = None
         self._root = root.rstrip("/")
         self.url = url
         self.local = local
+
+    @property
+    def _fs(self) -> Any:
+        if self._made is None:
+            self._made = self._make_fs()
+        return self._made
 
     def _full(self, path: str) -> str:
         return f"{self._root}/{path}" if path else self._root
@@ -57,21 +64,25 @@ class ArchiveStore:
 
     def files(self, under: str) -> list[str]:
         """Paths of the files under a folder (recursively), sorted; [] if there is none."""
-        selector = pafs.FileSelector(self._full(under), allow_not_found=True, recursive=True)
+        from pyarrow.fs import FileSelector, FileType
+
+        selector = FileSelector(self._full(under), allow_not_found=True, recursive=True)
         start = len(self._root) + 1
         return sorted(
             info.path[start:]
             for info in self._fs.get_file_info(selector)
-            if info.type == pafs.FileType.File and not info.path.endswith(".tmp")
+            if info.type == FileType.File and not info.path.endswith(".tmp")
         )
 
     def folders(self, under: str) -> list[str]:
         """Names of the folders right under a folder, sorted."""
-        selector = pafs.FileSelector(self._full(under), allow_not_found=True)
+        from pyarrow.fs import FileSelector, FileType
+
+        selector = FileSelector(self._full(under), allow_not_found=True)
         return sorted(
             info.base_name
             for info in self._fs.get_file_info(selector)
-            if info.type == pafs.FileType.Directory
+            if info.type == FileType.Directory
         )
 
     def delete(self, path: str) -> None:
@@ -92,7 +103,13 @@ def open_store(url: str, env: Mapping[str, str] | None = None) -> ArchiveStore:
     if parsed.scheme not in ("", "file"):
         raise ValueError(f"ARCHIVE_URL must be a directory, file:// or s3:// URL, not {url!r}")
     directory = Path(parsed.path if parsed.scheme == "file" else url).absolute()
-    return ArchiveStore(pafs.LocalFileSystem(), str(directory), directory.as_uri(), local=True)
+    return ArchiveStore(_local_fs, str(directory), directory.as_uri(), local=True)
+
+
+def _local_fs() -> Any:
+    from pyarrow.fs import LocalFileSystem
+
+    return LocalFileSystem()
 
 
 def _s3_store(bucket: str, prefix: str, env: Mapping[str, str]) -> ArchiveStore:
@@ -111,6 +128,11 @@ def _s3_store(bucket: str, prefix: str, env: Mapping[str, str]) -> ArchiveStore:
         options["secret_key"] = env["AWS_SECRET_ACCESS_KEY"]
         if env.get("AWS_SESSION_TOKEN"):
             options["session_token"] = env["AWS_SESSION_TOKEN"]
-    fs = pafs.S3FileSystem(**options)
+
+    def s3_fs() -> Any:
+        from pyarrow.fs import S3FileSystem
+
+        return S3FileSystem(**options)
+
     root = f"{bucket}/{prefix}" if prefix else bucket
-    return ArchiveStore(fs, root, f"s3://{root}", local=False)
+    return ArchiveStore(s3_fs, root, f"s3://{root}", local=False)
