@@ -72,12 +72,14 @@ async def test_acknowledged_events_become_segments_and_the_stream_is_trimmed(
     before = {p: await stream_rows(services.write, p) for p in range(4)}
     async with running_archiver(
         services.write, services.archive_store, settings, retention_seconds=0.001
-    ):
+    ) as archiver:
 
         async def lengths() -> list[int]:
             return [await services.write.xlen(keys.events(p)) for p in range(4)]
 
         await eventually(lengths, until=lambda n: n == [1, 1, 1, 1], message="streams trimmed")
+        assert archiver.archived == 100
+        assert archiver.owned == [0, 1, 2, 3] and archiver.stalls() == []
     for partition in range(4):
         manifest = await manifest_of(services.archive_store, partition)
         assert [s.count for s in manifest.segments] == [10, 10, 5]

@@ -115,6 +115,7 @@ class Archiver:
 
     async def _step(self, partition: int) -> int:
         owned = self._owned[partition]
+        before = owned.archive.archived
         try:
             if not owned.opened:
                 await owned.archive.open()
@@ -129,7 +130,7 @@ class Archiver:
             owned.failing_since = owned.failing_since or time.monotonic()
             return 0
         owned.failing_since, owned.error = 0.0, ""
-        self.archived += done
+        self.archived += owned.archive.archived - before
         return done
 
     async def rebalance(self) -> None:

@@ -56,6 +56,8 @@ class PartitionArchive:
         self.manifest = Manifest(partition=partition)
         self.buffer: list[Row] = []
         self.trimmed = 0
+        self.archived = 0
+        """Entries this owner wrote into segments."""
 
     async def open(self) -> None:
         self.manifest = await asyncio.to_thread(self._heal)
@@ -101,6 +103,7 @@ class PartitionArchive:
             self.manifest = await asyncio.to_thread(self._write, rows)
             del self.buffer[:count]
             archived += count
+            self.archived += count
             await cache_summary(self._redis, self.partition, summary(self.manifest))
         if self._retention_ms and may_write():
             trimmed, _ = await trim(
