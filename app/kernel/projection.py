@@ -238,6 +238,8 @@ class ProjectionHandler:
         until = before(first)
         if parse_stream_id(until) <= parse_stream_id(checkpoint):
             return
+        if not await archive.archived_any(partition):
+            return  # nothing was archived, so nothing trimmed: the group is given it all
         async for rows in archive.chunks(partition, checkpoint, until):
             log.info("%s partition %d: %d entries from the archive", name, partition, len(rows))
             await self._apply(partition, [Entry(i, partition, f) for i, f in rows], False)

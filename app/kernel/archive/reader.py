@@ -16,6 +16,7 @@ from collections.abc import AsyncIterator, Callable
 
 from redis.asyncio import Redis
 
+from app.kernel import keys
 from app.kernel.archive.manifest import START, Manifest, Segment, load_manifest
 from app.kernel.archive.segment import Row, decode
 from app.kernel.archive.store import ArchiveStore
@@ -56,6 +57,14 @@ class ArchiveReader:
                 load_manifest, self._store, partition
             )
         return self._manifests[partition]
+
+    async def archived_any(self, partition: int) -> bool:
+        """Whether the archive holds any of the partition's entries (its summary in Redis,
+        cached before any trim: one HGET, no store access)."""
+        if self._store is None:
+            return False
+        entries = await self._redis.hget(keys.archive_summary(partition), "entries")
+        return bool(entries and int(entries))
 
     async def entries(
         self, partition: int, after: str = START, until: str = "+", *, chunk: int = CHUNK
