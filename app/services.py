@@ -13,6 +13,9 @@ from app.adapters.sessions import SessionStore
 from app.adapters.users import UserStore
 from app.config import Settings
 from app.consumers import consumer_groups
+from app.kernel import keys
+from app.kernel.archive.reader import ArchiveReader
+from app.kernel.archive.store import ArchiveStore, open_store
 from app.kernel.backlog import Backlog
 from app.kernel.bus import CommandBus, Observer
 from app.kernel.command_status import CommandStatusStore
@@ -40,6 +43,9 @@ class Services:
     carts: CartStore
     gateway: SimulatedGateway
     metrics: PipelineMetrics
+    archive_store: ArchiveStore
+    archive: ArchiveReader
+    """The partitions' events, archive then stream (a rebuild, the audit, an export)."""
     server: ServerInfo | None = None
     """What the write Redis is, once `inspect_server` ran."""
     durability_warning: str = ""
@@ -73,11 +79,13 @@ def build_services(
         observe=metrics.gateway_request,
     )
     statuses = CommandStatusStore(write, settings.status_ttl_seconds)
+    archive_store = open_store(settings.archive_url)
+    archive = ArchiveReader(write, archive_store, keys.events)
     registry = build_registry(
         gateway.tokenize,
         import_runner(statuses),
         consumer_groups(),
-        rebuild_runner(read, rebuildable(settings), statuses, settings.lease_ms),
+        rebuild_runner(read, rebuildable(settings), statuses, settings.lease_ms, archive),
     )
     bus = CommandBus(
         write,
@@ -107,4 +115,6 @@ def build_services(
         carts=CartStore(write, settings.cart_ttl_seconds),
         gateway=gateway,
         metrics=metrics,
+        archive_store=archive_store,
+        archive=archive,
     )
