@@ -40,7 +40,7 @@ def build(
         "orders": OrdersProjection(decoder),
         "timeline": TimelineProjection(decoder),
         "sales": SalesProjection(decoder),
-        "notifications": NotificationsProjection(),
+        "notifications": NotificationsProjection(settings.integration_retention_seconds),
     }
     return [made[name] for name in names]
 
