@@ -17,7 +17,7 @@ from typing import Any, cast
 import msgspec
 from redis.asyncio import Redis
 
-from app.adapters.payment_gateway import SimulatedGateway
+from app.adapters.payment_gateway import SimulatedGateway, ledger_record
 from app.aggregates import ORDER, PRODUCT
 from app.config import Settings
 from app.domain.orders import LineRequest, Order, PlaceOrderRequest
@@ -244,15 +244,26 @@ async def integration_events(redis: Redis, partitions: int) -> list[dict[str, An
     return found
 
 
+async def _ledger(redis: Redis, field: str) -> dict[str, str]:
+    """The gateway's ledger records holding `field`: idempotency key → its value."""
+    prefix = ledger_record("")
+    names = [text(name) async for name in redis.scan_iter(match=f"{prefix}*", count=1000)]
+    found = {}
+    for name in names:
+        value = await redis.hget(name, field)
+        if value is not None:
+            found[name.removeprefix(prefix)] = text(value)
+    return found
+
+
 async def captures(redis: Redis) -> dict[str, int]:
     """The gateway's ledger: idempotency key → number of times money was taken."""
-    raw = text_dict(await redis.hgetall(keys.external("gateway", "captures")))
-    return {key: int(count) for key, count in raw.items()}
+    return {key: int(count) for key, count in (await _ledger(redis, "captures")).items()}
 
 
 async def refunds(redis: Redis) -> dict[str, str]:
     """The gateway's refunds: refund idempotency key → the charge refunded."""
-    return text_dict(await redis.hgetall(keys.external("gateway", "refunds")))
+    return await _ledger(redis, "refund")
 
 
 async def _group_lag(redis: Redis, stream: str, name: str) -> list[str]:
@@ -359,6 +370,7 @@ async def running_fulfilment(
         failure_rate=settings.payment_failure_rate,
         timeout_ms=settings.payment_timeout_ms,
         retries=settings.payment_retries,
+        ttl_seconds=settings.status_ttl_seconds,
         rng=rng,
     )
     consumer = PartitionedConsumer(
