@@ -51,6 +51,8 @@ from app.web.watched import watched_consumers
 
 PAGE_SIZE = 100
 MAX_CART_QUANTITY = 100
+CART_TTL_SECONDS = 30 * 24 * 3600
+"""A cart left alone this long is forgotten."""
 MAX_LOGIN_FORM = 8192
 MAX_IMPORT_FORM = MAX_IMPORT_BYTES + MAX_FORM
 
@@ -319,10 +321,13 @@ async def add_to_cart(request: Request) -> Response:
         raise ValidationFailed([FieldError("$.quantity", "A quantity from 1 to 100")])
     key = keys.ui_state("cart", actor.username)
     services = services_of(request)
-    total = await services.write.hincrby(key, sku, quantity)
+    async with services.write.pipeline(transaction=False) as pipe:  # one key: one slot
+        pipe.hincrby(key, sku, quantity)
+        pipe.expire(key, CART_TTL_SECONDS)
+        pipe.hlen(key)
+        total, _, count = await pipe.execute()
     if total > MAX_CART_QUANTITY:
         await services.write.hset(key, sku, MAX_CART_QUANTITY)
-    count = await services.write.hlen(key)
     return html(renderer(request).fragment("cart_summary", cart_count=count, added=sku))
 
 
