@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable
 from typing import assert_never
 
@@ -13,6 +14,8 @@ from app.projections import keys
 VIEW = "admin"
 PREVIOUS = {"OrderStockReserved": "placed", "OrderPaid": "reserved", "OrderShipped": "confirmed"}
 NEXT = {"OrderStockReserved": "reserved", "OrderPaid": "paid", "OrderShipped": "shipped"}
+MINUTES_KEPT_SECONDS = 3600
+"""Orders per minute are kept an hour (the dashboard shows the last half hour)."""
 
 
 class SalesProjection(EventProjection[o.OrderEvent]):
@@ -25,7 +28,10 @@ class SalesProjection(EventProjection[o.OrderEvent]):
         match event:
             case o.OrderPlaced():
                 tx.hincrby(by_status, "placed", 1)
-                tx.hincrby(keys.sales_per_minute(), str(int(item.stored.at // 60 * 60)), 1)
+                minute = int(item.stored.at // 60 * 60)
+                if time.time() - minute < MINUTES_KEPT_SECONDS:  # a rebuild skips old ones
+                    tx.incr(keys.sales_per_minute(minute))
+                    tx.expire(keys.sales_per_minute(minute), MINUTES_KEPT_SECONDS)
                 tx.hincrby(keys.sales_totals(), "orders_placed", 1)
             case o.OrderRefunded():
                 tx.hincrby(keys.sales_totals(), "refunded_cents", event.total_cents)
