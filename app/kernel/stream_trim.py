@@ -29,7 +29,9 @@ _TRIM = load_script(__file__, "trim_consumed.lua")
 
 
 def kept_from(retention_seconds: float, now: float) -> str:
-    """The first entry id the retention keeps ("" for none: no retention)."""
+    """The first entry id the retention keeps ("" for none: no retention). By the trimming
+    process's clock: one behind or ahead of the server's only moves when an acknowledged
+    entry goes, never whether an entry a group needs does."""
     if retention_seconds <= 0:
         return ""
     return f"{max(0, int((now - retention_seconds) * 1000))}-0"
