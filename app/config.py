@@ -37,6 +37,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8000
     public_origin: str = ""
     status_ttl_seconds: Positive = 7 * 24 * 3600
+    integration_retention_seconds: NonNegative = 24 * 3600
+    """How long the integration streams keep an event once the notifier acknowledged it (for
+    readers outside its group); unacknowledged events are kept however old."""
     session_ttl_seconds: Positive = 12 * 3600
     cart_ttl_seconds: Positive = 7 * 24 * 3600
     """A shopper's cart is kept this long after its last addition."""

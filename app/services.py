@@ -75,6 +75,7 @@ def build_services(
         failure_rate=settings.payment_failure_rate,
         timeout_ms=settings.payment_timeout_ms,
         retries=settings.payment_retries,
+        ttl_seconds=settings.status_ttl_seconds,
         gated=settings.payment_gate,
         observe=metrics.gateway_request,
     )

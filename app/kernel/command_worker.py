@@ -44,6 +44,8 @@ _envelope_decoder = msgspec.json.Decoder(CommandEnvelope)
 
 class CommandQueue:
     group = GROUP
+    retention_seconds = 0.0
+    """An acknowledged command's entry is needed no more: trimmed (see stream_trim)."""
 
     def __init__(
         self,

@@ -34,6 +34,7 @@ from app.kernel.handlers import INFRA_ERRORS, Entry, KeyedHandler, LeaseLost, Pa
 from app.kernel.leases import Leases
 from app.kernel.parking import Parking
 from app.kernel.redis_types import field_map, stream_entries
+from app.kernel.stream_trim import ConsumedTrim
 
 __all__ = [
     "INFRA_ERRORS",
@@ -330,9 +331,10 @@ class PartitionedConsumer:
             if hasattr(handler, "key_of")
             else None
         )
+        trim = ConsumedTrim.of(handler)
         try:
             await self._consume_loop(
-                handler, partition, stop, stream, consumer, lanes, health, parking, lease
+                handler, partition, stop, stream, consumer, lanes, health, parking, lease, trim
             )
         finally:
             if lanes is not None:
@@ -349,6 +351,7 @@ class PartitionedConsumer:
         health: PartitionHealth,
         parking: Parking,
         lease: LeaseClock,
+        trim: ConsumedTrim | None,
     ) -> None:
         cursor = "0"  # our pending entries first (a previous owner's, after a takeover)
         outage = 0
@@ -377,7 +380,7 @@ class PartitionedConsumer:
                 if lanes is not None:
                     acks += lanes.take_done()
                 block = None if cursor != ">" else max(1, min(self._block_ms, int(budget * 1000)))
-                reply = await self._read(handler.group, consumer, stream, cursor, acks, block)
+                reply = await self._read(handler.group, consumer, stream, cursor, acks, block, trim)
                 acks = []
                 entries = parse_entries(partition, reply)
                 if cursor != ">":
@@ -421,17 +424,26 @@ class PartitionedConsumer:
         cursor: str,
         acks: list[str],
         block: int | None,
+        trim: ConsumedTrim | None = None,
     ) -> object:
         """The next batch (blocking up to `block` ms for new entries), acknowledging `acks`
-        on the way."""
-        if not acks:
+        and trimming what the groups are done with (when due) on the way."""
+        due = trim if trim is not None and trim.due() else None
+        if not acks and due is None:
             return await self._redis.xreadgroup(
                 group, consumer, {stream: cursor}, count=self._batch, block=block
             )
         async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.xack(stream, group, *acks)
+            if acks:
+                pipe.xack(stream, group, *acks)
+            if due is not None:
+                due.queue(pipe, stream)
             pipe.xreadgroup(group, consumer, {stream: cursor}, count=self._batch, block=block)
-            _, reply = await pipe.execute()
+            *replies, reply = await pipe.execute(raise_on_error=False)
+        if due is not None:
+            await due.answered(self._redis, stream, replies.pop())
+        for failed in (r for r in (*replies, reply) if isinstance(r, Exception)):
+            raise failed
         return reply
 
     async def _process(

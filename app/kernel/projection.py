@@ -204,6 +204,8 @@ class ProjectionHandler:
         self._instruments = instruments
         instruments.applied(projection.name, 0)  # its series exists from the start
         self._committed: Callable[[list[Any]], None] | None = getattr(projection, "committed", None)
+        self.retention_seconds: float | None = getattr(projection, "retention_seconds", None)
+        """Trim the projection's stream once its group is done with it (see stream_trim)."""
 
     def stream(self, partition: int) -> str:
         return self.projection.stream(partition)

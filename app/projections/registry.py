@@ -36,7 +36,7 @@ def build(
         "orders": OrdersProjection(),
         "timeline": TimelineProjection(),
         "sales": SalesProjection(),
-        "notifications": NotificationsProjection(),
+        "notifications": NotificationsProjection(settings.integration_retention_seconds),
     }
     return [made[name] for name in names]
 

@@ -278,20 +278,24 @@ LOGIN_THROTTLE = Cases(
     {"lt:address": "3"},
 )
 
-GATEWAY = ["ext:gateway:charges", "ext:gateway:vault", "ext:gateway:captures"]
-_charge = Call(GATEWAY, ["charge:o1", "tok_1", "ch_1", "1200"])
+GATEWAY = ["ext:{gateway}:ledger:charge:o1", "ext:{gateway}:vault:tok_1"]
+_charge = Call(GATEWAY, ["ch_1", "1200", "3600"])
 
 GATEWAY_CHARGE = Cases(
     payment_gateway._CHARGE,
     _charge,
     {
-        "two-keys": Call(GATEWAY[:2], _charge.args),
-        "three-arguments": Call(GATEWAY, _charge.args[:3]),
-        "amount-not-an-integer": _charge.arg(4, "12.00"),
-        "amount-negative": _charge.arg(4, "-1"),
-        "amount-empty": _charge.arg(4, ""),
+        "one-key": Call(GATEWAY[:1], _charge.args),
+        "two-arguments": Call(GATEWAY, _charge.args[:2]),
+        "no-charge-id": _charge.arg(1, ""),
+        "amount-not-an-integer": _charge.arg(2, "12.00"),
+        "amount-negative": _charge.arg(2, "-1"),
+        "amount-empty": _charge.arg(2, ""),
+        "ttl-zero": _charge.arg(3, "0"),
+        "ttl-negative": _charge.arg(3, "-5"),
+        "ttl-not-an-integer": _charge.arg(3, "1.5"),
     },
-    {"ext:gateway:vault": {"tok_1": "approve"}},
+    {"ext:{gateway}:vault:tok_1": "approve"},
 )
 
 SCRIPTS = {
