@@ -6,7 +6,8 @@
 --
 -- An entry a group still needs — not yet delivered to it, or delivered and not acknowledged —
 -- is never trimmed; neither is anything of a stream without groups (a group made later reads
--- it from its start). Returns how many entries were trimmed.
+-- it from its start). Returns how many entries were trimmed. Every input is checked before
+-- the first write (an error reply, `trim_consumed: ...`, means nothing was written).
 
 local function parse(id)
   local ms, seq = string.match(id or '', '^(%d+)-(%d+)$')
@@ -18,6 +19,9 @@ local function before(a, b)
   return a.n_ms < b.n_ms or (a.n_ms == b.n_ms and a.n_seq < b.n_seq)
 end
 
+if #KEYS ~= 1 or #ARGV ~= 1 then
+  return redis.error_reply('trim_consumed: 1 key and 1 argument are needed')
+end
 local keep = nil
 if ARGV[1] ~= '' then
   keep = parse(ARGV[1])

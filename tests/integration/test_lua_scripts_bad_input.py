@@ -22,7 +22,8 @@ from redis.exceptions import ResponseError
 
 import app
 from app.adapters import login_throttle, payment_gateway
-from app.kernel import command_status, commit, leases, projection
+from app.kernel import command_status, commit, leases, projection, stream_trim
+from app.kernel.archive import holds, trim
 from app.kernel.commit import StatusWrite
 from app.kernel.read_model_writes import Kind, ReadModelWrites, redis_text
 from app.kernel.scripts import Script
@@ -46,12 +47,21 @@ class Call:
 
 
 @dataclass(frozen=True)
+class Stream:
+    """A stream of entries with these ids, and a consumer group `g` delivered up to its last
+    one (all acknowledged) if `grouped`."""
+
+    ids: tuple[str, ...]
+    grouped: bool = False
+
+
+@dataclass(frozen=True)
 class Cases:
     script: Script
     good: Call
     bad: dict[str, Call]
-    setup: dict[str, dict[str, str] | str] = field(default_factory=dict)
-    """Keys there before each call: a hash (a dict) or a string."""
+    setup: dict[str, dict[str, str] | str | Stream] = field(default_factory=dict)
+    """Keys there before each call: a hash (a dict), a string or a stream."""
 
 
 async def keyspace(redis: Redis) -> Keyspace:
@@ -298,6 +308,52 @@ GATEWAY_CHARGE = Cases(
     {"ext:{gateway}:vault:tok_1": "approve"},
 )
 
+_hold = Call(["{p0}:holds"], ["hold", "rebuild.catalog", "5-0", "60000"])
+
+ARCHIVE_HOLD = Cases(
+    holds._SCRIPT,
+    _hold,
+    {
+        "two-keys": Call(["{p0}:holds", "{p0}:other"], _hold.args),
+        "action-unknown": _hold.arg(1, "keep"),
+        "holder-empty": _hold.arg(2, ""),
+        "ttl-missing": Call(_hold.keys, _hold.args[:3]),
+        "position-not-an-id": _hold.arg(3, "five"),
+        "ttl-zero": _hold.arg(4, "0"),
+        "ttl-not-an-integer": _hold.arg(4, "1.5"),
+        "release-without-holder": Call(_hold.keys, ["release"]),
+    },
+    {"{p0}:holds": {"audit": "99999999999999 1-0"}},
+)
+
+_trim = Call(["{p0}:events", "{p0}:holds"], ["3-0", "0"])
+
+ARCHIVE_TRIM = Cases(
+    trim._SCRIPT,
+    _trim,
+    {
+        "one-key": Call(_trim.keys[:1], _trim.args),
+        "one-argument": Call(_trim.keys, _trim.args[:1]),
+        "first-kept-not-an-id": _trim.arg(1, "3"),
+        "retention-negative": _trim.arg(2, "-1"),
+        "retention-not-an-integer": _trim.arg(2, "1e3"),
+    },
+    {"{p0}:holds": {"gone": "1 1-0"}, "{p0}:events": Stream(("1-0", "2-0", "3-0"))},
+)
+
+_consumed = Call(["{p0}:commands"], [""])
+
+TRIM_CONSUMED = Cases(
+    stream_trim._TRIM,
+    _consumed,
+    {
+        "two-keys": Call(["{p0}:commands", "{p0}:other"], _consumed.args),
+        "no-argument": Call(_consumed.keys, []),
+        "kept-not-an-id": _consumed.arg(1, "yesterday"),
+    },
+    {"{p0}:commands": Stream(("1-0", "2-0", "3-0"), grouped=True)},
+)
+
 SCRIPTS = {
     "app/kernel/apply_batch.lua": APPLY_BATCH,
     "app/kernel/advance.lua": ADVANCE,
@@ -306,6 +362,9 @@ SCRIPTS = {
     "app/kernel/lease.lua": LEASE,
     "app/adapters/login_throttle.lua": LOGIN_THROTTLE,
     "app/adapters/gateway_charge.lua": GATEWAY_CHARGE,
+    "app/kernel/archive/hold.lua": ARCHIVE_HOLD,
+    "app/kernel/archive/trim.lua": ARCHIVE_TRIM,
+    "app/kernel/trim_consumed.lua": TRIM_CONSUMED,
 }
 
 
@@ -325,6 +384,11 @@ async def _set_up(redis: Redis, cases: Cases) -> None:
     for key, value in cases.setup.items():
         if isinstance(value, dict):
             await redis.hset(key, mapping=value)
+        elif isinstance(value, Stream):
+            for entry_id in value.ids:
+                await redis.xadd(key, {"f": "v"}, id=entry_id)
+            if value.grouped:
+                await redis.xgroup_create(key, "g", id="$")
         else:
             await redis.set(key, value)
     await redis.expire(next(iter(cases.setup)), 3600)  # an expiry that must stay as it is

@@ -8,7 +8,15 @@
 -- XTRIM MINID the smallest of ARGV[1], now - retention, every live hold's position and the
 -- stream's last entry: a stream always keeps its last entry, so a consumer group made later
 -- (a new read model) is delivered something, and learns from it what the archive holds before.
--- Returns {entries trimmed, the MINID used}.
+-- Returns {entries trimmed, the MINID used}. Every input is checked before the first write
+-- (an error reply, `trim: ...`, means nothing was written).
+
+local function fail(message) return redis.error_reply('trim: ' .. message) end
+if #KEYS ~= 2 or #ARGV ~= 2 then return fail('2 keys and 2 arguments are needed') end
+if not string.match(ARGV[1], '^%d+%-%d+$') then return fail('ARGV[1] must be an entry id') end
+if not (#ARGV[2] <= 15 and string.match(ARGV[2], '^%d+$')) then
+  return fail('the retention must be an integer >= 0 (milliseconds)')
+end
 
 local function parse(id)
   local dash = string.find(id, '-', 1, true)
@@ -30,6 +38,7 @@ local retained = string.format('%d-0', math.max(0, now_ms - tonumber(ARGV[2])))
 if smaller(retained, minid) then minid = retained end
 
 local holds = redis.call('HGETALL', KEYS[2])
+-- all checks passed: write (expired holds go; a hold written by hold.lua always parses).
 for i = 1, #holds, 2 do
   local expires, position = string.match(holds[i + 1], '^(%d+) (.+)$')
   if not expires or tonumber(expires) < now_ms then
