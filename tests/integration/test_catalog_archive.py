@@ -11,7 +11,6 @@ from typing import Any
 import pytest
 
 from app.config import Settings
-from app.domain.events import event_decoder
 from app.domain.products import CreateProduct, RestockProduct
 from app.kernel import keys
 from app.kernel.archive.manifest import cached_summaries
@@ -103,7 +102,7 @@ async def test_a_rebuild_over_archive_and_stream_equals_the_live_read_model(
         for sku in SKUS[:8]:  # and a few more in the streams only
             await services.intake.submit(RestockProduct(sku, 1), ADMIN)
         await wait_idle(services, groups)
-        diff, replayed = await _rebuilt_diff(services, settings, CatalogProjection(event_decoder()))
+        diff, replayed = await _rebuilt_diff(services, settings, CatalogProjection())
     assert diff.same, diff
     assert replayed == len(SKUS) + len(RESTOCKED) + 8  # every event, archived or not
 
@@ -129,6 +128,6 @@ async def test_a_new_read_model_is_built_from_the_archive_then_the_stream(
         low = await low_stock(services.read)
         assert sorted(item.sku for item in low) == sorted(set(SKUS) - set(RESTOCKED))
         diff, _ = await _rebuilt_diff(
-            services, settings, LowStockProjection(event_decoder(), settings.low_stock_threshold)
+            services, settings, LowStockProjection(settings.low_stock_threshold)
         )
     assert diff.same, diff

@@ -6,7 +6,7 @@ entry a commit writes, the projection decodes it (or skips it unread), and
 back is plain data: the writes as the Redis commands they would send, in order (values as
 Redis stores them), the views announced, the versions moved and any gap seen.
 
-    run = project_events(CatalogProjection(event_decoder()), [ProductRenamed("MUG-1", "Cup")])
+    run = project_events(CatalogProjection(), [ProductRenamed("MUG-1", "Cup")])
     assert run.writes == [("hset", keys.product("MUG-1"), {"name": "Cup"})]
 """
 
