@@ -89,6 +89,7 @@ def _batch_commands() -> list[list[str]]:
     writes.ltrim("rm:t:recent", 0, 99)
     writes.ltrim("rm:t:old", 1, -1)
     writes.expire("rm:t:h", 3600)
+    writes.expire_at("rm:t:counts", 4_000_000_000)
     assert {write.kind for write in writes.writes} == set(get_args(Kind))  # every kind
     tx = Redis().pipeline(transaction=False)
     writes.send(tx)
@@ -128,6 +129,7 @@ APPLY_BATCH = Cases(
         "score-underflowing-to-zero": _batch(["ZADD", "rm:t:z", "1e-400", "a"]),
         "ltrim-index-not-an-integer": _batch(["LTRIM", "rm:t:recent", "0", "end"]),
         "expire-past-the-clock": _batch(["EXPIRE", "rm:t:h", "99999999999999999"]),
+        "expireat-not-an-integer": _batch(["EXPIREAT", "rm:t:h", "soon"]),
         "xadd-explicit-id": _batch(["XADD", "rm:notices", "1-1", "v", "t"]),
         "xadd-negative-maxlen": _batch(["XADD", "rm:notices", "MAXLEN", "~", "-1", "*", "v", "t"]),
         "xadd-fields-not-in-pairs": _batch(["XADD", "rm:notices", "*", "v", "t", "k"]),

@@ -164,7 +164,7 @@ async def stream_items(redis: Redis, stream: str) -> list[tuple[str, dict[str, s
     return cast(list[tuple[str, dict[str, str]]], await redis.xrange(stream))
 
 
-def _order_of(command_id: str) -> str:
+def order_of_command(command_id: str) -> str:
     """A PlaceOrder's order id: its command id derives from it (`<order id>-<partition>`)."""
     return command_id.rpartition("-")[0]
 
@@ -181,13 +181,13 @@ async def order_ids(services: Services) -> dict[str, str]:
             if ":" in command_id:  # its steps
                 continue
             if text(await services.write.hget(name, "type") or "") == "PlaceOrder":
-                found[command_id] = _order_of(command_id)
+                found[command_id] = order_of_command(command_id)
     return found
 
 
 async def order_id_of(services: Services, command_id: str) -> str:
     assert (await command_status(services, command_id)).type == "PlaceOrder", command_id
-    return _order_of(command_id)
+    return order_of_command(command_id)
 
 
 async def load_order(services: Services, order_id: str) -> Order:

@@ -168,6 +168,9 @@ class _Recorder:
     def expire(self, key: str, seconds: int) -> None:
         self.commands.append(("expire", key, seconds))
 
+    def expireat(self, key: str, when: int) -> None:
+        self.commands.append(("expireat", key, when))
+
 
 def json_text(value: object) -> str:
     """A value as the JSON a projection stores (e.g. to compare with a list's value)."""
