@@ -14,7 +14,7 @@ from app.config import Settings
 from app.consumers import consumer_groups
 from app.kernel.backlog import Backlog
 from app.kernel.bus import CommandBus, Observer
-from app.kernel.command_status import CommandStatusStore
+from app.kernel.command_status_store import CommandStatusStore
 from app.kernel.commit import CommitStore
 from app.kernel.idempotency import IdempotencyStore
 from app.kernel.intake import CommandIntake

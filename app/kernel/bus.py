@@ -444,12 +444,9 @@ class CommandBus:
         ]
         if decision.state is not None and not stored:
             raise ValueError(f"{env.type}: a state change needs an event to explain it")
-        statuses: list[StatusWrite] = []
-        if not env.internal:
-            if decision.complete:
-                statuses.append(command_status.finished(env, "succeeded", None, delivery, at))
-            else:
-                statuses.append(command_status.running(env, decision.step, delivery))
+        outcome, statuses = command_status.decided(
+            env, delivery, complete=decision.complete, step=decision.step, at=at
+        )
         statuses += self._followed(aggregate, env, decision, at)
         after = known
         if stored:
@@ -458,7 +455,7 @@ class CommandBus:
         request = CommitRequest(
             partition=aggregate.partition,
             command_id=env.command_id,
-            outcome_status="succeeded" if decision.complete else "processing",
+            outcome_status=outcome,
             aggregate_key=aggregate.key,
             expected_version=known.version,
             expected_writer=known.writer,
@@ -479,12 +476,7 @@ class CommandBus:
         if follower is None or follower.follow is None or env.type == follower.name:
             return []
         origin = command_id_for(aggregate.partition, env.aggregate_id)
-        writes = []
-        for event in decision.events:
-            change = follower.follow(event)
-            if change is not None:
-                writes.append(command_status.changed(origin, change, at))
-        return writes
+        return command_status.followed(origin, follower.follow, decision.events, at)
 
     def _refusal(
         self,
@@ -494,11 +486,11 @@ class CommandBus:
         error: Problem,
         delivery: Delivery,
     ) -> CommitRequest:
-        statuses = [] if env.internal else [command_status.finished(env, "failed", error, delivery)]
+        outcome, statuses = command_status.refused(env, error, delivery)
         return CommitRequest(
             partition=aggregate.partition,
             command_id=env.command_id,
-            outcome_status="failed",
+            outcome_status=outcome,
             aggregate_key=aggregate.key,
             expected_version=known.version,
             expected_writer=known.writer,
@@ -511,12 +503,12 @@ class CommandBus:
         self, env: CommandEnvelope, error: Problem, delivery: Delivery = "queued"
     ) -> Outcome:
         """Record a failed command: its status and dedup record, no state, no event."""
-        statuses = [] if env.internal else [command_status.finished(env, "failed", error, delivery)]
+        outcome, statuses = command_status.refused(env, error, delivery)
         result = await self._commits.commit(
             CommitRequest(
                 partition=self.partition(env),
                 command_id=env.command_id,
-                outcome_status="failed",
+                outcome_status=outcome,
                 statuses=statuses,
                 error=error,
                 traceparent=env.traceparent,
@@ -535,12 +527,13 @@ class CommandBus:
 
         `position`: what its effects, committed elsewhere, have reached.
         """
+        outcome, statuses = command_status.closed(env, status, error)
         result = await self._commits.commit(
             CommitRequest(
                 partition=self.partition(env),
                 command_id=env.command_id,
-                outcome_status=status,
-                statuses=[command_status.finished(env, status, error, "queued")],
+                outcome_status=outcome,
+                statuses=statuses,
                 error=error,
                 after=position,
                 traceparent=env.traceparent,

@@ -20,7 +20,8 @@ import msgspec
 from redis.asyncio import Redis
 
 from app.kernel import keys, tracing
-from app.kernel.command_status import CommandStatus, Progress, status_view
+from app.kernel.command_status import CommandStatus, Progress
+from app.kernel.command_status_store import CommandStatusStore
 from app.kernel.messages import Actor, Problem
 from app.kernel.partitions import partition_of_command
 from app.queries import catalog, notifications, orders, sales
@@ -104,24 +105,14 @@ async def load_orders(read: Redis, owned_keys: list[str]) -> list[orders.OrderVi
 
 
 async def load_statuses(
-    write: Redis, partitions: int, owned_keys: list[str]
+    statuses: CommandStatusStore, partitions: int, owned_keys: list[str]
 ) -> list[CommandStatus | None]:
-    located = [(item_id(key), partition_of_command(item_id(key), partitions)) for key in owned_keys]
-    async with write.pipeline(transaction=False) as pipe:
-        for command_id, partition in located:
-            if partition is not None:
-                pipe.hgetall(keys.command_status(partition, command_id))
-                pipe.lrange(keys.command_steps(partition, command_id), 0, -1)
-        replies = iter(await pipe.execute())
-    views: list[CommandStatus | None] = []
-    for key, (command_id, partition) in zip(owned_keys, located, strict=True):
-        if partition is None:
-            views.append(None)
-            continue
-        record, steps = next(replies), next(replies)
-        mine = bool(record) and record.get("sender", "") == owner(key)
-        views.append(status_view(command_id, record, steps) if mine else None)
-    return views
+    located = [(partition_of_command(item_id(key), partitions), item_id(key)) for key in owned_keys]
+    found = await statuses.read(located)
+    return [
+        stored.view if stored is not None and stored.sender == owner(key) else None
+        for key, stored in zip(owned_keys, found, strict=True)
+    ]
 
 
 async def load_sales(read: Redis, _keys: list[str]) -> list[SalesView | None]:
@@ -169,7 +160,7 @@ def live_views(services: Services, render: Renderer) -> list[LiveView[Any]]:
         LiveView[CommandStatus](
             "commands",
             topics=lambda key: (f"commands:{owner(key)}",),
-            load=partial(load_statuses, services.write, services.settings.partitions),
+            load=partial(load_statuses, services.statuses, services.settings.partitions),
             fragment=lambda status: render.command_status(status, oob=True),
             message=command_message,
         ),
