@@ -13,7 +13,8 @@ from app.adapters.users import UserStore
 from app.config import Settings
 from app.consumers import consumer_groups
 from app.kernel.backlog import Backlog
-from app.kernel.bus import CommandBus, Observer
+from app.kernel.bus import CommandBus
+from app.kernel.bus_timing import Observer
 from app.kernel.command_status_store import CommandStatusStore
 from app.kernel.commit import CommitStore
 from app.kernel.idempotency import IdempotencyStore
