@@ -24,12 +24,13 @@ from app.kernel.command_status import CommandStatus, Progress
 from app.kernel.command_status_store import CommandStatusStore
 from app.kernel.messages import Actor, Problem
 from app.kernel.partitions import partition_of_command
+from app.kernel.positions import entry_time
 from app.queries import catalog, notifications, orders, sales
 from app.queries.admin_status import AdminStatus, admin_status
 from app.queries.history import History, history
 from app.queries.sales import LowStock, SalesDashboard
 from app.services import Services
-from app.web.live import Change, LiveView, NoticeStream, entry_ms, view_message
+from app.web.live import Change, LiveView, NoticeStream, view_message
 from app.web.render import Renderer
 from app.web.watched import watched_consumers
 
@@ -207,7 +208,7 @@ def view_change(entry_id: str, fields: dict[str, str]) -> Change | None:
         fields.get("v", ""),
         fields.get("k", ""),
         position,
-        at=entry_ms(position.partition(":")[2]) if position else entry_ms(entry_id),
+        at=entry_time(position.partition(":")[2]) if position else entry_time(entry_id),
         trace=fields.get(tracing.FIELD, ""),
     )
 
@@ -222,7 +223,7 @@ def status_change(entry_id: str, fields: dict[str, str]) -> Change | None:
         "commands",
         f"{sender}/{fields.get('c', '')}",
         None,
-        at=entry_ms(entry_id),
+        at=entry_time(entry_id),
         trace=fields.get(tracing.FIELD, ""),
     )
 
