@@ -17,8 +17,9 @@ from app.kernel import keys
 from app.kernel.archive.reader import ArchiveReader
 from app.kernel.archive.store import ArchiveStore, open_store
 from app.kernel.backlog import Backlog
-from app.kernel.bus import CommandBus, Observer
-from app.kernel.command_status import CommandStatusStore
+from app.kernel.bus import CommandBus
+from app.kernel.bus_timing import Observer
+from app.kernel.command_status_store import CommandStatusStore
 from app.kernel.commit import CommitStore
 from app.kernel.idempotency import IdempotencyStore
 from app.kernel.intake import CommandIntake

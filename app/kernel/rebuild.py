@@ -40,10 +40,9 @@ from redis.exceptions import WatchError
 from app.kernel import keys
 from app.kernel.archive.holds import ArchiveHolds
 from app.kernel.archive.reader import ArchiveReader
-from app.kernel.consumer import LEASE_TRUSTED
 from app.kernel.dead_letters import DeadLetters
 from app.kernel.handlers import INFRA_ERRORS, Entry
-from app.kernel.leases import LEASE_MS, Leases
+from app.kernel.leases import LEASE_MS, LEASE_TRUSTED, Leases
 from app.kernel.positions import parse_stream_id
 from app.kernel.projection import Decoded, Projected, Projection, group_name, project
 from app.kernel.read_model_diff import Diff, compare, scan
@@ -345,7 +344,7 @@ class ShadowRebuild:
 
         The projectors learn that their leases were taken at their next renewal; until then
         they may still read entries (never beyond what their leases promised them: see
-        consumer.LeaseClock). So the leases are kept that long after they were taken, even
+        leases.LeaseClock). So the leases are kept that long after they were taken, even
         when the cut is done sooner: an entry such a projector reads is then still pending
         when the next owner looks for pending entries, never left behind.
         """

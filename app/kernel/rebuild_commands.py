@@ -16,7 +16,7 @@ from redis.asyncio import Redis
 
 from app.kernel.archive.reader import ArchiveReader
 from app.kernel.bus import CommandBus
-from app.kernel.command_status import CommandStatusStore
+from app.kernel.command_status_store import CommandStatusStore
 from app.kernel.dead_letter_commands import OperatorCommand
 from app.kernel.errors import problem
 from app.kernel.handlers import INFRA_ERRORS

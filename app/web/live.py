@@ -235,9 +235,3 @@ def _merged(older: Change | None, newer: Change) -> Change:
 def _waited(change: Change) -> float:
     """From the commit to the notice being taken (s): the projection's and the stream's part."""
     return max(0.0, round(change.taken_ns / 1e9 - change.at, 6)) if change.at else 0.0
-
-
-def entry_ms(entry_id: str) -> float:
-    """An entry's time (s since the epoch, Redis's clock) from its id."""
-    ms, _, _ = entry_id.partition("-")
-    return int(ms) / 1000 if ms.isdigit() else 0.0

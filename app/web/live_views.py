@@ -20,16 +20,18 @@ import msgspec
 from redis.asyncio import Redis
 
 from app.kernel import keys
-from app.kernel.command_status import CommandStatus, Progress, status_view
+from app.kernel.command_status import CommandStatus, Progress
+from app.kernel.command_status_store import CommandStatusStore
 from app.kernel.messages import Actor, Problem
 from app.kernel.notices import read_status_notice, read_view_notice
 from app.kernel.partitions import partition_of_command
+from app.kernel.positions import entry_time
 from app.queries import catalog, notifications, orders, sales
 from app.queries.admin_status import AdminStatus, admin_status
 from app.queries.history import History, history
 from app.queries.sales import LowStock, SalesDashboard
 from app.services import Services
-from app.web.live import Change, LiveView, NoticeStream, entry_ms, view_message
+from app.web.live import Change, LiveView, NoticeStream, view_message
 from app.web.render import Renderer
 from app.web.watched import watched_consumers
 
@@ -105,24 +107,14 @@ async def load_orders(read: Redis, owned_keys: list[str]) -> list[orders.OrderVi
 
 
 async def load_statuses(
-    write: Redis, partitions: int, owned_keys: list[str]
+    statuses: CommandStatusStore, partitions: int, owned_keys: list[str]
 ) -> list[CommandStatus | None]:
-    located = [(item_id(key), partition_of_command(item_id(key), partitions)) for key in owned_keys]
-    async with write.pipeline(transaction=False) as pipe:
-        for command_id, partition in located:
-            if partition is not None:
-                pipe.hgetall(keys.command_status(partition, command_id))
-                pipe.lrange(keys.command_steps(partition, command_id), 0, -1)
-        replies = iter(await pipe.execute())
-    views: list[CommandStatus | None] = []
-    for key, (command_id, partition) in zip(owned_keys, located, strict=True):
-        if partition is None:
-            views.append(None)
-            continue
-        record, steps = next(replies), next(replies)
-        mine = bool(record) and record.get("sender", "") == owner(key)
-        views.append(status_view(command_id, record, steps) if mine else None)
-    return views
+    located = [(partition_of_command(item_id(key), partitions), item_id(key)) for key in owned_keys]
+    found = await statuses.read(located)
+    return [
+        stored.view if stored is not None and stored.sender == owner(key) else None
+        for key, stored in zip(owned_keys, found, strict=True)
+    ]
 
 
 async def load_sales(read: Redis, _keys: list[str]) -> list[SalesView | None]:
@@ -170,7 +162,7 @@ def live_views(services: Services, render: Renderer) -> list[LiveView[Any]]:
         LiveView[CommandStatus](
             "commands",
             topics=lambda key: (f"commands:{owner(key)}",),
-            load=partial(load_statuses, services.write, services.settings.partitions),
+            load=partial(load_statuses, services.statuses, services.settings.partitions),
             fragment=lambda status: render.command_status(status, oob=True),
             message=command_message,
         ),
@@ -220,7 +212,7 @@ def view_change(entry_id: str, fields: dict[str, str]) -> Change | None:
         notice.view,
         notice.key,
         position,
-        at=entry_ms(position.partition(":")[2]) if position else entry_ms(entry_id),
+        at=entry_time(position.partition(":")[2]) if position else entry_time(entry_id),
         trace=notice.trace,
     )
 
@@ -235,7 +227,7 @@ def status_change(entry_id: str, fields: dict[str, str]) -> Change | None:
         "commands",
         f"{notice.sender}/{notice.command_id}",
         None,
-        at=entry_ms(entry_id),
+        at=entry_time(entry_id),
         trace=notice.trace,
     )
 

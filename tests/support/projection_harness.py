@@ -23,8 +23,8 @@ from app.domain.events import DomainEvent
 from app.domain.orders import OrderEvent
 from app.domain.products import ProductEvent
 from app.kernel import unions
-from app.kernel.bus import event_fields
 from app.kernel.consumer import Entry
+from app.kernel.decisions import event_fields
 from app.kernel.messages import StoredEvent
 from app.kernel.projection import Applied, Projection, project
 from app.kernel.read_model_writes import ReadModelWrites, Value, redis_text

@@ -29,9 +29,9 @@ from redis.asyncio import Redis
 
 from app.kernel.archive.partition import PartitionArchive
 from app.kernel.archive.store import ArchiveStore
-from app.kernel.consumer import LeaseClock, Stall
+from app.kernel.consumer_health import Stall
 from app.kernel.handlers import INFRA_ERRORS
-from app.kernel.leases import Leases
+from app.kernel.leases import LeaseClock, Leases
 
 log = logging.getLogger(__name__)
 
