@@ -31,7 +31,9 @@ PROJECTIONS = registry.build(registry.ALL, load_settings({}))
 
 def followed_views() -> set[str]:
     """The views the WebSocket hubs push: a change naming another view reaches nobody."""
-    services: Any = SimpleNamespace(read=None, write=None, settings=load_settings({}))
+    services: Any = SimpleNamespace(
+        read=None, write=None, statuses=None, settings=load_settings({})
+    )
     return {view.name for view in live_views(services, Renderer(Environment()))}
 
 
