@@ -184,7 +184,13 @@ class CommandBus:
             plan(self.registry, envelopes, aggregate, lookups, delivery, round_, traced)
         committing = time.perf_counter()
         commit_start = tracing.now_ns() if traced else 0
-        results = await self._commits.commit_many([p.request for p in round_.planned])
+        try:
+            results = await self._commits.commit_many([p.request for p in round_.planned])
+        except BaseException:  # Redis trouble: what landed is unknown, so nothing is cached
+            for aggregate in pending:
+                self._cache.drop(aggregate.key)
+                aggregate.known = None
+            raise
         bus_timing.timed(self._instruments, envelopes, round_, started, committing)
         if timing is not None:
             bus_timing.traced(envelopes, pending, round_, results, timing, commit_start)

@@ -8,7 +8,8 @@
 -- KEYS[5]  the partition's status-notices stream (capped; read by the WebSocket hubs)
 -- KEYS[6]  the aggregate's state (hash: v = version, s = state JSON, w = last writer's id)
 -- KEYS[7]  the partition's queue counters (hash: accepted, finished)
--- KEYS[8..] two per status update, in ARGV[9]'s order: status hash, steps list
+-- KEYS[8]  the partition's running commands (sorted set: command id -> ms of its last change)
+-- KEYS[9..] two per status update, in ARGV[9]'s order: status hash, steps list
 --
 -- ARGV[1]  partition number (for the position token)
 -- ARGV[2]  expected aggregate version; -1 = this commit writes no aggregate
@@ -18,8 +19,10 @@
 -- ARGV[6]  TTL in seconds of the dedup record and status hashes, an integer >= 1
 -- ARGV[7]  JSON array of events, each a flat array of XADD field/value strings
 -- ARGV[8]  JSON array of integration-event JSON strings
--- ARGV[9]  JSON array of status updates: {id, fields, steps, final} (fields: an object of
---          strings; steps: step JSON strings, stored as they are; final: a boolean, optional)
+-- ARGV[9]  JSON array of status updates: {id, fields, steps, final, track} (fields: an
+--          object of strings; steps: step JSON strings, stored as they are; final: a boolean,
+--          optional; track: ms since the epoch, optional, 0 = none: a long-running command's
+--          change, whose id is scored with it in KEYS[8])
 --          a field whose value is "$position" receives this commit's position;
 --          an update to a command that already finished is skipped;
 --          a final update appends the command's outcome to the journal, and counts it as
@@ -89,7 +92,7 @@ end
 for _, item in ipairs(integration) do
   if type(item) ~= 'string' then return fail('integration events must be JSON strings') end
 end
-if #KEYS ~= 7 + 2 * #updates then return fail('two keys per status update are needed') end
+if #KEYS ~= 8 + 2 * #updates then return fail('two keys per status update are needed') end
 for _, update in ipairs(updates) do
   if type(update) ~= 'table' or type(update['id']) ~= 'string'
       or type(update['fields']) ~= 'table' or type(update['steps']) ~= 'table' then
@@ -97,6 +100,10 @@ for _, update in ipairs(updates) do
   end
   if update['final'] ~= nil and type(update['final']) ~= 'boolean' then
     return fail('a status update\'s final must be a boolean')
+  end
+  local track = update['track']
+  if track ~= nil and (type(track) ~= 'number' or track < 0 or track ~= math.floor(track)) then
+    return fail('a status update\'s track must be an integer >= 0')
   end
   local count = 0
   for field, value in pairs(update['fields']) do
@@ -115,6 +122,9 @@ end
 
 local existing = redis.call('HMGET', KEYS[1], 'status', 'position', 'error')
 if existing[1] then
+  -- a repeat writes its record's expiry again: a write, so a WAIT after this call covers the
+  -- first commit too (kernel/replication.py), and the record lasts as long after a repeat
+  redis.call('EXPIRE', KEYS[1], ttl)
   return {'dup', existing[1], existing[2] or '', existing[3] or ''}
 end
 
@@ -154,8 +164,8 @@ for _, event in ipairs(integration) do
 end
 
 for i, update in ipairs(updates) do
-  local status_key = KEYS[6 + 2 * i]
-  local steps_key = KEYS[7 + 2 * i]
+  local status_key = KEYS[7 + 2 * i]
+  local steps_key = KEYS[8 + 2 * i]
   local before = redis.call('HGET', status_key, 'status')
   if not FINAL_STATUSES[before] then
     local flat = {}
@@ -171,6 +181,9 @@ for i, update in ipairs(updates) do
     if #update['steps'] > 0 then
       redis.call('RPUSH', steps_key, unpack(update['steps']))
       redis.call('EXPIRE', steps_key, ttl)
+    end
+    if (update['track'] or 0) > 0 then
+      redis.call('ZADD', KEYS[8], update['track'], update['id'])
     end
     local meta = redis.call('HMGET', status_key, 'sender', 'type', 'accepted_at', 'status',
                             'completed_at', 'error_code', 'queued')

@@ -22,7 +22,7 @@ from redis.exceptions import ResponseError
 
 import app
 from app.adapters import login_throttle, payment_gateway
-from app.kernel import command_status, commit, leases, projection, stream_trim
+from app.kernel import command_status_store, commit, leases, projection, stream_trim
 from app.kernel.archive import holds, trim
 from app.kernel.commit import StatusWrite
 from app.kernel.read_model_writes import Kind, ReadModelWrites, redis_text
@@ -146,7 +146,7 @@ STEP = '{"name": "processing", "at": 1.0}'
 _advance = Call(STATUS, [CID, '{"status": "processing"}', STEP, "accepted", "5000"])
 
 ADVANCE = Cases(
-    command_status._ADVANCE,
+    command_status_store._ADVANCE,
     _advance,
     {
         "two-keys": Call(STATUS[:2], _advance.args),
@@ -176,7 +176,7 @@ _enqueue = Call(
 )
 
 ENQUEUE = Cases(
-    command_status._ENQUEUE,
+    command_status_store._ENQUEUE,
     _enqueue,
     {
         "five-keys": Call(QUEUE[:5], _enqueue.args[:7]),
@@ -205,6 +205,7 @@ _commit = Call(
         "{p0}:notices",
         AGGREGATE,
         "{p0}:queue",
+        "{p0}:running",
         *STATUS[:2],
     ],
     [
@@ -245,6 +246,9 @@ COMMIT = Cases(
         "events-an-object": _commit.arg(7, '{"t": "x"}'),
         "event-too-long-to-unpack": _commit.arg(7, json.dumps([["f", "v"] * 3001])),
         "update-final-not-a-boolean": _commit.arg(9, _commit_update(final="yes")),
+        "update-track-not-a-number": _commit.arg(9, _commit_update(track="now")),
+        "update-track-negative": _commit.arg(9, _commit_update(track=-1)),
+        "update-track-not-an-integer": _commit.arg(9, _commit_update(track=1.5)),
         "update-field-not-a-string": _commit.arg(9, _commit_update(fields={"status": 1})),
         "notices-maxlen-negative": _commit.arg(10, "-5"),
         "journal-maxlen-not-a-number": _commit.arg(11, "x"),
