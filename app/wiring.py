@@ -71,7 +71,14 @@ def build_registry(
             product(products.DiscontinueProduct, products.discontinue),
             product(products.ReserveStock, products.reserve, public=False),
             product(products.ReleaseStock, products.release, public=False),
-            product(products.CommitStock, products.commit, public=False),
+            CommandSpec(
+                products.CommitStock,
+                PRODUCT,
+                _sku,
+                products.commit,
+                public=False,
+                lookups=lambda c: [(ORDER, c.order_id)],  # a lost hold sells if still paid
+            ),
             product(products.ReturnStock, products.give_back, public=False),
             CommandSpec(
                 ImportCatalog,
