@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -37,6 +38,8 @@ from app.observability.metrics import PipelineMetrics
 from app.processes.catalog_import import import_runner
 from app.projections.registry import rebuildable
 from app.wiring import build_registry
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -79,6 +82,8 @@ class Services:
                 check_replicas(self.read_replicas, self.read_replication.replicas, "READ_REDIS_URL")
             )
         self.replication_warning = "; ".join(w for w in found if w)
+        if self.replication_warning:
+            log.warning("%s", self.replication_warning)
         return self.server
 
     @property

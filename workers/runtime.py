@@ -120,7 +120,11 @@ async def run_partitioned(
         stall_seconds=services.settings.stall_seconds,
         give_up_seconds=services.settings.give_up_seconds,
     )
-    heartbeat.info = lambda: {"partitions": len(consumer.owned), **info()}
+    heartbeat.info = lambda: {
+        "partitions": len(consumer.owned),
+        "wait_replicas": services.replication.replicas,
+        **info(),
+    }
     heartbeat.stalls = consumer.stalls
     await heartbeat.beat()
     await consumer.run(stop)

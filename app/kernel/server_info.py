@@ -120,12 +120,10 @@ def check_replicas(seen: list[int], wanted: int, where: str = "Redis") -> str:
     process shows the warning on the status page."""
     if not wanted or min(seen, default=0) >= wanted:
         return ""
-    warning = (
+    return (
         f"REDIS_WAIT_REPLICAS={wanted}, but the masters of {where} have {seen} replicas: "
         "acknowledgements time out until they are there"
     )
-    log.warning(warning)
-    return warning
 
 
 class Memory(msgspec.Struct, frozen=True):

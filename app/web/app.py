@@ -77,7 +77,10 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.hub = hub
         app.state.telemetry = telemetry
         heartbeat = HeartbeatPublisher(services.write, "web", worker_id("web"))
-        heartbeat.info = lambda: {"ws": hub.connections}
+        heartbeat.info = lambda: {
+            "ws": hub.connections,
+            "wait_replicas": services.replication.replicas,
+        }
         heartbeat.warnings = lambda: services.warnings
         app.state.seeded = settings.production  # production has no seed
         with contextlib.suppress(*INFRA_ERRORS):
