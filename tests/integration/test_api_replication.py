@@ -1,12 +1,12 @@
 """REDIS_WAIT_REPLICAS=1: an acknowledgement means "on the master and its replica".
 
 The module runs a master with one replica, a web process, a command worker and a projector
-waiting for one replica (300 ms at most). With the replica up, commands are answered as always and the
-status page shows the replica. With the replica down, the writes still land on the master,
-but nothing is acknowledged on them: `503 replication_timeout` with Retry-After to the
-client, and the command worker leaves its entry pending. Once the replica is back, a retry
-under the same Idempotency-Key gets the first command's id and outcome, and the worker's
-entry is acknowledged.
+waiting for one replica (300 ms at most). With the replica up, commands are answered as
+always and the status page shows the replica. With the replica down, the writes still land
+on the master, but nothing is acknowledged on them: `503 replication_timeout` with
+Retry-After to the client, and the command worker leaves its entry pending. Once the
+replica is back, a retry under the same Idempotency-Key gets the first command's id and
+outcome, and the worker's entry is acknowledged.
 """
 
 from __future__ import annotations
