@@ -34,6 +34,8 @@ class ClusterNode:
     port: int
     data_dir: Path
     process: subprocess.Popen[bytes]
+    args: list[str] = field(default_factory=list)
+    """How it was started (a restart runs the same: same port, files and nodes.conf)."""
 
     def client(self) -> redis.Redis:
         return redis.Redis(port=self.port, decode_responses=True)
@@ -49,6 +51,12 @@ class ClusterNode:
 
     def alive(self) -> bool:
         return self.process.poll() is None
+
+    def restart(self) -> None:
+        """Start again on its files, as a supervisor would: a master that was failed over
+        meanwhile comes back as a replica of the one that replaced it."""
+        assert not self.alive()
+        self.process = spawn(self.args, self.port)
 
     def info(self, section: str) -> dict[str, object]:
         client = self.client()
@@ -104,20 +112,25 @@ class RedisCluster:
         self.wait_in_sync()
 
     def wait_in_sync(self, within: float = 30.0) -> None:
-        """Until every live replica has everything its master wrote (offsets equal)."""
+        """Until every master has its replica (if the cluster was made with replicas) and
+        each replica has everything its master had written when this was called (a replica
+        acknowledges its offset about once a second, so under load it is never equal)."""
         deadline = time.monotonic() + within
+        wanted: dict[int, int] = {}
         while True:
             lagging = []
             for node in self.live():
                 info = node.info("replication")
                 if info.get("role") != "master":
                     continue
-                offset = int(str(info.get("master_repl_offset", 0)))
+                offset = wanted.setdefault(node.port, int(str(info["master_repl_offset"])))
+                if self.replicas and not int(str(info.get("connected_slaves", 0))):
+                    lagging.append((node.port, "no replica", offset))
                 for name, value in info.items():
                     if not (name.startswith("slave") and isinstance(value, dict)):
                         continue
                     if value.get("state") != "online" or int(value["offset"]) < offset:
-                        lagging.append((node.port, name, value))
+                        lagging.append((node.port, name, value, offset))
             if not lagging:
                 return
             if time.monotonic() > deadline:
@@ -183,7 +196,7 @@ def _start_node(data_dir: Path, node_timeout_ms: int, attempts: int = 5) -> Clus
             "--loglevel", "warning",
         ]  # fmt: skip
         try:
-            return ClusterNode(port, node_dir, spawn(args, port))
+            return ClusterNode(port, node_dir, spawn(args, port), args)
         except RuntimeError:
             if attempt == attempts:
                 raise

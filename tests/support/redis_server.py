@@ -121,8 +121,8 @@ class ReplicaServer:
                 client.close()
             offset = int(info.get("master_repl_offset", 0))
             replica = info.get("slave0")
-            online = isinstance(replica, dict) and replica.get("state") == "online"
-            if online and int(replica.get("offset", -1)) >= offset:
+            caught_up = isinstance(replica, dict) and int(replica.get("offset", -1)) >= offset
+            if caught_up and isinstance(replica, dict) and replica.get("state") == "online":
                 return
             if time.monotonic() > deadline:
                 raise RuntimeError(f"replica not linked: {info}")
