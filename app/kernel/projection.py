@@ -331,13 +331,16 @@ class ProjectionHandler:
 
     async def _write(self, partition: int, expected: str, new: str, tx: Pipeline) -> None:
         commands = [[_text(arg) for arg in args] for args, _options in tx.command_stack]
-        call = (
-            [keys.checkpoint(self.projection.name, partition)],
-            [expected, new, msgspec.json.encode(commands).decode()],
-        )
-        (applied,) = await run_calls(self._read, _APPLY, [call], self._replication)
-        if isinstance(applied, Exception):
-            raise applied
+        checkpoint = [keys.checkpoint(self.projection.name, partition)]
+        args = [expected, new, msgspec.json.encode(commands).decode()]
+        if not self._replication.on:
+            applied = await _APPLY(self._read, checkpoint, args)
+        else:  # the WAIT rides in the script call's round trip
+            (applied,) = await run_calls(
+                self._read, _APPLY, [(checkpoint, args)], self._replication
+            )
+            if isinstance(applied, Exception):
+                raise applied
         if not applied:
             raise LeaseLost(f"{self.projection.name} partition {partition}")
 

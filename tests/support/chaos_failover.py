@@ -86,13 +86,31 @@ def partitions_of(cluster: RedisCluster, node: ClusterNode) -> list[int]:
     return [p for p in range(PARTITIONS) if cluster.master_of(tag(p)).port == node.port]
 
 
-def fail_over(cluster: RedisCluster, node: ClusterNode, within: float = 30.0) -> float:
+def fail_over(
+    cluster: RedisCluster, node: ClusterNode, within: float = 30.0, replica_lag: float = 0.0
+) -> float:
     """SIGKILL `node`, wait until another master serves its slots and the cluster is ok,
     then start it again (it rejoins as a replica) and wait until it has caught up. Returns
-    the seconds from the kill to the promotion."""
+    the seconds from the kill to the promotion.
+
+    `replica_lag`: on one machine a replica is microseconds behind, so a kill loses next to
+    nothing; to see what a lagging replica (another zone, a busy host) loses, the master's
+    replica is first cut off for that long: its link is dropped and it may not come back
+    (a wrong `masterauth`), so everything written meanwhile exists on the master alone."""
     slots = [key_slot(tag(p).encode()) for p in partitions_of(cluster, node)]
+    replica = _replica_of(cluster, node) if replica_lag else None
+    if replica is not None:
+        _configure(replica, "masterauth", "cut-off")
+        master = node.client()
+        try:
+            master.execute_command("CLIENT", "KILL", "TYPE", "replica")
+        finally:
+            master.close()
+        time.sleep(replica_lag)
     killed_at = time.monotonic()
     node.kill()
+    if replica is not None:
+        _configure(replica, "masterauth", "")
     deadline = killed_at + within
     while True:
         try:
@@ -109,3 +127,19 @@ def fail_over(cluster: RedisCluster, node: ClusterNode, within: float = 30.0) ->
     node.restart()
     cluster.wait_in_sync(within=within)
     return promoted_after
+
+
+def _replica_of(cluster: RedisCluster, node: ClusterNode) -> ClusterNode:
+    for replica in cluster.live():
+        info = replica.info("replication")
+        if info.get("role") == "slave" and int(str(info.get("master_port"))) == node.port:
+            return replica
+    raise AssertionError(f"{node.port} has no live replica")
+
+
+def _configure(node: ClusterNode, name: str, value: str) -> None:
+    client = node.client()
+    try:
+        client.config_set(name, value)
+    finally:
+        client.close()
