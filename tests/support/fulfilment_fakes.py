@@ -173,6 +173,8 @@ class FakeGateway:
         self.calls: list[tuple[Any, ...]] = []
         self.charges: dict[str, ChargeResult] = {}
         """Charges taken, by idempotency key."""
+        self.void_keys: list[str] = []
+        """The refund key of each void."""
         self._while_charging = while_charging
 
     async def charge(self, idempotency_key: str, token: str, amount_cents: int) -> ChargeResult:
@@ -192,5 +194,6 @@ class FakeGateway:
 
     async def void(self, charge_key: str, refund_key: str | None = None) -> str | None:
         self.calls.append(("void", charge_key))
+        self.void_keys.append(refund_key or f"void:{charge_key}")
         taken = self.charges.get(charge_key)
         return f"void_{taken.charge_id}" if taken is not None and taken.approved else None
