@@ -119,6 +119,7 @@ async def run_partitioned(
         members,
         stall_seconds=services.settings.stall_seconds,
         give_up_seconds=services.settings.give_up_seconds,
+        replication=services.replication,
     )
     heartbeat.info = lambda: {
         "partitions": len(consumer.owned),

@@ -26,6 +26,7 @@ from app.kernel.handlers import INFRA_ERRORS, LeaseLost, PartitionHandler
 from app.kernel.lanes import KeyLanes
 from app.kernel.leases import LeaseClock
 from app.kernel.parking import Parking
+from app.kernel.replication import NO_WAIT, Replication
 from app.kernel.stream_reads import acknowledge, ensure_group, parse_entries, read_batch
 from app.kernel.stream_trim import ConsumedTrim
 
@@ -44,6 +45,7 @@ class PartitionLoop:
         *,
         block_ms: int,
         batch: int,
+        replication: Replication = NO_WAIT,
     ) -> None:
         self._redis = redis
         self._handler = handler
@@ -53,6 +55,7 @@ class PartitionLoop:
         self._lease = lease
         self._block_ms = block_ms
         self._batch = batch
+        self._replication = replication
         self._stream = handler.stream(partition)
         self._trim = ConsumedTrim.of(handler)
         self._parking = Parking(redis, handler, partition)
@@ -120,6 +123,7 @@ class PartitionLoop:
                     count=self._batch,
                     block=block,
                     trim=self._trim,
+                    replication=self._replication,
                 )
                 acks = []
                 entries = parse_entries(partition, reply)

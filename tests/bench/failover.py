@@ -21,6 +21,7 @@ counts, against what the clients were told:
   lost           acknowledged commands with no trace at all (no status: never run);
   stuck          acknowledged commands not final 90 s after the kill (none: the sweeper);
   stock off      products whose stock differs from what the orders that exist add up to;
+  views off      products the catalog read model shows otherwise than the write model;
   doubled        events applied twice.
 
 Throughput: `--rounds` times (a stack without waiting, a stack with REDIS_WAIT_REPLICAS=1),
@@ -43,9 +44,10 @@ from pathlib import Path
 import httpx
 import msgspec
 
-from app.aggregates import PRODUCT
+from app.aggregates import ORDER, PRODUCT
 from app.kernel.messages import FINAL_STATUSES
 from app.loadtest.report import Report
+from app.queries import catalog
 from app.services import Services, build_services
 from tests.support.chaos import Sent, burst, send, set_gate
 from tests.support.chaos_failover import fail_over, partitions_of, running_failover_stack, victim
@@ -74,6 +76,7 @@ class Run:
     stuck: list[str] = field(default_factory=list)
     failed: int = 0
     stock_off: list[str] = field(default_factory=list)
+    views_off: list[str] = field(default_factory=list)
     doubled: int = 0
     promoted_after: float = 0.0
     final_after: float = 0.0
@@ -125,6 +128,9 @@ async def one_run(directory: Path, wait: int, orders: int, lanes: int, lag: floa
             run.final_after = time.monotonic() - killed_at
             await wait_idle(services, pipeline_groups(services.settings), within=BOUND_SECONDS)
             await count(services, sent, skus, run)
+            for command_id in run.stuck[:5]:
+                order = await services.bus.load(ORDER, command_id.rpartition("-")[0])
+                print(f"  stuck {command_id}: {order}", flush=True)
         finally:
             await services.close()
     return run
@@ -157,25 +163,30 @@ async def count(services: Services, sent: list[Sent], skus: list[str], run: Run)
         wanted = (STOCK + restocked[sku] - sold[sku], sold[sku], held[sku])
         if (product.on_hand, product.sold, product.reserved) != wanted:
             run.stock_off.append(f"{sku}: {product.on_hand, product.sold, product.reserved}")
+        shown = await catalog.get_product(services.read, sku)
+        if shown is None or (shown.available, shown.sold) != (product.available, product.sold):
+            run.views_off.append(f"{sku}: {shown} against {product.available, product.sold}")
 
 
 def losses_table(runs: list[Run]) -> str:
     rows = [
         "| run | REDIS_WAIT_REPLICAS | replica lag | acknowledged (before the kill) | lost "
-        "| stuck | failed | stock off | doubled | promoted after | all final after |",
-        "|---|---|---|---|---|---|---|---|---|---|---|",
+        "| stuck | failed | stock off | views off | doubled | promoted after | all final after |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for n, r in enumerate(runs, 1):
         rows.append(
             f"| {n} | {r.wait} | {r.lag:g} s | {r.acknowledged:,} ({r.before_kill:,}) "
-            f"| {len(r.lost)} | {len(r.stuck)} | {r.failed} | {len(r.stock_off)} | {r.doubled} "
+            f"| {len(r.lost)} | {len(r.stuck)} | {r.failed} | {len(r.stock_off)} "
+            f"| {len(r.views_off)} | {r.doubled} "
             f"| {r.promoted_after:.1f} s | {r.final_after:.1f} s |"
         )
     total = sum(r.acknowledged for r in runs)
     rows.append(
         f"| all | | | {total:,} | {sum(len(r.lost) for r in runs)} "
         f"| {sum(len(r.stuck) for r in runs)} | {sum(r.failed for r in runs)} "
-        f"| {sum(len(r.stock_off) for r in runs)} | {sum(r.doubled for r in runs)} | | |"
+        f"| {sum(len(r.stock_off) for r in runs)} | {sum(len(r.views_off) for r in runs)} "
+        f"| {sum(r.doubled for r in runs)} | | |"
     )
     return "\n".join(rows)
 

@@ -155,6 +155,7 @@ async def running_workers(
             Leases(services.write, f"{owner}-{kind}", settings.lease_ms),
             _one_member,
             block_ms=200,
+            replication=services.replication,
         )
         tasks.append(asyncio.create_task(consumer.run(stop, tick=0.2)))
     try:
