@@ -195,6 +195,18 @@ class CommandBus:
         if timing is not None:
             bus_timing.traced(envelopes, pending, round_, results, timing, commit_start)
         retry = self._settle(envelopes, pending, round_, results, outcomes)
+        for aggregate in round_.stale:  # its cached state refused a step as `not_yet`
+            self._cache.drop(aggregate.key)
+            aggregate.known = None
+            if aggregate not in retry:
+                retry.append(aggregate)
+        for index, error in round_.unrecorded.items():
+            outcomes[index] = Outcome(
+                command_id=envelopes[index].command_id, status="failed", error=error
+            )
+            for aggregate in pending:
+                if index in aggregate.waiting:
+                    aggregate.waiting.remove(index)
         for index in round_.broken:
             outcomes[index] = await self.fail(
                 envelopes[index],

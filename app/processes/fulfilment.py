@@ -267,6 +267,9 @@ class Fulfilment:
             return
         paid = await self._run(orders.MarkOrderPaid(order_id, charge.charge_id), order_id, "paid")
         if paid.error is not None:
+            now = await self._bus.load(ORDER, order_id)
+            if now is None or now.status in ("placed", "reserved"):
+                return  # not yet: a failover took the order back; it is driven on again
             # cancelled while we were charging: the money goes back
             refund = await self._gateway.refund(
                 f"refund:{order_id}", charge.charge_id, order.total_cents

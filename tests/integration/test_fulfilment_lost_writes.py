@@ -12,19 +12,23 @@ orders quiet for 1 s) must notice it from the aggregates' state and resolve it:
   the paid order is cancelled and refunded;
 * a product's partition lost the sale (or the release) of an order that has ended: the
   sweeper finds the step's dedup record missing and runs it again;
+* the order's partition lost MarkOrderPaid after the process had moved on: ConfirmOrder is
+  refused "not yet", which is not recorded, so the same step confirms it once the sweeper
+  has driven the order on again;
 * and the race of a charge with no answer and a cancel: the money goes back once.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping
+from typing import Any
 
-from app.aggregates import PRODUCT
+from app.aggregates import ORDER, PRODUCT
 from app.config import Settings
 from app.domain import orders as o
 from app.domain import products as p
 from app.kernel import keys
-from app.kernel.messages import SYSTEM
+from app.kernel.messages import SYSTEM, Outcome
 from app.kernel.partitions import command_id_for, partition_of
 from app.processes.fulfilment import GROUP as FULFILMENT_GROUP
 from app.services import Services, build_services
@@ -66,6 +70,11 @@ def step_record(services: Services, order_id: str, step: str, aggregate_id: str)
     """The dedup record of one of the process's steps (its id derives from order and step)."""
     partition = partition_of(aggregate_id, services.settings.partitions)
     return keys.dedup(partition, command_id_for(partition, f"{order_id}.{step}"))
+
+
+def order_key(services: Services, order_id: str) -> str:
+    partition = partition_of(order_id, services.settings.partitions)
+    return keys.aggregate(partition, ORDER.name, order_id)
 
 
 def product_key(services: Services, sku: str) -> str:
@@ -138,6 +147,71 @@ async def test_an_order_whose_reserved_event_was_lost_is_driven_on_by_the_sweepe
         assert (await load_order(services, order_id)).status == "confirmed"
         assert await stock(services, MUG) == (8, 0, 2, {})
         assert await stock_moves(services, order_id) == ["StockCommitted", "StockReserved"]
+        assert (await captures(services.write))[f"charge:{order_id}"] == 1
+    finally:
+        await services.close()
+
+
+async def test_a_step_refused_because_its_order_was_set_back_is_taken_again_later(
+    redis_url: str,
+) -> None:
+    """The process charged, MarkOrderPaid landed, the units were sold — and then the order's
+    partition lost MarkOrderPaid: ConfirmOrder finds the order only reserved. That refusal
+    ("not yet") is not recorded, so once the sweeper has driven the order on again (the same
+    charge, MarkOrderPaid anew), the same ConfirmOrder step confirms it."""
+    settings = lossy_settings(redis_url)
+    services = build_services(settings)
+
+    async def step(command: Any, order_id: str, name: str) -> Outcome:
+        envelope = services.bus.envelope(
+            command, SYSTEM, base_id=f"{order_id}.{name}", internal=True
+        )
+        return await services.bus.execute(envelope)
+
+    try:
+        await services.write.set(GATE, "open")
+        await create_products(services, ADMIN, {MUG: 10})
+        async with running_workers(settings, ["commands"]):
+            command_id = await place_order(services, ALICE, {MUG: 2})
+            order_id = await order_id_of(services, command_id)
+            await wait_order_status(services, order_id, ["placed"])
+        await services.write.xgroup_create(events_of(services, order_id), FULFILMENT_GROUP, "$")
+        # the process's steps, by hand, up to the payment
+        assert (
+            await step(p.ReserveStock(MUG, order_id, 2), order_id, f"reserve.{MUG}")
+        ).error is None
+        assert (await step(o.MarkOrderReserved(order_id), order_id, "reserved")).error is None
+        order = await load_order(services, order_id)
+        charge = await services.gateway.charge(
+            f"charge:{order_id}", order.card_token, order.total_cents
+        )
+        reserved = await snapshot(settings, [order_key(services, order_id)])
+        assert (
+            await step(o.MarkOrderPaid(order_id, charge.charge_id), order_id, "paid")
+        ).error is None
+        # ... which the order's partition loses; the process goes on selling and confirming
+        await lose(
+            settings,
+            reserved,
+            records=[step_record(services, order_id, "paid", order_id)],
+            entries=await entries_of(
+                services.write, events_of(services, order_id), "OrderPaid", order_id
+            ),
+        )
+        sold = await step(p.CommitStock(MUG, order_id, 2), order_id, f"commit.{MUG}")
+        assert sold.error is None
+        refused = await step(o.ConfirmOrder(order_id), order_id, "confirm")
+        assert refused.error is not None and refused.error.code == "order_not_paid"
+        assert not await services.write.exists(step_record(services, order_id, "confirm", order_id))
+
+        async with running_workers(settings, ["commands", "process"]):
+            status = await wait_final(services, command_id)
+            await eventually(
+                lambda: running_count(services), until=lambda n: n == 0, message="settled"
+            )
+        assert status.status == "succeeded", status
+        assert (await load_order(services, order_id)).status == "confirmed"
+        assert await stock(services, MUG) == (8, 0, 2, {})
         assert (await captures(services.write))[f"charge:{order_id}"] == 1
     finally:
         await services.close()
