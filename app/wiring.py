@@ -69,7 +69,14 @@ def build_registry(
             product(products.ChangePrice, products.change_price),
             product(products.RestockProduct, products.restock),
             product(products.DiscontinueProduct, products.discontinue),
-            product(products.ReserveStock, products.reserve, public=False),
+            CommandSpec(  # a hold: settled by the fulfilment sweeper if its order is lost
+                products.ReserveStock,
+                PRODUCT,
+                _sku,
+                products.reserve,
+                public=False,
+                tracked=True,
+            ),
             product(products.ReleaseStock, products.release, public=False),
             CommandSpec(
                 products.CommitStock,

@@ -38,6 +38,9 @@
 -- ARGV[14] this command's id (recorded as the aggregate's last writer)
 -- ARGV[15] the command's W3C traceparent, or "": written as `tp` beside each integration event
 --          and status notice (the events carry theirs in their own field lists)
+-- ARGV[16] ms since the epoch, or "0": this command is scored with it among the partition's
+--          running commands (KEYS[8]) when it lands, for a process's sweeper to settle (a
+--          hold whose fate another aggregate decides)
 --
 -- Constants (from Python): FINAL_STATUSES, OUTCOME_STATUSES, STATUS_NOTICE, TRACE_FIELD
 -- FINAL_STATUSES: the statuses a command ends in; OUTCOME_STATUSES: those and `processing`,
@@ -50,8 +53,9 @@
 
 local MOST_FIELDS = 3000  -- unpack() passes at most 8000 values
 local function fail(message) return redis.error_reply('commit: ' .. message) end
+-- an integer of 15 digits at most (exact in a Lua number; ms since the epoch take 13)
 local function integer(value, least)
-  if type(value) ~= 'string' or #value > 12 then return nil end
+  if type(value) ~= 'string' or #value > 15 then return nil end
   if value ~= '0' and not string.match(value, '^%-?[1-9]%d*$') then return nil end
   local number = tonumber(value)
   if number < least then return nil end
@@ -66,10 +70,12 @@ local function array(json)
 end
 
 -- the shape of every input, before the first write
-if #ARGV ~= 15 then return fail('15 arguments are needed') end
+if #ARGV ~= 16 then return fail('16 arguments are needed') end
 local expected = integer(ARGV[2], -1)
 if expected == nil then return fail('expected version must be an integer >= -1') end
 if not integer(ARGV[1], 0) then return fail('partition must be an integer >= 0') end
+local tracked = integer(ARGV[16], 0)
+if tracked == nil then return fail('the running score must be an integer >= 0') end
 if not OUTCOME_STATUSES[ARGV[4]] then return fail('unknown outcome status ' .. ARGV[4]) end
 local ttl = ARGV[6]
 if not integer(ttl, 1) then return fail('TTL must be an integer >= 1') end
@@ -209,4 +215,7 @@ end
 
 redis.call('HSET', KEYS[1], 'status', ARGV[4], 'position', position, 'error', ARGV[5])
 redis.call('EXPIRE', KEYS[1], ttl)
+if tracked > 0 then
+  redis.call('ZADD', KEYS[8], ARGV[16], ARGV[14])
+end
 return {'ok', position}

@@ -66,6 +66,9 @@ class CommitRequest:
     """A position the outcome must also cover (effects committed elsewhere, before)."""
     traceparent: str = ""
     """Written beside the integration events and status notices (events carry their own)."""
+    track: int = 0
+    """ms since the epoch: the command joins its partition's running commands when it lands,
+    for a process's sweeper to settle (kernel/running.py); 0: it does not."""
 
 
 @dataclass(frozen=True)
@@ -146,6 +149,7 @@ class CommitStore:
                 request.expected_writer,
                 request.command_id,
                 request.traceparent,
+                request.track,
             ],
         )
 

@@ -184,6 +184,7 @@ def _success(
         statuses=statuses,
         after=env.after,
         traceparent=env.traceparent,
+        track=int(at * 1000) if spec.tracked else 0,
     )
     return request, after
 

@@ -1,10 +1,12 @@
-"""Long-running commands: those a process finishes after their commit (PlaceOrder), per
-partition, from their start until their process has settled them.
+"""Long-running commands, per partition: those a process finishes after their commit
+(PlaceOrder), from their start until their process has settled them; and `tracked` steps of a
+process (a hold of stock), from their commit until the process has settled them.
 
-Each commit that changes such a command's status scores it in `{pN}:running` with the time of
-the change (a status write's `track`, commit.lua), its final status included. A process's
-sweeper asks for the ones whose last change is older than a deadline — still running (a step
-whose write a failover lost, so its next event never comes) or finished and not yet checked —
+Each commit that changes a long-running command's status scores it in `{pN}:running` with the
+time of the change (a status write's `track`, commit.lua), its final status included; a
+tracked step is scored when its commit lands (its request's `track`). A process's sweeper
+asks for the ones whose last change is older than a deadline — still running (a step whose
+write a failover lost, so its next event never comes) or finished and not yet checked —
 looks at each from its aggregates' state, drives it on or repairs what it finds, and removes
 what it settled. Entries older than the statuses' TTL are dropped on the way (their status
 and their steps' dedup records are gone: nothing could be settled from them any more).

@@ -74,6 +74,9 @@ DRIVEN: dict[type[Reacts], int] = {orders.OrderStockReserved: 1, orders.OrderPai
 """Events of steps this process drives itself, by how far an order must be to skip them."""
 _DRIVEN_TAGS = {unions.tag(event): step for event, step in DRIVEN.items()}
 REMEMBERED = 100_000
+RESERVE = "reserve"
+"""The step that holds a line's units: `<order>.reserve.<sku>` (a tracked command, which the
+sweeper settles if its order is lost)."""
 UNSELLABLE = "stock_lost"
 """The reason of an order cancelled by the process: paid, but a failover lost its hold and
 the units are gone meanwhile."""
@@ -213,7 +216,7 @@ class Fulfilment:
         outcomes = await self._each_line(
             order_id,
             lines,
-            "reserve",
+            RESERVE,
             lambda line: products.ReserveStock(line.sku, order_id, line.quantity),
         )
         refused = next((o.error for o in outcomes if o.error is not None), None)

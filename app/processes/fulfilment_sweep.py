@@ -21,9 +21,16 @@ order's state:
   taken without an answer (rejected `payment_unavailable`, cancelled before payment) is
   voided again: the gateway gives money back once per refund key.
 
-A settled order leaves the index; the others are looked at again one deadline later. A sweep
-costs a round trip for the due ids, one for their orders, one for the steps' records, one
-batch for what runs again and one for the index — per 100 orders.
+A failover may also lose a whole order (its PlaceOrder accepted, OrderPlaced read by the
+process, then gone with its partition) while a product's partition keeps the hold the process
+took for it. So each hold (ReserveStock, `tracked`) is among its product's partition's
+running commands too, and is looked at the same way: its order gone, the hold is released
+under the order's release step id; its order in flight, it is looked at again a deadline
+later; its order ended, the order's own entry settles its stock, and the hold leaves.
+
+A settled order or hold leaves the index; the others are looked at again one deadline later.
+A sweep costs a round trip for the due ids, one for their orders, one for the steps' records,
+one batch for what runs again and one for the index — per 100 entries.
 """
 
 from __future__ import annotations
@@ -43,7 +50,7 @@ from app.kernel.bus import CommandBus
 from app.kernel.handlers import INFRA_ERRORS
 from app.kernel.messages import SYSTEM, CommandEnvelope
 from app.kernel.running import RunningCommands
-from app.processes.fulfilment import Fulfilment
+from app.processes.fulfilment import RESERVE, Fulfilment
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +67,8 @@ class Swept:
 
     driven: int = 0
     rerun: int = 0
+    released: int = 0
+    """Holds whose order is gone, released."""
     settled: int = 0
 
 
@@ -91,12 +100,14 @@ class FulfilmentSweep:
 
     async def _swept(self, partition: int) -> None:
         swept = await self.sweep(partition)
-        if swept.driven or swept.rerun:
+        if swept.driven or swept.rerun or swept.released:
             log.warning(
-                "fulfilment partition %d: %d stuck orders driven on, %d lost steps run again",
+                "fulfilment partition %d: %d stuck orders driven on, %d lost steps run again,"
+                " %d holds of lost orders released",
                 partition,
                 swept.driven,
                 swept.rerun,
+                swept.released,
             )
 
     async def sweep(self, partition: int) -> Swept:
@@ -105,13 +116,24 @@ class FulfilmentSweep:
         due = await self._running.due(partition, self._quiet, self._batch)
         if not due:
             return swept
-        order_ids = [command_id.rpartition("-")[0] for command_id in due]
+        holds = {c: hold for c in due if (hold := _hold(c)) is not None}
+        order_ids = [holds[c][0] if c in holds else c.rpartition("-")[0] for c in due]
         found = await asyncio.gather(*(self._bus.load(ORDER, o) for o in order_ids))
         settled: list[str] = []
         again: list[str] = []
         ended: list[tuple[str, orders.Order]] = []
+        lost: dict[str, CommandEnvelope] = {}
         for command_id, order in zip(due, found, strict=True):
-            if order is None:  # never placed: nothing to settle
+            if command_id in holds:
+                order_id, sku = holds[command_id]
+                if order is None:  # its order is gone: nothing will ever settle the hold
+                    release = products.ReleaseStock(sku, order_id)
+                    lost[command_id] = self._step(order_id, f"release.{sku}", release)
+                elif order.status in IN_FLIGHT:
+                    again.append(command_id)
+                else:  # ended: the order's own entry settles its stock
+                    settled.append(command_id)
+            elif order is None:  # never placed: nothing to settle
                 settled.append(command_id)
             elif order.order_id in self._fulfilment.active:
                 again.append(command_id)
@@ -129,6 +151,10 @@ class FulfilmentSweep:
             for command_id, order in ended:
                 unsettled = missing.get(order.order_id) or order.order_id in refused
                 (again if unsettled else settled).append(command_id)
+        if lost:
+            await self._run_again(list(lost.values()))
+            swept.released = len(lost)
+            settled += lost
         swept.settled = len(settled)
         await self._running.update(partition, settled, again)
         return swept
@@ -151,10 +177,12 @@ class FulfilmentSweep:
                 line_steps.append(
                     (f"release.{line.sku}", products.ReleaseStock(line.sku, order_id))
                 )
-        return [
-            self._bus.envelope(command, SYSTEM, base_id=f"{order_id}.{step}", internal=True)
-            for step, command in line_steps
-        ]
+        return [self._step(order_id, step, command) for step, command in line_steps]
+
+    def _step(self, order_id: str, step: str, command: msgspec.Struct) -> CommandEnvelope:
+        """One of the order's steps, under the id the process gives it."""
+        base_id = f"{order_id}.{step}"
+        return self._bus.envelope(command, SYSTEM, base_id=base_id, internal=True)
 
     async def _missing(self, ended: list[orders.Order]) -> dict[str, list[CommandEnvelope]]:
         """Per order, the implied steps with no dedup record (one round trip)."""
@@ -221,6 +249,12 @@ class FulfilmentSweep:
             log.warning("%s: redis unavailable (%s); the next sweep goes on", name, exc)
         except Exception:
             log.exception("%s failed", name)
+
+
+def _hold(command_id: str) -> tuple[str, str] | None:
+    """(order id, sku) of a hold's id (the process's `<order>.reserve.<sku>` step), else None."""
+    order_id, reserve, sku = command_id.rpartition("-")[0].partition(f".{RESERVE}.")
+    return (order_id, sku) if reserve else None
 
 
 def _was_paid(order: orders.Order) -> bool:

@@ -131,6 +131,11 @@ async def one_run(directory: Path, wait: int, orders: int, lanes: int, lag: floa
             for command_id in run.stuck[:5]:
                 order = await services.bus.load(ORDER, command_id.rpartition("-")[0])
                 print(f"  stuck {command_id}: {order}", flush=True)
+            for sku in skus:
+                product = await services.bus.load(PRODUCT, sku)
+                for held_by in list(product.reservations)[:3] if product else []:
+                    order = await services.bus.load(ORDER, held_by)
+                    print(f"  {sku} held by {held_by}: {order and order.status}", flush=True)
         finally:
             await services.close()
     return run

@@ -12,6 +12,8 @@ orders quiet for 1 s) must notice it from the aggregates' state and resolve it:
   the paid order is cancelled and refunded;
 * a product's partition lost the sale (or the release) of an order that has ended: the
   sweeper finds the step's dedup record missing and runs it again;
+* the order's partition lost the whole order after the process held its stock: the hold,
+  tracked in its product's partition's running index, is released by the sweeper;
 * the order's partition lost MarkOrderPaid after the process had moved on: ConfirmOrder is
   refused "not yet", which is not recorded, so the same step confirms it once the sweeper
   has driven the order on again;
@@ -148,6 +150,68 @@ async def test_an_order_whose_reserved_event_was_lost_is_driven_on_by_the_sweepe
         assert await stock(services, MUG) == (8, 0, 2, {})
         assert await stock_moves(services, order_id) == ["StockCommitted", "StockReserved"]
         assert (await captures(services.write))[f"charge:{order_id}"] == 1
+    finally:
+        await services.close()
+
+
+async def test_a_hold_whose_order_was_lost_is_released_and_leaves_the_running_index(
+    redis_url: str,
+) -> None:
+    """The process read OrderPlaced and held the stock, then the order's partition lost the
+    whole order (its OrderPlaced, its state, PlaceOrder's records): nothing on that partition
+    remembers it. The hold is among its product's partition's running commands since it
+    landed, so the sweeper finds it, finds no order, releases it and removes its entry."""
+    settings = lossy_settings(redis_url)
+    services = build_services(settings)
+    try:
+        await services.write.set(GATE, "open")
+        await create_products(services, ADMIN, {MUG: 10})
+        async with running_workers(settings, ["commands"]):
+            command_id = await place_order(services, ALICE, {MUG: 2})
+            order_id = await order_id_of(services, command_id)
+            await wait_order_status(services, order_id, ["placed"])
+        # what the process did before the failover: OrderPlaced acknowledged, the stock held
+        await services.write.xgroup_create(events_of(services, order_id), FULFILMENT_GROUP, "$")
+        hold = services.bus.envelope(
+            p.ReserveStock(MUG, order_id, 2),
+            SYSTEM,
+            base_id=f"{order_id}.reserve.{MUG}",
+            internal=True,
+        )
+        assert (await services.bus.execute(hold)).error is None
+        held_in = keys.running(partition_of(MUG, settings.partitions))
+        assert await services.write.zscore(held_in, hold.command_id) is not None
+        # ... and the order's partition loses everything about the order
+        order_partition = partition_of(order_id, settings.partitions)
+        never_written = await snapshot(settings, [order_key(services, order_id)])
+        never_written.kept[order_key(services, order_id)] = None
+        await lose(
+            settings,
+            never_written,
+            records=[
+                keys.dedup(order_partition, command_id),
+                keys.command_status(order_partition, command_id),
+                keys.command_steps(order_partition, command_id),
+            ],
+            entries=await entries_of(
+                services.write, events_of(services, order_id), "OrderPlaced", order_id
+            ),
+        )
+        await services.write.zrem(keys.running(order_partition), command_id)
+        assert await services.bus.load(ORDER, order_id) is None
+        assert await stock(services, MUG) == (10, 2, 0, {order_id: 2})
+
+        async with running_workers(settings, ["commands", "process"]):
+            await eventually(
+                lambda: stock(services, MUG),
+                until=lambda found: found == (10, 0, 0, {}),
+                message="the lost order's hold released",
+            )
+            await eventually(
+                lambda: running_count(services), until=lambda n: n == 0, message="settled"
+            )
+        assert await stock_moves(services, order_id) == ["StockReleased", "StockReserved"]
+        assert await services.write.exists(step_record(services, order_id, f"release.{MUG}", MUG))
     finally:
         await services.close()
 

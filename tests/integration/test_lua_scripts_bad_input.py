@@ -224,6 +224,7 @@ _commit = Call(
         "",
         CID,
         "",
+        "1700000000000",  # tracked: ms since the epoch (13 digits)
     ],
 )
 
@@ -236,7 +237,10 @@ COMMIT = Cases(
     commit._SCRIPT,
     _commit,
     {
-        "fourteen-arguments": Call(_commit.keys, _commit.args[:14]),
+        "fifteen-arguments": Call(_commit.keys, _commit.args[:15]),
+        "running-score-negative": _commit.arg(16, "-1"),
+        "running-score-not-a-number": _commit.arg(16, "now"),
+        "running-score-too-long": _commit.arg(16, "1" * 16),
         "keys-for-two-updates": Call([*_commit.keys, *STATUS[:2]], _commit.args),
         "partition-negative": _commit.arg(1, "-1"),
         "expected-version-not-an-integer": _commit.arg(2, "1.0"),
