@@ -5,13 +5,30 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import assert_never
 
+import msgspec
+
 from app.domain import orders as o
-from app.kernel.projection import Applied, Change, EventProjection
+from app.kernel.projection import Applied, EventProjection
 from app.kernel.read_model_writes import ReadModelWrites
+from app.kernel.rows import HashRow
+from app.kernel.views import Change, View
 from app.projections import keys
 from app.projections.orders import step_of
 
-VIEW = "admin"
+DASHBOARD = View("admin")
+"""The sales dashboard's live view (key "sales"); the low-stock list announces it too. Its
+notices say "admin", the admin topic's name."""
+
+
+class SalesTotals(msgspec.Struct, frozen=True):
+    """The totals hash (each field counted up from 0)."""
+
+    revenue_cents: int = 0
+    refunded_cents: int = 0
+    orders_placed: int = 0
+
+
+TOTALS = HashRow(SalesTotals)
 
 
 def moved(tx: ReadModelWrites, before: str, after: str) -> None:
@@ -34,14 +51,14 @@ class SalesProjection(EventProjection[o.OrderEvent]):
             case o.OrderPlaced():
                 tx.hincrby(keys.sales_by_status(), step_of(event), 1)
                 tx.hincrby(keys.sales_per_minute(), str(int(item.stored.at // 60 * 60)), 1)
-                tx.hincrby(keys.sales_totals(), "orders_placed", 1)
+                tx.hincrby(keys.sales_totals(), TOTALS.field("orders_placed"), 1)
             case o.OrderStockReserved():
                 moved(tx, "placed", step_of(event))
             case o.OrderPaid():
                 moved(tx, "reserved", step_of(event))
             case o.OrderConfirmed():
                 moved(tx, "paid", step_of(event))
-                tx.hincrby(keys.sales_totals(), "revenue_cents", event.total_cents)
+                tx.hincrby(keys.sales_totals(), TOTALS.field("revenue_cents"), event.total_cents)
                 sold(tx, event.lines, 1)
             case o.OrderShipped():
                 moved(tx, "confirmed", step_of(event))
@@ -50,10 +67,11 @@ class SalesProjection(EventProjection[o.OrderEvent]):
             case o.OrderCancelled():
                 moved(tx, event.previous_status, step_of(event))
                 if event.previous_status == "confirmed":
-                    tx.hincrby(keys.sales_totals(), "revenue_cents", -event.total_cents)
+                    revenue = TOTALS.field("revenue_cents")
+                    tx.hincrby(keys.sales_totals(), revenue, -event.total_cents)
                     sold(tx, event.lines, -1)
             case o.OrderRefunded():
-                tx.hincrby(keys.sales_totals(), "refunded_cents", event.total_cents)
+                tx.hincrby(keys.sales_totals(), TOTALS.field("refunded_cents"), event.total_cents)
             case _:
                 assert_never(event)
-        return [Change(VIEW, "sales")]
+        return [Change(DASHBOARD, "sales")]

@@ -73,7 +73,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             settings, observer=metrics.observe_command, metrics=metrics.pipeline
         )
         telemetry = configure_telemetry(settings, "web", services.read)
-        hub = Hub(services, Renderer(made_templates.env), metrics)
+        hub = Hub(services, made_templates.env, metrics)
         app.state.services = services
         app.state.hub = hub
         app.state.telemetry = telemetry

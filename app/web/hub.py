@@ -1,7 +1,8 @@
 """The push side of one web process, wired from its parts.
 
 - `Broadcaster` (broadcaster.py): sockets, topics, per-socket merging and batched frames;
-- `LivePublisher` (live.py) with the storefront's views (live_views.py): changes → pushes;
+- `LivePublisher` (live.py) with the storefront's views (live_views.py, from the read models'
+  declarations in app/read_models/): changes → pushes;
 - one `StreamFollower` (stream_follower.py) per notice stream: the read-model changes on the
   read Redis, and each partition's command-status changes on the write Redis.
 """
@@ -10,7 +11,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import replace
+
+import msgspec
+from jinja2 import Environment
 
 from app.kernel import tracing
 from app.services import Services
@@ -18,12 +21,11 @@ from app.web.broadcaster import Broadcaster, PushLimits
 from app.web.live import LivePublisher, NoticeStream
 from app.web.live_views import live_views, notice_streams
 from app.web.metrics import WebMetrics
-from app.web.render import Renderer
 from app.web.stream_follower import Handle, StreamFollower
 
 
 class Hub:
-    def __init__(self, services: Services, renderer: Renderer, metrics: WebMetrics) -> None:
+    def __init__(self, services: Services, env: Environment, metrics: WebMetrics) -> None:
         settings = services.settings
         self.broadcaster = Broadcaster(
             PushLimits(
@@ -34,7 +36,7 @@ class Hub:
             metrics,
         )
         self._publisher = LivePublisher(
-            live_views(services, renderer), self.broadcaster, metrics.push_latency.observe
+            live_views(services, env), self.broadcaster, metrics.push_latency.observe
         )
         self.followers = [
             StreamFollower(
@@ -76,7 +78,9 @@ class Hub:
             ]
             if tracing.enabled():  # a traced change's push span starts now
                 taken = tracing.now_ns()
-                changes = [replace(c, taken_ns=taken) if c.trace else c for c in changes]
+                changes = [
+                    msgspec.structs.replace(c, taken_ns=taken) if c.trace else c for c in changes
+                ]
             await self._publisher.changed(changes)
 
         return handle

@@ -20,47 +20,28 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
-from typing import Any, Generic, TypeVar, assert_never
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, assert_never
 
 import msgspec
 from redis.asyncio import Redis
 
 from app.kernel import tracing
 from app.kernel.consumer import INFRA_ERRORS
+from app.kernel.views import Change, View
 from app.web.broadcaster import Broadcaster, Kind
+from app.web.live_models import LiveReadModel, view_message
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 log = logging.getLogger(__name__)
 
+S = TypeVar("S")
 T = TypeVar("T")
 MERGED_TRACES = 8
 _encoder = msgspec.json.Encoder()
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """A notice that an item of a view changed, with the read position it reflects, if any."""
-
-    view: str
-    key: str
-    position: str | None
-    at: float = 0.0
-    """When the change was committed (s, Redis's clock), if known: for the push latency."""
-    trace: str = ""
-    """The notice's traceparent if the change is traced (space-separated, when it stands for
-    several traced changes of the item)."""
-    taken_ns: int = 0
-    """When the notice was taken off its stream (a traced change's push span starts there)."""
-
-
-class ViewMessage(msgspec.Struct, tag_field="type", tag="view"):
-    """The JSON push of a changed item: `{"type": "view", "view", "key", "position", "data"}`."""
-
-    view: str
-    key: str
-    position: str | None
-    data: Any
 
 
 @dataclass(frozen=True)
@@ -79,8 +60,8 @@ def _same(key: str) -> str | None:
 
 @dataclass(frozen=True, eq=False)
 class LiveView(Generic[T]):
-    name: str
-    """The view's name in change notices (and, usually, in its JSON messages)."""
+    name: View
+    """The view's name in change notices."""
     topics: Callable[[str], Sequence[str]]
     """The topics an item is published to, from its key."""
     load: Callable[[list[str]], Awaitable[Sequence[T | None]]]
@@ -97,15 +78,21 @@ class LiveView(Generic[T]):
     """Keys pushed every `every` seconds while watched, whether or not a notice came."""
 
 
-def view_message(
-    name: str, *, key: Callable[[str], str] = str, positioned: bool = True
-) -> Callable[[str, str | None, Any], ViewMessage]:
-    """The usual JSON shape: the item itself as `data`, under the view's public key."""
-
-    def make(item_key: str, position: str | None, item: Any) -> ViewMessage:
-        return ViewMessage(name, key(item_key), position if positioned else None, item)
-
-    return make
+def live_view(model: LiveReadModel[S, T], services: S, env: Environment) -> LiveView[T]:
+    """The live view a declaration describes, its loader given `services`; its templates are
+    looked up now, so a missing one stops the web process from starting."""
+    for path in model.fragment.template_paths():
+        env.get_template(path)
+    return LiveView(
+        model.view,
+        topics=model.watchers.item_topics(model.topic_name),
+        load=partial(model.load, services),
+        fragment=partial(model.fragment.render, env, oob=True),
+        message=model.message or view_message(model.topic_name),
+        key=model.key,
+        every=model.every,
+        refresh=model.refresh,
+    )
 
 
 def _render(view: LiveView[T], key: str, position: str | None, item: T, kind: Kind) -> str:
@@ -229,7 +216,9 @@ def _merged(older: Change | None, newer: Change) -> Change:
     if older is None or not older.trace:
         return newer
     traces = list(dict.fromkeys(older.trace.split() + newer.trace.split()))[-MERGED_TRACES:]
-    return replace(newer, trace=" ".join(traces), taken_ns=older.taken_ns or newer.taken_ns)
+    return msgspec.structs.replace(
+        newer, trace=" ".join(traces), taken_ns=older.taken_ns or newer.taken_ns
+    )
 
 
 def _waited(change: Change) -> float:
