@@ -1,11 +1,13 @@
-"""Live views: what a page or a script can watch change, each declared once.
+"""Live views: the machinery that pushes what a page or a script watches as it changes.
 
 A `LiveView` says which topics an item is published to, how to load items from the read side
-(all the keys of a batch in one call), its HTML fragment and its JSON message. `LivePublisher`
-turns changes — (view, key, position) from the notice streams — into pushes: per view, the
-changed keys that somebody watches are loaded once, rendered once per kind, and published
-under (view, key), so each socket keeps only the newest state of each item. Nothing here
-knows a view by name; the storefront's views are in `app.web.live_views`.
+(all the keys of a batch in one call), its HTML fragment and its JSON message; `live_view`
+makes one from a read model's declaration (app/web/live_models.py). `LivePublisher` turns
+changes — (view, key, position) from the notice streams — into pushes: per view, the changed
+keys that somebody watches are loaded once, rendered once per kind, and published under
+(view, key), so each socket keeps only the newest state of each item. Nothing here knows a
+view by name; the storefront's are declared in app/read_models/ (wired in
+`app.web.live_views`).
 
 A pushed item's latency (from the commit it reflects, by Redis's clock, to its publication)
 goes to `observe`; a change whose notice is traced gets a `push <view>` span in that trace,
