@@ -31,6 +31,7 @@ from redis.asyncio import Redis
 
 from app.kernel import tracing
 from app.kernel.consumer import INFRA_ERRORS
+from app.kernel.notices import read_view_notice
 from app.kernel.views import Change, View
 from app.web.broadcaster import Broadcaster, Kind
 from app.web.live_models import LiveReadModel, view_message
@@ -226,6 +227,22 @@ def _merged(older: Change | None, newer: Change) -> Change:
 def _waited(change: Change) -> float:
     """From the commit to the notice being taken (s): the projection's and the stream's part."""
     return max(0.0, round(change.taken_ns / 1e9 - change.at, 6)) if change.at else 0.0
+
+
+def view_change(entry_id: str, fields: dict[str, str]) -> Change | None:
+    """A change from a view notice (`rm:notices`, written by projections), its time the
+    event's commit (from its read position) or else the notice's own."""
+    notice = read_view_notice(fields)
+    if notice is None:
+        return None
+    position = notice.position or None
+    return Change(
+        notice.view,
+        notice.key,
+        position,
+        at=entry_ms(position.partition(":")[2]) if position else entry_ms(entry_id),
+        trace=notice.trace,
+    )
 
 
 def entry_ms(entry_id: str) -> float:

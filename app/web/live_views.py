@@ -22,13 +22,13 @@ from jinja2 import Environment
 
 from app.kernel import keys
 from app.kernel.messages import Actor
-from app.kernel.notices import read_status_notice, read_view_notice
+from app.kernel.notices import read_status_notice
 from app.kernel.views import Change
 from app.read_models import DECLARED
 from app.read_models.commands import COMMANDS
 from app.services import Services
 from app.web import live_models
-from app.web.live import LiveView, NoticeStream, entry_ms, live_view
+from app.web.live import LiveView, NoticeStream, entry_ms, live_view, view_change
 
 TOPICS = live_models.audiences(DECLARED)
 """Each topic a client may ask for, and who may watch it."""
@@ -44,22 +44,6 @@ def live_views(services: Services, env: Environment) -> list[LiveView[Any]]:
 
 
 # --- where changes are announced -------------------------------------------------------------
-
-
-def view_change(entry_id: str, fields: dict[str, str]) -> Change | None:
-    """`rm:notices` (written by projections): a view notice, its time the event's commit (from
-    its read position) or else its own."""
-    notice = read_view_notice(fields)
-    if notice is None:
-        return None
-    position = notice.position or None
-    return Change(
-        notice.view,
-        notice.key,
-        position,
-        at=entry_ms(position.partition(":")[2]) if position else entry_ms(entry_id),
-        trace=notice.trace,
-    )
 
 
 def status_change(entry_id: str, fields: dict[str, str]) -> Change | None:
