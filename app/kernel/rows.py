@@ -57,6 +57,12 @@ class HashRow(Generic[R]):
         self._json = frozenset(name for name, info in types.items() if _kind(info) == "json")
         self._bool = frozenset(name for name, info in types.items() if _kind(info) == "bool")
         self._plain = self.fields - self._json - self._bool
+        omit = row.__struct_config__.omit_defaults
+        self._omitted: dict[str, object] = {
+            f.name: f.default
+            for f in msgspec.structs.fields(row)
+            if omit and f.default is not msgspec.NODEFAULT
+        }
         self._read = self.reader(row)
 
     def _stored(self, name: str, value: Any) -> Value:
@@ -67,12 +73,14 @@ class HashRow(Generic[R]):
         return value  # type: ignore[no-any-return]  # a str, int or float field
 
     def whole(self, row: R) -> dict[str, Value]:
-        """Every field of a row, as HSET's mapping (a None is left out: it reads back as the
-        field's default)."""
+        """Every field of a row, as HSET's mapping. A None is left out (it reads back as the
+        field's default), and so is a field at its default when the row is declared with
+        `omit_defaults=True`: a field added to such a row later changes no stored row that
+        never set it (the audit compares them with what the events re-derive)."""
         return {
             name: self._stored(name, value)
             for name in self.row.__struct_fields__
-            if (value := getattr(row, name)) is not None
+            if (value := getattr(row, name)) is not None and self._omitted.get(name) != value
         }
 
     def some(self, **values: Any) -> dict[str, Value]:

@@ -29,8 +29,9 @@ class ProductView(msgspec.Struct, frozen=True):
     status: str
 
 
-class ProductRow(ProductView, frozen=True):
-    """A product's hash: what the catalog shows, and the parts of its stock."""
+class ProductRow(ProductView, frozen=True, kw_only=True, omit_defaults=True):
+    """A product's hash: what the catalog shows, and the parts of its stock. A field added
+    to ProductView with a default is stored only once it differs from it."""
 
     on_hand: int
     reserved: int

@@ -277,6 +277,26 @@ def test_a_hash_row_stores_text_numbers_bools_as_1_or_0_and_the_rest_as_json() -
     assert row.some(count=4, done=False) == {"count": 4, "done": 0}
 
 
+class _Sparse(msgspec.Struct, frozen=True, omit_defaults=True):
+    name: str
+    featured: bool = False
+
+
+def test_a_row_declared_omit_defaults_stores_a_field_only_once_it_differs_from_its_default() -> (
+    None
+):
+    row = HashRow(_Sparse)
+    assert row.whole(_Sparse("a")) == {"name": "a"}  # a row written before the field existed
+    assert row.whole(_Sparse("a", featured=True)) == {"name": "a", "featured": 1}
+    assert row.read({"name": "a"}) == _Sparse("a")
+    assert HashRow(_Row).whole(_Row("a", 0, [])) == {
+        "name": "a",
+        "count": 0,
+        "lines": b"[]",
+        "done": 0,
+    }
+
+
 def test_a_hash_row_refuses_fields_it_does_not_have() -> None:
     row = HashRow(_Row)
 
