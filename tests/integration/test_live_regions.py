@@ -45,7 +45,9 @@ async def test_the_catalog_region_is_each_products_row_for_anyone(
         return await anon.get("/fragments/catalog", params={"after": sku[:-1]})
 
     row = f'<tr id="product-{sku}" data-sku="{sku}"'
-    rows = await eventually(probe, until=lambda reply: row in reply.text, message="projected")
+    rows = await eventually(
+        probe, until=lambda reply: row in reply.text, timeout=30, message="projected"
+    )
     assert rows.status_code == 200
     assert "data-insert-into" not in rows.text  # not a pushed copy
 
