@@ -22,7 +22,7 @@ from redis.exceptions import ResponseError
 
 import app
 from app.adapters import login_throttle, payment_gateway
-from app.kernel import command_status, commit, leases, projection, stream_trim
+from app.kernel import command_status_store, commit, leases, projection, stream_trim
 from app.kernel.archive import holds, trim
 from app.kernel.commit import StatusWrite
 from app.kernel.read_model_writes import Kind, ReadModelWrites, redis_text
@@ -146,7 +146,7 @@ STEP = '{"name": "processing", "at": 1.0}'
 _advance = Call(STATUS, [CID, '{"status": "processing"}', STEP, "accepted", "5000"])
 
 ADVANCE = Cases(
-    command_status._ADVANCE,
+    command_status_store._ADVANCE,
     _advance,
     {
         "two-keys": Call(STATUS[:2], _advance.args),
@@ -176,7 +176,7 @@ _enqueue = Call(
 )
 
 ENQUEUE = Cases(
-    command_status._ENQUEUE,
+    command_status_store._ENQUEUE,
     _enqueue,
     {
         "five-keys": Call(QUEUE[:5], _enqueue.args[:7]),
