@@ -29,8 +29,8 @@ Series = dict[str, list[tuple[float, float]]]
 def step_for(top: float) -> float:
     """A round tick step giving four to ten ticks up to `top`."""
     raw = max(top, 1e-9) / 5
-    power = 10 ** math.floor(math.log10(raw))
-    return next(s * power for s in (1, 2, 5, 10) if s * power >= raw)
+    power = 10.0 ** math.floor(math.log10(raw))
+    return next(float(s * power) for s in (1, 2, 5, 10) if s * power >= raw)
 
 
 def panel(title: str, series: Series, minutes: float, y0: float) -> list[str]:

@@ -4,17 +4,22 @@ the last minute, for Redis, every key family that moved, every process and the a
 from __future__ import annotations
 
 import argparse
+import sys
 from collections.abc import Iterable
+from pathlib import Path
 
 import msgspec
 
 from app.loadtest.report import Report
 from tests.bench.soak_sample import FamilySample, Sample
+from tests.support.key_families import families
 
 COMPARED_FROM = 10
 """The minute the last sample is compared with (the issue's target: within ±10%)."""
 MOVED = 0.10
 """A family whose keys or bytes changed by more than this fraction is listed."""
+CPU_SPAN = 5
+"""Minutes a process's CPU share is averaged over."""
 MiB = 2**20
 
 
@@ -67,8 +72,35 @@ def _mib(value: float) -> str:
     return f"{value / MiB:,.1f} MiB"
 
 
+def cpu_share(samples: list[Sample], at: Sample, name: str) -> float:
+    """The process's CPU time over the CPU_SPAN minutes up to `at`, as % of one core."""
+    index = samples.index(at)
+    start = samples[max(0, index - CPU_SPAN)]
+
+    def cpu(sample: Sample) -> float:
+        return next((p.cpu_seconds for p in sample.processes if p.name == name), 0.0)
+
+    minutes = at.minute - start.minute
+    return 100 * (cpu(at) - cpu(start)) / (60 * minutes) if minutes else 0.0
+
+
 def data_bytes(sample: Sample) -> int:
     return sum(f.bytes for f in sample.families if f.kind == "data")
+
+
+def bounded_bytes(sample: Sample, leaving: frozenset[str] | set[str] = frozenset()) -> int:
+    """What the families with a bound (not `data`) hold, less those named."""
+    return sum(f.bytes for f in sample.families if f.kind != "data" and f.family not in leaving)
+
+
+def filling_to_cap(sample: Sample) -> set[str]:
+    """Capped stream families still short of their cap (they grow until it)."""
+    caps = {f.pattern: f.cap for f in families() if f.kind == "cap"}
+    return {
+        f.family
+        for f in sample.families
+        if f.family in caps and f.entries is not None and f.entries < 0.9 * caps[f.family] * f.keys
+    }
 
 
 def beyond_data(sample: Sample) -> int:
@@ -99,7 +131,7 @@ def _bytes(family: FamilySample | None) -> int:
     return family.bytes if family else 0
 
 
-def _family_row(a: FamilySample | None, b: FamilySample | None) -> str:
+def _family_row(a: FamilySample | None, b: FamilySample | None, orders: int) -> str:
     some = a or b
     assert some is not None
     entries = ""
@@ -108,13 +140,13 @@ def _family_row(a: FamilySample | None, b: FamilySample | None) -> str:
     return (
         f"| {some.server} `{some.family}` | {some.kind} | {a.keys if a else 0:,} → "
         f"{b.keys if b else 0:,} | {_mib(a.bytes if a else 0)} → {_mib(b.bytes if b else 0)} | "
-        f"{entries} |"
+        f"{entries} | {(_bytes(b) - _bytes(a)) / max(orders, 1):,.0f} B |"
     )
 
 
-def rows(run: SoakRun) -> Iterable[str]:
+def rows(run: SoakRun, last: Sample) -> Iterable[str]:
     samples = run.samples
-    first, last = at_minute(samples, COMPARED_FROM), samples[-1]
+    first = at_minute(samples, COMPARED_FROM)
     orders = last.orders_placed - first.orders_placed
     loads = [s.load_average[0] for s in samples]
     yield f"| figure | minute {first.minute:.0f} | minute {last.minute:.0f} | change |"
@@ -130,6 +162,15 @@ def rows(run: SoakRun) -> Iterable[str]:
     )
     a, b = beyond_data(first), beyond_data(last)
     yield f"| both, less the `data` families | {_mib(a)} | {_mib(b)} | {_change(a, b)} |"
+    a, b = bounded_bytes(first), bounded_bytes(last)
+    yield f"| the bounded families (estimated) | {_mib(a)} | {_mib(b)} | {_change(a, b)} |"
+    filling = filling_to_cap(last)
+    if filling:
+        a, b = bounded_bytes(first, filling), bounded_bytes(last, filling)
+        names = ", ".join(f"`{name}`" for name in sorted(filling))
+        yield (
+            f"| the same less {names} (cap not reached) | {_mib(a)} | {_mib(b)} | {_change(a, b)} |"
+        )
     a, b = data_bytes(first), data_bytes(last)
     per_order = f"{(b - a) / orders:,.0f} B per order" if orders else "-"
     yield f"| the `data` families (estimated) | {_mib(a)} | {_mib(b)} | {per_order} |"
@@ -143,6 +184,12 @@ def rows(run: SoakRun) -> Iterable[str]:
             f"| RSS, {p.name} (file descriptors) | {_mib(p.rss)} ({p.fds}) | {_mib(q.rss)} "
             f"({q.fds}) | {_change(p.rss, q.rss)} |"
         )
+    for name in (p.name for p in first.processes):
+        share_a, share_b = cpu_share(samples, first, name), cpu_share(samples, last, name)
+        yield (
+            f"| CPU, {name}: % of a core, {CPU_SPAN} minutes up to it | {share_a:.0f}% | "
+            f"{share_b:.0f}% | |"
+        )
     yield f"| the web process's WebSockets | {first.sockets} | {last.sockets} | |"
     yield (
         f"| the archive on disk (segments) | {_mib(first.archive_bytes)} "
@@ -152,24 +199,27 @@ def rows(run: SoakRun) -> Iterable[str]:
     yield f"| load average (1 min), over the run | | | {min(loads):.1f} to {max(loads):.1f} |"
 
 
-def markdown(run: SoakRun) -> str:
+def markdown(run: SoakRun, until: float | None = None) -> str:
+    """The figures from minute COMPARED_FROM to `until` (the last sample when None)."""
     s = run.settings
+    first = at_minute(run.samples, COMPARED_FROM)
+    last = run.samples[-1] if until is None else at_minute(run.samples, until)
     capacity = f" (half the {run.capacity:.1f} orders/s measured first)" if run.capacity else ""
     lines = [
         f"{len(run.samples)} samples, {s.minutes} min at {run.rate:g} orders/s{capacity}; "
         f"STATUS_TTL_SECONDS={s.status_ttl}, EVENT_RETENTION_SECONDS={s.retention}, "
         f"ARCHIVE_SEGMENT_SECONDS={s.segment_seconds:g}, {s.commands} command worker(s).",
         "",
-        *rows(run),
+        *rows(run, last),
         "",
-        f"Key families that moved by more than {MOVED:.0%} between minute {COMPARED_FROM} and "
-        "the end:",
+        f"Key families that moved by more than {MOVED:.0%} between minute {first.minute:.0f} and "
+        f"{last.minute:.0f}:",
         "",
-        "| family | bound | keys | bytes (estimated) | stream entries |",
-        "|---|---|---|---|---|",
+        "| family | bound | keys | bytes (estimated) | stream entries | per order placed |",
+        "|---|---|---|---|---|---|",
         *(
-            _family_row(a, b)
-            for a, b in moved(at_minute(run.samples, COMPARED_FROM), run.samples[-1])
+            _family_row(a, b, last.orders_placed - first.orders_placed)
+            for a, b in moved(first, last)
         ),
     ]
     if run.load:
@@ -184,3 +234,17 @@ def markdown(run: SoakRun) -> str:
             f"{run.load.push.watchers_dropped} dropped.",
         ]
     return "\n".join(lines) + "\n"
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description="The soak's table of figures, from its JSON")
+    parser.add_argument("json", help="what `tests.bench.soak --json` wrote")
+    parser.add_argument("--until", type=float, help="the minute compared (default: the last)")
+    args = parser.parse_args()
+    run = msgspec.json.decode(Path(args.json).read_bytes(), type=SoakRun)
+    print(markdown(run, args.until))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

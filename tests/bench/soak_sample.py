@@ -26,7 +26,7 @@ from tests.bench.flash_sale import cpu_seconds, rss_of
 from tests.bench.memory_per_order import shape
 from tests.support.key_families import Family
 
-BYTES_SAMPLE = 50
+BYTES_SAMPLE = 200
 _ID = re.compile(r"[0-9a-f]{16,}")
 _NUMBER = re.compile(r"\d+")
 _WS_GAUGE = re.compile(r"^storefront_ws_connections\{[^}]*\}\s+([0-9.e+]+)$", re.MULTILINE)
