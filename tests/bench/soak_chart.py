@@ -1,5 +1,6 @@
-"""The soak's memory over the minutes as one hand-written SVG: Redis `used_memory` (each
-server, and both less the `data` families) above, every process's RSS below.
+"""The soak's memory over the minutes as one hand-written SVG: Redis `used_memory` of each
+server and what its key families hold (the `data` ones, and those with a bound; estimated:
+soak_sample) above, every process's RSS below.
 
     .venv/bin/python -m tests.bench.soak_chart soak.json docs/soak-memory.svg
 """
@@ -13,10 +14,10 @@ from pathlib import Path
 
 import msgspec
 
-from tests.bench.soak_report import MiB, SoakRun, beyond_data, data_bytes
+from tests.bench.soak_report import MiB, SoakRun, bounded_bytes, data_bytes
 
 WIDTH, PANEL = 860, 300
-LEFT, RIGHT, TOP, BOTTOM = 70, 200, 40, 45
+LEFT, RIGHT, TOP, BOTTOM = 70, 200, 55, 45
 COLOURS = (
     "#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd",
     "#8c564b", "#e377c2", "#7f7f7f", "#bcbd22", "#17becf",
@@ -64,6 +65,8 @@ def panel(title: str, series: Series, minutes: float, y0: float) -> list[str]:
                'text-anchor="middle">minutes since the steady load started</text>')  # fmt: skip
     out.append(f'<text transform="translate(18 {y0 + TOP + plot_h / 2}) rotate(-90)" '
                'class="label" text-anchor="middle">MiB</text>')  # fmt: skip
+    out.append(f'<text x="{WIDTH - RIGHT + 12}" y="{y0 + TOP - 10}" class="tick">'
+               "(MiB at the end)</text>")  # fmt: skip
     for index, (name, points) in enumerate(series.items()):
         colour = COLOURS[index % len(COLOURS)]
         dash = ' stroke-dasharray="6 3"' if index >= len(COLOURS) else ""
@@ -86,8 +89,10 @@ def memory_series(run: SoakRun) -> Series:
             series.setdefault(f"{label} side" if label == "write" else "read models", []).append(
                 (sample.minute, server.used_memory / MiB)
             )
-        series.setdefault("both, less data", []).append((sample.minute, beyond_data(sample) / MiB))
-        series.setdefault("data (estimated)", []).append((sample.minute, data_bytes(sample) / MiB))
+        series.setdefault("data families", []).append((sample.minute, data_bytes(sample) / MiB))
+        series.setdefault("bounded families", []).append(
+            (sample.minute, bounded_bytes(sample) / MiB)
+        )
     return series
 
 
