@@ -1,4 +1,5 @@
-"""`storefront` command line: dev, create-user, dead-letters, rebuild-projection, loadtest."""
+"""`storefront` command line: dev, create-user, dead-letters, rebuild-projection, events,
+archive, loadtest."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import sys
 
 from app.config import load_settings
 from app.loadtest.options import add_arguments, options_from
-from app.operator import dead_letters, rebuild
+from app.operator import archive, dead_letters, rebuild
 from app.services import build_services
 
 
@@ -41,6 +42,12 @@ def main(argv: list[str] | None = None) -> int:
             help="rebuild a read model from its streams into a shadow, compare, swap it in",
         )
     )
+    archive.add_event_arguments(
+        sub.add_parser("events", help="events of one partition or all, as JSON lines")
+    )
+    archive.add_archive_arguments(
+        sub.add_parser("archive", help="verify the event archive, or show its status")
+    )
     loadtest = sub.add_parser(
         "loadtest", help="drive a running deployment with shoppers and catalog watchers"
     )
@@ -60,6 +67,10 @@ def main(argv: list[str] | None = None) -> int:
         return asyncio.run(dead_letters.run(args))
     if args.command == "rebuild-projection":
         return asyncio.run(rebuild.run(args))
+    if args.command == "events":
+        return asyncio.run(archive.export_events(args))
+    if args.command == "archive":
+        return asyncio.run(archive.run_archive(args))
     password = os.environ.get("STOREFRONT_PASSWORD") or getpass.getpass("Password: ")
     return asyncio.run(_create_user(args.username, password, set(args.role), args.email))
 

@@ -37,6 +37,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     port: Annotated[int, msgspec.Meta(ge=0, le=65535)] = 8000
     public_origin: str = ""
     status_ttl_seconds: Positive = 7 * 24 * 3600
+    integration_retention_seconds: NonNegative = 24 * 3600
+    """How long the integration streams keep an event once the notifier acknowledged it (for
+    readers outside its group); unacknowledged events are kept however old."""
     session_ttl_seconds: Positive = 12 * 3600
     cart_ttl_seconds: Positive = 7 * 24 * 3600
     """A shopper's cart is kept this long after its last addition."""
@@ -93,6 +96,16 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     """A trace in the external trace UI, `{trace_id}` replaced: e.g.
     http://localhost:16686/trace/{trace_id} (Jaeger). Unset: no link."""
     log_format: Literal["text", "json"] = "text"
+    archive_url: str = "var/archive"
+    """Where acknowledged events are archived as Parquet segments: a directory (a plain path
+    or `file://`), or `s3://bucket/prefix` (endpoint, region and credentials from the AWS
+    variables, `AWS_ENDPOINT_URL` for an S3-compatible server)."""
+    event_retention_seconds: Annotated[int, msgspec.Meta(ge=0, le=10 * 366 * 24 * 3600)] = 24 * 3600
+    """How long an archived event stays in its Redis stream too (0: streams are never trimmed)."""
+    archive_segment_events: Annotated[int, msgspec.Meta(ge=1, le=1_000_000)] = 50_000
+    """A segment is written once this many acknowledged entries wait..."""
+    archive_segment_seconds: Annotated[float, msgspec.Meta(gt=0, le=24 * 3600)] = 600.0
+    """... or once the oldest of them is this old, whichever comes first."""
 
     @property
     def production(self) -> bool:

@@ -13,9 +13,13 @@ from app.adapters.sessions import SessionStore
 from app.adapters.users import UserStore
 from app.config import Settings
 from app.consumers import consumer_groups
+from app.kernel import keys
+from app.kernel.archive.reader import ArchiveReader
+from app.kernel.archive.store import ArchiveStore, open_store
 from app.kernel.backlog import Backlog
-from app.kernel.bus import CommandBus, Observer
-from app.kernel.command_status import CommandStatusStore
+from app.kernel.bus import CommandBus
+from app.kernel.bus_timing import Observer
+from app.kernel.command_status_store import CommandStatusStore
 from app.kernel.commit import CommitStore
 from app.kernel.idempotency import IdempotencyStore
 from app.kernel.intake import CommandIntake
@@ -40,6 +44,9 @@ class Services:
     carts: CartStore
     gateway: SimulatedGateway
     metrics: PipelineMetrics
+    archive_store: ArchiveStore
+    archive: ArchiveReader
+    """The partitions' events, archive then stream (a rebuild, the audit, an export)."""
     server: ServerInfo | None = None
     """What the write Redis is, once `inspect_server` ran."""
     durability_warning: str = ""
@@ -69,15 +76,18 @@ def build_services(
         failure_rate=settings.payment_failure_rate,
         timeout_ms=settings.payment_timeout_ms,
         retries=settings.payment_retries,
+        ttl_seconds=settings.status_ttl_seconds,
         gated=settings.payment_gate,
         observe=metrics.gateway_request,
     )
     statuses = CommandStatusStore(write, settings.status_ttl_seconds)
+    archive_store = open_store(settings.archive_url)
+    archive = ArchiveReader(write, archive_store, keys.events)
     registry = build_registry(
         gateway.tokenize,
         import_runner(statuses),
         consumer_groups(),
-        rebuild_runner(read, rebuildable(settings), statuses, settings.lease_ms),
+        rebuild_runner(read, rebuildable(settings), statuses, settings.lease_ms, archive),
     )
     bus = CommandBus(
         write,
@@ -107,4 +117,6 @@ def build_services(
         carts=CartStore(write, settings.cart_ttl_seconds),
         gateway=gateway,
         metrics=metrics,
+        archive_store=archive_store,
+        archive=archive,
     )

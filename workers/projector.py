@@ -37,7 +37,7 @@ async def main(services: Services, stop: asyncio.Event, heartbeat: HeartbeatPubl
     services.metrics.expect_commands(services.bus.registry.public_names)
     projections = build(names_from(sys.argv), settings, services.metrics)
     handlers: list[PartitionHandler] = [
-        ProjectionHandler(p, services.read, services.metrics) for p in projections
+        ProjectionHandler(p, services.read, services.metrics, services.archive) for p in projections
     ]
     audits = asyncio.create_task(
         run_audits(
@@ -48,6 +48,7 @@ async def main(services: Services, stop: asyncio.Event, heartbeat: HeartbeatPubl
                     projection,
                     sample=settings.audit_sample,
                     entries_per_second=settings.audit_entries_per_second,
+                    archive=services.archive,
                 )
                 for projection in projections
                 if projection.name in AUDITED and settings.audit_seconds

@@ -1,10 +1,12 @@
 """A simulated remote payment gateway, and the client the fulfilment process calls it with.
 
-The "remote side" keeps its own ledger (in Redis, under ext:gateway:*) keyed by the caller's
-idempotency key, so a charge retried after a timeout is found, not taken again. It is slow
-and unreliable on purpose: PAYMENT_LATENCY_MS, PAYMENT_FAILURE_RATE. Half of its failures
-happen after the charge was recorded (the answer is lost), which is what makes idempotency
-keys necessary. Its vault maps tokens to how the card behaves — never to the card number.
+The "remote side" keeps its own ledger (in Redis, a record per idempotency key of the
+caller's under ext:{gateway}:ledger:), so a charge retried after a timeout is found, not taken
+again. It is slow and unreliable on purpose: PAYMENT_LATENCY_MS, PAYMENT_FAILURE_RATE. Half of
+its failures happen after the charge was recorded (the answer is lost), which is what makes
+idempotency keys necessary. Its vault maps tokens to how the card behaves — never to the card
+number. Ledger records and vault entries expire after `ttl_seconds` (the process's steps'
+dedup records live as long: nothing retries a charge after they are gone).
 
 Each call is a client span (`gateway charge`, its attempts as events) in the caller's trace,
 and each attempt is counted by its outcome (`observe`: the process's metrics).
@@ -17,6 +19,7 @@ import hashlib
 import hmac
 import logging
 import random
+import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -26,6 +29,7 @@ from redis.asyncio import Redis
 
 from app.kernel import keys, tracing
 from app.kernel.backoff import Backoff
+from app.kernel.redis_types import text
 from app.kernel.scripts import load_script
 
 log = logging.getLogger(__name__)
@@ -36,6 +40,18 @@ RETRY = Backoff(first=0.05, cap=1.0)
 GATE_POLL = Backoff(first=0.02, cap=0.1)
 APPROVED_CARD = "4242424242424242"
 DECLINED_CARD = "4000000000000002"
+VAULT_REMEMBERED = 100_000
+"""Tokens a process remembers putting in the vault (a repeat then needs no round trip)."""
+
+
+def ledger_record(idempotency_key: str) -> str:
+    """The remote side's record of one idempotency key (a hash): the charge's `charge_id`,
+    `approved`, `amount_cents` and `captures`, or a refund's `refund` (the charge refunded)."""
+    return keys.external("gateway", "ledger", idempotency_key)
+
+
+def vault_entry(token: str) -> str:
+    return keys.external("gateway", "vault", token)
 
 
 class ChargeResult(msgspec.Struct, frozen=True):
@@ -73,6 +89,7 @@ class SimulatedGateway:
         failure_rate: float,
         timeout_ms: int,
         retries: int,
+        ttl_seconds: int,
         rng: random.Random | None = None,
         gated: bool = False,
         observe: Callable[[str], None] = _unobserved,
@@ -86,12 +103,13 @@ class SimulatedGateway:
         self._failure_rate = failure_rate
         self._timeout = timeout_ms / 1000
         self._retries = retries
+        self._ttl = ttl_seconds
         self._rng = rng or random.Random()
         self._gated = gated
         self._gate = asyncio.Lock()
         self._observe = observe
-        self._vaulted: set[str] = set()
-        """Tokens this process already put in the vault (a repeat needs no round trip)."""
+        self._vaulted: dict[str, float] = {}
+        """Tokens this process put in the vault, and when (monotonic): renewed at half-life."""
 
     # --- the client side -----------------------------------------------------------------
 
@@ -99,11 +117,12 @@ class SimulatedGateway:
         """What the web edge keeps instead of the number (with its last four digits)."""
         digest = hmac.new(self._secret, card_number.encode(), hashlib.sha256).hexdigest()
         token = f"tok_{digest[:24]}"
-        if token not in self._vaulted:
+        now = time.monotonic()
+        if now - self._vaulted.get(token, -self._ttl) >= self._ttl / 2:
             behaviour = "decline" if card_number == DECLINED_CARD else "approve"
-            await self._redis.hset(keys.external("gateway", "vault"), token, behaviour)
-            if len(self._vaulted) < 100_000:
-                self._vaulted.add(token)
+            await self._redis.set(vault_entry(token), behaviour, ex=self._ttl)
+            if token in self._vaulted or len(self._vaulted) < VAULT_REMEMBERED:
+                self._vaulted[token] = now
         return token
 
     async def charge(self, idempotency_key: str, token: str, amount_cents: int) -> ChargeResult:
@@ -186,12 +205,8 @@ class SimulatedGateway:
             raise _GatewayError("503 from gateway")
         existing = await _CHARGE(
             self._redis,
-            [
-                keys.external("gateway", "charges"),
-                keys.external("gateway", "vault"),
-                keys.external("gateway", "captures"),
-            ],
-            [key, token, f"ch_{hashlib.sha256(key.encode()).hexdigest()[:20]}", amount_cents],
+            [ledger_record(key), vault_entry(token)],
+            [f"ch_{hashlib.sha256(key.encode()).hexdigest()[:20]}", amount_cents, self._ttl],
         )
         found = msgspec.json.decode(existing or b"", type=ChargeResult)
         if failure == "after":  # recorded, but the answer is lost on the way back
@@ -205,7 +220,7 @@ class SimulatedGateway:
         if failure == "before":
             raise _GatewayError("503 from gateway")
         refund_id = f"re_{hashlib.sha256(key.encode()).hexdigest()[:20]}"
-        await self._redis.hsetnx(keys.external("gateway", "refunds"), key, charge_id)
+        await self._record_refund(key, charge_id)
         if failure == "after":
             await asyncio.sleep(self._timeout * 2)
         return refund_id
@@ -214,18 +229,24 @@ class SimulatedGateway:
         await self._network()
         if self._failure():
             raise _GatewayError("503 from gateway")
-        existing = await self._redis.hget(keys.external("gateway", "charges"), charge_key)
-        if existing is None:
-            return None
-        charge = msgspec.json.decode(existing, type=ChargeResult)
-        if not charge.approved:
+        charge_id, approved = await self._redis.hmget(
+            ledger_record(charge_key), ["charge_id", "approved"]
+        )
+        if charge_id is None or approved != "1":
             return None
         refund_key = f"void:{charge_key}"
-        await self._redis.hsetnx(keys.external("gateway", "refunds"), refund_key, charge.charge_id)
+        await self._record_refund(refund_key, text(charge_id))
         return f"re_{hashlib.sha256(refund_key.encode()).hexdigest()[:20]}"
+
+    async def _record_refund(self, key: str, charge_id: str) -> None:
+        """Once per refund key: the first charge id given stands."""
+        async with self._redis.pipeline(transaction=False) as pipe:  # one slot: {gateway}
+            pipe.hsetnx(ledger_record(key), "refund", charge_id)
+            pipe.expire(ledger_record(key), self._ttl)
+            await pipe.execute()
 
     # --- for tests and the status page ------------------------------------------------------
 
     async def captures(self, key: str) -> int:
         """How many times the remote side took money for this key (must never exceed 1)."""
-        return int(await self._redis.hget(keys.external("gateway", "captures"), key) or 0)
+        return int(await self._redis.hget(ledger_record(key), "captures") or 0)

@@ -72,8 +72,8 @@ class UserStore:
 
     async def get(self, username: str) -> User | None:
         record = text_dict(await self._redis.hgetall(keys.user(username)))
-        if not record:
-            return None
+        if not record.get("roles"):
+            return None  # none, or a record `create` is still writing
         return User(
             username,
             frozenset(filter(None, record.get("roles", "").split(","))),
@@ -101,8 +101,8 @@ class UserStore:
             await asyncio.to_thread(self._hasher.verify, stored, password)
         except (VerificationError, InvalidHashError):
             return None
-        if not record:
-            return None
+        if not record.get("roles"):
+            return None  # none, or a record `create` is still writing (its roles come second)
         if self._hasher.check_needs_rehash(stored):
             new_hash = await asyncio.to_thread(self._hasher.hash, password)
             await self._redis.hset(keys.user(username), "password_hash", new_hash)

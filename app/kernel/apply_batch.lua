@@ -52,6 +52,7 @@ local SHAPES = {
   RPUSH = {least = 2},                                -- key value ...
   LTRIM = {least = 3, most = 3, i1 = 3, i2 = 4},      -- key start stop
   EXPIRE = {least = 2, most = 2, i1 = 3},             -- key seconds
+  EXPIREAT = {least = 2, most = 2, i1 = 3},           -- key epoch-seconds
   XADD = {least = 4, xadd = true},      -- key [MAXLEN [~|=] count] * field value ...
 }
 for _, shape in pairs(SHAPES) do shape.most = shape.most or MOST_ARGUMENTS end

@@ -17,6 +17,8 @@ A round takes one partition of one projection:
    aggregates add to are not compared.
 
 What differs is reported with its key; a later round that finds the key right clears it.
+The events are read through the archive (archive, then stream: kernel/archive/reader.py),
+and the round holds the partition's stream from where it reads on, so the trim leaves it.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ import msgspec
 from redis.asyncio import Redis
 
 from app.kernel import keys
+from app.kernel.archive.holds import ArchiveHolds
+from app.kernel.archive.manifest import START
+from app.kernel.archive.reader import ArchiveReader
 from app.kernel.dead_letters import DeadLetters
 from app.kernel.handlers import INFRA_ERRORS, Entry
 from app.kernel.leases import Leases
@@ -116,8 +121,11 @@ class ProjectionAudit:
         *,
         sample: int = 20,
         entries_per_second: int = 20_000,
+        archive: ArchiveReader | None = None,
     ) -> None:
         self._write = write
+        self._archive = archive
+        self._holds = ArchiveHolds(write, f"audit.{projection.name}")
         self._read = read
         self._projection = projection
         self._sample = sample
@@ -155,31 +163,44 @@ class ProjectionAudit:
         discarded = await DeadLetters(self._write, group_name(self.name)).discarded_entries()
         wanted = set(sampled)
         found: dict[str, list[Decoded]] = {aggregate: [] for aggregate in sampled}
-        cursor = "-"
+        cursor = START
         started, read = time.monotonic(), 0
-        while True:
-            reply = cast(
-                list[tuple[str, dict[str, str]]],
-                await self._write.xrange(stream, cursor, target, count=CHUNK),
-            )
-            for entry_id, fields in reply:
-                if not fields or (stream, entry_id) in discarded:
-                    continue
-                aggregate = ""
-                try:
-                    aggregate = self._order_key(fields)
-                    if aggregate in wanted:
-                        entry = Entry(entry_id, partition, fields)
-                        found[aggregate].append((entry, *self._projection.decode(fields)))
-                except Exception:  # a poison: its aggregate is parked, never compared
-                    wanted.discard(aggregate)
-                    found.pop(aggregate, None)
-            read += len(reply)
-            if len(reply) < CHUNK:
-                return found
-            cursor = f"({reply[-1][0]}"
-            ahead = read / self._rate - (time.monotonic() - started)
-            await asyncio.sleep(max(0.0, ahead))  # low rate: a little of one core at most
+        try:
+            while True:
+                await self._holds.hold(partition, cursor)
+                reply = await self._chunk(partition, stream, cursor, target)
+                for entry_id, fields in reply:
+                    if not fields or (stream, entry_id) in discarded:
+                        continue
+                    aggregate = ""
+                    try:
+                        aggregate = self._order_key(fields)
+                        if aggregate in wanted:
+                            entry = Entry(entry_id, partition, fields)
+                            found[aggregate].append((entry, *self._projection.decode(fields)))
+                    except Exception:  # a poison: its aggregate is parked, never compared
+                        wanted.discard(aggregate)
+                        found.pop(aggregate, None)
+                read += len(reply)
+                if len(reply) < CHUNK:
+                    return found
+                cursor = reply[-1][0]
+                ahead = read / self._rate - (time.monotonic() - started)
+                await asyncio.sleep(max(0.0, ahead))  # low rate: a little of one core at most
+        finally:
+            with contextlib.suppress(*INFRA_ERRORS):
+                await self._holds.release([partition])
+
+    async def _chunk(
+        self, partition: int, stream: str, cursor: str, target: str
+    ) -> list[tuple[str, dict[str, str]]]:
+        if self._archive is not None:
+            return await self._archive.read(partition, cursor, target, CHUNK, stream=stream)
+        start = "-" if cursor == START else f"({cursor}"
+        return cast(
+            list[tuple[str, dict[str, str]]],
+            await self._write.xrange(stream, start, target, count=CHUNK),
+        )
 
     async def _compare(
         self, partition: int, expected: dict[str, Projected]

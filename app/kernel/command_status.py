@@ -1,8 +1,9 @@
 """A command's status record: accepted → [processing] → succeeded | failed, with steps.
 
-This module is the status's one home: it builds every status write (the commit applies
-them atomically with the command's effects) and runs the status scripts of its own —
-accepting a queued command, and moving a running one forward.
+This module says what a status is and chooses every status write: the view its sender
+reads (`status_view`), and the writes a commit carries (`succeeded`, `refused`, `closed`,
+`followed`; the commit applies them atomically with the command's effects). It does no
+I/O: the status scripts and the one reader are in kernel/command_status_store.py.
 
 A fast command goes from `accepted` to its outcome in its commit. `processing` is written
 only for work a person can see running: a process that goes on after the commit (PlaceOrder),
@@ -11,20 +12,14 @@ a long runner (ImportCatalog), or a batch the worker is slow to finish.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable, Iterable
 from typing import Any, Literal
 
 import msgspec
-from redis.asyncio import Redis
 
-from app.kernel import keys, tracing
 from app.kernel.clock import iso, now
-from app.kernel.coalescer import Coalescer
-from app.kernel.commit import NOTICES_MAXLEN, StatusWrite
-from app.kernel.idempotency import IdempotencyRecord, IdempotencySlot, decode_record
+from app.kernel.commit import StatusWrite
 from app.kernel.messages import FINAL_STATUSES, CommandEnvelope, Delivery, Problem, Step
-from app.kernel.notices import STATUS_NOTICE_FIELDS
-from app.kernel.scripts import Args, load_script, run_calls
 
 FINAL = FINAL_STATUSES
 """The statuses a command ends in (declared in kernel/messages.py, where commit.py can see it)."""
@@ -33,12 +28,6 @@ POSITION = "$position"
 
 _step_decoder = msgspec.json.Decoder(Step)
 _problem_decoder = msgspec.json.Decoder(Problem)
-_ENQUEUE = load_script(
-    __file__, "enqueue.lua", STATUS_NOTICE=STATUS_NOTICE_FIELDS, TRACE_FIELD=tracing.FIELD
-)
-_ADVANCE = load_script(
-    __file__, "advance.lua", FINAL_STATUSES=FINAL_STATUSES, STATUS_NOTICE=STATUS_NOTICE_FIELDS
-)
 
 
 class StepView(msgspec.Struct, frozen=True):
@@ -90,7 +79,55 @@ def step_json(name: str, at: float | None = None) -> str:
     return msgspec.json.encode(Step(name, now() if at is None else at)).decode()
 
 
-# --- the writes a commit carries -----------------------------------------------------------
+# --- the choice: what a commit records of a command --------------------------------------
+
+StatusChoice = tuple[str, list[StatusWrite]]
+"""A command's outcome status (what its dedup record keeps) and the status writes its commit
+applies: none for an internal command (a process's step has no status of its own)."""
+
+
+def decided(
+    env: CommandEnvelope, delivery: Delivery, *, complete: bool, step: str, at: float
+) -> StatusChoice:
+    """A command its aggregate accepted: `succeeded`, or `processing` at `step` while a
+    process goes on after the commit."""
+    outcome = "succeeded" if complete else "processing"
+    if env.internal:
+        return outcome, []
+    if complete:
+        return outcome, [_finished(env, "succeeded", None, delivery, at)]
+    return outcome, [_running(env, step, delivery)]
+
+
+def refused(env: CommandEnvelope, error: Problem, delivery: Delivery) -> StatusChoice:
+    """A command refused, or one that could not run at all: `failed`, with its error."""
+    return "failed", [] if env.internal else [_finished(env, "failed", error, delivery)]
+
+
+def closed(
+    env: CommandEnvelope, status: Literal["succeeded", "failed"], error: Problem | None
+) -> StatusChoice:
+    """A runner's last word on its command (a runner's command is always queued)."""
+    return status, [_finished(env, status, error, "queued")]
+
+
+def followed(
+    command_id: str,
+    follow: Callable[[Any], StatusChange | None],
+    events: Iterable[msgspec.Struct],
+    at: float,
+) -> list[StatusWrite]:
+    """The steps (and maybe the end) of a long-running command that its aggregate's new
+    events are, committed with them."""
+    writes = []
+    for event in events:
+        change = follow(event)
+        if change is not None:
+            writes.append(_changed(command_id, change, at))
+    return writes
+
+
+# --- the writes ---------------------------------------------------------------------------
 
 
 def _opening(env: CommandEnvelope, delivery: Delivery) -> tuple[dict[str, str], list[str]]:
@@ -100,7 +137,7 @@ def _opening(env: CommandEnvelope, delivery: Delivery) -> tuple[dict[str, str], 
     return fields, steps
 
 
-def finished(
+def _finished(
     env: CommandEnvelope,
     status: Literal["succeeded", "failed"],
     error: Problem | None,
@@ -116,7 +153,7 @@ def finished(
     return StatusWrite(id=env.command_id, fields=fields, steps=steps, final=True)
 
 
-def running(env: CommandEnvelope, step: str, delivery: Delivery) -> StatusWrite:
+def _running(env: CommandEnvelope, step: str, delivery: Delivery) -> StatusWrite:
     """The command goes on after its commit (a process will finish it): `processing`."""
     fields, steps = _opening(env, delivery)
     fields.update(status="processing", position=POSITION)
@@ -124,7 +161,7 @@ def running(env: CommandEnvelope, step: str, delivery: Delivery) -> StatusWrite:
     return StatusWrite(id=env.command_id, fields=fields, steps=steps)
 
 
-def changed(command_id: str, change: StatusChange, at: float) -> StatusWrite:
+def _changed(command_id: str, change: StatusChange, at: float) -> StatusWrite:
     """A step (or the end) of another command, committed with the events that caused it."""
     fields = {"position": POSITION}
     steps = [step_json(change.step, at)] if change.step else []
@@ -138,141 +175,7 @@ def changed(command_id: str, change: StatusChange, at: float) -> StatusWrite:
     return StatusWrite(id=command_id, fields=fields, steps=steps, final=change.status is not None)
 
 
-# --- the store -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Enqueued:
-    """What accepting a queued command came to."""
-
-    accepted: bool
-    """False: this command id was accepted before; nothing was written."""
-    claimed_by: IdempotencyRecord | None = None
-    """The Idempotency-Key was claimed before, by this record; nothing was written."""
-
-
-class CommandStatusStore:
-    def __init__(self, redis: Redis, ttl_seconds: int) -> None:
-        self._redis = redis
-        self._ttl = ttl_seconds
-        self._enqueues: Coalescer[tuple[list[str], Args], Any] = Coalescer(self._enqueue_all)
-
-    async def _enqueue_all(self, calls: list[tuple[list[str], Args]]) -> list[Any]:
-        """Commands accepted at the same moment share one round trip."""
-        return await run_calls(self._redis, _ENQUEUE, calls)
-
-    async def enqueue(
-        self,
-        partition: int,
-        envelope: CommandEnvelope,
-        *,
-        idempotency: tuple[IdempotencySlot, IdempotencyRecord, int] | None = None,
-        place: QueuePlace | None = None,
-    ) -> Enqueued:
-        """Status `accepted`, the queue entry and the Idempotency-Key claim, in one script.
-
-        `idempotency`: (slot, record, TTL). On a Cluster the slot must be the command's
-        partition (a script touches one slot); one server takes any.
-        """
-        fields = {
-            "type": envelope.type,
-            "sender": envelope.sender or "",
-            "status": "accepted",
-            "accepted_at": str(envelope.accepted_at),
-            "queued": "1",
-        }
-        if place is not None:
-            fields["queue"] = msgspec.json.encode(place).decode()
-        command_keys = [
-            keys.command_status(partition, envelope.command_id),
-            keys.command_steps(partition, envelope.command_id),
-            keys.commands(partition),
-            keys.status_notices(partition),
-            keys.dedup(partition, envelope.command_id),
-            keys.queue_counters(partition),
-        ]
-        args: list[str | int] = [
-            envelope.command_id,
-            msgspec.json.encode(fields).decode(),
-            step_json("accepted", envelope.accepted_at),
-            msgspec.json.encode(envelope).decode(),
-            self._ttl,
-            NOTICES_MAXLEN,
-            envelope.traceparent,
-        ]
-        if idempotency is not None:
-            slot, record, ttl = idempotency
-            command_keys.append(slot.key)
-            args += [msgspec.json.encode(record).decode(), ttl]
-        (reply,) = await self._enqueues.submit([(command_keys, args)])
-        if isinstance(reply, Exception):
-            raise reply
-        if reply[0] == "claimed":
-            return Enqueued(False, decode_record(reply[1]))
-        return Enqueued(reply[0] == "accepted")
-
-    async def advance(
-        self,
-        partition: int,
-        command_ids: list[str],
-        *,
-        step: str = "",
-        fields: dict[str, str] | None = None,
-        only_from: str = "",
-    ) -> int:
-        """Move running commands forward (one round trip); returns how many changed."""
-        replies = await run_calls(
-            self._redis,
-            _ADVANCE,
-            [
-                (
-                    [
-                        keys.command_status(partition, command_id),
-                        keys.command_steps(partition, command_id),
-                        keys.status_notices(partition),
-                    ],
-                    [
-                        command_id,
-                        msgspec.json.encode(fields or {}).decode(),
-                        step_json(step) if step else "",
-                        only_from,
-                        NOTICES_MAXLEN,
-                    ],
-                )
-                for command_id in command_ids
-            ],
-        )
-        for reply in replies:
-            if isinstance(reply, Exception):
-                raise reply
-        return sum(int(reply) for reply in replies)
-
-    async def start_processing(self, partition: int, command_ids: list[str]) -> int:
-        return await self.advance(
-            partition,
-            command_ids,
-            step="processing",
-            fields={"status": "processing"},
-            only_from="accepted",
-        )
-
-    async def report_progress(self, partition: int, command_id: str, done: int, total: int) -> None:
-        await self.advance(
-            partition,
-            [command_id],
-            fields={"progress_done": str(done), "progress_total": str(total)},
-        )
-
-    async def get(self, partition: int, command_id: str) -> StoredStatus | None:
-        async with self._redis.pipeline(transaction=False) as pipe:
-            pipe.hgetall(keys.command_status(partition, command_id))
-            pipe.lrange(keys.command_steps(partition, command_id), 0, -1)
-            record, steps = await pipe.execute()
-        if not record:
-            return None
-        return StoredStatus(
-            sender=record.get("sender", ""), view=status_view(command_id, record, steps)
-        )
+# --- the view its sender reads ---------------------------------------------------------------
 
 
 _place_decoder = msgspec.json.Decoder(QueuePlace)

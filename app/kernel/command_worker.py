@@ -28,7 +28,7 @@ from redis.asyncio import Redis
 
 from app.kernel import keys, tracing
 from app.kernel.bus import CommandBus
-from app.kernel.command_status import CommandStatusStore
+from app.kernel.command_status_store import CommandStatusStore
 from app.kernel.consumer import INFRA_ERRORS, Entry, dead_letter
 from app.kernel.errors import problem
 from app.kernel.log_context import working_for
@@ -44,6 +44,8 @@ _envelope_decoder = msgspec.json.Decoder(CommandEnvelope)
 
 class CommandQueue:
     group = GROUP
+    retention_seconds = 0.0
+    """An acknowledged command's entry is needed no more: trimmed (see stream_trim)."""
 
     def __init__(
         self,

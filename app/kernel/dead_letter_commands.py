@@ -111,14 +111,20 @@ def dead_letter_runner(groups: Mapping[str, str]) -> Runner:
             for item in targets
         ]
         await letters.request_all(requests)
-        outcomes = await _answers(letters, [request.command_id for _, _, request in requests])
+        request_ids = [request.command_id for _, _, request in requests]
+        outcomes = await _answers(letters, request_ids)
         failed = [o.detail for o in outcomes if not o.ok]
         if failed:
             detail = f"{len(failed)} of {len(outcomes)} did not go through: " + "; ".join(
                 failed[:5]
             )
-            return await bus.finish(envelope, "failed", problem("dead_letter_failed", 409, detail))
-        return await bus.finish(envelope, "succeeded")
+            finished = await bus.finish(
+                envelope, "failed", problem("dead_letter_failed", 409, detail)
+            )
+        else:
+            finished = await bus.finish(envelope, "succeeded")
+        await letters.forget_outcomes(request_ids)  # after the finish: a repeat reads them
+        return finished
 
     return run
 

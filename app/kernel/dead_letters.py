@@ -14,7 +14,8 @@ Redis (write side), per consumer group:
     dlq:<group>                       stream of DeadLetter (a resolved letter is deleted)
     dlq:<group>:parked:<partition>    hash: key → id of the letter the key waits behind
     dlq:<group>:requests:<partition>  hash: letter id → LetterRequest
-    dlq:<group>:outcomes              hash: request's command id → RequestOutcome
+    dlq:<group>:outcomes              hash: request's command id → RequestOutcome (deleted
+                                      once read; the hash expires a day after its last answer)
     dlq:<group>:discarded             capped stream: what was discarded, by whom, why
 """
 
@@ -32,6 +33,9 @@ from app.kernel.positions import parse_stream_id
 from app.kernel.redis_types import stream_entries, text, text_dict
 
 DISCARDED_MAXLEN = 10_000
+OUTCOMES_TTL_SECONDS = 24 * 3600
+"""An answer nobody read (its command gave up waiting) goes with the hash, this long after
+the last answer."""
 
 
 class DeadLetter(msgspec.Struct, frozen=True, kw_only=True):
@@ -169,7 +173,13 @@ class DeadLetters:
         async with self._redis.pipeline(transaction=False) as pipe:
             pipe.hdel(_requests(self.group, partition), letter_id)
             pipe.hset(_outcomes(self.group), request.command_id, msgspec.json.encode(outcome))
+            pipe.expire(_outcomes(self.group), OUTCOMES_TTL_SECONDS)
             await pipe.execute()
+
+    async def forget_outcomes(self, command_ids: list[str]) -> None:
+        """Answers read by the command that asked: needed no more."""
+        if command_ids:
+            await self._redis.hdel(_outcomes(self.group), *command_ids)
 
     async def outcome(self, command_id: str) -> RequestOutcome | None:
         return (await self.outcomes([command_id]))[0]

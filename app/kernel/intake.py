@@ -24,7 +24,8 @@ from opentelemetry.trace import Span
 from app.kernel import keys, tracing
 from app.kernel.backlog import Backlog
 from app.kernel.bus import CommandBus
-from app.kernel.command_status import FINAL, CommandStatusStore, QueuePlace
+from app.kernel.command_status import FINAL, QueuePlace
+from app.kernel.command_status_store import CommandStatusStore
 from app.kernel.errors import Forbidden, ProblemError, Unauthenticated, ValidationFailed
 from app.kernel.idempotency import (
     IdempotencyRecord,

@@ -52,6 +52,18 @@ def queue_counters(partition: int) -> str:
     return f"{tag(partition)}:queue"
 
 
+def archive_summary(partition: int) -> str:
+    """Hash: what the archive holds of the partition's events (`first`, `last`, `entries`,
+    `segments`, `bytes`), a cache of its manifest written by the archiver."""
+    return f"{tag(partition)}:archive"
+
+
+def archive_holds(partition: int) -> str:
+    """Hash: holder → `expires_ms position`, readers that still need the partition's events
+    after `position` in the stream (the trim keeps them)."""
+    return f"{tag(partition)}:archive:holds"
+
+
 def status_notices(partition: int) -> str:
     """Capped stream of command-status changes the WebSocket hubs follow."""
     return f"{tag(partition)}:notices"

@@ -1,5 +1,7 @@
-"""Consistency positions: which stream entries a read model has applied.
+"""Stream ids, and consistency positions: which stream entries a read model has applied.
 
+`parse_stream_id` is the one reader of a stream id (`<ms>-<seq>`, the ms being the server's
+clock when the entry was added); whatever needs an entry's time or order derives it here.
 A token is `partition:stream-id` pairs joined by commas, e.g. `0:1732600000000-0,3:1732600000012-1`.
 A command's position names the entries its commit wrote; a read's position names the
 checkpoint of every partition its read model has reached.
@@ -16,8 +18,25 @@ ZERO: StreamId = (0, 0)
 
 
 def parse_stream_id(raw: str) -> StreamId:
+    """Raises ValueError on what is not a stream id."""
     ms, _, seq = raw.partition("-")
     return int(ms), int(seq or 0)
+
+
+def entry_ms(entry_id: str) -> int | None:
+    """When an entry was added (ms since the epoch, the server's clock); None for what is
+    not a stream id."""
+    try:
+        return parse_stream_id(entry_id)[0]
+    except ValueError:
+        return None
+
+
+def entry_time(entry_id: str) -> float:
+    """When an entry was added (s since the epoch, the server's clock); 0.0 for what is not
+    a stream id."""
+    ms = entry_ms(entry_id)
+    return ms / 1000 if ms is not None else 0.0
 
 
 def format_stream_id(stream_id: StreamId) -> str:

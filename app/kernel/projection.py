@@ -12,6 +12,11 @@ the change notices it causes carry that span's traceparent on to the hubs (a not
 stands for several traced changes of one item carries theirs, space-separated, up to
 NOTICE_TRACES). A projection may offer `committed(items)`: called with the items of each
 batch once it is written (metrics).
+
+A new read model (its consumer group made after the stream was trimmed: the group starts at
+the stream's first entry) is seeded from the archive: the first batch an owner applies in a
+partition is preceded by every entry between the read model's checkpoint and that batch,
+read through the archive (kernel/archive/reader.py) and applied as batches of their own.
 """
 
 from __future__ import annotations
@@ -28,6 +33,9 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from app.kernel import keys, tracing, unions
+from app.kernel.archive.groups import before
+from app.kernel.archive.manifest import START
+from app.kernel.archive.reader import ArchiveReader
 from app.kernel.consumer import Entry, LeaseLost
 from app.kernel.event_entries import event_head, stored_event
 from app.kernel.instruments import NO_INSTRUMENTS, Instruments
@@ -180,13 +188,19 @@ class ProjectionHandler:
         projection: Projection[Any],
         read_redis: Redis,
         instruments: Instruments = NO_INSTRUMENTS,
+        archive: ArchiveReader | None = None,
     ) -> None:
+        """`archive`: where a new read model finds the events trimmed from its stream."""
         self.projection = projection
+        self._archive = archive
+        self._seeded: set[int] = set()
         self.group = group_name(projection.name)
         self._read = read_redis
         self._instruments = instruments
         instruments.applied(projection.name, 0)  # its series exists from the start
         self._committed: Callable[[list[Any]], None] | None = getattr(projection, "committed", None)
+        self.retention_seconds: float | None = getattr(projection, "retention_seconds", None)
+        """Trim the projection's stream once its group is done with it (see stream_trim)."""
 
     def stream(self, partition: int) -> str:
         return self.projection.stream(partition)
@@ -206,6 +220,13 @@ class ProjectionHandler:
         await self._apply(partition, entries, replay=True)
 
     async def _apply(self, partition: int, entries: list[Entry], replay: bool) -> None:
+        if not replay and partition not in self._seeded:
+            self._seeded.add(partition)  # (the seed's own batches come through here too)
+            try:
+                await self._seed(partition, entries[0].id)
+            except BaseException:
+                self._seeded.discard(partition)
+                raise
         spans: list[Span] = []
         try:
             applied = await self._apply_batch(partition, entries, replay, spans)
@@ -219,6 +240,23 @@ class ProjectionHandler:
             self._instruments.applied(self.projection.name, len(applied))
             if self._committed is not None:
                 self._committed(applied)
+
+    async def _seed(self, partition: int, first: str) -> None:
+        """Apply what comes between the checkpoint and `first` that the group never delivered
+        (trimmed before the group existed), from the archive."""
+        archive = self._archive
+        if archive is None or archive.stream_of(partition) != self.stream(partition):
+            return
+        name = self.projection.name
+        checkpoint = optional_text(await self._read.get(keys.checkpoint(name, partition))) or START
+        until = before(first)
+        if parse_stream_id(until) <= parse_stream_id(checkpoint):
+            return
+        if not await archive.archived_any(partition):
+            return  # nothing was archived, so nothing trimmed: the group is given it all
+        async for rows in archive.chunks(partition, checkpoint, until):
+            log.info("%s partition %d: %d entries from the archive", name, partition, len(rows))
+            await self._apply(partition, [Entry(i, partition, f) for i, f in rows], False)
 
     def _span(self, partition: int, entry: Entry, parent: str, spans: list[Span]) -> str:
         """The `process` span of a traced entry (kept in `spans`); its traceparent."""

@@ -62,6 +62,9 @@ class ReadModelWrites:
         self._last: dict[str, Write] = {}
         self.expiries: dict[str, int] = {}
         """Key → seconds to live, set after its writes (none of the writes clears a TTL)."""
+        self.deadlines: dict[str, int] = {}
+        """Key → when it expires (epoch seconds), set after its writes: an expiry that derives
+        from the events (a rebuild of old events writes keys that are gone at once)."""
 
     def __len__(self) -> int:
         return len(self.writes)
@@ -140,6 +143,9 @@ class ReadModelWrites:
     def expire(self, name: str, seconds: int) -> None:
         self.expiries[name] = seconds
 
+    def expire_at(self, name: str, epoch_seconds: int) -> None:
+        self.deadlines[name] = epoch_seconds
+
     # --- sending ------------------------------------------------------------------------------
 
     def send(self, pipe: Pipeline, rename: Callable[[str], str] | None = None) -> None:
@@ -178,3 +184,5 @@ class ReadModelWrites:
                     pipe.ltrim(key, *write.trim)
         for name, seconds in self.expiries.items():
             pipe.expire(rename(name) if rename is not None else name, seconds)
+        for name, at in self.deadlines.items():
+            pipe.expireat(rename(name) if rename is not None else name, at)

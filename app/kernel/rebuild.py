@@ -13,6 +13,10 @@ one keeps serving, compared with it, then swapped in atomically (or abandoned).
    moved meanwhile (a projector's last batch landing), nothing is written and the cut is
    tried again. The leases go back and the projectors carry on from the swapped checkpoints.
 
+The streams are read through the archive (kernel/archive/reader.py): the archive's entries,
+then the stream's, as one sequence. While it runs, the rebuild holds each partition's
+entries from its cursor on in the stream (kernel/archive/holds.py), so the trim leaves them.
+
 Only projections are rebuilt, and a rebuild never touches a consumer group: no process
 manager or notifier runs again. Entries an operator discarded stay discarded; an entry that
 fails holds its key back for the rest of the build (as parking does live) and is reported.
@@ -34,10 +38,11 @@ from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
 from app.kernel import keys
-from app.kernel.consumer import LEASE_TRUSTED
+from app.kernel.archive.holds import ArchiveHolds
+from app.kernel.archive.reader import ArchiveReader
 from app.kernel.dead_letters import DeadLetters
 from app.kernel.handlers import INFRA_ERRORS, Entry
-from app.kernel.leases import LEASE_MS, Leases
+from app.kernel.leases import LEASE_MS, LEASE_TRUSTED, Leases
 from app.kernel.positions import parse_stream_id
 from app.kernel.projection import Decoded, Projected, Projection, group_name, project
 from app.kernel.read_model_diff import Diff, compare, scan
@@ -100,8 +105,10 @@ class ShadowRebuild:
         chunk: int = CHUNK,
         on_progress: Callable[[RebuildState], Awaitable[None]] | None = None,
         lease_ms: int = LEASE_MS,
+        archive: ArchiveReader | None = None,
     ) -> None:
-        """`lease_ms`: the leases of the projectors (LEASE_MS): see `cut`."""
+        """`lease_ms`: the leases of the projectors (LEASE_MS): see `cut`. `archive`: where
+        the events trimmed from the streams are (None: the streams alone)."""
         self._write = write
         self._read = read
         self._projection = projection
@@ -112,6 +119,8 @@ class ShadowRebuild:
         self.name = projection.name
         self.group = group_name(projection.name)
         self._lock = Leases(write, owner, LOCK_MS)
+        self._archive = archive
+        self._holds = ArchiveHolds(write, f"rebuild.{self.group}")
         self._owners_trust = lease_ms / 1000 * LEASE_TRUSTED
         self._parts = [_Partition() for _ in range(partitions)]
         self._discarded: set[tuple[str, str]] = set()
@@ -161,6 +170,7 @@ class ShadowRebuild:
 
     async def close(self) -> None:
         with contextlib.suppress(*INFRA_ERRORS):
+            await self._holds.release(range(self._partitions))
             await self._lock.release(f"rebuild.{self.group}", 0)
 
     async def fail(self, error: str) -> None:
@@ -221,8 +231,13 @@ class ShadowRebuild:
     async def _read_chunk(self, partition: int, target: str) -> list[tuple[str, dict[str, str]]]:
         stream = self._projection.stream(partition)
         part = self._parts[partition]
-        reply = await self._write.xrange(stream, f"({part.cursor}", target, count=self._chunk)
-        entries = cast(list[tuple[str, dict[str, str]]], reply)
+        if self._archive is not None:
+            entries = await self._archive.read(
+                partition, part.cursor, target, self._chunk, stream=stream
+            )
+        else:
+            reply = await self._write.xrange(stream, f"({part.cursor}", target, count=self._chunk)
+            entries = cast(list[tuple[str, dict[str, str]]], reply)
         if not part.complete:
             await self._load_versions(partition, entries)
         return entries
@@ -329,7 +344,7 @@ class ShadowRebuild:
 
         The projectors learn that their leases were taken at their next renewal; until then
         they may still read entries (never beyond what their leases promised them: see
-        consumer.LeaseClock). So the leases are kept that long after they were taken, even
+        leases.LeaseClock). So the leases are kept that long after they were taken, even
         when the cut is done sooner: an entry such a projector reads is then still pending
         when the next owner looks for pending entries, never left behind.
         """
@@ -456,6 +471,9 @@ class ShadowRebuild:
         await save_state(self._write, self.state)
         if not await self._lock.renew(f"rebuild.{self.group}", 0):
             raise RebuildBusy(f"another rebuild of {self.name} took over")
+        if self.state.phase in RUNNING:
+            for partition, part in enumerate(self._parts):
+                await self._holds.hold(partition, part.cursor)
         if self._on_progress is not None:
             await self._on_progress(self.state)
 

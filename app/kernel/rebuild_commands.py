@@ -14,8 +14,9 @@ from typing import Annotated, Any
 import msgspec
 from redis.asyncio import Redis
 
+from app.kernel.archive.reader import ArchiveReader
 from app.kernel.bus import CommandBus
-from app.kernel.command_status import CommandStatusStore
+from app.kernel.command_status_store import CommandStatusStore
 from app.kernel.dead_letter_commands import OperatorCommand
 from app.kernel.errors import problem
 from app.kernel.handlers import INFRA_ERRORS
@@ -50,9 +51,14 @@ Rebuildable = Mapping[str, Callable[[], Projection[Any]]]
 
 
 def rebuild_runner(
-    read: Redis, projections: Rebuildable, statuses: CommandStatusStore, lease_ms: int
+    read: Redis,
+    projections: Rebuildable,
+    statuses: CommandStatusStore,
+    lease_ms: int,
+    archive: ArchiveReader | None = None,
 ) -> Runner:
-    """`lease_ms`: the projectors' leases (see ShadowRebuild.cut)."""
+    """`lease_ms`: the projectors' leases (see ShadowRebuild.cut); `archive`: the events
+    trimmed from the streams."""
 
     async def run(envelope: CommandEnvelope, bus: CommandBus) -> Outcome:
         command = bus.registry.decode_body(envelope.type, envelope.body)
@@ -79,6 +85,7 @@ def rebuild_runner(
             chunk=RUNNER_CHUNK,
             on_progress=progress,
             lease_ms=lease_ms,
+            archive=archive,
         )
         began = False
         try:

@@ -46,3 +46,8 @@ def stream_entries(reply: object) -> list[StreamEntry]:
         for entry_id, fields in items:
             entries.append((stream, entry_id, fields or {}))
     return entries
+
+
+def range_entries(reply: object) -> list[tuple[str, dict[str, str]]]:
+    """An XRANGE reply: (entry id, fields) in order."""
+    return cast(list[tuple[str, dict[str, str]]], reply or [])

@@ -98,6 +98,21 @@ async def server_info(redis: Redis) -> ServerInfo:
     )
 
 
+class Memory(msgspec.Struct, frozen=True):
+    """A master's memory: `used` bytes, of at most `max` (0: no limit set)."""
+
+    used: int
+    max: int
+
+
+async def memory(redis: Redis) -> list[Memory]:
+    """INFO memory of every master (the server, or each primary of a Cluster)."""
+    return [
+        Memory(int(i.get("used_memory") or 0), int(i.get("maxmemory") or 0))
+        for i in await _nodes_info(redis, "memory")
+    ]
+
+
 class NotDurable(RuntimeError):
     """Production refuses to run where acknowledged commands would not survive a restart."""
 

@@ -26,6 +26,8 @@ from opentelemetry.trace import Link, NonRecordingSpan, Span, SpanContext, SpanK
 from opentelemetry.trace.status import Status, StatusCode
 from opentelemetry.util.types import AttributeValue
 
+from app.kernel.positions import entry_ms
+
 Attributes = Mapping[str, AttributeValue]
 
 SERVER, CLIENT, PRODUCER, CONSUMER, INTERNAL = (
@@ -297,5 +299,5 @@ def messaging(
 
 def waited(entry_id: str, start_ns: int) -> float:
     """Seconds from an entry's XADD (the ms of its id, Redis's clock) to `start_ns`."""
-    ms, _, _ = entry_id.partition("-")
-    return max(0.0, round(start_ns / 1e9 - int(ms) / 1000, 6)) if ms.isdigit() else 0.0
+    ms = entry_ms(entry_id)
+    return max(0.0, round(start_ns / 1e9 - ms / 1000, 6)) if ms is not None else 0.0

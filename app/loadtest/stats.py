@@ -9,6 +9,8 @@ from datetime import datetime
 
 import msgspec
 
+from app.kernel.positions import parse
+
 STEPS = ("accepted", "processing", "stock_reserved", "payment_captured", "succeeded", "failed")
 ARROW = " → "
 
@@ -49,16 +51,11 @@ def summarize(values: Iterable[float]) -> Summary:
 def commit_ms(position: str | None) -> int | None:
     """The newest commit time (ms of the Redis server clock) named by a position token
     (`partition:<ms>-<seq>`, comma-separated); None if there is none or it is not a position."""
-    if not position:
+    try:
+        stream_ids = parse(position or "")
+    except ValueError:
         return None
-    newest: int | None = None
-    for part in position.split(","):
-        partition, colon, stream_id = part.strip().partition(":")
-        ms, dash, seq = stream_id.partition("-")
-        if not (colon and dash and partition.isdigit() and ms.isdigit() and seq.isdigit()):
-            return None
-        newest = max(newest or 0, int(ms))
-    return newest
+    return max(ms for ms, _ in stream_ids.values())
 
 
 def epoch(instant: str) -> float:

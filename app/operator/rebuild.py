@@ -71,6 +71,7 @@ async def run(args: argparse.Namespace) -> int:
         chunk=args.chunk,
         on_progress=_show,
         lease_ms=settings.lease_ms,
+        archive=services.archive,
     )
     try:
         if args.abandon:

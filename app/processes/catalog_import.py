@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from app.domain.catalog_import import ImportCatalog
 from app.kernel.bus import CommandBus
-from app.kernel.command_status import CommandStatusStore
+from app.kernel.command_status_store import CommandStatusStore
 from app.kernel.errors import problem
 from app.kernel.messages import CommandEnvelope, FieldError, Outcome
 from app.kernel.positions import covering

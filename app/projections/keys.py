@@ -58,8 +58,9 @@ def sales_top() -> str:
     return read_model("sales", "top")
 
 
-def sales_per_minute() -> str:
-    return read_model("sales", "per_minute")
+def sales_per_minute(minute: int) -> str:
+    """Orders placed in one minute (`minute`: its first second, epoch); it expires."""
+    return read_model("sales", "per_minute", str(minute))
 
 
 def notifications(user: str) -> str:

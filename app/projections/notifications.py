@@ -51,8 +51,11 @@ def text_of(event: IntegrationEvents) -> str:
 class NotificationsProjection:
     name = "notifications"
 
-    def __init__(self) -> None:
+    def __init__(self, retention_seconds: float) -> None:
         self._decoder = integration_decoder()
+        self.retention_seconds = retention_seconds
+        """The integration stream keeps what the notifier acknowledged this long (for readers
+        outside its group), then it is trimmed."""
 
     def stream(self, partition: int) -> str:
         return kernel_keys.integration(partition)

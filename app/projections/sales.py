@@ -29,6 +29,8 @@ class SalesTotals(msgspec.Struct, frozen=True):
 
 
 TOTALS = HashRow(SalesTotals)
+MINUTES_KEPT_SECONDS = 3600
+"""Orders per minute are kept an hour (the dashboard shows the last half hour)."""
 
 
 def moved(tx: ReadModelWrites, before: str, after: str) -> None:
@@ -50,7 +52,11 @@ class SalesProjection(EventProjection[o.OrderEvent]):
         match event:
             case o.OrderPlaced():
                 tx.hincrby(keys.sales_by_status(), step_of(event), 1)
-                tx.hincrby(keys.sales_per_minute(), str(int(item.stored.at // 60 * 60)), 1)
+                minute = int(item.stored.at // 60 * 60)
+                tx.incr(keys.sales_per_minute(minute))
+                # gone an hour after its minute, by the event's clock: a rebuild of older
+                # events writes keys that expire at once
+                tx.expire_at(keys.sales_per_minute(minute), minute + MINUTES_KEPT_SECONDS)
                 tx.hincrby(keys.sales_totals(), TOTALS.field("orders_placed"), 1)
             case o.OrderStockReserved():
                 moved(tx, "placed", step_of(event))

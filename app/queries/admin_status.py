@@ -10,12 +10,14 @@ import msgspec
 from redis.asyncio import Redis
 
 from app.kernel import keys
+from app.kernel.archive.status import PartitionStatus, archive_status
 from app.kernel.audit import AuditReport, audit_reports
 from app.kernel.consumer import Stall
 from app.kernel.heartbeat import live_heartbeats
 from app.kernel.positions import parse_stream_id
 from app.kernel.rebuild_state import RebuildState, rebuild_states
 from app.kernel.redis_types import text
+from app.kernel.server_info import Memory, memory
 from app.projections import keys as rm
 from app.projections.command_log import LoggedCommand
 from app.queries.dead_letters import ConsumerLetters, DeadLetterView, dead_letters
@@ -69,6 +71,13 @@ class Worker(msgspec.Struct, frozen=True):
     info: dict[str, int | str]
 
 
+class Storage(msgspec.Struct, frozen=True):
+    """The event streams, what of them is archived, and Redis memory on every master."""
+
+    partitions: list[PartitionStatus]
+    redis_memory: list[Memory]
+
+
 class AdminStatus(msgspec.Struct, frozen=True):
     commands: Commands
     projections: list[Consumer]
@@ -88,6 +97,7 @@ class AdminStatus(msgspec.Struct, frozen=True):
     """The latest rebuild of each, if it had one."""
     audits: list[AuditReport] = []
     """What the projector's audit found in each read model it audits."""
+    storage: Storage | None = None
 
 
 class Watched(msgspec.Struct, frozen=True):
@@ -284,4 +294,5 @@ async def admin_status(
         rebuildable=rebuildable,
         rebuilds={r.projection: r for r in await rebuild_states(write, rebuildable)},
         audits=await audit_reports(write, [w.name for w in watched if w.kind == "projection"]),
+        storage=Storage(await archive_status(write, partitions, keys.events), await memory(write)),
     )

@@ -36,12 +36,12 @@ class SalesDashboard(msgspec.Struct, frozen=True):
 
 async def sales_dashboard(read: Redis, minutes: int = 30) -> SalesDashboard:
     now_minute = int(time.time() // 60 * 60)
-    wanted = [str(now_minute - 60 * i) for i in range(minutes - 1, -1, -1)]
+    wanted = [now_minute - 60 * i for i in range(minutes - 1, -1, -1)]
     async with read.pipeline(transaction=False) as pipe:
         pipe.hgetall(keys.sales_totals())
         pipe.hgetall(keys.sales_by_status())
         pipe.zrevrange(keys.sales_top(), 0, 9, withscores=True)
-        pipe.hmget(keys.sales_per_minute(), wanted)
+        pipe.mget([keys.sales_per_minute(minute) for minute in wanted])
         totals, by_status, top, per_minute = await pipe.execute()
     counted = TOTALS.read(totals)
     return SalesDashboard(
@@ -51,7 +51,7 @@ async def sales_dashboard(read: Redis, minutes: int = 30) -> SalesDashboard:
         orders_by_status={k: int(v) for k, v in sorted(by_status.items()) if int(v)},
         top_sellers=[TopSeller(sku, int(units)) for sku, units in top if units > 0],
         orders_per_minute=[
-            MinuteCount(int(m), int(c or 0)) for m, c in zip(wanted, per_minute, strict=True)
+            MinuteCount(m, int(c or 0)) for m, c in zip(wanted, per_minute, strict=True)
         ],
     )
 

@@ -7,10 +7,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import msgspec
-from redis.asyncio import Redis
 
-from app.kernel import keys
-from app.kernel.command_status import CommandStatus, Progress, status_view
+from app.kernel.command_status import CommandStatus, Progress
+from app.kernel.command_status_store import CommandStatusStore
 from app.kernel.errors import NotFound
 from app.kernel.messages import Actor, Problem
 from app.kernel.partitions import partition_of_command
@@ -55,24 +54,14 @@ def command_message(_key: str, _position: str | None, view: CommandStatus) -> Co
 
 
 async def load_statuses(
-    write: Redis, partitions: int, owned_keys: list[str]
+    statuses: CommandStatusStore, partitions: int, owned_keys: list[str]
 ) -> list[CommandStatus | None]:
-    located = [(item_id(key), partition_of_command(item_id(key), partitions)) for key in owned_keys]
-    async with write.pipeline(transaction=False) as pipe:
-        for command_id, partition in located:
-            if partition is not None:
-                pipe.hgetall(keys.command_status(partition, command_id))
-                pipe.lrange(keys.command_steps(partition, command_id), 0, -1)
-        replies = iter(await pipe.execute())
-    views: list[CommandStatus | None] = []
-    for key, (command_id, partition) in zip(owned_keys, located, strict=True):
-        if partition is None:
-            views.append(None)
-            continue
-        record, steps = next(replies), next(replies)
-        mine = bool(record) and record.get("sender", "") == owner(key)
-        views.append(status_view(command_id, record, steps) if mine else None)
-    return views
+    located = [(partition_of_command(item_id(key), partitions), item_id(key)) for key in owned_keys]
+    found = await statuses.read(located)
+    return [
+        stored.view if stored is not None and stored.sender == owner(key) else None
+        for key, stored in zip(owned_keys, found, strict=True)
+    ]
 
 
 async def visible_status(services: Services, actor: Actor, command_id: str) -> CommandStatus:
@@ -90,7 +79,9 @@ async def status(asked: RegionRequest[Services]) -> list[CommandStatus]:
 
 DECLARED: LiveReadModel[Services, CommandStatus] = LiveReadModel(
     view=COMMANDS,
-    load=lambda services, keys: load_statuses(services.write, services.settings.partitions, keys),
+    load=lambda services, owned: load_statuses(
+        services.statuses, services.settings.partitions, owned
+    ),
     fragment=fragment("command_status", item="c"),
     watchers=Audience.OWNER,
     message=command_message,

@@ -35,7 +35,12 @@ DECLARED: LiveReadModel[Services, Inbox] = LiveReadModel(
     projections=(
         # not rebuildable: the inbox holds what its users did with it (read or not), which no
         # stream records
-        Feed(NotificationsProjection, worker="notifier", rebuildable=False),
+        Feed(
+            NotificationsProjection,
+            lambda setup: NotificationsProjection(setup.settings.integration_retention_seconds),
+            worker="notifier",
+            rebuildable=False,
+        ),
     ),
     load=lambda services, users: notifications.inboxes(services.read, users),
     fragment=fragment("bell", item="inbox"),

@@ -42,7 +42,7 @@ from app.web.signin import client_address, set_session_cookie, sign_in
 from app.web.watched import watched_consumers
 
 SKU = re.compile(r"[A-Z0-9-]{3,32}")
-WORKER_KINDS = ("commands", "projector", "process", "notifier")
+WORKER_KINDS = ("commands", "projector", "process", "notifier", "archiver")
 MAX_CREDENTIALS = 8192
 
 

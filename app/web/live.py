@@ -32,6 +32,7 @@ from redis.asyncio import Redis
 from app.kernel import tracing
 from app.kernel.consumer import INFRA_ERRORS
 from app.kernel.notices import read_view_notice
+from app.kernel.positions import entry_time
 from app.kernel.views import Change, View
 from app.web.broadcaster import Broadcaster, Kind
 from app.web.live_models import LiveReadModel, view_message
@@ -240,12 +241,6 @@ def view_change(entry_id: str, fields: dict[str, str]) -> Change | None:
         notice.view,
         notice.key,
         position,
-        at=entry_ms(position.partition(":")[2]) if position else entry_ms(entry_id),
+        at=entry_time(position.partition(":")[2]) if position else entry_time(entry_id),
         trace=notice.trace,
     )
-
-
-def entry_ms(entry_id: str) -> float:
-    """An entry's time (s since the epoch, Redis's clock) from its id."""
-    ms, _, _ = entry_id.partition("-")
-    return int(ms) / 1000 if ms.isdigit() else 0.0

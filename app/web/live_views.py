@@ -23,12 +23,13 @@ from jinja2 import Environment
 from app.kernel import keys
 from app.kernel.messages import Actor
 from app.kernel.notices import read_status_notice
+from app.kernel.positions import entry_time
 from app.kernel.views import Change
 from app.read_models import DECLARED
 from app.read_models.commands import COMMANDS
 from app.services import Services
 from app.web import live_models
-from app.web.live import LiveView, NoticeStream, entry_ms, live_view, view_change
+from app.web.live import LiveView, NoticeStream, live_view, view_change
 
 TOPICS = live_models.audiences(DECLARED)
 """Each topic a client may ask for, and who may watch it."""
@@ -56,7 +57,7 @@ def status_change(entry_id: str, fields: dict[str, str]) -> Change | None:
         COMMANDS,
         f"{notice.sender}/{notice.command_id}",
         None,
-        at=entry_ms(entry_id),
+        at=entry_time(entry_id),
         trace=notice.trace,
     )
 

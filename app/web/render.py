@@ -14,6 +14,7 @@ from typing import Any
 from jinja2 import Environment
 from starlette.templating import Jinja2Templates
 
+from app.kernel.archive.status import duration, size
 from app.kernel.clock import iso
 from app.kernel.command_status import FINAL, CommandStatus
 from app.queries.notifications import Inbox
@@ -49,6 +50,8 @@ def templates(*, development: bool = True) -> Jinja2Templates:
     made.env.filters["money"] = money
     made.env.filters["short_time"] = short_time
     made.env.filters["clock"] = clock
+    made.env.filters["duration"] = duration
+    made.env.filters["size"] = size
     made.env.globals["CANCELLABLE"] = CANCELLABLE
     made.env.globals["STATUS_LABELS"] = STATUS_LABELS
     made.env.globals["FINAL_STATUSES"] = sorted(FINAL)

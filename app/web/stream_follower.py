@@ -21,6 +21,7 @@ from collections.abc import Awaitable, Callable
 from redis.asyncio import Redis
 
 from app.kernel.consumer import INFRA_ERRORS
+from app.kernel.positions import parse_stream_id
 from app.kernel.redis_types import stream_entries, text
 
 log = logging.getLogger(__name__)
@@ -32,11 +33,6 @@ RESUME_OVERLAP_MS = 5000
 BLOCK_MS = 1000
 BATCH = 500
 RETRY_SECONDS = 1.0
-
-
-def parse_id(entry_id: str) -> tuple[int, int]:
-    ms, _, seq = entry_id.partition("-")
-    return int(ms), int(seq or 0)
 
 
 class StreamFollower:
@@ -99,8 +95,8 @@ class StreamFollower:
         """The cursor, or a recent one if the server could no longer write past it."""
         now = await self._server_ms()
         newest = await self._redis.xrevrange(self.stream, count=1)
-        last = parse_id(text(newest[0][0])) if newest else (0, 0)
-        if parse_id(cursor) <= max((now, 0), last):
+        last = parse_stream_id(text(newest[0][0])) if newest else (0, 0)
+        if parse_stream_id(cursor) <= max((now, 0), last):
             return cursor
         recent = await self._recent()
         log.warning(

@@ -1,7 +1,7 @@
 """Rebuild speed of a projection, measured by hand (no assertions):
 
     .venv/bin/python -m tests.bench.rebuild [--events 200000] [--products 1000]
-        [--chunk 5000] [--projection catalog] [--profile]
+        [--chunk 5000] [--projection catalog] [--archived 0.9] [--profile]
 
 Starts its own Redis (no append-only file: the events are written once, read many times),
 writes `--products` CreateProducts and then restocks and renames until the streams hold
@@ -11,6 +11,10 @@ up (its rate is reported too), then runs a shadow rebuild in this process and sw
   build  events/s over wall time, and per CPU second of this process (the rebuild is one
          process on one core; Redis runs on the other);
   cut    how long the projectors were paused for the catch-up, the diff and the swap.
+
+`--archived F`: before the rebuild, the first F of each partition's events are archived
+(Parquet segments in a local directory) and trimmed from the stream, so the rebuild reads the
+archive, then the stream (the part past F stays in Redis).
 
 `--profile` prints the rebuild's top functions by cumulative time (cProfile).
 """
@@ -27,6 +31,8 @@ from pathlib import Path
 
 from app.config import load_settings
 from app.domain.products import CreateProduct, RenameProduct, RestockProduct
+from app.kernel import keys
+from app.kernel.archive.partition import PartitionArchive
 from app.kernel.consumer import PartitionedConsumer
 from app.kernel.leases import Leases
 from app.kernel.messages import Actor
@@ -96,9 +102,42 @@ async def live_catch_up(services: Services, names: tuple[str, ...]) -> float:
     return took
 
 
-async def bench(args: argparse.Namespace, url: str) -> None:
+async def archive_part(services: Services, fraction: float) -> None:
+    """Archive and trim the first `fraction` of each partition's events (a consumer group
+    that has read no further holds the rest in the stream)."""
+    started = time.perf_counter()
+    for partition in range(services.settings.partitions):
+        stream = keys.events(partition)
+        length = await services.write.xlen(stream)
+        keep = await services.write.xrange(stream, count=max(1, int(length * fraction)))
+        await services.write.xgroup_create(stream, "bench-stream", id=keep[-1][0])
+        archive = PartitionArchive(
+            services.write,
+            services.archive_store,
+            partition,
+            stream,
+            segment_events=50_000,
+            segment_seconds=0.0,
+            retention_ms=1,
+        )
+        await archive.open()
+        while await archive.step(lambda: True):
+            pass
+        await services.write.xgroup_destroy(stream, "bench-stream")
+        left = await services.write.xlen(stream)
+        print(f"  partition {partition}: {archive.manifest.entries:,} archived, {left:,} in Redis")
+    print(f"  archived in {time.perf_counter() - started:.1f} s")
+
+
+async def bench(args: argparse.Namespace, url: str, tmp: Path) -> None:
     settings = load_settings(
-        {"REDIS_URL": url, "APP_ENV": "test", "PARTITIONS": "4", "LOG_LEVEL": "WARNING"}
+        {
+            "REDIS_URL": url,
+            "APP_ENV": "test",
+            "PARTITIONS": "4",
+            "LOG_LEVEL": "WARNING",
+            "ARCHIVE_URL": str(tmp / "archive"),
+        }
     )
     services = build_services(settings)
     try:
@@ -109,6 +148,8 @@ async def bench(args: argparse.Namespace, url: str) -> None:
         took = await live_catch_up(services, (args.projection,))
         print(f"  live projector: {args.events / took:,.0f} events/s ({took:.1f} s)")
 
+        if args.archived:
+            await archive_part(services, args.archived)
         (projection,) = build((args.projection,), settings)
 
         async def show(state: RebuildState) -> None:
@@ -122,6 +163,7 @@ async def bench(args: argparse.Namespace, url: str) -> None:
             owner="bench",
             chunk=args.chunk,
             on_progress=show,
+            archive=services.archive if args.archived else None,
         )
         profile = cProfile.Profile() if args.profile else None
         await rebuild.start()
@@ -154,10 +196,11 @@ def main() -> None:
     parser.add_argument("--products", type=int, default=1000)
     parser.add_argument("--chunk", type=int, default=5000)
     parser.add_argument("--projection", default="catalog")
+    parser.add_argument("--archived", type=float, default=0.0)
     parser.add_argument("--profile", action="store_true")
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory() as tmp, running_redis(Path(tmp)) as server:
-        asyncio.run(bench(args, server.url))
+    with tempfile.TemporaryDirectory() as tmp, running_redis(Path(tmp) / "redis") as server:
+        asyncio.run(bench(args, server.url, Path(tmp)))
 
 
 if __name__ == "__main__":

@@ -26,7 +26,7 @@ CHROMIUM_ARGS = [
     "--disable-sync",
     "--disable-dev-shm-usage",
 ]
-WORKERS = ("commands", "projector", "process", "notifier")
+WORKERS = ("commands", "projector", "process", "notifier", "archiver")
 
 
 @dataclass

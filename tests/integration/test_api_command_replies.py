@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
@@ -80,10 +81,17 @@ def assert_succeeded(response: httpx.Response) -> dict[str, Any]:
 
 
 async def product_after(client: httpx.AsyncClient, sku: str, position: str) -> dict[str, Any]:
-    """The catalog's view of `sku` once it reflects `position` (read-your-write)."""
-    response = await client.get(f"/api/products/{sku}", params={"min_position": position})
+    """The catalog's view of `sku` once it reflects `position` (read-your-write). The query
+    waits up to CONSISTENCY_WAIT_SECONDS, then answers stale: on a busy machine the projector
+    may not be reading yet, so a stale answer is asked again (until a deadline); the answer
+    that says it reached the position must hold the write."""
+    deadline = time.monotonic() + 60
+    while True:
+        response = await client.get(f"/api/products/{sku}", params={"min_position": position})
+        if "x-consistency" not in response.headers or time.monotonic() > deadline:
+            break
+    assert "x-consistency" not in response.headers, "the catalog never reached the position"
     assert response.status_code == 200, response.text
-    assert "x-consistency" not in response.headers
     body: dict[str, Any] = response.json()
     return body
 

@@ -14,9 +14,10 @@ import app.kernel.commit as commit_module
 from app.aggregates import PRODUCT
 from app.domain.products import CreateProduct, RenameProduct, RestockProduct
 from app.kernel import keys
-from app.kernel.bus import CommandBus, event_fields
+from app.kernel.bus import CommandBus
 from app.kernel.clock import now
 from app.kernel.commit import CommitRequest, CommitResult, CommitStore, StatusWrite
+from app.kernel.decisions import event_fields
 from app.kernel.messages import StoredEvent
 from app.kernel.partitions import command_id_for, partition_of
 from app.services import Services, build_services

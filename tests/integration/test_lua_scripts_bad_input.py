@@ -22,7 +22,8 @@ from redis.exceptions import ResponseError
 
 import app
 from app.adapters import login_throttle, payment_gateway
-from app.kernel import command_status, commit, leases, projection
+from app.kernel import command_status_store, commit, leases, projection, stream_trim
+from app.kernel.archive import holds, trim
 from app.kernel.commit import StatusWrite
 from app.kernel.read_model_writes import Kind, ReadModelWrites, redis_text
 from app.kernel.scripts import Script
@@ -46,12 +47,21 @@ class Call:
 
 
 @dataclass(frozen=True)
+class Stream:
+    """A stream of entries with these ids, and a consumer group `g` delivered up to its last
+    one (all acknowledged) if `grouped`."""
+
+    ids: tuple[str, ...]
+    grouped: bool = False
+
+
+@dataclass(frozen=True)
 class Cases:
     script: Script
     good: Call
     bad: dict[str, Call]
-    setup: dict[str, dict[str, str] | str] = field(default_factory=dict)
-    """Keys there before each call: a hash (a dict) or a string."""
+    setup: dict[str, dict[str, str] | str | Stream] = field(default_factory=dict)
+    """Keys there before each call: a hash (a dict), a string or a stream."""
 
 
 async def keyspace(redis: Redis) -> Keyspace:
@@ -79,6 +89,7 @@ def _batch_commands() -> list[list[str]]:
     writes.ltrim("rm:t:recent", 0, 99)
     writes.ltrim("rm:t:old", 1, -1)
     writes.expire("rm:t:h", 3600)
+    writes.expire_at("rm:t:counts", 4_000_000_000)
     assert {write.kind for write in writes.writes} == set(get_args(Kind))  # every kind
     tx = Redis().pipeline(transaction=False)
     writes.send(tx)
@@ -118,6 +129,7 @@ APPLY_BATCH = Cases(
         "score-underflowing-to-zero": _batch(["ZADD", "rm:t:z", "1e-400", "a"]),
         "ltrim-index-not-an-integer": _batch(["LTRIM", "rm:t:recent", "0", "end"]),
         "expire-past-the-clock": _batch(["EXPIRE", "rm:t:h", "99999999999999999"]),
+        "expireat-not-an-integer": _batch(["EXPIREAT", "rm:t:h", "soon"]),
         "xadd-explicit-id": _batch(["XADD", "rm:notices", "1-1", "v", "t"]),
         "xadd-negative-maxlen": _batch(["XADD", "rm:notices", "MAXLEN", "~", "-1", "*", "v", "t"]),
         "xadd-fields-not-in-pairs": _batch(["XADD", "rm:notices", "*", "v", "t", "k"]),
@@ -134,7 +146,7 @@ STEP = '{"name": "processing", "at": 1.0}'
 _advance = Call(STATUS, [CID, '{"status": "processing"}', STEP, "accepted", "5000"])
 
 ADVANCE = Cases(
-    command_status._ADVANCE,
+    command_status_store._ADVANCE,
     _advance,
     {
         "two-keys": Call(STATUS[:2], _advance.args),
@@ -164,7 +176,7 @@ _enqueue = Call(
 )
 
 ENQUEUE = Cases(
-    command_status._ENQUEUE,
+    command_status_store._ENQUEUE,
     _enqueue,
     {
         "five-keys": Call(QUEUE[:5], _enqueue.args[:7]),
@@ -278,20 +290,70 @@ LOGIN_THROTTLE = Cases(
     {"lt:address": "3"},
 )
 
-GATEWAY = ["ext:gateway:charges", "ext:gateway:vault", "ext:gateway:captures"]
-_charge = Call(GATEWAY, ["charge:o1", "tok_1", "ch_1", "1200"])
+GATEWAY = ["ext:{gateway}:ledger:charge:o1", "ext:{gateway}:vault:tok_1"]
+_charge = Call(GATEWAY, ["ch_1", "1200", "3600"])
 
 GATEWAY_CHARGE = Cases(
     payment_gateway._CHARGE,
     _charge,
     {
-        "two-keys": Call(GATEWAY[:2], _charge.args),
-        "three-arguments": Call(GATEWAY, _charge.args[:3]),
-        "amount-not-an-integer": _charge.arg(4, "12.00"),
-        "amount-negative": _charge.arg(4, "-1"),
-        "amount-empty": _charge.arg(4, ""),
+        "one-key": Call(GATEWAY[:1], _charge.args),
+        "two-arguments": Call(GATEWAY, _charge.args[:2]),
+        "no-charge-id": _charge.arg(1, ""),
+        "amount-not-an-integer": _charge.arg(2, "12.00"),
+        "amount-negative": _charge.arg(2, "-1"),
+        "amount-empty": _charge.arg(2, ""),
+        "ttl-zero": _charge.arg(3, "0"),
+        "ttl-negative": _charge.arg(3, "-5"),
+        "ttl-not-an-integer": _charge.arg(3, "1.5"),
     },
-    {"ext:gateway:vault": {"tok_1": "approve"}},
+    {"ext:{gateway}:vault:tok_1": "approve"},
+)
+
+_hold = Call(["{p0}:holds"], ["hold", "rebuild.catalog", "5-0", "60000"])
+
+ARCHIVE_HOLD = Cases(
+    holds._SCRIPT,
+    _hold,
+    {
+        "two-keys": Call(["{p0}:holds", "{p0}:other"], _hold.args),
+        "action-unknown": _hold.arg(1, "keep"),
+        "holder-empty": _hold.arg(2, ""),
+        "ttl-missing": Call(_hold.keys, _hold.args[:3]),
+        "position-not-an-id": _hold.arg(3, "five"),
+        "ttl-zero": _hold.arg(4, "0"),
+        "ttl-not-an-integer": _hold.arg(4, "1.5"),
+        "release-without-holder": Call(_hold.keys, ["release"]),
+    },
+    {"{p0}:holds": {"audit": "99999999999999 1-0"}},
+)
+
+_trim = Call(["{p0}:events", "{p0}:holds"], ["3-0", "0"])
+
+ARCHIVE_TRIM = Cases(
+    trim._SCRIPT,
+    _trim,
+    {
+        "one-key": Call(_trim.keys[:1], _trim.args),
+        "one-argument": Call(_trim.keys, _trim.args[:1]),
+        "first-kept-not-an-id": _trim.arg(1, "3"),
+        "retention-negative": _trim.arg(2, "-1"),
+        "retention-not-an-integer": _trim.arg(2, "1e3"),
+    },
+    {"{p0}:holds": {"gone": "1 1-0"}, "{p0}:events": Stream(("1-0", "2-0", "3-0"))},
+)
+
+_consumed = Call(["{p0}:commands"], [""])
+
+TRIM_CONSUMED = Cases(
+    stream_trim._TRIM,
+    _consumed,
+    {
+        "two-keys": Call(["{p0}:commands", "{p0}:other"], _consumed.args),
+        "no-argument": Call(_consumed.keys, []),
+        "kept-not-an-id": _consumed.arg(1, "yesterday"),
+    },
+    {"{p0}:commands": Stream(("1-0", "2-0", "3-0"), grouped=True)},
 )
 
 SCRIPTS = {
@@ -302,6 +364,9 @@ SCRIPTS = {
     "app/kernel/lease.lua": LEASE,
     "app/adapters/login_throttle.lua": LOGIN_THROTTLE,
     "app/adapters/gateway_charge.lua": GATEWAY_CHARGE,
+    "app/kernel/archive/hold.lua": ARCHIVE_HOLD,
+    "app/kernel/archive/trim.lua": ARCHIVE_TRIM,
+    "app/kernel/trim_consumed.lua": TRIM_CONSUMED,
 }
 
 
@@ -321,6 +386,11 @@ async def _set_up(redis: Redis, cases: Cases) -> None:
     for key, value in cases.setup.items():
         if isinstance(value, dict):
             await redis.hset(key, mapping=value)
+        elif isinstance(value, Stream):
+            for entry_id in value.ids:
+                await redis.xadd(key, {"f": "v"}, id=entry_id)
+            if value.grouped:
+                await redis.xgroup_create(key, "g", id="$")
         else:
             await redis.set(key, value)
     await redis.expire(next(iter(cases.setup)), 3600)  # an expiry that must stay as it is

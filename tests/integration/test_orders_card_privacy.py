@@ -34,7 +34,7 @@ from tests.support.polling import eventually
 from tests.support.processes import ProcessGroup
 from tests.support.stores import store_env
 
-WORKERS = ("commands", "projector", "process", "notifier")
+WORKERS = ("commands", "projector", "process", "notifier", "archiver")
 OTHER_CARDS = {
     "visa13": "4222222222222",
     "amex15": "378282246310005",

@@ -30,6 +30,7 @@ from tests.support.orders_helpers import (
     load_order,
     load_product,
     order_ids,
+    order_of_command,
     payload,
     pipeline_groups,
     place_order,
@@ -86,7 +87,7 @@ async def drive(services: Services, rng: random.Random) -> Ledger:
             for _ in range(WAVE)
         ]
         placed = await asyncio.gather(*(place_order(services, *plan) for plan in plans))
-        ids = await order_ids(services)
+        ids = {command_id: order_of_command(command_id) for command_id in placed}
         for command_id, plan in zip(placed, plans, strict=True):
             ledger.placed[ids[command_id]] = plan
 

@@ -16,27 +16,19 @@ import redis
 from redis.exceptions import AuthenticationError, NoPermissionError
 
 from app.adapters.embedded_redis import free_port, port_open, server_binary
-from app.kernel import keys
-from app.kernel.partitions import partition_of
-from app.kernel.projection import group_name
 from tests.support.api_client import (
     ALL_WORKERS,
-    DECLINED_CARD,
     WORKER_MODULES,
     Storefront,
     base_env,
-    create_product,
-    find_order,
-    place_order,
     running_storefront,
-    send,
     start_web,
     stop_together,
-    wait_for_command,
 )
-from tests.support.polling import eventually, eventually_sync
+from tests.support.polling import eventually_sync
 from tests.support.processes import ROOT, ProcessGroup
 from tests.support.redis_server import RedisServer, running_redis
+from tests.support.scenarios import dead_letter_round_trip, end_to_end, rebuild_and_audit
 
 KINDS = ("web", *ALL_WORKERS)
 ACL_LINE = re.compile(r"^ACL SETUSER (storefront-(\w+)) (.*)$", re.MULTILINE)
@@ -50,104 +42,6 @@ def readme_acl() -> dict[str, tuple[str, list[str]]]:
     }
     assert set(found) == set(KINDS), sorted(found)
     return found
-
-
-async def end_to_end(storefront: Storefront) -> None:
-    """Every worker kind's work, and the web's reads: an order through fulfilment, a declined
-    one, an import, a cancel with refund, a shipment, notifications, the status page."""
-    async with (
-        storefront.client("admin") as admin,
-        storefront.client("alice") as alice,
-    ):
-        sku, _ = await create_product(admin, stock=20)
-        command_id = await place_order(alice, [(sku, 2)])
-        assert (await wait_for_command(alice, command_id))["status"] == "succeeded"
-        order = await find_order(alice, sku, status="confirmed")
-        declined = await place_order(alice, [(sku, 1)], DECLINED_CARD)
-        assert (await wait_for_command(alice, declined))["status"] == "failed"
-        shipped = await send(admin, {"type": "ShipOrder", "order_id": order["order_id"]})
-        assert shipped.status_code == 200, shipped.text
-        other, _ = await create_product(admin, stock=5)
-        second = await place_order(alice, [(other, 1)], idempotency_key="order-2")
-        await wait_for_command(alice, second)
-        again = await find_order(alice, other, status="confirmed")
-        cancelled = await send(
-            alice, {"type": "CancelOrder", "order_id": again["order_id"], "reason": "late"}
-        )
-        assert cancelled.status_code == 200, cancelled.text
-        rows = [{"sku": f"{sku}-I{i}", "name": "Imported", "price_cents": 100} for i in range(3)]
-        imported = await send(admin, {"type": "ImportCatalog", "products": rows})
-        assert (await wait_for_command(admin, imported.json()["command_id"]))["status"] == (
-            "succeeded"
-        )
-
-        async def notified() -> list[object]:
-            inbox = (await alice.get("/api/notifications")).json()
-            return list(inbox["items"])
-
-        await eventually(notified, timeout=30, message="alice notified")
-        assert (await alice.post("/api/notifications/read")).status_code == 204
-        for path in ("/api/admin/status", "/api/admin/sales", "/metrics", "/api/products"):
-            assert (await admin.get(path)).status_code == 200, path
-        ready = await eventually(lambda: admin.get("/readyz"), until=lambda r: r.status_code == 200)
-        assert ready.json()["status"] == "ready"
-
-
-async def rebuild_and_audit(storefront: Storefront) -> None:
-    """A shadow rebuild of the catalog, swapped in (the commands worker runs both), and the
-    projector's audit of it (its rounds come every half second in this test)."""
-    async with storefront.client("admin") as admin:
-        for action in ("RebuildProjection", "SwapRebuild"):
-            reply = await send(admin, {"type": action, "projection": "catalog"})
-            assert reply.status_code == 202, reply.text
-            done = await wait_for_command(admin, reply.json()["command_id"])
-            assert done["status"] == "succeeded", done
-
-        async def audited() -> int:
-            status = (await admin.get("/api/admin/status")).json()
-            return sum(a["checked"] for a in status["audits"] if a["projection"] == "catalog")
-
-        await eventually(audited, timeout=30, message="the audit checked the catalog")
-
-
-async def dead_letter_round_trip(storefront: Storefront, operator_url: str) -> None:
-    """A poison event parks its product in the catalog projection (projector); an admin's
-    DiscardDeadLetter (commands worker) has the partition's owner drop it and the rest flows."""
-    async with storefront.client("admin") as admin:
-        sku, _ = await create_product(admin)
-        await eventually(lambda: admin.get(f"/api/products/{sku}"), until=lambda r: r.is_success)
-        operator = redis.Redis.from_url(operator_url, decode_responses=True)
-        try:
-            operator.xadd(
-                keys.events(partition_of(sku, 4)),
-                {"t": "ProductRenamed", "a": f"product:{sku}", "v": "2", "e": "{not json"},
-            )
-            renamed = await send(admin, {"type": "RenameProduct", "sku": sku, "name": "Renamed"})
-            assert renamed.status_code == 200, renamed.text
-            dead = keys.dead_letters(group_name("catalog"))
-
-            def letters() -> list[tuple[str, dict[str, str]]]:
-                return list(operator.xrange(dead))
-
-            parked = eventually_sync(letters, until=lambda found: len(found) == 2, timeout=30)
-            discard = {
-                "type": "DiscardDeadLetter",
-                "consumer": "catalog",
-                "letter_id": parked[0][0],
-                "reason": "written by hand",
-            }
-            accepted = await send(admin, discard)
-            assert accepted.status_code == 202, accepted.text
-            done = await wait_for_command(admin, accepted.json()["command_id"])
-            assert done["status"] == "succeeded", done
-            await eventually(
-                lambda: admin.get(f"/api/products/{sku}"),
-                until=lambda r: r.json()["name"] == "Renamed",
-                timeout=30,
-                message="the waiting rename applied",
-            )
-        finally:
-            operator.close()
 
 
 @pytest.fixture

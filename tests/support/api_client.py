@@ -40,6 +40,7 @@ WORKER_MODULES = {
     "projector": "workers.projector",
     "process": "workers.process",
     "notifier": "workers.notifier",
+    "archiver": "workers.archiver",
 }
 ALL_WORKERS = tuple(WORKER_MODULES)
 GOOD_CARD = "4242424242424242"

@@ -150,12 +150,14 @@ async def _alone() -> int:
 
 @contextlib.asynccontextmanager
 async def running_projections(
-    settings: Settings, names: tuple[str, ...], *, owner: str = "proj"
+    settings: Settings, names: tuple[str, ...], *, owner: str = "proj", archive: bool = False
 ) -> AsyncIterator[Services]:
-    """The real projector loop, for only the named projections (so it stops quickly)."""
+    """The real projector loop, for only the named projections (so it stops quickly);
+    `archive`: a new read model finds what was trimmed in the archive, as the projector's."""
     services = build_services(settings)
     handlers: list[PartitionHandler] = [
-        ProjectionHandler(p, services.read) for p in build(names, settings)
+        ProjectionHandler(p, services.read, archive=services.archive if archive else None)
+        for p in build(names, settings)
     ]
     consumer = PartitionedConsumer(
         services.write,

@@ -17,7 +17,7 @@ from typing import Any, cast
 import msgspec
 from redis.asyncio import Redis
 
-from app.adapters.payment_gateway import SimulatedGateway
+from app.adapters.payment_gateway import SimulatedGateway, ledger_record
 from app.aggregates import ORDER, PRODUCT
 from app.config import Settings
 from app.domain.orders import LineRequest, Order, PlaceOrderRequest
@@ -27,7 +27,7 @@ from app.kernel.command_status import FINAL, CommandStatus
 from app.kernel.command_worker import GROUP as COMMANDS_GROUP
 from app.kernel.consumer import PartitionedConsumer
 from app.kernel.leases import Leases
-from app.kernel.messages import Actor, CommandEnvelope, StoredEvent
+from app.kernel.messages import Actor, StoredEvent
 from app.kernel.partitions import partition_of_command
 from app.kernel.projection import group_name
 from app.kernel.redis_types import text, text_dict, text_list
@@ -42,7 +42,6 @@ DECLINED_CARD = "4000000000000002"
 CUSTOMER = frozenset({"customer"})
 WORKER_KINDS = ("commands", "projector", "process", "notifier")
 
-_envelope = msgspec.json.Decoder(CommandEnvelope)
 _stored = msgspec.json.Decoder(StoredEvent)
 
 FAIL, ANSWER = 0.1, 0.9
@@ -165,21 +164,30 @@ async def stream_items(redis: Redis, stream: str) -> list[tuple[str, dict[str, s
     return cast(list[tuple[str, dict[str, str]]], await redis.xrange(stream))
 
 
+def order_of_command(command_id: str) -> str:
+    """A PlaceOrder's order id: its command id derives from it (`<order id>-<partition>`)."""
+    return command_id.rpartition("-")[0]
+
+
 async def order_ids(services: Services) -> dict[str, str]:
-    """PlaceOrder command id → order id, for every PlaceOrder accepted (the commands streams)."""
+    """PlaceOrder command id → order id, for every PlaceOrder accepted (from their statuses:
+    a queue's entries are trimmed once they ran)."""
     found: dict[str, str] = {}
     for partition in range(services.settings.partitions):
-        for _entry_id, fields in await stream_items(services.write, keys.commands(partition)):
-            envelope = _envelope.decode(fields["c"])
-            if envelope.type == "PlaceOrder":
-                found[envelope.command_id] = envelope.aggregate_id
+        prefix = keys.command_status(partition, "")
+        names = [text(n) async for n in services.write.scan_iter(match=f"{prefix}*", count=1000)]
+        for name in names:
+            command_id = name.removeprefix(prefix)
+            if ":" in command_id:  # its steps
+                continue
+            if text(await services.write.hget(name, "type") or "") == "PlaceOrder":
+                found[command_id] = order_of_command(command_id)
     return found
 
 
 async def order_id_of(services: Services, command_id: str) -> str:
-    found = await order_ids(services)
-    assert command_id in found, f"{command_id} was never queued"
-    return found[command_id]
+    assert (await command_status(services, command_id)).type == "PlaceOrder", command_id
+    return order_of_command(command_id)
 
 
 async def load_order(services: Services, order_id: str) -> Order:
@@ -236,15 +244,26 @@ async def integration_events(redis: Redis, partitions: int) -> list[dict[str, An
     return found
 
 
+async def _ledger(redis: Redis, field: str) -> dict[str, str]:
+    """The gateway's ledger records holding `field`: idempotency key → its value."""
+    prefix = ledger_record("")
+    names = [text(name) async for name in redis.scan_iter(match=f"{prefix}*", count=1000)]
+    found = {}
+    for name in names:
+        value = await redis.hget(name, field)
+        if value is not None:
+            found[name.removeprefix(prefix)] = text(value)
+    return found
+
+
 async def captures(redis: Redis) -> dict[str, int]:
     """The gateway's ledger: idempotency key → number of times money was taken."""
-    raw = text_dict(await redis.hgetall(keys.external("gateway", "captures")))
-    return {key: int(count) for key, count in raw.items()}
+    return {key: int(count) for key, count in (await _ledger(redis, "captures")).items()}
 
 
 async def refunds(redis: Redis) -> dict[str, str]:
     """The gateway's refunds: refund idempotency key → the charge refunded."""
-    return text_dict(await redis.hgetall(keys.external("gateway", "refunds")))
+    return await _ledger(redis, "refund")
 
 
 async def _group_lag(redis: Redis, stream: str, name: str) -> list[str]:
@@ -351,6 +370,7 @@ async def running_fulfilment(
         failure_rate=settings.payment_failure_rate,
         timeout_ms=settings.payment_timeout_ms,
         retries=settings.payment_retries,
+        ttl_seconds=settings.status_ttl_seconds,
         rng=rng,
     )
     consumer = PartitionedConsumer(

@@ -53,7 +53,13 @@ class ProcessGroup:
     def start(
         self, name: str, module: str, *args: str, extra_env: dict[str, str] | None = None
     ) -> Proc:
-        env = {**os.environ, **self.env, **(extra_env or {}), "PYTHONUNBUFFERED": "1"}
+        env = {
+            **os.environ,
+            "ARCHIVE_URL": str(self.log_dir / "archive"),  # each stack its own (not ./var)
+            **self.env,
+            **(extra_env or {}),
+            "PYTHONUNBUFFERED": "1",
+        }
         log = self.log_dir / f"{name}-{len(self.procs)}.log"
         handle = log.open("wb")
         popen = subprocess.Popen(

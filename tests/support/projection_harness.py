@@ -6,7 +6,7 @@ entry a commit writes, the projection decodes it (or skips it unread), and
 back is plain data: the writes as the Redis commands they would send, in order (values as
 Redis stores them), the views announced, the versions moved and any gap seen.
 
-    run = project_events(CatalogProjection(event_decoder()), [ProductRenamed("MUG-1", "Cup")])
+    run = project_events(CatalogProjection(), [ProductRenamed("MUG-1", "Cup")])
     assert run.writes == [("hset", keys.product("MUG-1"), {"name": "Cup"})]
 """
 
@@ -23,8 +23,8 @@ from app.domain.events import DomainEvent
 from app.domain.orders import OrderEvent
 from app.domain.products import ProductEvent
 from app.kernel import unions
-from app.kernel.bus import event_fields
 from app.kernel.consumer import Entry
+from app.kernel.decisions import event_fields
 from app.kernel.messages import StoredEvent
 from app.kernel.projection import Applied, Projection, project
 from app.kernel.read_model_writes import ReadModelWrites, Value, redis_text
@@ -167,6 +167,9 @@ class _Recorder:
 
     def expire(self, key: str, seconds: int) -> None:
         self.commands.append(("expire", key, seconds))
+
+    def expireat(self, key: str, when: int) -> None:
+        self.commands.append(("expireat", key, when))
 
 
 def json_text(value: object) -> str:

@@ -65,24 +65,34 @@ def _free_node_port() -> int:
             return port
 
 
-def _start_node(data_dir: Path) -> ClusterNode:
-    port = _free_node_port()
-    node_dir = data_dir / str(port)
-    node_dir.mkdir(parents=True, exist_ok=True)
-    args = [
-        server_binary(),
-        "--port", str(port),
-        "--bind", "127.0.0.1",
-        "--dir", str(node_dir),
-        "--cluster-enabled", "yes",
-        "--cluster-config-file", f"nodes-{port}.conf",
-        "--cluster-node-timeout", "5000",
-        "--appendonly", "yes",
-        "--appendfsync", "always",
-        "--save", "",
-        "--loglevel", "warning",
-    ]  # fmt: skip
-    return ClusterNode(port, node_dir, spawn(args, port))
+def _start_node(data_dir: Path, attempts: int = 5) -> ClusterNode:
+    """A cluster node on a free port. Ports are picked free and bound a moment later, so on a
+    busy machine (other suites picking ports too) one may be taken meanwhile: then another is
+    tried. The server's log is in its directory."""
+    for attempt in range(1, attempts + 1):
+        port = _free_node_port()
+        node_dir = data_dir / str(port)
+        node_dir.mkdir(parents=True, exist_ok=True)
+        args = [
+            server_binary(),
+            "--port", str(port),
+            "--bind", "127.0.0.1",
+            "--dir", str(node_dir),
+            "--logfile", str(node_dir / "server.log"),
+            "--cluster-enabled", "yes",
+            "--cluster-config-file", f"nodes-{port}.conf",
+            "--cluster-node-timeout", "5000",
+            "--appendonly", "yes",
+            "--appendfsync", "always",
+            "--save", "",
+            "--loglevel", "warning",
+        ]  # fmt: skip
+        try:
+            return ClusterNode(port, node_dir, spawn(args, port))
+        except RuntimeError:
+            if attempt == attempts:
+                raise
+    raise AssertionError("unreachable")
 
 
 def _form(nodes: list[ClusterNode]) -> None:

@@ -17,7 +17,7 @@ from app.domain import products as p
 from app.domain.events import DomainEvent, event_decoder
 from app.domain.rules import EventStruct
 from app.kernel import unions
-from app.kernel.bus import event_fields
+from app.kernel.decisions import event_fields
 from app.kernel.messages import StoredEvent
 from app.kernel.projection import Applied, EventProjection
 from app.processes import fulfilment

@@ -6,6 +6,8 @@ import pytest
 
 from app.kernel.positions import (
     ZERO,
+    entry_ms,
+    entry_time,
     format_position,
     format_stream_id,
     merge,
@@ -31,6 +33,15 @@ def test_stream_ids_compare_by_millisecond_then_sequence() -> None:
     assert parse_stream_id("7") == (7, 0)
     assert format_stream_id((7, 0)) == "7-0"
     assert parse_stream_id("10-0") > parse_stream_id("9-99")
+
+
+def test_an_entry_s_time_comes_from_its_id_and_garbage_has_none() -> None:
+    assert entry_ms("1732600000123-4") == 1732600000123
+    assert entry_time("1732600000123-4") == 1732600000.123
+    assert entry_ms("0-0") == 0
+    for garbage in ("", "garbage", "-5", "12-x"):
+        assert entry_ms(garbage) is None
+        assert entry_time(garbage) == 0.0
 
 
 def test_single_names_one_entry() -> None:

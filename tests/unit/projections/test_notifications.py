@@ -40,7 +40,7 @@ def note(order_id: str, kind: str, text: str) -> str:
 
 
 def test_a_confirmed_order_lands_in_its_customers_inbox_with_its_total() -> None:
-    run = project_events(NotificationsProjection(), [confirmed()])
+    run = project_events(NotificationsProjection(retention_seconds=0), [confirmed()])
     text = f"Order {SHORT} is confirmed ($1,234.56)."
     assert run.writes == [
         ("lpush", keys.notifications("alice"), note(ORDER_ID, "confirmed", text)),
@@ -53,7 +53,7 @@ def test_a_confirmed_order_lands_in_its_customers_inbox_with_its_total() -> None
 def test_a_cancelled_order_says_whether_the_payment_was_refunded() -> None:
     paid, unpaid = "o" + "a" * 28, "o" + "b" * 28
     run = project_events(
-        NotificationsProjection(),
+        NotificationsProjection(retention_seconds=0),
         [cancelled(paid, refunded=True), cancelled(unpaid, refunded=False)],
     )
     (push, *_) = run.writes
@@ -67,13 +67,15 @@ def test_a_shipped_order_is_announced() -> None:
     shipped = OrderShippedV1(
         event_id=f"{ORDER_ID}:shipped", order_id=ORDER_ID, customer="alice", occurred_at=AT
     )
-    run = project_events(NotificationsProjection(), [shipped])
+    run = project_events(NotificationsProjection(retention_seconds=0), [shipped])
     text = f"Order {SHORT} has shipped."
     assert run.writes[0] == ("lpush", keys.notifications("alice"), note(ORDER_ID, "shipped", text))
 
 
 def test_each_customer_gets_only_their_own_notifications() -> None:
-    run = project_events(NotificationsProjection(), [confirmed("alice"), confirmed("bob")])
+    run = project_events(
+        NotificationsProjection(retention_seconds=0), [confirmed("alice"), confirmed("bob")]
+    )
     assert {write[1] for write in run.writes} == {
         keys.notifications("alice"),
         keys.unread("alice"),
@@ -85,7 +87,9 @@ def test_each_customer_gets_only_their_own_notifications() -> None:
 
 def test_a_burst_for_one_customer_is_one_push_one_trim_and_one_count() -> None:
     orders = [f"o{n}" + "0" * 27 for n in range(3)]
-    run = project_events(NotificationsProjection(), [confirmed(order_id=o) for o in orders])
+    run = project_events(
+        NotificationsProjection(retention_seconds=0), [confirmed(order_id=o) for o in orders]
+    )
     assert [(write[0], write[1]) for write in run.writes] == [
         ("lpush", keys.notifications("alice")),
         ("ltrim", keys.notifications("alice")),

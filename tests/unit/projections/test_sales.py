@@ -28,8 +28,9 @@ def test_a_placed_order_counts_as_placed_in_its_minute_and_overall() -> None:
     run = project_events(SALES, [Stamped(placed, 1, at=minute + 59.9)])
     assert run.writes == [
         ("hincrby", BY_STATUS, "placed", 1),
-        ("hincrby", keys.sales_per_minute(), "1699999980", 1),
+        ("incrby", keys.sales_per_minute(1699999980), 1),
         ("hincrby", TOTALS, "orders_placed", 1),
+        ("expireat", keys.sales_per_minute(1699999980), 1699999980 + 3600),
     ]
     assert run.changes == [("admin", "sales")]
 
