@@ -18,6 +18,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from app.kernel import tracing
+from app.kernel.views import View
 
 T = TypeVar("T", bound=msgspec.Struct)
 
@@ -34,7 +35,8 @@ class StatusNotice(msgspec.Struct, frozen=True, omit_defaults=True):
 class ViewNotice(msgspec.Struct, frozen=True, omit_defaults=True):
     """An item of a live view changed, as of read position `position` ("" when unknown)."""
 
-    view: str = msgspec.field(name="v")
+    view: View = msgspec.field(name="v")
+    """A view's name (one nobody declared is read, and pushed to nobody)."""
     key: str = msgspec.field(name="k")
     position: str = msgspec.field(name="p")
     trace: str = msgspec.field(name=tracing.FIELD, default="")

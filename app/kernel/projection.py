@@ -46,6 +46,7 @@ from app.kernel.read_model_writes import ReadModelWrites
 from app.kernel.redis_types import field_map, optional_text
 from app.kernel.replication import NO_WAIT, Replication
 from app.kernel.scripts import load_script, run_calls
+from app.kernel.views import Change, View
 
 log = logging.getLogger(__name__)
 
@@ -55,13 +56,6 @@ _APPLY = load_script(__file__, "apply_batch.lua")
 T = TypeVar("T")
 E = TypeVar("E", bound=msgspec.Struct)
 Version = tuple[str, int]
-
-
-class Change(msgspec.Struct, frozen=True):
-    """A view that changed, for the WebSocket hubs: e.g. ("catalog", "SKU-1")."""
-
-    view: str
-    key: str
 
 
 class Projection(Protocol[T]):
@@ -76,7 +70,8 @@ class Projection(Protocol[T]):
         """
 
     def apply(self, item: T, tx: ReadModelWrites) -> Iterable[Change]:
-        """Record the read-model writes for one item. No reads."""
+        """Record the read-model writes for one item, and say which items of which views
+        changed (`Change(VIEW, key)`). No reads."""
 
 
 class Applied(Generic[E]):
@@ -141,7 +136,7 @@ class Projected:
     """What applying entries came to: writes, views changed, versions applied, gaps."""
 
     writes: ReadModelWrites = field(default_factory=ReadModelWrites)
-    changes: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    changes: dict[tuple[View, str], list[str]] = field(default_factory=dict)
     """Views changed → the traceparents of the traced changes (up to NOTICE_TRACES)."""
     applied: list[Any] = field(default_factory=list)
     """The items applied (not skipped), in order."""

@@ -5,22 +5,48 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import assert_never
 
+import msgspec
+
 from app.domain import products as p
-from app.kernel.projection import Applied, Change, EventProjection
-from app.kernel.read_model_writes import ReadModelWrites
-from app.kernel.redis_types import field_map
+from app.kernel.projection import Applied, EventProjection
+from app.kernel.read_model_writes import ReadModelWrites, Value
+from app.kernel.rows import HashRow
+from app.kernel.views import Change, View
 from app.projections import keys
 
-VIEW = "catalog"
+CATALOG = View("catalog")
+"""Its live view: a product changed (key: its sku)."""
 
 
-def stock_fields(stock: p.Stock) -> dict[str, int]:
-    return {
-        "available": stock.on_hand - stock.reserved,
-        "on_hand": stock.on_hand,
-        "reserved": stock.reserved,
-        "sold": stock.sold,
-    }
+class ProductView(msgspec.Struct, frozen=True):
+    """A product as the catalog shows it (the API's product)."""
+
+    sku: str
+    name: str
+    price_cents: int
+    available: int
+    sold: int
+    status: str
+
+
+class ProductRow(ProductView, frozen=True, kw_only=True, omit_defaults=True):
+    """A product's hash: what the catalog shows, and the parts of its stock. A field added
+    to ProductView with a default is stored only once it differs from it."""
+
+    on_hand: int
+    reserved: int
+
+
+PRODUCT = HashRow(ProductRow)
+
+
+def stock_fields(stock: p.Stock) -> dict[str, Value]:
+    return PRODUCT.some(
+        available=stock.on_hand - stock.reserved,
+        on_hand=stock.on_hand,
+        reserved=stock.reserved,
+        sold=stock.sold,
+    )
 
 
 class CatalogProjection(EventProjection[p.ProductEvent]):
@@ -31,25 +57,25 @@ class CatalogProjection(EventProjection[p.ProductEvent]):
         key = keys.product(event.sku)
         match event:
             case p.ProductCreated():
-                tx.hset(
-                    key,
-                    mapping=field_map(
-                        {
-                            "sku": event.sku,
-                            "name": event.name,
-                            "price_cents": event.price_cents,
-                            "status": "active",
-                            **stock_fields(event.stock),
-                        }
-                    ),
+                stock = event.stock
+                row = ProductRow(
+                    sku=event.sku,
+                    name=event.name,
+                    price_cents=event.price_cents,
+                    available=stock.on_hand - stock.reserved,
+                    sold=stock.sold,
+                    status="active",
+                    on_hand=stock.on_hand,
+                    reserved=stock.reserved,
                 )
+                tx.hset(key, mapping=PRODUCT.whole(row))
                 tx.zadd(keys.catalog_index(), {event.sku: 0})
             case p.ProductRenamed():
-                tx.hset(key, "name", event.name)
+                tx.hset(key, mapping=PRODUCT.some(name=event.name))
             case p.PriceChanged():
-                tx.hset(key, "price_cents", event.price_cents)
+                tx.hset(key, mapping=PRODUCT.some(price_cents=event.price_cents))
             case p.ProductDiscontinued():
-                tx.hset(key, "status", "discontinued")
+                tx.hset(key, mapping=PRODUCT.some(status="discontinued"))
             case (
                 p.ProductRestocked()
                 | p.StockReserved()
@@ -57,7 +83,7 @@ class CatalogProjection(EventProjection[p.ProductEvent]):
                 | p.StockCommitted()
                 | p.StockReturned()
             ):
-                tx.hset(key, mapping=field_map(stock_fields(event.stock)))
+                tx.hset(key, mapping=stock_fields(event.stock))
             case _:
                 assert_never(event)
-        return [Change(VIEW, event.sku)]
+        return [Change(CATALOG, event.sku)]

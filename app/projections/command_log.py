@@ -5,6 +5,8 @@ events stream: a failed command emits no event, but it belongs in the log. It al
 status page's history of commands (per 10-s bucket: outcomes and a latency histogram, see
 app/observability/history.py), and tells `finished` of each command once its batch is written
 (the metrics' count of finished commands and their end-to-end latency).
+
+It announces no change: the status page that shows it is pushed every second while watched.
 """
 
 from __future__ import annotations
@@ -15,12 +17,12 @@ from collections.abc import Callable, Iterable
 import msgspec
 
 from app.kernel import keys as kernel_keys
-from app.kernel.projection import Change, Version
+from app.kernel.projection import Version
 from app.kernel.read_model_writes import ReadModelWrites
+from app.kernel.views import Change
 from app.observability import history
 from app.projections import keys
 
-VIEW = "admin"
 RECENT = 200
 LATENCIES = 2000
 
@@ -88,7 +90,7 @@ class CommandLogProjection:
             tx.hincrby(bucket, item.status, 1)
             tx.hincrby(bucket, history.latency_field(took), 1)
             tx.expire(bucket, history.KEEP_SECONDS)
-        return [Change(VIEW, "command_log")]
+        return ()  # the status page, which shows it, is pushed every second anyway
 
     def committed(self, items: list[JournalEntry]) -> None:
         if self._finished is None:

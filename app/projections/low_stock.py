@@ -1,16 +1,29 @@
-"""Low stock (admin): active products whose available count is at or under a threshold."""
+"""Low stock (admin): active products whose available count is at or under a threshold.
+
+Shown on the sales dashboard, whose live view it announces."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from typing import assert_never
 
-from app.domain import products as p
-from app.kernel.projection import Applied, Change, EventProjection
-from app.kernel.read_model_writes import ReadModelWrites
-from app.projections import keys
+import msgspec
 
-VIEW = "admin"
+from app.domain import products as p
+from app.kernel.projection import Applied, EventProjection
+from app.kernel.read_model_writes import ReadModelWrites
+from app.kernel.views import Change
+from app.projections import keys
+from app.projections.sales import DASHBOARD
+
+
+class LowStock(msgspec.Struct, frozen=True):
+    """A product on the list: a member of its sorted set (the sku), scored by `available`."""
+
+    sku: str
+    available: int
+
+
 LowStockEvent = (
     p.ProductDiscontinued
     | p.ProductCreated
@@ -42,11 +55,11 @@ class LowStockProjection(EventProjection[LowStockEvent]):
                 | p.StockCommitted()
                 | p.StockReturned()
             ):
-                available = event.stock.on_hand - event.stock.reserved
-                if available <= self._threshold:
-                    tx.zadd(keys.low_stock(), {event.sku: available})
+                row = LowStock(event.sku, event.stock.on_hand - event.stock.reserved)
+                if row.available <= self._threshold:
+                    tx.zadd(keys.low_stock(), {row.sku: row.available})
                 else:
-                    tx.zrem(keys.low_stock(), event.sku)
+                    tx.zrem(keys.low_stock(), row.sku)
             case _:
                 assert_never(event)
-        return [Change(VIEW, "low_stock")]
+        return [Change(DASHBOARD, "sales")]

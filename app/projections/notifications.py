@@ -15,15 +15,19 @@ from app.domain.orders import (
     OrderShippedV1,
 )
 from app.kernel import keys as kernel_keys
-from app.kernel.projection import Change, Version
+from app.kernel.projection import Version
 from app.kernel.read_model_writes import ReadModelWrites
+from app.kernel.views import Change, View
 from app.projections import keys
 
-VIEW = "notifications"
+INBOX = View("notifications")
+"""Its live view: a user's inbox changed (key: the user)."""
 KEEP = 50
 
 
 class Notification(msgspec.Struct, frozen=True):
+    """One notification, a JSON entry of the user's list (the inbox query reads it back)."""
+
     id: str
     order_id: str
     text: str
@@ -64,4 +68,4 @@ class NotificationsProjection:
         tx.lpush(keys.notifications(item.customer), msgspec.json.encode(note))
         tx.ltrim(keys.notifications(item.customer), 0, KEEP - 1)
         tx.incr(keys.unread(item.customer))
-        return [Change(VIEW, item.customer)]
+        return [Change(INBOX, item.customer)]

@@ -8,12 +8,40 @@ from typing import Literal, assert_never
 import msgspec
 
 from app.domain import orders as o
-from app.kernel.projection import Applied, Change, EventProjection
+from app.kernel.projection import Applied, EventProjection
 from app.kernel.read_model_writes import ReadModelWrites
+from app.kernel.rows import HashRow
+from app.kernel.views import Change, View
 from app.projections import keys
 
-VIEW = "orders"
+ORDERS = View("orders")
+"""Its live view (the timeline announces it too): key `<customer>/<order id>`."""
 Step = o.OrderStatus | Literal["refunded"]
+
+
+class Line(msgspec.Struct, frozen=True):
+    sku: str
+    quantity: int
+    unit_price_cents: int
+
+
+class OrderRow(msgspec.Struct, frozen=True, kw_only=True):
+    """An order's hash."""
+
+    order_id: str
+    customer: str
+    status: str
+    lines: list[Line]
+    total_cents: int
+    card_last4: str
+    placed_at: float
+    updated_at: float
+    reason: str = ""
+    refunded: bool | None = None
+    """True once it is refunded (not stored before)."""
+
+
+ORDER = HashRow(OrderRow)
 
 
 def step_of(event: o.OrderEvent) -> Step:
@@ -40,7 +68,7 @@ def step_of(event: o.OrderEvent) -> Step:
 
 
 def order_change(customer: str, order_id: str) -> Change:
-    return Change(VIEW, f"{customer}/{order_id}")
+    return Change(ORDERS, f"{customer}/{order_id}")
 
 
 class OrdersProjection(EventProjection[o.OrderEvent]):
@@ -52,31 +80,26 @@ class OrdersProjection(EventProjection[o.OrderEvent]):
         key = keys.order(event.order_id)
         match event:
             case o.OrderPlaced():
-                tx.hset(
-                    key,
-                    mapping={
-                        "order_id": event.order_id,
-                        "customer": event.customer,
-                        "status": step_of(event),
-                        "lines": msgspec.json.encode(event.lines),
-                        "total_cents": event.total_cents,
-                        "card_last4": event.card_last4,
-                        "placed_at": at,
-                        "updated_at": at,
-                        "reason": "",
-                    },
+                row = OrderRow(
+                    order_id=event.order_id,
+                    customer=event.customer,
+                    status=step_of(event),
+                    lines=[Line(x.sku, x.quantity, x.unit_price_cents) for x in event.lines],
+                    total_cents=event.total_cents,
+                    card_last4=event.card_last4,
+                    placed_at=at,
+                    updated_at=at,
                 )
+                tx.hset(key, mapping=ORDER.whole(row))
                 tx.zadd(keys.orders_of(event.customer), {event.order_id: at})
                 tx.zadd(keys.all_orders(), {event.order_id: at})
             case o.OrderRefunded():
-                tx.hset(key, mapping={"refunded": 1, "updated_at": at})
+                tx.hset(key, mapping=ORDER.some(refunded=True, updated_at=at))
             case o.OrderRejected() | o.OrderCancelled():
-                tx.hset(
-                    key,
-                    mapping={"status": step_of(event), "updated_at": at, "reason": event.reason},
-                )
+                fields = ORDER.some(status=step_of(event), updated_at=at, reason=event.reason)
+                tx.hset(key, mapping=fields)
             case o.OrderStockReserved() | o.OrderPaid() | o.OrderConfirmed() | o.OrderShipped():
-                tx.hset(key, mapping={"status": step_of(event), "updated_at": at})
+                tx.hset(key, mapping=ORDER.some(status=step_of(event), updated_at=at))
             case _:
                 assert_never(event)
         return [order_change(event.customer, event.order_id)]

@@ -1,4 +1,5 @@
-"""Which projections each worker runs."""
+"""Which projections each worker runs, which a rebuild may replay and which the audit checks:
+all read off the read models' declarations (app/read_models/), none kept here by hand."""
 
 from __future__ import annotations
 
@@ -7,38 +8,33 @@ import functools
 from app.config import Settings
 from app.kernel.projection import AnyProjection, ProjectionFactory
 from app.observability.metrics import PipelineMetrics
-from app.projections.catalog import CatalogProjection
-from app.projections.command_log import CommandLogProjection
-from app.projections.low_stock import LowStockProjection
-from app.projections.notifications import NotificationsProjection
-from app.projections.orders import OrdersProjection
-from app.projections.sales import SalesProjection
-from app.projections.timeline import TimelineProjection
+from app.projections.setup import ProjectorSetup
+from app.read_models import DECLARED
+from app.web.live_models import Feed
 
-PROJECTOR = ("catalog", "low_stock", "command_log", "orders", "timeline", "sales")
-NOTIFIER = ("notifications",)
+
+def _feeds() -> dict[str, Feed[ProjectorSetup]]:
+    found: dict[str, Feed[ProjectorSetup]] = {}
+    for model in DECLARED:
+        for feed in model.projections:
+            if found.setdefault(feed.name, feed) is not feed:
+                raise ValueError(f"projection {feed.name!r} is declared twice")
+    return found
+
+
+FEEDS = _feeds()
+PROJECTOR = tuple(name for name, feed in FEEDS.items() if feed.worker == "projector")
+NOTIFIER = tuple(name for name, feed in FEEDS.items() if feed.worker == "notifier")
 ALL = PROJECTOR + NOTIFIER
-REBUILDABLE = PROJECTOR
-"""Read models a rebuild may replay. Not the notifications: the notifier's inbox holds what
-its users did with it (read or not), which no stream records."""
-AUDITED = ("catalog", "low_stock", "orders", "timeline")
-"""Read models whose keys each aggregate owns (or owns a member or field of), so a sample of
-aggregates re-derived from their events can be compared with them (see kernel/audit)."""
+REBUILDABLE = tuple(name for name in ALL if FEEDS[name].rebuildable)
+AUDITED = tuple(name for name in ALL if FEEDS[name].audited)
 
 
 def build(
     names: tuple[str, ...], settings: Settings, metrics: PipelineMetrics | None = None
 ) -> list[AnyProjection]:
-    made: dict[str, AnyProjection] = {
-        "catalog": CatalogProjection(),
-        "low_stock": LowStockProjection(settings.low_stock_threshold),
-        "command_log": CommandLogProjection(metrics.finished if metrics else None),
-        "orders": OrdersProjection(),
-        "timeline": TimelineProjection(),
-        "sales": SalesProjection(),
-        "notifications": NotificationsProjection(settings.integration_retention_seconds),
-    }
-    return [made[name] for name in names]
+    setup = ProjectorSetup(settings, metrics)
+    return [FEEDS[name].made(setup) for name in names]
 
 
 def rebuildable(settings: Settings) -> dict[str, ProjectionFactory]:

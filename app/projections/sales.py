@@ -5,13 +5,30 @@ from __future__ import annotations
 from collections.abc import Iterable
 from typing import assert_never
 
+import msgspec
+
 from app.domain import orders as o
-from app.kernel.projection import Applied, Change, EventProjection
+from app.kernel.projection import Applied, EventProjection
 from app.kernel.read_model_writes import ReadModelWrites
+from app.kernel.rows import HashRow
+from app.kernel.views import Change, View
 from app.projections import keys
 from app.projections.orders import step_of
 
-VIEW = "admin"
+DASHBOARD = View("admin")
+"""The sales dashboard's live view (key "sales"); the low-stock list announces it too. Its
+notices say "admin", the admin topic's name."""
+
+
+class SalesTotals(msgspec.Struct, frozen=True):
+    """The totals hash (each field counted up from 0)."""
+
+    revenue_cents: int = 0
+    refunded_cents: int = 0
+    orders_placed: int = 0
+
+
+TOTALS = HashRow(SalesTotals)
 MINUTES_KEPT_SECONDS = 3600
 """Orders per minute are kept an hour (the dashboard shows the last half hour)."""
 
@@ -40,14 +57,14 @@ class SalesProjection(EventProjection[o.OrderEvent]):
                 # gone an hour after its minute, by the event's clock: a rebuild of older
                 # events writes keys that expire at once
                 tx.expire_at(keys.sales_per_minute(minute), minute + MINUTES_KEPT_SECONDS)
-                tx.hincrby(keys.sales_totals(), "orders_placed", 1)
+                tx.hincrby(keys.sales_totals(), TOTALS.field("orders_placed"), 1)
             case o.OrderStockReserved():
                 moved(tx, "placed", step_of(event))
             case o.OrderPaid():
                 moved(tx, "reserved", step_of(event))
             case o.OrderConfirmed():
                 moved(tx, "paid", step_of(event))
-                tx.hincrby(keys.sales_totals(), "revenue_cents", event.total_cents)
+                tx.hincrby(keys.sales_totals(), TOTALS.field("revenue_cents"), event.total_cents)
                 sold(tx, event.lines, 1)
             case o.OrderShipped():
                 moved(tx, "confirmed", step_of(event))
@@ -56,10 +73,11 @@ class SalesProjection(EventProjection[o.OrderEvent]):
             case o.OrderCancelled():
                 moved(tx, event.previous_status, step_of(event))
                 if event.previous_status == "confirmed":
-                    tx.hincrby(keys.sales_totals(), "revenue_cents", -event.total_cents)
+                    revenue = TOTALS.field("revenue_cents")
+                    tx.hincrby(keys.sales_totals(), revenue, -event.total_cents)
                     sold(tx, event.lines, -1)
             case o.OrderRefunded():
-                tx.hincrby(keys.sales_totals(), "refunded_cents", event.total_cents)
+                tx.hincrby(keys.sales_totals(), TOTALS.field("refunded_cents"), event.total_cents)
             case _:
                 assert_never(event)
-        return [Change(VIEW, "sales")]
+        return [Change(DASHBOARD, "sales")]

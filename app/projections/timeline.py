@@ -9,13 +9,16 @@ import msgspec
 
 from app.domain import orders as o
 from app.domain.orders import REJECT_REASONS
-from app.kernel.projection import Applied, Change, EventProjection
+from app.kernel.projection import Applied, EventProjection
 from app.kernel.read_model_writes import ReadModelWrites
+from app.kernel.views import Change
 from app.projections import keys
 from app.projections.orders import order_change, step_of
 
 
 class TimelineEntry(msgspec.Struct, frozen=True):
+    """One step of the order, a JSON entry of its list (the order query reads it back)."""
+
     status: str
     at: float
     detail: str = ""

@@ -2,34 +2,17 @@
 
 from __future__ import annotations
 
-import msgspec
 from redis.asyncio import Redis
 
 from app.kernel.redis_types import text_dict, text_list
 from app.projections import keys
+from app.projections.catalog import PRODUCT, CatalogProjection
+from app.projections.catalog import ProductView as ProductView  # the row's shown part
 
-PROJECTIONS = ("catalog",)
+PROJECTIONS = (CatalogProjection.name,)
 MAX_PAGE = 1000
-
-
-class ProductView(msgspec.Struct, frozen=True):
-    sku: str
-    name: str
-    price_cents: int
-    available: int
-    sold: int
-    status: str
-
-
-def product_view(record: dict[str, str]) -> ProductView:
-    return ProductView(
-        sku=record["sku"],
-        name=record["name"],
-        price_cents=int(record["price_cents"]),
-        available=int(record["available"]),
-        sold=int(record["sold"]),
-        status=record["status"],
-    )
+product_view = PRODUCT.reader(ProductView)
+"""A product's hash as the catalog shows it."""
 
 
 async def get_product(read: Redis, sku: str) -> ProductView | None:

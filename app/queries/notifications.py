@@ -10,9 +10,9 @@ from app.kernel.clock import iso
 from app.kernel.notices import ViewNotice, notice_fields
 from app.kernel.projection import VIEW_NOTICES_MAXLEN
 from app.projections import keys
-from app.projections.notifications import Notification
+from app.projections.notifications import INBOX, Notification, NotificationsProjection
 
-PROJECTIONS = ("notifications",)
+PROJECTIONS = (NotificationsProjection.name,)
 
 
 class NotificationView(msgspec.Struct, frozen=True):
@@ -61,7 +61,7 @@ async def mark_read(read: Redis, user: str) -> None:
         tx.set(keys.unread(user), 0)
         tx.xadd(
             kernel_keys.view_notices(),
-            notice_fields(ViewNotice("notifications", user, "")),
+            notice_fields(ViewNotice(INBOX, user, "")),
             maxlen=VIEW_NOTICES_MAXLEN,
             approximate=True,
         )

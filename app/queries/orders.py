@@ -6,27 +6,18 @@ import msgspec
 from redis.asyncio import Redis
 
 from app.kernel.clock import iso
+from app.kernel.messages import Actor
 from app.kernel.redis_types import text_list
 from app.projections import keys
+from app.projections.orders import ORDER, Line, OrdersProjection
+from app.projections.timeline import TimelineEntry, TimelineProjection
 
-PROJECTIONS = ("orders", "timeline")
-
-
-class Line(msgspec.Struct, frozen=True):
-    sku: str
-    quantity: int
-    unit_price_cents: int
+PROJECTIONS = (OrdersProjection.name, TimelineProjection.name)
 
 
 class TimelineStep(msgspec.Struct, frozen=True):
     status: str
     at: str | None
-    detail: str = ""
-
-
-class _StoredStep(msgspec.Struct, frozen=True):
-    status: str
-    at: float
     detail: str = ""
 
 
@@ -43,21 +34,21 @@ class OrderView(msgspec.Struct, frozen=True, kw_only=True):
     timeline: list[TimelineStep]
 
 
-_lines = msgspec.json.Decoder(list[Line])
-_step = msgspec.json.Decoder(_StoredStep)
+_step = msgspec.json.Decoder(TimelineEntry)
 
 
 def _view(record: dict[str, str], steps: list[str]) -> OrderView:
+    row = ORDER.read(record)
     return OrderView(
-        order_id=record["order_id"],
-        customer=record["customer"],
-        status=record["status"],
-        lines=_lines.decode(record["lines"]),
-        total_cents=int(record["total_cents"]),
-        card_last4=record["card_last4"],
-        placed_at=iso(record.get("placed_at")),
-        reason=record.get("reason", ""),
-        refunded=record.get("refunded") == "1",
+        order_id=row.order_id,
+        customer=row.customer,
+        status=row.status,
+        lines=row.lines,
+        total_cents=row.total_cents,
+        card_last4=row.card_last4,
+        placed_at=iso(row.placed_at),
+        reason=row.reason,
+        refunded=bool(row.refunded),
         timeline=[TimelineStep(s.status, iso(s.at), s.detail) for s in map(_step.decode, steps)],
     )
 
@@ -91,3 +82,12 @@ async def list_orders(read: Redis, customer: str | None, *, limit: int = 50) -> 
 async def owns(read: Redis, customer: str, order_id: str) -> bool:
     """Scoped by the session's user: only orders indexed under that customer are theirs."""
     return await read.zscore(keys.orders_of(customer), order_id) is not None
+
+
+async def visible_order(read: Redis, actor: Actor, order_id: str) -> OrderView | None:
+    """The order if this actor may see it: admins any, signed-in customers only their own."""
+    if actor.has_role("admin"):
+        return await get_order(read, order_id)
+    if actor.username is None or not await owns(read, actor.username, order_id):
+        return None
+    return await get_order(read, order_id)

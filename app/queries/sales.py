@@ -9,8 +9,10 @@ import msgspec
 from redis.asyncio import Redis
 
 from app.projections import keys
+from app.projections.low_stock import LowStock as LowStock  # the list's row
+from app.projections.sales import TOTALS, SalesProjection
 
-PROJECTIONS = ("sales",)
+PROJECTIONS = (SalesProjection.name,)
 
 
 class TopSeller(msgspec.Struct, frozen=True):
@@ -32,11 +34,6 @@ class SalesDashboard(msgspec.Struct, frozen=True):
     orders_per_minute: list[MinuteCount]
 
 
-class LowStock(msgspec.Struct, frozen=True):
-    sku: str
-    available: int
-
-
 async def sales_dashboard(read: Redis, minutes: int = 30) -> SalesDashboard:
     now_minute = int(time.time() // 60 * 60)
     wanted = [now_minute - 60 * i for i in range(minutes - 1, -1, -1)]
@@ -46,10 +43,11 @@ async def sales_dashboard(read: Redis, minutes: int = 30) -> SalesDashboard:
         pipe.zrevrange(keys.sales_top(), 0, 9, withscores=True)
         pipe.mget([keys.sales_per_minute(minute) for minute in wanted])
         totals, by_status, top, per_minute = await pipe.execute()
+    counted = TOTALS.read(totals)
     return SalesDashboard(
-        revenue_cents=int(totals.get("revenue_cents", 0)),
-        refunded_cents=int(totals.get("refunded_cents", 0)),
-        orders_placed=int(totals.get("orders_placed", 0)),
+        revenue_cents=counted.revenue_cents,
+        refunded_cents=counted.refunded_cents,
+        orders_placed=counted.orders_placed,
         orders_by_status={k: int(v) for k, v in sorted(by_status.items()) if int(v)},
         top_sellers=[TopSeller(sku, int(units)) for sku, units in top if units > 0],
         orders_per_minute=[

@@ -19,13 +19,13 @@ from app.kernel.errors import NotFound, ProblemError, Unauthenticated, Validatio
 from app.kernel.heartbeat import live_heartbeats
 from app.kernel.intake import Reply
 from app.kernel.messages import Actor, FieldError
-from app.kernel.partitions import partition_of_command
 from app.kernel.validation import (
     decode_document,
 )
 from app.queries import catalog, notifications, orders, sales
 from app.queries.admin_status import admin_status
 from app.queries.positions import BadPosition, ReadPosition, wait_for
+from app.read_models.commands import visible_status
 from app.web.auth import (
     actor_for,
     actor_of,
@@ -111,14 +111,8 @@ async def post_command(request: Request) -> Response:
 
 async def visible_command(request: Request) -> CommandStatus:
     """The status of the path's command, for its sender and admins; 404 for anyone else."""
-    services = services_of(request)
     actor = actor_of(await session_of(request))
-    command_id = request.path_params["command_id"]
-    partition = partition_of_command(command_id, services.settings.partitions)
-    stored = None if partition is None else await services.statuses.get(partition, command_id)
-    if stored is None or not (actor.has_role("admin") or stored.sender == actor.username):
-        raise NotFound("No such command")
-    return stored.view
+    return await visible_status(services_of(request), actor, request.path_params["command_id"])
 
 
 async def get_command(request: Request) -> Response:
@@ -221,12 +215,7 @@ async def get_product(request: Request) -> Response:
 
 async def visible_order(request: Request, actor: Actor, order_id: str) -> orders.OrderView | None:
     """The order if this session may see it: admins any, customers only their own."""
-    read = services_of(request).read
-    if not actor.has_role("admin"):
-        assert actor.username is not None
-        if not await orders.owns(read, actor.username, order_id):
-            return None
-    return await orders.get_order(read, order_id)
+    return await orders.visible_order(services_of(request).read, actor, order_id)
 
 
 async def list_orders(request: Request) -> Response:

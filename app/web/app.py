@@ -22,8 +22,10 @@ from app.observability.telemetry import configure_telemetry
 from app.seed import seed
 from app.services import build_services
 from app.web import api, console, pages, sockets, traces
+from app.web.broadcaster import PushLimits
 from app.web.errors import exception_handlers, on_crash
 from app.web.hub import Hub
+from app.web.live_views import live_views, notice_streams
 from app.web.metrics import HttpMetricsMiddleware, WebMetrics
 from app.web.middleware import CatchAll, SecurityHeaders
 from app.web.render import STATIC, Renderer, templates
@@ -72,7 +74,16 @@ def create_app(settings: Settings | None = None) -> Starlette:
             settings, observer=metrics.observe_command, metrics=metrics.pipeline
         )
         telemetry = configure_telemetry(settings, "web", services.read)
-        hub = Hub(services, Renderer(made_templates.env), metrics)
+        hub = Hub(
+            live_views(services, made_templates.env),
+            notice_streams(services),
+            PushLimits(
+                stall_seconds=settings.ws_stall_seconds,
+                max_pending=settings.ws_max_pending,
+                max_per_client=settings.ws_max_per_client,
+            ),
+            metrics,
+        )
         app.state.services = services
         app.state.hub = hub
         app.state.telemetry = telemetry

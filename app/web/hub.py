@@ -1,46 +1,44 @@
-"""The push side of one web process, wired from its parts.
+"""The push side of one web process, wired from its parts (it knows no view by name).
 
 - `Broadcaster` (broadcaster.py): sockets, topics, per-socket merging and batched frames;
-- `LivePublisher` (live.py) with the storefront's views (live_views.py): changes → pushes;
-- one `StreamFollower` (stream_follower.py) per notice stream: the read-model changes on the
-  read Redis, and each partition's command-status changes on the write Redis.
+- `LivePublisher` (live.py) with the live views (the storefront's: live_views.py, from the
+  read models' declarations in app/read_models/): changes → pushes;
+- one `StreamFollower` (stream_follower.py) per notice stream (the storefront's: the
+  read-model changes on the read Redis, and each partition's command-status changes on the
+  write Redis).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from dataclasses import replace
+from collections.abc import Sequence
+from typing import Any
+
+import msgspec
 
 from app.kernel import tracing
-from app.services import Services
 from app.web.broadcaster import Broadcaster, PushLimits
-from app.web.live import LivePublisher, NoticeStream
-from app.web.live_views import live_views, notice_streams
+from app.web.live import LivePublisher, LiveView, NoticeStream
 from app.web.metrics import WebMetrics
-from app.web.render import Renderer
 from app.web.stream_follower import Handle, StreamFollower
 
 
 class Hub:
-    def __init__(self, services: Services, renderer: Renderer, metrics: WebMetrics) -> None:
-        settings = services.settings
-        self.broadcaster = Broadcaster(
-            PushLimits(
-                stall_seconds=settings.ws_stall_seconds,
-                max_pending=settings.ws_max_pending,
-                max_per_client=settings.ws_max_per_client,
-            ),
-            metrics,
-        )
-        self._publisher = LivePublisher(
-            live_views(services, renderer), self.broadcaster, metrics.push_latency.observe
-        )
+    def __init__(
+        self,
+        views: Sequence[LiveView[Any]],
+        streams: Sequence[NoticeStream],
+        limits: PushLimits,
+        metrics: WebMetrics,
+    ) -> None:
+        self.broadcaster = Broadcaster(limits, metrics)
+        self._publisher = LivePublisher(views, self.broadcaster, metrics.push_latency.observe)
         self.followers = [
             StreamFollower(
                 source.redis, source.stream, self._handler(source), self.broadcaster.active
             )
-            for source in notice_streams(services)
+            for source in streams
         ]
         self._tasks: list[asyncio.Task[None]] = []
 
@@ -76,7 +74,9 @@ class Hub:
             ]
             if tracing.enabled():  # a traced change's push span starts now
                 taken = tracing.now_ns()
-                changes = [replace(c, taken_ns=taken) if c.trace else c for c in changes]
+                changes = [
+                    msgspec.structs.replace(c, taken_ns=taken) if c.trace else c for c in changes
+                ]
             await self._publisher.changed(changes)
 
         return handle

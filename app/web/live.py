@@ -1,11 +1,13 @@
-"""Live views: what a page or a script can watch change, each declared once.
+"""Live views: the machinery that pushes what a page or a script watches as it changes.
 
 A `LiveView` says which topics an item is published to, how to load items from the read side
-(all the keys of a batch in one call), its HTML fragment and its JSON message. `LivePublisher`
-turns changes — (view, key, position) from the notice streams — into pushes: per view, the
-changed keys that somebody watches are loaded once, rendered once per kind, and published
-under (view, key), so each socket keeps only the newest state of each item. Nothing here
-knows a view by name; the storefront's views are in `app.web.live_views`.
+(all the keys of a batch in one call), its HTML fragment and its JSON message; `live_view`
+makes one from a read model's declaration (app/web/live_models.py). `LivePublisher` turns
+changes — (view, key, position) from the notice streams — into pushes: per view, the changed
+keys that somebody watches are loaded once, rendered once per kind, and published under
+(view, key), so each socket keeps only the newest state of each item. Nothing here knows a
+view by name; the storefront's are declared in app/read_models/ (wired in
+`app.web.live_views`).
 
 A pushed item's latency (from the commit it reflects, by Redis's clock, to its publication)
 goes to `observe`; a change whose notice is traced gets a `push <view>` span in that trace,
@@ -20,47 +22,30 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from functools import partial
-from typing import Any, Generic, TypeVar, assert_never
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, assert_never
 
 import msgspec
 from redis.asyncio import Redis
 
 from app.kernel import tracing
 from app.kernel.consumer import INFRA_ERRORS
+from app.kernel.notices import read_view_notice
+from app.kernel.positions import entry_time
+from app.kernel.views import Change, View
 from app.web.broadcaster import Broadcaster, Kind
+from app.web.live_models import LiveReadModel, view_message
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 log = logging.getLogger(__name__)
 
+S = TypeVar("S")
 T = TypeVar("T")
 MERGED_TRACES = 8
 _encoder = msgspec.json.Encoder()
-
-
-@dataclass(frozen=True, slots=True)
-class Change:
-    """A notice that an item of a view changed, with the read position it reflects, if any."""
-
-    view: str
-    key: str
-    position: str | None
-    at: float = 0.0
-    """When the change was committed (s, Redis's clock), if known: for the push latency."""
-    trace: str = ""
-    """The notice's traceparent if the change is traced (space-separated, when it stands for
-    several traced changes of the item)."""
-    taken_ns: int = 0
-    """When the notice was taken off its stream (a traced change's push span starts there)."""
-
-
-class ViewMessage(msgspec.Struct, tag_field="type", tag="view"):
-    """The JSON push of a changed item: `{"type": "view", "view", "key", "position", "data"}`."""
-
-    view: str
-    key: str
-    position: str | None
-    data: Any
 
 
 @dataclass(frozen=True)
@@ -79,8 +64,8 @@ def _same(key: str) -> str | None:
 
 @dataclass(frozen=True, eq=False)
 class LiveView(Generic[T]):
-    name: str
-    """The view's name in change notices (and, usually, in its JSON messages)."""
+    name: View
+    """The view's name in change notices."""
     topics: Callable[[str], Sequence[str]]
     """The topics an item is published to, from its key."""
     load: Callable[[list[str]], Awaitable[Sequence[T | None]]]
@@ -97,15 +82,21 @@ class LiveView(Generic[T]):
     """Keys pushed every `every` seconds while watched, whether or not a notice came."""
 
 
-def view_message(
-    name: str, *, key: Callable[[str], str] = str, positioned: bool = True
-) -> Callable[[str, str | None, Any], ViewMessage]:
-    """The usual JSON shape: the item itself as `data`, under the view's public key."""
-
-    def make(item_key: str, position: str | None, item: Any) -> ViewMessage:
-        return ViewMessage(name, key(item_key), position if positioned else None, item)
-
-    return make
+def live_view(model: LiveReadModel[S, T], services: S, env: Environment) -> LiveView[T]:
+    """The live view a declaration describes, its loader given `services`; its templates are
+    looked up now, so a missing one stops the web process from starting."""
+    for path in model.fragment.template_paths():
+        env.get_template(path)
+    return LiveView(
+        model.view,
+        topics=model.watchers.item_topics(model.topic_name),
+        load=partial(model.load, services),
+        fragment=partial(model.fragment.render, env, oob=True),
+        message=model.message or view_message(model.topic_name),
+        key=model.key,
+        every=model.every,
+        refresh=model.refresh,
+    )
 
 
 def _render(view: LiveView[T], key: str, position: str | None, item: T, kind: Kind) -> str:
@@ -229,9 +220,27 @@ def _merged(older: Change | None, newer: Change) -> Change:
     if older is None or not older.trace:
         return newer
     traces = list(dict.fromkeys(older.trace.split() + newer.trace.split()))[-MERGED_TRACES:]
-    return replace(newer, trace=" ".join(traces), taken_ns=older.taken_ns or newer.taken_ns)
+    return msgspec.structs.replace(
+        newer, trace=" ".join(traces), taken_ns=older.taken_ns or newer.taken_ns
+    )
 
 
 def _waited(change: Change) -> float:
     """From the commit to the notice being taken (s): the projection's and the stream's part."""
     return max(0.0, round(change.taken_ns / 1e9 - change.at, 6)) if change.at else 0.0
+
+
+def view_change(entry_id: str, fields: dict[str, str]) -> Change | None:
+    """A change from a view notice (`rm:notices`, written by projections), its time the
+    event's commit (from its read position) or else the notice's own."""
+    notice = read_view_notice(fields)
+    if notice is None:
+        return None
+    position = notice.position or None
+    return Change(
+        notice.view,
+        notice.key,
+        position,
+        at=entry_time(position.partition(":")[2]) if position else entry_time(entry_id),
+        trace=notice.trace,
+    )

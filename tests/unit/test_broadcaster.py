@@ -12,6 +12,7 @@ import pytest
 from starlette.types import Message
 from starlette.websockets import WebSocket
 
+from app.kernel.views import Change, View
 from app.web.broadcaster import (
     FRAME_CHARS,
     Broadcaster,
@@ -21,7 +22,8 @@ from app.web.broadcaster import (
     PushLimits,
     frames,
 )
-from app.web.live import Change, LivePublisher, LiveView, view_message
+from app.web.live import LivePublisher, LiveView
+from app.web.live_models import view_message
 from app.web.metrics import WebMetrics
 from tests.support.polling import eventually
 
@@ -257,7 +259,7 @@ async def test_live_views_load_each_batch_once_and_only_what_is_watched(
         return [None if key.endswith("gone") else Item(key) for key in keys]
 
     view = LiveView[Item](
-        "things",
+        View("things"),
         topics=lambda key: (f"things:{key.partition('/')[0]}",),
         load=load,
         fragment=lambda item: f"<p>{item.name}</p>",
@@ -268,11 +270,11 @@ async def test_live_views_load_each_batch_once_and_only_what_is_watched(
     broadcaster.subscribe(client, {"things:alice"})
     await publisher.changed(
         [
-            Change("things", "alice/1", "0:1-0"),
-            Change("things", "bob/2", "0:2-0"),
-            Change("things", "alice/1", "0:3-0"),
-            Change("things", "alice/gone", None),
-            Change("other", "alice/1", None),
+            Change(View("things"), "alice/1", "0:1-0"),
+            Change(View("things"), "bob/2", "0:2-0"),
+            Change(View("things"), "alice/1", "0:3-0"),
+            Change(View("things"), "alice/gone", None),
+            Change(View("other"), "alice/1", None),
         ]
     )
     assert loads == [["alice/1", "alice/gone"]]

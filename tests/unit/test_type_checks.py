@@ -1,5 +1,6 @@
-"""mypy --strict is what stops a command registered with another command's handler, and a
-handler that misses an event of its union: small modules, wrong and right, type-checked.
+"""mypy --strict is what stops a command registered with another command's handler, a
+handler that misses an event of its union, a view named by a plain string and a read model
+whose loader and fragment disagree: small modules, wrong and right, type-checked.
 
 One mypy run checks every module (its cache in a temporary directory), in a process of its
 own: in this one it would raise the recursion limit and retune the garbage collector for the
@@ -44,8 +45,9 @@ from typing import assert_never
 
 from app.domain import products as p
 from app.domain.rules import EventStruct
-from app.kernel.projection import Applied, Change, EventProjection
+from app.kernel.projection import Applied, EventProjection
 from app.kernel.read_model_writes import ReadModelWrites
+from app.kernel.views import Change, View
 
 
 class ProductPhotographed(EventStruct, frozen=True):
@@ -53,6 +55,7 @@ class ProductPhotographed(EventStruct, frozen=True):
 
 
 Events = {union}
+SKUS = View("skus")
 
 
 class Skus(EventProjection[Events]):
@@ -65,7 +68,29 @@ class Skus(EventProjection[Events]):
                 tx.zadd("skus", {{event.sku: 0}})
             case _:
                 assert_never(event)
-        return [Change("skus", event.sku)]
+        return [Change({view}, event.sku)]
+"""
+
+READ_MODEL = """
+from app.projections.catalog import CATALOG, CatalogProjection
+from app.queries import catalog
+from app.queries.catalog import ProductView
+from app.queries.orders import OrderView
+from app.services import Services
+from app.web.live_models import Audience, Feed, Fragment, LiveReadModel
+
+
+def shown(item: {shown}) -> dict[str, object]:
+    return {{"item": item}}
+
+
+DECLARED: LiveReadModel[Services, ProductView] = LiveReadModel(
+    view=CATALOG,
+    projections=(Feed(CatalogProjection),),
+    load=lambda services, skus: catalog.get_products(services.read, skus),
+    fragment=Fragment(("product_row",), shown),
+    watchers=Audience.ANYONE,
+)
 """
 
 
@@ -73,9 +98,9 @@ def registration(spec: str) -> str:
     return REGISTRATION.format(spec=spec)
 
 
-def projection(union: str, handled: list[str]) -> str:
+def projection(union: str, handled: list[str], view: str = "SKUS") -> str:
     cases = " | ".join(f"{name}()" for name in handled)
-    return PROJECTION.format(union=union, cases=cases)
+    return PROJECTION.format(union=union, cases=cases, view=view)
 
 
 def real_wiring(pairing: str, wrong: str) -> str:
@@ -123,6 +148,15 @@ CASES: dict[str, tuple[str, list[str]]] = {
     "projection_of_a_union_with_a_new_event": (
         projection("p.ProductEvent | ProductPhotographed", PRODUCT_EVENTS),
         ['"assert_never" has incompatible type "ProductPhotographed"'],
+    ),
+    "projection_naming_its_view_by_a_string": (
+        projection("p.ProductEvent", PRODUCT_EVENTS, view='"skus"'),
+        ['Argument 1 to "Change" has incompatible type "str"; expected "View"'],
+    ),
+    "read_model_whose_fragment_shows_what_it_loads": (READ_MODEL.format(shown="ProductView"), []),
+    "read_model_whose_fragment_shows_another_row": (
+        READ_MODEL.format(shown="OrderView"),
+        ['Argument 2 to "Fragment" has incompatible type "Callable[[OrderView]', "ProductView"],
     ),
 }
 

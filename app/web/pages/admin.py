@@ -1,5 +1,6 @@
-"""The admin's pages: the catalog with its command forms, every order, the status page and
-the sales dashboard (each with its live fragment)."""
+"""The admin's pages: the catalog with its command forms, every order and the status page (the
+sales dashboard's page is made from its declaration, app/read_models/sales.py; the status
+page's live region is declared in app/read_models/status.py)."""
 
 from __future__ import annotations
 
@@ -7,17 +8,16 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
-from app.queries import orders, sales
-from app.queries.admin_status import AdminStatus, admin_status
+from app.queries import orders
 from app.queries.history import history
+from app.read_models.status import pipeline_status
 from app.web.auth import services_of
 from app.web.charts import history_charts
 from app.web.forms import FormState
 from app.web.layout import page
 from app.web.pages.actions import command_forms
 from app.web.pages.catalog import products_page
-from app.web.pages.common import admin_session, html, renderer
-from app.web.watched import watched_consumers
+from app.web.pages.common import admin_session
 
 
 async def admin_catalog(request: Request) -> Response:
@@ -47,46 +47,15 @@ async def admin_orders(request: Request) -> Response:
     )
 
 
-async def pipeline_status(request: Request) -> AdminStatus:
-    services = services_of(request)
-    return await admin_status(
-        services.write, services.read, watched_consumers(), services.settings.partitions
-    )
-
-
 async def admin_status_page(request: Request) -> Response:
     await admin_session(request)
+    services = services_of(request)
     return await page(
         request,
         "pages/admin_status.html",
         ["admin", "commands"],
-        s=await pipeline_status(request),
-        charts=history_charts(await history(services_of(request).read)),
-    )
-
-
-async def admin_status_fragment(request: Request) -> Response:
-    await admin_session(request)
-    return html(renderer(request).admin_status(await pipeline_status(request)))
-
-
-async def admin_sales_page(request: Request) -> Response:
-    await admin_session(request)
-    read = services_of(request).read
-    return await page(
-        request,
-        "pages/admin_sales.html",
-        ["admin", "commands"],
-        d=await sales.sales_dashboard(read),
-        low=await sales.low_stock(read),
-    )
-
-
-async def admin_sales_fragment(request: Request) -> Response:
-    await admin_session(request)
-    read = services_of(request).read
-    return html(
-        renderer(request).sales(await sales.sales_dashboard(read), await sales.low_stock(read))
+        s=await pipeline_status(services),
+        charts=history_charts(await history(services.read)),
     )
 
 
@@ -94,7 +63,4 @@ routes: list[BaseRoute] = [
     Route("/admin/catalog", admin_catalog),
     Route("/admin/orders", admin_orders),
     Route("/admin/status", admin_status_page),
-    Route("/fragments/admin/status", admin_status_fragment),
-    Route("/admin/sales", admin_sales_page),
-    Route("/fragments/admin/sales", admin_sales_fragment),
 ]

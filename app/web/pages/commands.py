@@ -1,4 +1,5 @@
-"""One command's status page (with its trace's waterfall) and its live fragment."""
+"""One command's status page, with its trace's waterfall (its status's live region is
+declared in app/read_models/commands.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,6 @@ from app.queries.waterfall import command_waterfall
 from app.web.api import visible_command
 from app.web.auth import services_of
 from app.web.layout import page
-from app.web.pages.common import html, renderer
 
 
 async def command_page(request: Request) -> Response:
@@ -27,11 +27,6 @@ async def command_page(request: Request) -> Response:
     )
 
 
-async def command_fragment(request: Request) -> Response:
-    return html(renderer(request).command_status(await visible_command(request)))
-
-
 routes: list[BaseRoute] = [
     Route("/commands/{command_id}", command_page),
-    Route("/fragments/commands/{command_id}", command_fragment),
 ]

@@ -1,4 +1,5 @@
-"""A customer's notifications: the inbox page, the bell, and marking them read."""
+"""A customer's notifications: the inbox page, and marking them read (the bell's live region
+is declared in app/read_models/notifications.py)."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from app.queries import notifications
+from app.read_models.notifications import BELL
 from app.web.auth import services_of
 from app.web.layout import page
 from app.web.pages.common import customer, html, login_redirect, renderer, signed_in
@@ -20,24 +22,16 @@ async def notifications_page(request: Request) -> Response:
     return await page(request, "pages/notifications.html", ["notifications"], full_inbox=inbox)
 
 
-async def bell_fragment(request: Request) -> Response:
-    session = await signed_in(request)
-    if session is None:
-        return html("")
-    inbox = await notifications.inbox(services_of(request).read, session.username, limit=5)
-    return html(renderer(request).bell(inbox))
-
-
 async def mark_read(request: Request) -> Response:
     actor = await customer(request)
     assert actor.username is not None
     read = services_of(request).read
     await notifications.mark_read(read, actor.username)
-    return html(renderer(request).bell(await notifications.inbox(read, actor.username, limit=5)))
+    inbox = await notifications.inbox(read, actor.username, limit=BELL)
+    return html(renderer(request).bell(inbox))
 
 
 routes: list[BaseRoute] = [
     Route("/notifications", notifications_page),
-    Route("/fragments/bell", bell_fragment),
     Route("/ui/notifications/read", mark_read, methods=["POST"]),
 ]

@@ -1,4 +1,5 @@
-"""A customer's orders (an admin's: every order, under /admin/orders) and one order's page."""
+"""A customer's orders (an admin's: every order, under /admin/orders) and one order's page
+(their live regions are declared in app/read_models/orders.py)."""
 
 from __future__ import annotations
 
@@ -11,7 +12,7 @@ from app.queries import orders
 from app.web.api import visible_order
 from app.web.auth import actor_of, services_of
 from app.web.layout import page
-from app.web.pages.common import html, login_redirect, renderer, signed_in
+from app.web.pages.common import login_redirect, signed_in
 
 
 async def orders_page(request: Request) -> Response:
@@ -28,21 +29,6 @@ async def orders_page(request: Request) -> Response:
     )
 
 
-async def order_rows(request: Request) -> Response:
-    session = await signed_in(request)
-    if session is None:
-        raise NotFound()
-    admin_view = request.query_params.get("all") == "1" and "admin" in session.roles
-    customer = None if admin_view else session.username
-    found = await orders.list_orders(services_of(request).read, customer, limit=200)
-    return html(
-        "".join(
-            renderer(request).fragment("order_row", o=o, oob=False, admin_view=admin_view)
-            for o in found
-        )
-    )
-
-
 async def order_page(request: Request) -> Response:
     session = await signed_in(request)
     if session is None:
@@ -53,19 +39,7 @@ async def order_page(request: Request) -> Response:
     return await page(request, "pages/order.html", ["orders", "commands", "notifications"], o=order)
 
 
-async def order_fragment(request: Request) -> Response:
-    session = await signed_in(request)
-    order = None
-    if session is not None:
-        order = await visible_order(request, actor_of(session), request.path_params["order_id"])
-    if order is None:
-        raise NotFound("No such order")
-    return html(renderer(request).fragment("order_detail", o=order, oob=False))
-
-
 routes: list[BaseRoute] = [
     Route("/orders", orders_page),
-    Route("/fragments/orders", order_rows),
     Route("/orders/{order_id}", order_page),
-    Route("/fragments/orders/{order_id}", order_fragment),
 ]

@@ -6,8 +6,8 @@ import pytest
 
 from app.domain import products as p
 from app.domain.products import Stock
-from app.kernel.projection import Change
 from app.kernel.read_model_writes import ReadModelWrites
+from app.kernel.views import Change, View
 from app.projections import keys
 from app.projections.catalog import CatalogProjection
 from tests.support.projection_harness import Stamped, applied, project_events, redis_commands
@@ -22,7 +22,7 @@ def test_apply_records_the_writes_and_returns_the_views_it_changed() -> None:
     ReadModelWrites (nothing is read, nothing sent), the changes tell the hubs what to push."""
     writes = ReadModelWrites()
     changes = CATALOG.apply(applied(p.ProductRenamed(SKU, "Red mug"), version=2), writes)
-    assert list(changes) == [Change("catalog", SKU)]
+    assert list(changes) == [Change(View("catalog"), SKU)]
     assert redis_commands(writes) == [("hset", ROW, {"name": "Red mug"})]
 
 

@@ -45,7 +45,7 @@ def test_a_finished_command_is_logged_counted_and_timed() -> None:
         ("lpush", keys.command_log_latencies(), f"{LONG_AGO}:250.0"),
         ("ltrim", keys.command_log_latencies(), 0, LATENCIES - 1),
     ]
-    assert run.changes == [("admin", "command_log")]
+    assert run.changes == []  # the status page showing it is pushed every second anyway
 
 
 def test_a_failed_command_is_logged_with_its_error_code() -> None:
@@ -92,7 +92,7 @@ def test_a_batch_of_commands_is_one_push_and_one_trim_per_list() -> None:
         for n in range(3)
     ]  # pushed in the order they finished: the newest ends up first
     assert ("hincrby", keys.command_log_counts(), "succeeded", 3) in run.writes
-    assert run.changes == [("admin", "command_log")]
+    assert run.changes == []  # the status page showing it is pushed every second anyway
 
 
 def test_journal_entries_carry_no_version_so_each_one_is_applied() -> None:
