@@ -26,7 +26,10 @@ process, then gone with its partition) while a product's partition keeps the hol
 took for it. So each hold (ReserveStock, `tracked`) is among its product's partition's
 running commands too, and is looked at the same way: its order gone, the hold is released
 under the order's release step id; its order in flight, it is looked at again a deadline
-later; its order ended, the order's own entry settles its stock, and the hold leaves.
+later; its order ended, the step that end implies for its line (sold, released, returned) is
+looked up by its dedup record like an ended order's, and run again if it is missing — the
+product's partition may have lost that step after the order's own entry was settled (the
+hold's entry, removed after the step, comes back with the hold).
 
 A settled order or hold leaves the index; the others are looked at again one deadline later.
 A sweep costs a round trip for the due ids, one for their orders, one for the steps' records,
@@ -123,6 +126,7 @@ class FulfilmentSweep:
         again: list[str] = []
         ended: list[tuple[str, orders.Order]] = []
         lost: dict[str, CommandEnvelope] = {}
+        implied: dict[str, list[CommandEnvelope]] = {}
         for command_id, order in zip(due, found, strict=True):
             if command_id in holds:
                 order_id, sku = holds[command_id]
@@ -131,8 +135,8 @@ class FulfilmentSweep:
                     lost[command_id] = self._step(order_id, f"release.{sku}", release)
                 elif order.status in IN_FLIGHT:
                     again.append(command_id)
-                else:  # ended: the order's own entry settles its stock
-                    settled.append(command_id)
+                else:  # ended: the step its end implies for this line must be there
+                    implied[command_id] = self._implied(order, sku)
             elif order is None:  # never placed: nothing to settle
                 settled.append(command_id)
             elif order.order_id in self._fulfilment.active:
@@ -143,14 +147,18 @@ class FulfilmentSweep:
                 self._background(f"drive:{order.order_id}", self._fulfilment.drive(order))
             else:
                 ended.append((command_id, order))
-        if ended:
-            missing = await self._missing([order for _, order in ended])
-            swept.rerun = sum(len(steps) for steps in missing.values())
-            await self._run_again([env for steps in missing.values() for env in steps])
+                implied[command_id] = self._implied(order)
+        if implied:
+            missing = await self._missing(implied)
+            rerun = {env.command_id: env for steps in missing.values() for env in steps}
+            swept.rerun = len(rerun)
+            await self._run_again(list(rerun.values()))
             refused = await self._give_money_back([order for _, order in ended])
             for command_id, order in ended:
-                unsettled = missing.get(order.order_id) or order.order_id in refused
+                unsettled = command_id in missing or order.order_id in refused
                 (again if unsettled else settled).append(command_id)
+            for command_id in holds.keys() & implied.keys():
+                (again if command_id in missing else settled).append(command_id)
         if lost:
             await self._run_again(list(lost.values()))
             swept.released = len(lost)
@@ -161,12 +169,14 @@ class FulfilmentSweep:
 
     # --- the steps an ended order implies -----------------------------------------------------
 
-    def _implied(self, order: orders.Order) -> list[CommandEnvelope]:
-        """The product steps its end implies, one per line."""
+    def _implied(self, order: orders.Order, sku: str | None = None) -> list[CommandEnvelope]:
+        """The product steps its end implies, one per line (or for `sku`'s line only)."""
         order_id = order.order_id
         paid = _was_paid(order)
         line_steps: list[tuple[str, Any]] = []
         for line in order.lines:
+            if sku is not None and line.sku != sku:
+                continue
             if order.status in SOLD:
                 command: msgspec.Struct = products.CommitStock(line.sku, order_id, line.quantity)
                 line_steps.append((f"commit.{line.sku}", command))
@@ -184,19 +194,20 @@ class FulfilmentSweep:
         base_id = f"{order_id}.{step}"
         return self._bus.envelope(command, SYSTEM, base_id=base_id, internal=True)
 
-    async def _missing(self, ended: list[orders.Order]) -> dict[str, list[CommandEnvelope]]:
-        """Per order, the implied steps with no dedup record (one round trip)."""
-        implied = {order.order_id: self._implied(order) for order in ended}
+    async def _missing(
+        self, implied: dict[str, list[CommandEnvelope]]
+    ) -> dict[str, list[CommandEnvelope]]:
+        """Per entry, its implied steps with no dedup record (one round trip)."""
         flat = [env for steps in implied.values() for env in steps]
         async with self._bus.redis.pipeline(transaction=False) as pipe:
             for env in flat:
                 pipe.exists(keys.dedup(self._bus.partition(env), env.command_id))
             found = iter(await pipe.execute())
         missing: dict[str, list[CommandEnvelope]] = {}
-        for order_id, steps in implied.items():
+        for entry, steps in implied.items():
             lost = [env for env in steps if not next(found)]
             if lost:
-                missing[order_id] = lost
+                missing[entry] = lost
         return missing
 
     async def _run_again(self, envelopes: list[CommandEnvelope]) -> None:

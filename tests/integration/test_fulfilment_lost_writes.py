@@ -13,7 +13,9 @@ orders quiet for 1 s) must notice it from the aggregates' state and resolve it:
 * a product's partition lost the sale (or the release) of an order that has ended: the
   sweeper finds the step's dedup record missing and runs it again;
 * the order's partition lost the whole order after the process held its stock: the hold,
-  tracked in its product's partition's running index, is released by the sweeper;
+  tracked in its product's partition's running index, is released by the sweeper; and a
+  sale lost after the order was settled comes back as its hold, whose entry the sweeper
+  then settles by selling it again;
 * the order's partition lost MarkOrderPaid after the process had moved on: ConfirmOrder is
   refused "not yet", which is not recorded, so the same step confirms it once the sweeper
   has driven the order on again;
@@ -381,6 +383,53 @@ async def test_a_sale_lost_after_the_order_was_confirmed_is_made_again_by_the_sw
                 ),
             )
             assert await stock(services, MUG) == (10, 2, 0, {order_id: 2})  # a leaked hold
+            await eventually(
+                lambda: stock(services, MUG),
+                until=lambda found: found == (8, 0, 2, {}),
+                message="the sale made again",
+            )
+            await eventually(
+                lambda: running_count(services), until=lambda n: n == 0, message="settled"
+            )
+        assert await stock_moves(services, order_id) == ["StockCommitted", "StockReserved"]
+    finally:
+        await services.close()
+
+
+async def test_a_sale_lost_after_the_order_was_settled_is_made_again_from_its_hold(
+    redis_url: str,
+) -> None:
+    """The sweeper had settled the confirmed order (its sale was there) when the product's
+    partition lost the sale: that partition goes back to the hold and the hold's running
+    entry, which the sweeper then finds with its order ended and the sale's record missing."""
+    settings = lossy_settings(redis_url)
+    services = build_services(settings)
+    try:
+        await services.write.set(GATE, "closed")
+        await create_products(services, ADMIN, {MUG: 10})
+        product_partition = partition_of(MUG, settings.partitions)
+        async with running_workers(settings, ["commands", "process"]):
+            command_id, order_id = await placed_and_held(services, {MUG: 2})
+            held = await snapshot(
+                settings, [product_key(services, MUG), keys.running(product_partition)]
+            )
+            await services.write.set(GATE, "open")
+            assert (await wait_final(services, command_id)).status == "succeeded"
+            await eventually(
+                lambda: running_count(services), until=lambda n: n == 0, message="settled"
+            )
+            await lose(
+                settings,
+                held,
+                records=[step_record(services, order_id, f"commit.{MUG}", MUG)],
+                entries=await entries_of(
+                    services.write, events_of(services, MUG), "StockCommitted", order_id
+                ),
+            )
+            # only the hold's entry comes back (not the order's, were they in one partition)
+            await services.write.zrem(keys.running(product_partition), command_id)
+            assert await stock(services, MUG) == (10, 2, 0, {order_id: 2})
+            assert await running_count(services) == 1
             await eventually(
                 lambda: stock(services, MUG),
                 until=lambda found: found == (8, 0, 2, {}),
