@@ -69,9 +69,23 @@ def build_registry(
             product(products.ChangePrice, products.change_price),
             product(products.RestockProduct, products.restock),
             product(products.DiscontinueProduct, products.discontinue),
-            product(products.ReserveStock, products.reserve, public=False),
+            CommandSpec(  # a hold: settled by the fulfilment sweeper if its order is lost
+                products.ReserveStock,
+                PRODUCT,
+                _sku,
+                products.reserve,
+                public=False,
+                tracked=True,
+            ),
             product(products.ReleaseStock, products.release, public=False),
-            product(products.CommitStock, products.commit, public=False),
+            CommandSpec(
+                products.CommitStock,
+                PRODUCT,
+                _sku,
+                products.commit,
+                public=False,
+                lookups=lambda c: [(ORDER, c.order_id)],  # a lost hold sells if still paid
+            ),
             product(products.ReturnStock, products.give_back, public=False),
             CommandSpec(
                 ImportCatalog,

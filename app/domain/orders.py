@@ -9,6 +9,7 @@ import msgspec
 from app.domain.products import Product
 from app.domain.rules import (
     ADMIN,
+    SYSTEM_ROLE,
     CardNumber,
     CommandStruct,
     EventStruct,
@@ -23,6 +24,8 @@ from app.kernel.messages import Actor, FieldError, Problem
 from app.kernel.registry import Context, Decision
 
 OrderStatus = Literal["placed", "reserved", "paid", "confirmed", "shipped", "cancelled", "rejected"]
+LIFECYCLE: tuple[OrderStatus, ...] = ("placed", "reserved", "paid", "confirmed", "shipped")
+"""The way forward; cancelled and rejected leave it."""
 CANCELLABLE = frozenset({"placed", "reserved", "paid", "confirmed"})
 IN_FLIGHT = frozenset({"placed", "reserved", "paid"})
 REJECT_REASONS = {
@@ -249,7 +252,8 @@ IntegrationEvents = OrderConfirmedV1 | OrderCancelledV1 | OrderShippedV1
 
 
 def unknown(order_id: str) -> CommandRejected:
-    return CommandRejected("unknown_order", f"There is no order {order_id}")
+    """Not yet, for a process's step: its order may be placed again (a failover lost it)."""
+    return CommandRejected("unknown_order", f"There is no order {order_id}", not_yet=True)
 
 
 def existing(state: Order | None, order_id: str) -> Order:
@@ -259,7 +263,10 @@ def existing(state: Order | None, order_id: str) -> Order:
 
 
 def owner_or_admin(cmd: CancelOrder, state: Order | None, actor: Actor) -> None:
-    if state is not None and state.customer != actor.username and not actor.has_role(ADMIN):
+    """The customer, an admin, or the fulfilment process itself (an order it cannot sell)."""
+    if state is None or state.customer == actor.username:
+        return
+    if not (actor.has_role(ADMIN) or actor.has_role(SYSTEM_ROLE)):
         raise Forbidden("Only the customer who placed an order, or an admin, may cancel it")
 
 
@@ -300,7 +307,16 @@ def _move(order: Order, status: OrderStatus, **changes: str) -> Order:
 
 
 def _transition_error(order: Order, wanted: str) -> CommandRejected:
-    return CommandRejected("order_not_" + wanted, f"Order {order.order_id} is {order.status}")
+    """The order is not `wanted`: not yet (still earlier on its way: a step of the process
+    ahead of what a failover left of the order), or past it."""
+    not_yet = (
+        wanted in LIFECYCLE
+        and order.status in LIFECYCLE
+        and LIFECYCLE.index(order.status) < LIFECYCLE.index(wanted)
+    )
+    return CommandRejected(
+        "order_not_" + wanted, f"Order {order.order_id} is {order.status}", not_yet=not_yet
+    )
 
 
 def mark_reserved(cmd: MarkOrderReserved, state: Order | None, ctx: Context) -> Decision[Order]:

@@ -84,6 +84,10 @@ class CommandSpec(AnyCommandSpec, Generic[C, S]):
     commit: which step (or end) of it each later event of that aggregate is. Its status then
     moves in the same commits as those events. Its id derives from the aggregate's.
     `shed_when_busy`: refused with 503 while the queue's backlog is over its limit.
+    `tracked`: a process's step whose effect another aggregate's fate settles (a hold for an
+    order): once it lands, it stays among its partition's running commands until the
+    process's sweeper settled it (kernel/running.py) — so a failover that lost that other
+    aggregate still leaves a trace where the effect is.
     """
 
     command_type: type[C]
@@ -101,6 +105,7 @@ class CommandSpec(AnyCommandSpec, Generic[C, S]):
     prepare: Callable[[Any, Actor], Awaitable[C]] | None = None
     follow: Callable[[Any], StatusChange | None] | None = None
     shed_when_busy: bool = False
+    tracked: bool = False
 
     @property
     def name(self) -> str:

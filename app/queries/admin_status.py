@@ -13,11 +13,11 @@ from app.kernel import keys
 from app.kernel.archive.status import PartitionStatus, archive_status
 from app.kernel.audit import AuditReport, audit_reports
 from app.kernel.consumer import Stall
-from app.kernel.heartbeat import live_heartbeats
+from app.kernel.heartbeat import Heartbeat, live_heartbeats
 from app.kernel.positions import parse_stream_id
 from app.kernel.rebuild_state import RebuildState, rebuild_states
 from app.kernel.redis_types import text
-from app.kernel.server_info import Memory, memory
+from app.kernel.server_info import Memory, check_replicas, memory, replicas
 from app.projections import keys as rm
 from app.projections.command_log import LoggedCommand
 from app.queries.dead_letters import ConsumerLetters, DeadLetterView, dead_letters
@@ -71,6 +71,16 @@ class Worker(msgspec.Struct, frozen=True):
     info: dict[str, int | str]
 
 
+class ReplicationStatus(msgspec.Struct, frozen=True):
+    """Replicas each acknowledgement waits for (REDIS_WAIT_REPLICAS, the highest any live
+    process runs with) and the replicas each master has now: the write side's, and the read
+    models' server's when it is another one."""
+
+    wait_replicas: int
+    replicas: list[int]
+    read_replicas: list[int] | None = None
+
+
 class Storage(msgspec.Struct, frozen=True):
     """The event streams, what of them is archived, and Redis memory on every master."""
 
@@ -98,6 +108,7 @@ class AdminStatus(msgspec.Struct, frozen=True):
     audits: list[AuditReport] = []
     """What the projector's audit found in each read model it audits."""
     storage: Storage | None = None
+    replication: ReplicationStatus | None = None
 
 
 class Watched(msgspec.Struct, frozen=True):
@@ -281,6 +292,10 @@ async def admin_status(
     stalls = [stall for beat in beats for stall in beat.stalls]
     letters, letter_counts = await dead_letters(write, watched)
     rebuildable = [w.name for w in watched if w.rebuildable]
+    replication = await replication_status(write, read, beats)
+    warnings = {w for beat in beats for w in beat.warnings}
+    warnings.add(check_replicas(replication.replicas, replication.wait_replicas, "REDIS_URL"))
+    warnings.discard("")
     return AdminStatus(
         commands=await command_stats(read),
         projections=await consumers(write, read, watched, partitions, stalls),
@@ -288,11 +303,23 @@ async def admin_status(
         websocket_connections=sum(int(b.info.get("ws", 0)) for b in beats if b.kind == "web"),
         generated_at=now,
         stalls=stalls,
-        warnings=sorted({w for beat in beats for w in beat.warnings}),
+        warnings=sorted(warnings),
         dead_letters=letters,
         dead_letter_counts=letter_counts,
         rebuildable=rebuildable,
         rebuilds={r.projection: r for r in await rebuild_states(write, rebuildable)},
         audits=await audit_reports(write, [w.name for w in watched if w.kind == "projection"]),
         storage=Storage(await archive_status(write, partitions, keys.events), await memory(write)),
+        replication=replication,
+    )
+
+
+async def replication_status(
+    write: Redis, read: Redis, beats: Sequence[Heartbeat]
+) -> ReplicationStatus:
+    wanted = max((int(b.info.get("wait_replicas", 0)) for b in beats), default=0)
+    return ReplicationStatus(
+        wait_replicas=wanted,
+        replicas=await replicas(write),
+        read_replicas=await replicas(read) if read is not write else None,
     )

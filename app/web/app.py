@@ -7,8 +7,6 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.routing import Mount
@@ -16,6 +14,7 @@ from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from app.config import Settings, load_settings
+from app.kernel.handlers import INFRA_ERRORS
 from app.kernel.heartbeat import HeartbeatPublisher, worker_id
 from app.logs import configure_logging
 from app.observability.history_sampler import HistorySampler
@@ -56,7 +55,7 @@ async def _keep_alive(heartbeat: HeartbeatPublisher, app: Starlette) -> None:
                 await seed(app.state.services)
                 app.state.seeded = True
             await heartbeat.beat()
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except INFRA_ERRORS as exc:
             log.warning("redis not reachable yet: %s", exc)
         except Exception:  # e.g. an ACL that lacks a command: say so, and keep trying
             log.exception("heartbeat or development seed failed")
@@ -89,10 +88,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.hub = hub
         app.state.telemetry = telemetry
         heartbeat = HeartbeatPublisher(services.write, "web", worker_id("web"))
-        heartbeat.info = lambda: {"ws": hub.connections}
-        heartbeat.warnings = lambda: [w for w in (services.durability_warning,) if w]
+        heartbeat.info = lambda: {
+            "ws": hub.connections,
+            "wait_replicas": services.replication.replicas,
+        }
+        heartbeat.warnings = lambda: services.warnings
         app.state.seeded = settings.production  # production has no seed
-        with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
+        with contextlib.suppress(*INFRA_ERRORS):
             await services.inspect_server()  # production refuses a Redis without AOF here
         await hub.start()
         stop = asyncio.Event()
