@@ -122,7 +122,8 @@ async def one_run(directory: Path, wait: int, orders: int, lanes: int, lag: floa
             deadline = killed_at + BOUND_SECONDS
             while time.monotonic() < deadline:
                 current = await statuses(services, ids)
-                if all(s is None or s in FINAL_STATUSES for s in current.values()):
+                # "": no status at all (lost), which no waiting brings back
+                if all(not s or s in FINAL_STATUSES for s in current.values()):
                     break
                 await asyncio.sleep(0.2)
             run.final_after = time.monotonic() - killed_at
@@ -143,7 +144,7 @@ async def one_run(directory: Path, wait: int, orders: int, lanes: int, lag: floa
 
 async def count(services: Services, sent: list[Sent], skus: list[str], run: Run) -> None:
     final = await statuses(services, [s.command_id for s in sent])
-    run.lost = [i for i, status in final.items() if status is None]
+    run.lost = [i for i, status in final.items() if not status]  # statuses() says "" for none
     run.stuck = [i for i, status in final.items() if status and status not in FINAL_STATUSES]
     run.failed = sum(1 for status in final.values() if status == "failed")
     events = await domain_events(services.write, services.settings.partitions)
