@@ -53,7 +53,6 @@ from tests.support.chaos import Sent, burst, send, set_gate
 from tests.support.chaos_failover import fail_over, partitions_of, running_failover_stack, victim
 from tests.support.orders_helpers import (
     domain_events,
-    load_order,
     order_ids,
     pipeline_groups,
     statuses,
@@ -77,6 +76,8 @@ class Run:
     failed: int = 0
     stock_off: list[str] = field(default_factory=list)
     views_off: list[str] = field(default_factory=list)
+    orders_gone: list[str] = field(default_factory=list)
+    """PlaceOrders with a status whose order is not in the write model (command: status)."""
     doubled: int = 0
     promoted_after: float = 0.0
     final_after: float = 0.0
@@ -129,6 +130,8 @@ async def one_run(directory: Path, wait: int, orders: int, lanes: int, lag: floa
             run.final_after = time.monotonic() - killed_at
             await wait_idle(services, pipeline_groups(services.settings), within=BOUND_SECONDS)
             await count(services, sent, skus, run)
+            for gone in run.orders_gone[:5]:
+                print(f"  order gone, PlaceOrder {gone}", flush=True)
             for command_id in run.stuck[:5]:
                 order = await services.bus.load(ORDER, command_id.rpartition("-")[0])
                 print(f"  stuck {command_id}: {order}", flush=True)
@@ -152,8 +155,11 @@ async def count(services: Services, sent: list[Sent], skus: list[str], run: Run)
     run.doubled = sum(n - 1 for n in once.values() if n > 1)
     sold: Counter[str] = Counter()
     held: Counter[str] = Counter()
-    for order_id in set((await order_ids(services)).values()):
-        order = await load_order(services, order_id)
+    for command_id, order_id in (await order_ids(services)).items():
+        order = await services.bus.load(ORDER, order_id)
+        if order is None:  # its commit lost with the master, or never run
+            run.orders_gone.append(f"{command_id}: {final.get(command_id, '?') or 'no status'}")
+            continue
         for line in order.lines:
             if order.status in ("confirmed", "shipped"):
                 sold[line.sku] += line.quantity
@@ -177,13 +183,15 @@ async def count(services: Services, sent: list[Sent], skus: list[str], run: Run)
 def losses_table(runs: list[Run]) -> str:
     rows = [
         "| run | REDIS_WAIT_REPLICAS | replica lag | acknowledged (before the kill) | lost "
-        "| stuck | failed | stock off | views off | doubled | promoted after | all final after |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| stuck | failed | orders gone | stock off | views off | doubled | promoted after "
+        "| all final after |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for n, r in enumerate(runs, 1):
         rows.append(
             f"| {n} | {r.wait} | {r.lag:g} s | {r.acknowledged:,} ({r.before_kill:,}) "
-            f"| {len(r.lost)} | {len(r.stuck)} | {r.failed} | {len(r.stock_off)} "
+            f"| {len(r.lost)} | {len(r.stuck)} | {r.failed} | {len(r.orders_gone)} "
+            f"| {len(r.stock_off)} "
             f"| {len(r.views_off)} | {r.doubled} "
             f"| {r.promoted_after:.1f} s | {r.final_after:.1f} s |"
         )
@@ -191,6 +199,7 @@ def losses_table(runs: list[Run]) -> str:
     rows.append(
         f"| all | | | {total:,} | {sum(len(r.lost) for r in runs)} "
         f"| {sum(len(r.stuck) for r in runs)} | {sum(r.failed for r in runs)} "
+        f"| {sum(len(r.orders_gone) for r in runs)} "
         f"| {sum(len(r.stock_off) for r in runs)} | {sum(len(r.views_off) for r in runs)} "
         f"| {sum(r.doubled for r in runs)} | | |"
     )
