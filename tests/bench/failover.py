@@ -45,6 +45,7 @@ import httpx
 import msgspec
 
 from app.aggregates import ORDER, PRODUCT
+from app.kernel import keys
 from app.kernel.messages import FINAL_STATUSES
 from app.loadtest.report import Report
 from app.queries import catalog
@@ -76,6 +77,8 @@ class Run:
     failed: int = 0
     stock_off: list[str] = field(default_factory=list)
     views_off: list[str] = field(default_factory=list)
+    settled: bool = False
+    """Whether the running indexes emptied (every hold settled) before counting."""
     orders_gone: list[str] = field(default_factory=list)
     """PlaceOrders with a status whose order is not in the write model (command: status)."""
     doubled: int = 0
@@ -129,6 +132,7 @@ async def one_run(directory: Path, wait: int, orders: int, lanes: int, lag: floa
                 await asyncio.sleep(0.2)
             run.final_after = time.monotonic() - killed_at
             await wait_idle(services, pipeline_groups(services.settings), within=BOUND_SECONDS)
+            run.settled = await settled(services, time.monotonic() + BOUND_SECONDS)
             await count(services, sent, skus, run)
             for gone in run.orders_gone[:5]:
                 print(f"  order gone, PlaceOrder {gone}", flush=True)
@@ -143,6 +147,20 @@ async def one_run(directory: Path, wait: int, orders: int, lanes: int, lag: floa
         finally:
             await services.close()
     return run
+
+
+async def settled(services: Services, deadline: float) -> bool:
+    """Until the sweeper settled every tracked command (holds, in-flight orders: the
+    partitions' running indexes empty), or the deadline: whether it did."""
+    partitions = range(services.settings.partitions)
+    while True:
+        async with services.write.pipeline(transaction=False) as pipe:
+            for partition in partitions:
+                pipe.zcard(keys.running(partition))
+            left = sum(await pipe.execute())
+        if not left or time.monotonic() > deadline:
+            return not left
+        await asyncio.sleep(0.5)
 
 
 async def count(services: Services, sent: list[Sent], skus: list[str], run: Run) -> None:
@@ -184,8 +202,8 @@ def losses_table(runs: list[Run]) -> str:
     rows = [
         "| run | REDIS_WAIT_REPLICAS | replica lag | acknowledged (before the kill) | lost "
         "| stuck | failed | orders gone | stock off | views off | doubled | promoted after "
-        "| all final after |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "| all final after | holds settled |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for n, r in enumerate(runs, 1):
         rows.append(
@@ -193,7 +211,7 @@ def losses_table(runs: list[Run]) -> str:
             f"| {len(r.lost)} | {len(r.stuck)} | {r.failed} | {len(r.orders_gone)} "
             f"| {len(r.stock_off)} "
             f"| {len(r.views_off)} | {r.doubled} "
-            f"| {r.promoted_after:.1f} s | {r.final_after:.1f} s |"
+            f"| {r.promoted_after:.1f} s | {r.final_after:.1f} s | {'yes' if r.settled else 'no'} |"
         )
     total = sum(r.acknowledged for r in runs)
     rows.append(
@@ -201,7 +219,7 @@ def losses_table(runs: list[Run]) -> str:
         f"| {sum(len(r.stuck) for r in runs)} | {sum(r.failed for r in runs)} "
         f"| {sum(len(r.orders_gone) for r in runs)} "
         f"| {sum(len(r.stock_off) for r in runs)} | {sum(len(r.views_off) for r in runs)} "
-        f"| {sum(r.doubled for r in runs)} | | |"
+        f"| {sum(r.doubled for r in runs)} | | | |"
     )
     return "\n".join(rows)
 
