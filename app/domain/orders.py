@@ -242,7 +242,14 @@ class OrderShippedV1(IntegrationEvent, frozen=True, tag="OrderShipped"):
     pass
 
 
-IntegrationEvents = OrderConfirmedV1 | OrderCancelledV1 | OrderShippedV1
+class OrderRejectedV1(IntegrationEvent, frozen=True, tag="OrderRejected"):
+    """The order could not be fulfilled (e.g. `payment_declined`, `insufficient_stock`)."""
+
+    reason: str
+    detail: str = ""
+
+
+IntegrationEvents = OrderConfirmedV1 | OrderRejectedV1 | OrderCancelledV1 | OrderShippedV1
 
 
 # --- rules ---------------------------------------------------------------------------------
@@ -343,9 +350,18 @@ def reject(cmd: RejectOrder, state: Order | None, ctx: Context) -> Decision[Orde
     order = existing(state, cmd.order_id)
     if order.status not in ("placed", "reserved"):
         raise _transition_error(order, "rejectable")
+    public = OrderRejectedV1(
+        event_id=f"{order.order_id}:rejected",
+        order_id=order.order_id,
+        customer=order.customer,
+        occurred_at=ctx.now,
+        reason=cmd.reason,
+        detail=cmd.detail[:200],
+    )
     return Decision(
         _move(order, "rejected", reason=cmd.reason),
         [OrderRejected(order.order_id, order.customer, order.status, cmd.reason, cmd.detail)],
+        integration=[public],
     )
 
 
