@@ -25,6 +25,8 @@ from app.kernel.registry import Context, Decision
 OrderStatus = Literal["placed", "reserved", "paid", "confirmed", "shipped", "cancelled", "rejected"]
 CANCELLABLE = frozenset({"placed", "reserved", "paid", "confirmed"})
 IN_FLIGHT = frozenset({"placed", "reserved", "paid"})
+NO_REASON_GIVEN = "cancelled"
+"""A cancellation's reason when its sender gave none."""
 REJECT_REASONS = {
     "insufficient_stock": "Not enough stock",
     "product_discontinued": "A product was discontinued",
@@ -372,7 +374,7 @@ def cancel(cmd: CancelOrder, state: Order | None, ctx: Context) -> Decision[Orde
             "order_not_cancellable",
             f"Order {order.order_id} is {order.status}; it cannot be cancelled",
         )
-    reason = cmd.reason or "cancelled"
+    reason = cmd.reason or NO_REASON_GIVEN
     by = ctx.actor.username or ""
     paid = order.status in ("paid", "confirmed")
     public = OrderCancelledV1(

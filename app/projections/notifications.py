@@ -8,7 +8,9 @@ from typing import assert_never
 import msgspec
 
 from app.domain.events import integration_decoder
+from app.domain.money import dollars
 from app.domain.orders import (
+    NO_REASON_GIVEN,
     REJECT_REASONS,
     IntegrationEvents,
     OrderCancelledV1,
@@ -40,7 +42,7 @@ def text_of(event: IntegrationEvents) -> str:
     short = event.order_id[-8:]
     match event:
         case OrderConfirmedV1():
-            return f"Order …{short} is confirmed (${event.total_cents / 100:,.2f})."
+            return f"Order …{short} is confirmed ({dollars(event.total_cents)})."
         case OrderRejectedV1(reason="payment_declined"):
             return f"Order …{short} was declined: the card was declined. Your cart is kept."
         case OrderRejectedV1():
@@ -48,7 +50,7 @@ def text_of(event: IntegrationEvents) -> str:
             return f"Order …{short} was rejected: {why}. Your cart is kept."
         case OrderCancelledV1():
             refunded = " Your payment was refunded." if event.refunded else ""
-            why = "" if event.reason == "cancelled" else f": {_sentence(event.reason)}"
+            why = "" if event.reason == NO_REASON_GIVEN else f": {_sentence(event.reason)}"
             return f"Order …{short} was cancelled{why}.{refunded}"
         case OrderShippedV1():
             return f"Order …{short} has shipped."
