@@ -99,6 +99,7 @@ def short_warning(request: Request, lines: list[CheckoutLine]) -> Response:
         total_cents=order_total(lines),
         short=warned(lines),
         short_field=SHORT_ACCEPTED,
+        errors={},
     )
     return html(body, 409, headers={"HX-Retarget": "#checkout-lines", "HX-Reswap": "outerHTML"})
 
@@ -142,13 +143,14 @@ async def add_to_cart(request: Request) -> Response:
     services = services_of(request)
     product = await catalog.get_product(services.read, sku)
     if product is None:
-        return refused(request, problem("unknown_product", 409, f"There is no product {sku}."))
+        text = f"There is no product {sku}."
+        return refused(request, problem("unknown_product", 409, text, title=text))
     if product.status != "active":
         text = f"{product.name} is no longer sold."
-        return refused(request, problem("product_discontinued", 409, text))
+        return refused(request, problem("product_discontinued", 409, text, title=text))
     if product.available <= 0:
         text = f"{product.name} is sold out."
-        return refused(request, problem("insufficient_stock", 409, text, title="Sold out"))
+        return refused(request, problem("insufficient_stock", 409, text, title=text))
     count = await services.carts.add(actor.username, sku, quantity, at_most=MAX_LINE_QUANTITY)
     render = renderer(request)
     message = render.fragment("flash", message=f"Added {sku} to your order.")
