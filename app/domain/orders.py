@@ -28,6 +28,8 @@ LIFECYCLE: tuple[OrderStatus, ...] = ("placed", "reserved", "paid", "confirmed",
 """The way forward; cancelled and rejected leave it."""
 CANCELLABLE = frozenset({"placed", "reserved", "paid", "confirmed"})
 IN_FLIGHT = frozenset({"placed", "reserved", "paid"})
+NO_REASON_GIVEN = "cancelled"
+"""A cancellation's reason when its sender gave none."""
 REJECT_REASONS = {
     "insufficient_stock": "Not enough stock",
     "product_discontinued": "A product was discontinued",
@@ -245,7 +247,14 @@ class OrderShippedV1(IntegrationEvent, frozen=True, tag="OrderShipped"):
     pass
 
 
-IntegrationEvents = OrderConfirmedV1 | OrderCancelledV1 | OrderShippedV1
+class OrderRejectedV1(IntegrationEvent, frozen=True, tag="OrderRejected"):
+    """The order could not be fulfilled (e.g. `payment_declined`, `insufficient_stock`)."""
+
+    reason: str
+    detail: str = ""
+
+
+IntegrationEvents = OrderConfirmedV1 | OrderRejectedV1 | OrderCancelledV1 | OrderShippedV1
 
 
 # --- rules ---------------------------------------------------------------------------------
@@ -359,9 +368,18 @@ def reject(cmd: RejectOrder, state: Order | None, ctx: Context) -> Decision[Orde
     order = existing(state, cmd.order_id)
     if order.status not in ("placed", "reserved"):
         raise _transition_error(order, "rejectable")
+    public = OrderRejectedV1(
+        event_id=f"{order.order_id}:rejected",
+        order_id=order.order_id,
+        customer=order.customer,
+        occurred_at=ctx.now,
+        reason=cmd.reason,
+        detail=cmd.detail[:200],
+    )
     return Decision(
         _move(order, "rejected", reason=cmd.reason),
         [OrderRejected(order.order_id, order.customer, order.status, cmd.reason, cmd.detail)],
+        integration=[public],
     )
 
 
@@ -372,7 +390,7 @@ def cancel(cmd: CancelOrder, state: Order | None, ctx: Context) -> Decision[Orde
             "order_not_cancellable",
             f"Order {order.order_id} is {order.status}; it cannot be cancelled",
         )
-    reason = cmd.reason or "cancelled"
+    reason = cmd.reason or NO_REASON_GIVEN
     by = ctx.actor.username or ""
     paid = order.status in ("paid", "confirmed")
     public = OrderCancelledV1(

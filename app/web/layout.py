@@ -11,6 +11,7 @@ from starlette.responses import Response
 from app.domain.rules import CUSTOMER
 from app.queries import notifications
 from app.web.auth import services_of, session_of
+from app.web.cart import current_count
 
 
 async def layout_context(request: Request, topics: Sequence[str]) -> dict[str, Any]:
@@ -29,7 +30,8 @@ async def layout_context(request: Request, topics: Sequence[str]) -> dict[str, A
     }
     if session is not None:
         base["inbox"] = await notifications.inbox(services.read, session.username, limit=5)
-        base["cart_count"] = await services.carts.count(session.username)
+        if base["is_customer"]:
+            base["cart_count"] = await current_count(services, session.username)
     return base
 
 

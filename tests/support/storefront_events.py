@@ -50,6 +50,14 @@ INTEGRATION_EVENTS: list[msgspec.Struct] = [
         total_cents=2400,
         lines=[PublicLine(SKU, 2)],
     ),
+    o.OrderRejectedV1(
+        event_id=f"{ORDER_ID}:rejected",
+        order_id=ORDER_ID,
+        customer="alice",
+        occurred_at=AT,
+        reason="payment_declined",
+        detail="The card was declined",
+    ),
     o.OrderCancelledV1(
         event_id=f"{ORDER_ID}:cancelled",
         order_id=ORDER_ID,

@@ -223,7 +223,16 @@ def test_reject_fails_the_place_command_with_the_reason(status: str) -> None:
         "insufficient_stock", 409, "Only 1 of MUG-001 left, 2 asked", title="Not enough stock"
     )
     assert steps(decision) == [StatusChange(status="failed", error=expected)]
-    assert list(decision.integration) == []
+    assert list(decision.integration) == [
+        o.OrderRejectedV1(
+            event_id=f"{ORDER_ID}:rejected",
+            order_id=ORDER_ID,
+            customer="alice",
+            occurred_at=NOW,
+            reason="insufficient_stock",
+            detail="Only 1 of MUG-001 left, 2 asked",
+        )
+    ]
 
 
 def test_reject_without_detail_uses_the_reasons_text() -> None:
