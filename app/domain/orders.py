@@ -2,25 +2,31 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
 import msgspec
 
+from app.domain.order_integration import (
+    OrderCancelledV1,
+    OrderConfirmedV1,
+    OrderRejectedV1,
+    OrderShippedV1,
+    PublicLine,
+)
+from app.domain.order_request import LineRequest as LineRequest
+from app.domain.order_request import Lines
+from app.domain.order_request import PlaceOrderRequest as PlaceOrderRequest
 from app.domain.products import Product
 from app.domain.rules import (
     ADMIN,
     SYSTEM_ROLE,
-    CardNumber,
     CommandStruct,
     EventStruct,
-    LineQuantity,
     OrderId,
     Reason,
-    Sku,
-    luhn_valid,
 )
 from app.kernel.errors import CommandRejected, Forbidden, problem
-from app.kernel.messages import Actor, FieldError, Problem
+from app.kernel.messages import Actor, Problem
 from app.kernel.registry import Context, Decision
 
 OrderStatus = Literal["placed", "reserved", "paid", "confirmed", "shipped", "cancelled", "rejected"]
@@ -37,11 +43,6 @@ REJECT_REASONS = {
     "payment_declined": "The card was declined",
     "payment_unavailable": "The payment service did not answer",
 }
-
-
-class LineRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    sku: Sku
-    quantity: LineQuantity
 
 
 class OrderLine(msgspec.Struct, frozen=True):
@@ -64,34 +65,6 @@ class Order(msgspec.Struct, frozen=True, kw_only=True):
 
 
 # --- commands ------------------------------------------------------------------------------
-
-Lines = Annotated[list[LineRequest], msgspec.Meta(min_length=1, max_length=20)]
-
-
-def _distinct_skus(lines: list[LineRequest]) -> list[FieldError]:
-    seen: set[str] = set()
-    errors = []
-    for index, line in enumerate(lines):
-        if line.sku in seen:
-            errors.append(FieldError(f"$.lines[{index}].sku", "Each sku may appear only once"))
-        seen.add(line.sku)
-    return errors
-
-
-class PlaceOrderRequest(CommandStruct, frozen=True, tag="PlaceOrder"):
-    """PlaceOrder as a client sends it. The card number never leaves the web process."""
-
-    lines: Lines
-    card_number: CardNumber
-
-    def validate(self) -> list[FieldError]:
-        errors = _distinct_skus(self.lines)
-        if not luhn_valid(self.card_number):
-            errors.append(FieldError("$.card_number", "Not a valid card number"))
-        return errors
-
-    def __repr__(self) -> str:  # never print the number, even by accident
-        return f"PlaceOrderRequest(lines={self.lines!r}, card_number=****{self.card_number[-4:]})"
 
 
 class PlaceOrder(CommandStruct, frozen=True):
@@ -215,46 +188,6 @@ OrderEvent = (
     | OrderRefunded
 )
 """Every order event: the one list of them (consumers derive theirs: kernel/unions.py)."""
-
-
-# --- integration events: a public, versioned schema; no card, no email ----------------------
-
-
-class PublicLine(msgspec.Struct, frozen=True):
-    sku: str
-    quantity: int
-
-
-class IntegrationEvent(msgspec.Struct, tag_field="type", frozen=True, kw_only=True):
-    schema_version: int = 1
-    event_id: str
-    order_id: str
-    customer: str
-    occurred_at: float
-
-
-class OrderConfirmedV1(IntegrationEvent, frozen=True, tag="OrderConfirmed"):
-    total_cents: int
-    lines: list[PublicLine]
-
-
-class OrderCancelledV1(IntegrationEvent, frozen=True, tag="OrderCancelled"):
-    reason: str
-    refunded: bool
-
-
-class OrderShippedV1(IntegrationEvent, frozen=True, tag="OrderShipped"):
-    pass
-
-
-class OrderRejectedV1(IntegrationEvent, frozen=True, tag="OrderRejected"):
-    """The order could not be fulfilled (e.g. `payment_declined`, `insufficient_stock`)."""
-
-    reason: str
-    detail: str = ""
-
-
-IntegrationEvents = OrderConfirmedV1 | OrderRejectedV1 | OrderCancelledV1 | OrderShippedV1
 
 
 # --- rules ---------------------------------------------------------------------------------

@@ -9,15 +9,14 @@ import msgspec
 
 from app.domain.events import integration_decoder
 from app.domain.money import dollars
-from app.domain.orders import (
-    NO_REASON_GIVEN,
-    REJECT_REASONS,
+from app.domain.order_integration import (
     IntegrationEvents,
     OrderCancelledV1,
     OrderConfirmedV1,
     OrderRejectedV1,
     OrderShippedV1,
 )
+from app.domain.orders import NO_REASON_GIVEN, REJECT_REASONS
 from app.kernel import keys as kernel_keys
 from app.kernel.projection import Version
 from app.kernel.read_model_writes import ReadModelWrites

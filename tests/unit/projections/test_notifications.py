@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from app.domain.orders import (
+from app.domain.order_integration import (
     OrderCancelledV1,
     OrderConfirmedV1,
     OrderRejectedV1,
