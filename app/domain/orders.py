@@ -32,6 +32,9 @@ REJECT_REASONS = {
     "payment_declined": "The card was declined",
     "payment_unavailable": "The payment service did not answer",
 }
+FAILURE_REASONS = frozenset({"payment_unavailable"})
+"""Reasons that are something going wrong (the gateway never answered), not a rule saying
+no: operators count them as failures (app/kernel/outcomes.py)."""
 
 
 class LineRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):

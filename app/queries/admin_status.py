@@ -14,6 +14,7 @@ from app.kernel.archive.status import PartitionStatus, archive_status
 from app.kernel.audit import AuditReport, audit_reports
 from app.kernel.consumer import Stall
 from app.kernel.heartbeat import live_heartbeats
+from app.kernel.outcomes import OUTCOME_KINDS, success_rate
 from app.kernel.positions import parse_stream_id
 from app.kernel.rebuild_state import RebuildState, rebuild_states
 from app.kernel.redis_types import text
@@ -57,7 +58,9 @@ class Latency(msgspec.Struct, frozen=True):
 
 class Commands(msgspec.Struct, frozen=True):
     counts: dict[str, int]
+    """Finished commands by kind: succeeded, rejected (a rule said no), failed (went wrong)."""
     success_rate: float | None
+    """succeeded / (succeeded + failed): rejections are apart."""
     rate_per_second: float
     latency_ms: Latency
     by_type: dict[str, dict[str, int]]
@@ -126,7 +129,7 @@ async def command_stats(read: Redis) -> Commands:
         pipe.lrange(rm.command_log_latencies(), 0, -1)
         pipe.lrange(rm.command_log_recent(), 0, 19)
         counts_raw, latencies_raw, recent_raw = await pipe.execute()
-    counts: dict[str, int] = {}
+    counts: dict[str, int] = dict.fromkeys(OUTCOME_KINDS, 0)
     by_type: dict[str, dict[str, int]] = {}
     for field, value in counts_raw.items():
         if ":" in field:
@@ -134,7 +137,6 @@ async def command_stats(read: Redis) -> Commands:
             by_type.setdefault(command_type, {})[status] = int(value)
         else:
             counts[field] = int(value)
-    finished = counts.get("succeeded", 0) + counts.get("failed", 0)
     now = time.time()
     latencies, last_minute = [], 0
     for item in latencies_raw:
@@ -144,7 +146,7 @@ async def command_stats(read: Redis) -> Commands:
             last_minute += 1
     return Commands(
         counts=counts,
-        success_rate=round(counts.get("succeeded", 0) / finished, 4) if finished else None,
+        success_rate=success_rate(counts),
         rate_per_second=round(last_minute / 60, 2),
         latency_ms=Latency(
             percentile(latencies, 0.5), percentile(latencies, 0.95), percentile(latencies, 0.99)

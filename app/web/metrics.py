@@ -32,13 +32,17 @@ class _Snapshot(Collector):
             return []
         finished = CounterMetricFamily(
             f"{PREFIX}_commands_finished",
-            "Finished commands, all processes",
-            labels=["type", "status"],
+            "Finished commands, all processes, by type and outcome kind (succeeded, rejected, "
+            "failed)",
+            labels=["type", "outcome"],
         )
         for command_type, counts in status.commands.by_type.items():
             for outcome, count in counts.items():
                 finished.add_metric([command_type, outcome], count)
-        rate = GaugeMetricFamily(f"{PREFIX}_command_success_ratio", "Succeeded / finished commands")
+        rate = GaugeMetricFamily(
+            f"{PREFIX}_command_success_ratio",
+            "Succeeded / (succeeded + failed) commands; rejections apart",
+        )
         rate.add_metric([], status.commands.success_rate or 0.0)
         latency = GaugeMetricFamily(
             f"{PREFIX}_command_latency_ms",

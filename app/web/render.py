@@ -32,6 +32,25 @@ def money(cents: int | float | None) -> str:
     return f"${cents / 100:,.2f}"
 
 
+def behind(seconds: float) -> str:
+    """A lag as time: 0.4 s, 12 s, 3.5 min."""
+    return f"{seconds:.1f} s" if seconds < 10 else duration(seconds)
+
+
+def reached(position: str) -> str:
+    """A position (`partition:entry id`, comma-separated) as people read it: the time of the
+    newest entry it covers, by the Redis clock, and in how many partitions."""
+    stamps = []
+    for part in position.split(","):
+        _partition, _, entry = part.partition(":")
+        millis = entry.partition("-")[0]
+        if millis.isdigit() and int(millis):
+            stamps.append(int(millis))
+    if not stamps:
+        return "nothing yet"
+    return f"entries up to {clock(max(stamps) / 1000)} UTC"
+
+
 def short_time(iso: str | None) -> str:
     if not iso:
         return ""
@@ -51,6 +70,8 @@ def templates(*, development: bool = True) -> Jinja2Templates:
     made.env.filters["short_time"] = short_time
     made.env.filters["clock"] = clock
     made.env.filters["duration"] = duration
+    made.env.filters["behind"] = behind
+    made.env.filters["reached"] = reached
     made.env.filters["size"] = size
     made.env.globals["CANCELLABLE"] = CANCELLABLE
     made.env.globals["STATUS_LABELS"] = STATUS_LABELS
