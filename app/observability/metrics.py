@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
+
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
 
 from app.kernel.outcomes import OUTCOME_KINDS

@@ -10,6 +10,7 @@ from starlette.routing import BaseRoute, Route
 
 from app.queries import orders
 from app.queries.history import history
+from app.read_models.orders import ALL_PER_PAGE, page_number
 from app.read_models.status import pipeline_status
 from app.web.auth import services_of
 from app.web.charts import history_charts
@@ -36,13 +37,18 @@ async def admin_catalog(request: Request) -> Response:
 
 
 async def admin_orders(request: Request) -> Response:
+    """Every order, newest first, ALL_PER_PAGE a page (`?page=N`), with the count."""
     await admin_session(request)
-    found = await orders.list_orders(services_of(request).read, None, limit=200)
+    number = page_number(request.query_params.get("page", ""))
+    found = await orders.orders_page(
+        services_of(request).read, None, page=number, per_page=ALL_PER_PAGE
+    )
     return await page(
         request,
         "pages/orders.html",
         ["orders", "commands", "admin"],
-        orders=found,
+        orders=found.orders,
+        paged=found,
         admin_view=True,
     )
 
