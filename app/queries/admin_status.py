@@ -15,6 +15,7 @@ from app.kernel.audit import AuditReport, audit_reports
 from app.kernel.consumer import Stall
 from app.kernel.heartbeat import live_heartbeats
 from app.kernel.outcomes import OUTCOME_KINDS, success_rate
+from app.kernel.pauses import Pause, paused
 from app.kernel.positions import parse_stream_id
 from app.kernel.rebuild_state import RebuildState, rebuild_states
 from app.kernel.redis_types import text
@@ -48,6 +49,8 @@ class Consumer(msgspec.Struct, frozen=True):
     owners: int
     partitions: list[PartitionLag] = []
     """Its lag in each partition (the metrics' per-partition gauges)."""
+    paused: Pause | None = None
+    """An operator's pause: it reads nothing until resumed (kernel/pauses.py)."""
 
 
 class Latency(msgspec.Struct, frozen=True):
@@ -173,6 +176,7 @@ async def consumers(
     stalls: Sequence[Stall] = (),
 ) -> list[Consumer]:
     stream_kinds = sorted({w.stream for w in watched})
+    pauses = await paused(write)
     async with write.pipeline(transaction=False) as pipe:
         for kind in stream_kinds:
             for partition in range(partitions):
@@ -236,7 +240,9 @@ async def consumers(
         lag_seconds = round(oldest_ms / 1000, 3)
         status = "ok"
         stalled = [s for s in stalls if s.group == w.group]
-        if stalled:
+        if w.group in pauses:
+            status = "paused"
+        elif stalled:
             status = "stalled"
         elif gaps.get(w.name):
             status = "gap"
@@ -262,6 +268,7 @@ async def consumers(
                 dead_letters=int(health.get("dead_letters", 0)),
                 owners=owners_by_group[w.group],
                 partitions=per_partition,
+                paused=pauses.get(w.group),
             )
         )
     return result
