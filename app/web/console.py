@@ -23,6 +23,8 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "RetryDeadLetter": ("consumer", "letter_id"),
     "DiscardDeadLetter": ("consumer", "letter_id", "reason"),
     "RetryAllDeadLetters": ("consumer",),
+    "RetryDeadLetters": ("consumer", "entry_type", "error"),
+    "DiscardDeadLetters": ("consumer", "reason", "entry_type", "error"),
     "RebuildProjection": ("projection",),
     "SwapRebuild": ("projection",),
     "AbandonRebuild": ("projection",),
