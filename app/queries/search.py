@@ -76,10 +76,19 @@ async def _events_of(
     found = []
     entries = stream_entries([(stream, reply)])
     for _, entry_id, fields in entries:
-        head = event_head(fields)
+        try:
+            head = event_head(fields)
+        except (msgspec.DecodeError, KeyError, ValueError):
+            continue  # not an event this search can read
         if aggregate and head.aggregate != aggregate:
             continue
-        stored = stored_event(fields)
+        try:
+            stored = stored_event(fields)
+        except (msgspec.DecodeError, KeyError):  # e.g. a poison entry: shown, unattributed
+            if command_id:
+                continue
+            found.append(FoundEvent(entry_id, head.aggregate, head.type, head.version, 0.0, ""))
+            continue
         if command_id and stored.command_id != command_id:
             continue
         found.append(
@@ -130,7 +139,8 @@ async def search(
     product = await get_product(read, aggregate_id) if kind == "product" else None
     if not events and order is None and product is None and asked is None:
         return SearchResult(query=query, scanned=scanned)
-    ids = list(dict.fromkeys([*([query] if asked else []), *(e.command_id for e in events)]))
+    written_by = (e.command_id for e in events if e.command_id)
+    ids = list(dict.fromkeys([*([query] if asked else []), *written_by]))
     found = await statuses.read([(partition_of_command(i, partitions), i) for i in ids])
     commands = [
         FoundCommand(command_id, stored.view if stored else None)
