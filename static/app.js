@@ -43,7 +43,8 @@
     current.querySelectorAll("input[name], textarea[name]").forEach(function (input) {
       var focused = document.activeElement === input;
       if (input.value === input.defaultValue && !focused) return;
-      var twin = next.querySelector('[name="' + input.name + '"]');
+      var twin = (input.id && next.querySelector("#" + CSS.escape(input.id))) ||
+        next.querySelector('[name="' + input.name + '"]');
       if (!twin) return;
       twin.value = input.value;
       if (focused) focus = twin;
@@ -127,11 +128,45 @@
     var template = document.createElement("template");
     template.innerHTML = evt.detail.message;
     applyAll(template.content, receivedAt);
+    filterDeadLetters();
   });
 
   document.addEventListener("htmx:afterSettle", function () {
     timeAnswers();  // before the pushed statuses that waited for the answer's element
     applyWaiting();
+    filterDeadLetters();
+  });
+
+  // --- The dead-letter console's filter -------------------------------------------------
+  // Rows that do not match the filter (consumer, event type: exact; error: contains, any
+  // case) are hidden as the operator types, and again after every push of the console.
+  function filterDeadLetters() {
+    var form = document.getElementById("dead-letter-filter");
+    if (!form) return;
+    function value(id) {
+      var input = document.getElementById(id);
+      return input ? input.value.trim() : "";
+    }
+    var consumer = value("dl-filter-consumer");
+    var type = value("dl-filter-type");
+    var error = value("dl-filter-error").toLowerCase();
+    var rows = document.querySelectorAll("tr[data-letter-id]");
+    var matching = 0;
+    rows.forEach(function (row) {
+      var ok = (!consumer || row.getAttribute("data-consumer") === consumer) &&
+        (!type || row.getAttribute("data-type") === type) &&
+        (!error || (row.getAttribute("data-error") || "").toLowerCase().indexOf(error) >= 0);
+      row.hidden = !ok;
+      if (ok) matching += 1;
+    });
+    var count = form.querySelector("[data-field=matching]");
+    if (count) {
+      count.textContent = consumer || type || error
+        ? matching + " of " + rows.length + " shown match" : "";
+    }
+  }
+  document.addEventListener("input", function (evt) {
+    if (evt.target.closest && evt.target.closest("#dead-letter-filter")) filterDeadLetters();
   });
 
   // --- Click to pixel -------------------------------------------------------------------

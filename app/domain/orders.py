@@ -43,6 +43,9 @@ REJECT_REASONS = {
     "payment_declined": "The card was declined",
     "payment_unavailable": "The payment service did not answer",
 }
+FAILURE_REASONS = frozenset({"payment_unavailable"})
+"""Reasons that are something going wrong (the gateway never answered), not a rule saying
+no: operators count them as failures (app/kernel/outcomes.py)."""
 
 
 class OrderLine(msgspec.Struct, frozen=True):

@@ -100,6 +100,11 @@ def audit_report(projection: str) -> str:
     return f"audits:{projection}"
 
 
+def paused_consumers() -> str:
+    """Hash: consumer group → JSON of who paused it, when and why (see kernel/pauses)."""
+    return "consumers:paused"
+
+
 def consumer_health(group: str) -> str:
     """Hash: last_error, last_error_at, dead_letters, retries for one consumer group."""
     return f"health:{group}"

@@ -7,7 +7,8 @@ make the effect exactly-once. It reads only while its lease is surely held (Leas
 kernel/leases.py). Redis trouble is waited out and the pending entries read again; a lost
 lease ends the loop. A handler with a `tick(partition)` (and `tick_seconds` > 0) is called
 that often between reads, while the lease is held: periodic work on the partition it owns
-(the fulfilment process's sweeper).
+(the fulfilment process's sweeper). A paused group (kernel/pauses.py) reads nothing until
+resumed: the loop acknowledges what it applied, keeps its lease and counts as making progress.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from app.kernel.handlers import INFRA_ERRORS, LeaseLost, PartitionHandler
 from app.kernel.lanes import KeyLanes
 from app.kernel.leases import LeaseClock
 from app.kernel.parking import Parking
+from app.kernel.pauses import PauseCheck
 from app.kernel.replication import NO_WAIT, Replication
 from app.kernel.stream_reads import acknowledge, ensure_group, parse_entries, read_batch
 from app.kernel.stream_trim import ConsumedTrim
@@ -58,6 +60,7 @@ class PartitionLoop:
         self._replication = replication
         self._stream = handler.stream(partition)
         self._trim = ConsumedTrim.of(handler)
+        self._pause = PauseCheck(redis, handler.group)
         self._parking = Parking(redis, handler, partition)
         self._applier = BatchApplier(redis, handler, partition, stop, health, self._parking)
         self._lanes = (
@@ -104,6 +107,16 @@ class PartitionLoop:
                     await ensure_group(self._redis, stream, handler.group)
                     await parking.load()
                 await parking.serve()
+                if await self._pause.paused():
+                    if lanes is not None:
+                        acks += lanes.take_done()
+                    if acks:
+                        await acknowledge(self._redis, handler, partition, acks)
+                        acks = []
+                    health.progressed()  # paused is not stuck
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), timeout=0.25)
+                    continue
                 budget = self._lease.read_budget()
                 if budget <= 0:  # not sure the lease is still ours: wait for its renewal
                     with contextlib.suppress(TimeoutError):

@@ -14,6 +14,8 @@ from app.kernel.archive.status import PartitionStatus, archive_status
 from app.kernel.audit import AuditReport, audit_reports
 from app.kernel.consumer import Stall
 from app.kernel.heartbeat import Heartbeat, live_heartbeats
+from app.kernel.outcomes import OUTCOME_KINDS, success_rate
+from app.kernel.pauses import Pause, paused
 from app.kernel.positions import parse_stream_id
 from app.kernel.rebuild_state import RebuildState, rebuild_states
 from app.kernel.redis_types import text
@@ -47,6 +49,8 @@ class Consumer(msgspec.Struct, frozen=True):
     owners: int
     partitions: list[PartitionLag] = []
     """Its lag in each partition (the metrics' per-partition gauges)."""
+    paused: Pause | None = None
+    """An operator's pause: it reads nothing until resumed (kernel/pauses.py)."""
 
 
 class Latency(msgspec.Struct, frozen=True):
@@ -57,7 +61,9 @@ class Latency(msgspec.Struct, frozen=True):
 
 class Commands(msgspec.Struct, frozen=True):
     counts: dict[str, int]
+    """Finished commands by kind: succeeded, rejected (a rule said no), failed (went wrong)."""
     success_rate: float | None
+    """succeeded / (succeeded + failed): rejections are apart."""
     rate_per_second: float
     latency_ms: Latency
     by_type: dict[str, dict[str, int]]
@@ -137,7 +143,7 @@ async def command_stats(read: Redis) -> Commands:
         pipe.lrange(rm.command_log_latencies(), 0, -1)
         pipe.lrange(rm.command_log_recent(), 0, 19)
         counts_raw, latencies_raw, recent_raw = await pipe.execute()
-    counts: dict[str, int] = {}
+    counts: dict[str, int] = dict.fromkeys(OUTCOME_KINDS, 0)
     by_type: dict[str, dict[str, int]] = {}
     for field, value in counts_raw.items():
         if ":" in field:
@@ -145,7 +151,6 @@ async def command_stats(read: Redis) -> Commands:
             by_type.setdefault(command_type, {})[status] = int(value)
         else:
             counts[field] = int(value)
-    finished = counts.get("succeeded", 0) + counts.get("failed", 0)
     now = time.time()
     latencies, last_minute = [], 0
     for item in latencies_raw:
@@ -155,7 +160,7 @@ async def command_stats(read: Redis) -> Commands:
             last_minute += 1
     return Commands(
         counts=counts,
-        success_rate=round(counts.get("succeeded", 0) / finished, 4) if finished else None,
+        success_rate=success_rate(counts),
         rate_per_second=round(last_minute / 60, 2),
         latency_ms=Latency(
             percentile(latencies, 0.5), percentile(latencies, 0.95), percentile(latencies, 0.99)
@@ -182,6 +187,7 @@ async def consumers(
     stalls: Sequence[Stall] = (),
 ) -> list[Consumer]:
     stream_kinds = sorted({w.stream for w in watched})
+    pauses = await paused(write)
     async with write.pipeline(transaction=False) as pipe:
         for kind in stream_kinds:
             for partition in range(partitions):
@@ -245,7 +251,9 @@ async def consumers(
         lag_seconds = round(oldest_ms / 1000, 3)
         status = "ok"
         stalled = [s for s in stalls if s.group == w.group]
-        if stalled:
+        if w.group in pauses:
+            status = "paused"
+        elif stalled:
             status = "stalled"
         elif gaps.get(w.name):
             status = "gap"
@@ -271,6 +279,7 @@ async def consumers(
                 dead_letters=int(health.get("dead_letters", 0)),
                 owners=owners_by_group[w.group],
                 partitions=per_partition,
+                paused=pauses.get(w.group),
             )
         )
     return result

@@ -79,6 +79,44 @@ async def list_orders(read: Redis, customer: str | None, *, limit: int = 50) -> 
     return [order for order in await get_orders(read, order_ids) if order is not None]
 
 
+class OrdersPage(msgspec.Struct, frozen=True):
+    """One page of a list of orders, newest first, and how many there are in all."""
+
+    orders: list[OrderView]
+    total: int
+    page: int
+    """1-based."""
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+    @property
+    def first(self) -> int:
+        """The 1-based rank of its first order (0 when it has none)."""
+        return (self.page - 1) * self.per_page + 1 if self.orders else 0
+
+    @property
+    def last(self) -> int:
+        return self.first + len(self.orders) - 1 if self.orders else 0
+
+
+async def orders_page(
+    read: Redis, customer: str | None, *, page: int = 1, per_page: int = 50
+) -> OrdersPage:
+    """Page `page` of one customer's orders, or everyone's (customer=None, admins only), with
+    the count: one round trip for the index, one for the orders."""
+    index = keys.orders_of(customer) if customer is not None else keys.all_orders()
+    start = (page - 1) * per_page
+    async with read.pipeline(transaction=False) as pipe:
+        pipe.zcard(index)
+        pipe.zrevrange(index, start, start + per_page - 1)
+        total, ids = await pipe.execute()
+    found = [order for order in await get_orders(read, text_list(ids)) if order is not None]
+    return OrdersPage(found, int(total), page, per_page)
+
+
 async def owns(read: Redis, customer: str, order_id: str) -> bool:
     """Scoped by the session's user: only orders indexed under that customer are theirs."""
     return await read.zscore(keys.orders_of(customer), order_id) is not None

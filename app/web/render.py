@@ -58,6 +58,25 @@ def error_place(path: str) -> str:
     return path.removeprefix("$.")
 
 
+def behind(seconds: float) -> str:
+    """A lag as time: 0.4 s, 12 s, 3.5 min."""
+    return f"{seconds:.1f} s" if seconds < 10 else duration(seconds)
+
+
+def reached(position: str) -> str:
+    """A position (`partition:entry id`, comma-separated) as people read it: the time of the
+    newest entry it covers, by the Redis clock, and in how many partitions."""
+    stamps = []
+    for part in position.split(","):
+        _partition, _, entry = part.partition(":")
+        millis = entry.partition("-")[0]
+        if millis.isdigit() and int(millis):
+            stamps.append(int(millis))
+    if not stamps:
+        return "nothing yet"
+    return f"entries up to {clock(max(stamps) / 1000)} UTC"
+
+
 def short_time(iso: str | None) -> str:
     if not iso:
         return ""
@@ -77,6 +96,8 @@ def templates(*, development: bool = True) -> Jinja2Templates:
     made.env.filters["short_time"] = short_time
     made.env.filters["clock"] = clock
     made.env.filters["duration"] = duration
+    made.env.filters["behind"] = behind
+    made.env.filters["reached"] = reached
     made.env.filters["size"] = size
     made.env.filters["problem_text"] = problem_text
     made.env.filters["error_place"] = error_place
