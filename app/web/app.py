@@ -11,7 +11,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import Mount
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
@@ -22,7 +24,7 @@ from app.observability.history_sampler import HistorySampler
 from app.observability.telemetry import configure_telemetry
 from app.seed import seed
 from app.services import build_services
-from app.web import api, console, pages, sockets, traces
+from app.web import api, console, pages, sockets, traces, viewer
 from app.web.broadcaster import PushLimits
 from app.web.errors import exception_handlers, on_crash
 from app.web.hub import Hub
@@ -63,6 +65,15 @@ async def _keep_alive(heartbeat: HeartbeatPublisher, app: Starlette) -> None:
         await asyncio.sleep(2.0)
 
 
+async def favicon(_request: Request) -> Response:
+    """`/favicon.ico`, which browsers ask for by that name: the SVG the pages link to."""
+    return FileResponse(
+        STATIC / "favicon.svg",
+        media_type="image/svg+xml",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
     configure_logging(settings.log_level, "web", settings.log_format)
@@ -74,6 +85,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         services = build_services(
             settings, observer=metrics.observe_command, metrics=metrics.pipeline
         )
+        viewer.install(made_templates.env, services.intake.registry)
         telemetry = configure_telemetry(settings, "web", services.read)
         hub = Hub(
             live_views(services, made_templates.env),
@@ -129,6 +141,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *console.routes,
             *traces.routes,
             *sockets.routes,
+            Route("/favicon.ico", favicon),
             Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
         ],
         middleware=[
