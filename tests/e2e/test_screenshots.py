@@ -1,5 +1,5 @@
 """The README's screenshots, made by the browser: the catalog, checkout, the confirmation, My
-orders and the status page, on a desktop (1280×800) and a phone (390×844).
+orders and the status page, on a desktop (1280 x 800) and a phone (390 x 844).
 
 Every run takes them (into a temporary directory), so the pages they show are exercised at
 both sizes. `STOREFRONT_SCREENSHOTS=1` also copies them to docs/screenshots/ (commit them);
