@@ -113,7 +113,7 @@ class CommandIntake:
         with tracing.span("authorize"):
             if not actor.authenticated:
                 raise Unauthenticated()
-            if spec.roles and not (spec.roles & actor.roles):
+            if not spec.permits(actor):
                 raise Forbidden(f"{tag} needs the role {' or '.join(sorted(spec.roles))}")
         if idempotency_key is not None and not valid_key(idempotency_key):
             raise ValidationFailed(

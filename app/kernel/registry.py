@@ -113,6 +113,11 @@ class CommandSpec(AnyCommandSpec, Generic[C, S]):
         assert isinstance(tag, str)
         return tag
 
+    def permits(self, actor: Actor) -> bool:
+        """Whether this sender's roles may send it: what the intake checks before anything
+        runs (an ownership rule, `authorize`, is checked later, on the loaded state)."""
+        return actor.authenticated and (not self.roles or bool(self.roles & actor.roles))
+
 
 class Registry:
     """Every command the system knows, and one decoder for the public ones."""
@@ -139,6 +144,12 @@ class Registry:
     def follower(self, kind: str) -> CommandSpec[Any, Any] | None:
         """The command whose status follows the events of aggregates of this kind."""
         return self._followers.get(kind)
+
+    def may_send(self, actor: Actor, name: str) -> bool:
+        """Whether a client with this actor's roles may send command `name`: a page shows a
+        control for it only then. KeyError for a name nobody registered."""
+        spec = self._specs[name]
+        return spec.public and spec.permits(actor)
 
     def __contains__(self, name: str) -> bool:
         return name in self._specs

@@ -9,7 +9,9 @@ from collections.abc import AsyncIterator
 
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import Mount
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
@@ -21,7 +23,7 @@ from app.observability.history_sampler import HistorySampler
 from app.observability.telemetry import configure_telemetry
 from app.seed import seed
 from app.services import build_services
-from app.web import api, console, pages, sockets, traces
+from app.web import api, console, pages, sockets, traces, viewer
 from app.web.broadcaster import PushLimits
 from app.web.errors import exception_handlers, on_crash
 from app.web.hub import Hub
@@ -62,6 +64,15 @@ async def _keep_alive(heartbeat: HeartbeatPublisher, app: Starlette) -> None:
         await asyncio.sleep(2.0)
 
 
+async def favicon(_request: Request) -> Response:
+    """`/favicon.ico`, which browsers ask for by that name: the SVG the pages link to."""
+    return FileResponse(
+        STATIC / "favicon.svg",
+        media_type="image/svg+xml",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
+
+
 def create_app(settings: Settings | None = None) -> Starlette:
     settings = settings or load_settings()
     configure_logging(settings.log_level, "web", settings.log_format)
@@ -73,6 +84,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         services = build_services(
             settings, observer=metrics.observe_command, metrics=metrics.pipeline
         )
+        viewer.install(made_templates.env, services.intake.registry)
         telemetry = configure_telemetry(settings, "web", services.read)
         hub = Hub(
             live_views(services, made_templates.env),
@@ -131,6 +143,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *console.routes,
             *traces.routes,
             *sockets.routes,
+            Route("/favicon.ico", favicon),
             Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
         ],
         middleware=[

@@ -57,9 +57,9 @@ async def may_send(request: Request, command_type: str) -> Actor:
         raise NotFound("No such form")
     if not actor.authenticated:
         raise Unauthenticated()
-    roles = registry.spec(command_type).roles
-    if roles and not roles & actor.roles:
-        raise Forbidden(f"{command_type} needs the role {' or '.join(sorted(roles))}")
+    spec = registry.spec(command_type)
+    if not spec.permits(actor):
+        raise Forbidden(f"{command_type} needs the role {' or '.join(sorted(spec.roles))}")
     return actor
 
 
