@@ -94,6 +94,8 @@ class EventProjection(Generic[E]):
 
     name = ""
     handles: ClassVar[frozenset[str]] = frozenset()
+    declared: ClassVar[object] = None
+    """The events type it was declared with (the union its decoder decodes)."""
     _events: ClassVar[msgspec.json.Decoder[Any]]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -105,6 +107,7 @@ class EventProjection(Generic[E]):
                 (declared,) = get_args(base)
                 if not isinstance(declared, TypeVar):  # a generic subclass declares nothing
                     cls.handles = unions.tags(declared)
+                    cls.declared = declared
                     cls._events = msgspec.json.Decoder(declared)
 
     def stream(self, partition: int) -> str:
@@ -258,7 +261,7 @@ class ProjectionHandler:
             log.info("%s partition %d: %d entries from the archive", name, partition, len(rows))
             await self._apply(partition, [Entry(i, partition, f) for i, f in rows], False)
 
-    def _span(self, partition: int, entry: Entry, parent: str, spans: list[Span]) -> str:
+    def process_span(self, partition: int, entry: Entry, parent: str, spans: list[Span]) -> str:
         """The `process` span of a traced entry (kept in `spans`); its traceparent."""
         span = tracing.processing(self.projection.stream(partition), self.group, entry.id, parent)
         if span is not None:
@@ -295,7 +298,7 @@ class ProjectionHandler:
 
         def trace(entry: Entry) -> str:
             parent = entry.fields.get(tracing.FIELD, "") if traced else ""
-            return self._span(partition, entry, parent, spans) if parent else ""
+            return self.process_span(partition, entry, parent, spans) if parent else ""
 
         done = project(self.projection, fresh, versioned, trace=trace)
         tx = self._read.pipeline(transaction=False)  # records the writes; never executed
@@ -320,13 +323,8 @@ class ProjectionHandler:
         return done.applied
 
     async def _write(self, partition: int, expected: str, new: str, tx: Pipeline) -> None:
-        commands = [[_text(arg) for arg in args] for args, _options in tx.command_stack]
-        applied = await _APPLY(
-            self._read,
-            [keys.checkpoint(self.projection.name, partition)],
-            [expected, new, msgspec.json.encode(commands).decode()],
-        )
-        if not applied:
+        checkpoint = keys.checkpoint(self.projection.name, partition)
+        if not await run_apply(self._read, [checkpoint], [expected, new], command_args(tx)):
             raise LeaseLost(f"{self.projection.name} partition {partition}")
 
     async def skip(self, partition: int, entry: Entry) -> None:
@@ -336,6 +334,20 @@ class ProjectionHandler:
         if checkpoint and parse_stream_id(checkpoint) >= parse_stream_id(entry.id):
             return
         await self._write(partition, checkpoint or "", entry.id, self._read.pipeline())
+
+
+def command_args(tx: Pipeline) -> list[list[str]]:
+    """The commands a pipeline recorded, as apply_batch.lua takes them."""
+    return [[_text(arg) for arg in args] for args, _options in tx.command_stack]
+
+
+async def run_apply(
+    read: Redis, checkpoints: list[str], positions: list[str], commands: list[list[str]]
+) -> bool:
+    """apply_batch.lua: `positions` holds (expected, new) of each checkpoint in turn.
+    False when a checkpoint had moved (nothing written)."""
+    applied = await _APPLY(read, checkpoints, [*positions, msgspec.json.encode(commands).decode()])
+    return bool(applied)
 
 
 def _text(arg: object) -> str:

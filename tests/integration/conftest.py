@@ -21,6 +21,7 @@ from app.kernel.consumer import PartitionedConsumer, PartitionHandler
 from app.kernel.leases import Leases
 from app.kernel.messages import Actor
 from app.kernel.projection import ProjectionHandler
+from app.kernel.projector_pass import projector_passes
 from app.processes.fulfilment import Fulfilment
 from app.projections.registry import NOTIFIER, PROJECTOR, build
 from app.services import Services, build_services
@@ -133,7 +134,9 @@ async def running_workers(
             queues.append(CommandQueue(services.write, services.bus, services.statuses))
             handlers = [queues[-1]]
         elif kind == "projector":
-            handlers = [ProjectionHandler(p, services.read) for p in build(PROJECTOR, settings)]
+            handlers = list(
+                projector_passes(build(PROJECTOR, settings), services.read, services.write)
+            )
         elif kind == "notifier":
             handlers = [ProjectionHandler(p, services.read) for p in build(NOTIFIER, settings)]
         else:
