@@ -48,6 +48,7 @@ from app.kernel.positions import parse_stream_id
 from app.kernel.projection import (
     NOTICE_TRACES,
     VIEW_NOTICES_MAXLEN,
+    Decoded,
     Projected,
     Projection,
     ProjectionHandler,
@@ -125,12 +126,15 @@ class ProjectorPass:
         if not entries:
             return
         until = before(entries[0].id)
-        joining, checkpoints = await self._caught_up(partition, self._models, until)
-        if joining:
-            heads = self._decode(entries, joining)
-            await self._apply(partition, entries, heads, joining, checkpoints)
+        paused = await self._paused_models(partition)
+        behind = self._behind.get(partition, set())
+        ready = [m for m in self._models if m.name not in paused and m.name not in behind]
+        lagging = [m for m in self._models if m.name not in paused and m.name in behind]
+        if lagging:  # (after a takeover, a pause, a new read model: rarely)
+            ready += await self._caught_up(partition, lagging, until)
+        joined = await self._apply(partition, entries, ready, in_step=until) if ready else []
         self._position[partition] = entries[-1].id
-        self._behind[partition] = {m.name for m in self._models if m not in joining}
+        self._behind[partition] = {m.name for m in self._models if m not in joined}
 
     async def idle(self, partition: int) -> None:
         """Nothing new to read: catch up the read models left behind (back from a pause,
@@ -138,29 +142,22 @@ class ProjectorPass:
         behind, position = self._behind.get(partition), self._position.get(partition)
         if not behind or position is None:
             return
-        models = [model for model in self._models if model.name in behind]
-        joined, _ = await self._caught_up(partition, models, position)
-        behind.difference_update(model.name for model in joined)
+        paused = await self._paused_models(partition)
+        lagging = [m for m in self._models if m.name in behind and m.name not in paused]
+        if lagging:
+            joined = await self._caught_up(partition, lagging, position)
+            behind.difference_update(model.name for model in joined)
 
     async def _caught_up(
         self, partition: int, models: list[PassModel], until: str
-    ) -> tuple[list[PassModel], dict[str, str]]:
-        """Those of `models` not paused, caught up (a chunk) to `until` if behind: those
-        that reached it, and every read model's checkpoint."""
-        paused = await self._paused_models(partition)
-        active = [model for model in models if model.name not in paused]
-        if not active:
-            return [], {}
-        checkpoints = await self._checkpoints(partition, active)
-        joining: list[PassModel] = []
-        for model in active:
-            reached, checkpoint = await self._catch_up(
-                model, partition, checkpoints[model.name], until
-            )
-            checkpoints[model.name] = checkpoint
-            if reached:
-                joining.append(model)
-        return joining, checkpoints
+    ) -> list[PassModel]:
+        """Catch `models` up to `until` (a chunk each): those that reached it."""
+        checkpoints = await self._checkpoints(partition, models)
+        reached: list[PassModel] = []
+        for model in models:
+            if await self._catch_up(model, partition, checkpoints[model.name], until):
+                reached.append(model)
+        return reached
 
     async def skip(self, partition: int, entry: Entry) -> None:
         """Move every read model at or behind `entry` past it (dead-lettered by the pass)."""
@@ -199,13 +196,10 @@ class ProjectorPass:
 
     async def _catch_up(
         self, model: PassModel, partition: int, checkpoint: str, until: str
-    ) -> tuple[bool, str]:
-        """Bring a read model behind the pass up to `until` (a chunk): whether it reached
-        it, and its checkpoint now."""
+    ) -> bool:
+        """Bring a read model behind the pass up to `until` (a chunk): whether it reached it."""
         if parse_stream_id(checkpoint or START) >= parse_stream_id(until):
-            return True, checkpoint
-        if checkpoint and checkpoint == self._position.get(partition):
-            return True, checkpoint  # it wrote with the pass's last batch: nothing between
+            return True
         stream = self.stream(partition)
         if self._archive is not None:
             rows = await self._archive.read(
@@ -219,47 +213,72 @@ class ProjectorPass:
             )
         if not rows:  # nothing between: it is where the pass is (and says so)
             await self._write_script(partition, [(model, checkpoint, until)], [])
-            return True, until
+            return True
         log.info(
             "%s partition %d: %d entries caught up (%s)", model.name, partition, len(rows), stream
         )
         entries = [Entry(entry_id, partition, fields) for entry_id, fields in rows if fields]
         last = rows[-1][0]
         if entries:
-            await self._apply(
-                partition,
-                entries,
-                self._decode(entries, [model]),
-                [model],
-                {model.name: checkpoint},
-                last=last,
-            )
+            await self._apply(partition, entries, [model], last=last)
         else:
             await self._write_script(partition, [(model, checkpoint, last)], [])
-        return len(rows) < CATCH_UP_CHUNK or last == until, last
+        return len(rows) < CATCH_UP_CHUNK or last == until
 
     async def _apply(
         self,
         partition: int,
         entries: list[Entry],
-        heads: list[Head],
         models: list[PassModel],
-        checkpoints: dict[str, str],
         *,
         last: str = "",
-    ) -> None:
-        """Apply the entries for each read model (after its checkpoint) in one script."""
+        in_step: str = "",
+    ) -> list[PassModel]:
+        """Apply the entries for each read model (after its checkpoint): their checkpoints
+        and versions read in one round trip, their writes sent in one script. `in_step`:
+        a read model whose checkpoint is before it (and not the pass's position) is left
+        out, as behind. Returns the read models applied."""
         last = last or entries[-1].id
+        heads = self._decode(entries, models)
         items = {m.name: await m.items(partition, entries, heads) for m in models}
         aggregates = {
-            model.name: list(dict.fromkeys(v[0] for _, v, _ in items[model.name] if v is not None))
-            for model in models
+            m.name: list(dict.fromkeys(v[0] for _, v, _ in items[m.name] if v is not None))
+            for m in models
         }
         async with self._read.pipeline(transaction=False) as pipe:
-            for model in models:
-                if aggregates[model.name]:
-                    pipe.hmget(keys.applied_versions(model.name, partition), aggregates[model.name])
-            replies = iter(await pipe.execute())
+            pipe.mget([keys.checkpoint(m.name, partition) for m in models])
+            for m in models:
+                if aggregates[m.name]:
+                    pipe.hmget(keys.applied_versions(m.name, partition), aggregates[m.name])
+            found, *versions_found = await pipe.execute()
+        checkpoints = {m.name: optional_text(v) or "" for m, v in zip(models, found, strict=True)}
+        replies = iter(versions_found)
+        versions = {
+            m.name: dict(zip(aggregates[m.name], (int(v or 0) for v in next(replies)), strict=True))
+            if aggregates[m.name]
+            else {}
+            for m in models
+        }
+        if in_step:
+            position = self._position.get(partition)
+            models = [
+                m
+                for m in models
+                if checkpoints[m.name] == position
+                or parse_stream_id(checkpoints[m.name] or START) >= parse_stream_id(in_step)
+            ]
+        await self._project(partition, models, items, checkpoints, versions, last)
+        return models
+
+    async def _project(
+        self,
+        partition: int,
+        models: list[PassModel],
+        items: dict[str, list[Decoded]],
+        checkpoints: dict[str, str],
+        versions: dict[str, dict[str, int]],
+        last: str,
+    ) -> None:
         spans: list[Span] = []
         done: dict[str, Projected] = {}
         try:
@@ -267,15 +286,9 @@ class ProjectorPass:
             changes: dict[tuple[View, str], list[str]] = {}
             tx = self._read.pipeline(transaction=False)  # records the writes; never executed
             for model in models:
-                names = aggregates[model.name]
-                versions = (
-                    {k: int(v or 0) for k, v in zip(names, next(replies), strict=True)}
-                    if names
-                    else {}
-                )
                 after = parse_stream_id(checkpoints[model.name] or START)
                 fresh = [item for item in items[model.name] if parse_stream_id(item[0].id) > after]
-                projected = await model.project(partition, fresh, versions, spans)
+                projected = await model.project(partition, fresh, versions[model.name], spans)
                 done[model.name] = projected
                 model.record(partition, projected, tx)
                 for change, contexts in projected.changes.items():
