@@ -263,7 +263,7 @@ def throughput(rounds: int, seconds: float) -> str:
             f"| {sum(measured[w]) / len(measured[w]):.1f} |"
             for w in (0, 1)
         )
-        + f"\n\nWith one replica per acknowledgement: {with_wait / without:.2f}× the orders/s "
+        + f"\n\nWith one replica per acknowledgement: {with_wait / without:.2f} times the orders/s "
         "of the same stack without waiting."
     )
 
