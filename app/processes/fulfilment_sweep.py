@@ -61,6 +61,9 @@ from app.processes.fulfilment import RESERVE, Fulfilment
 
 log = logging.getLogger(__name__)
 
+ProductStep = products.CommitStock | products.ReturnStock | products.ReleaseStock
+"""What an ended order implies for each of its lines."""
+
 BATCH = 100
 IN_FLIGHT = frozenset({"placed", "reserved", "paid"})
 SOLD = frozenset({"confirmed", "shipped"})
@@ -186,16 +189,16 @@ class FulfilmentSweep:
         """The product steps its end implies, one per line (or for `sku`'s line only)."""
         order_id = order.order_id
         paid = _was_paid(order)
-        line_steps: list[tuple[str, Any]] = []
+        line_steps: list[tuple[str, ProductStep]] = []
         for line in order.lines:
             if sku is not None and line.sku != sku:
                 continue
             if order.status in SOLD:
-                command: msgspec.Struct = products.CommitStock(line.sku, order_id, line.quantity)
-                line_steps.append((f"commit.{line.sku}", command))
+                sold = products.CommitStock(line.sku, order_id, line.quantity)
+                line_steps.append((f"commit.{line.sku}", sold))
             elif order.status == "cancelled" and paid:
-                command = products.ReturnStock(line.sku, order_id, line.quantity)
-                line_steps.append((f"return.{line.sku}", command))
+                back = products.ReturnStock(line.sku, order_id, line.quantity)
+                line_steps.append((f"return.{line.sku}", back))
             else:
                 line_steps.append(
                     (f"release.{line.sku}", products.ReleaseStock(line.sku, order_id))
