@@ -1,7 +1,8 @@
 -- apply_batch.lua: a projection batch's read-model writes and its checkpoint, atomically, if
 -- the checkpoint is still the one the batch was read after (else nothing: another owner
--- moved it, and this one must stop). Runs on the read-model server, never on a Cluster: the
--- keys the writes touch are not declared.
+-- moved it, and this one must stop). On a Cluster too: every key a batch of partition N
+-- writes carries N's hash tag (kernel/keys.py), so they are all in the checkpoint's slot,
+-- which routes the call (the keys the writes touch are not declared).
 --
 -- KEYS[1] the projection partition's checkpoint
 --

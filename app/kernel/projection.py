@@ -69,8 +69,8 @@ class Projection(Protocol[T]):
         """
 
     def apply(self, item: T, tx: ReadModelWrites) -> Iterable[Change]:
-        """Record the read-model writes for one item, and say which items of which views
-        changed (`Change(VIEW, key)`). No reads."""
+        """Record the read-model writes for one item (its keys in partition `tx.partition`),
+        and say which items of which views changed (`Change(VIEW, key)`). No reads."""
 
 
 class Applied(Generic[E]):
@@ -159,6 +159,7 @@ def project(
     done = into if into is not None else Projected()
     for entry, found, item in items:
         done.seen += 1
+        done.writes.partition = entry.partition
         if found is not None:
             aggregate, version = found
             last = done.versions.get(aggregate, applied.get(aggregate, 0))
@@ -301,7 +302,7 @@ class ProjectionHandler:
         tx = self._read.pipeline(transaction=False)  # records the writes; never executed
         if done.gaps:
             tx.hset(
-                keys.projection_health(name),
+                keys.projection_health(name, partition),
                 mapping=field_map({"gap": done.gaps[-1], "gap_at": str(time.time())}),
             )
         done.writes.send(tx)
@@ -311,7 +312,7 @@ class ProjectionHandler:
         position = f"{partition}:{last_id}"
         for (view, key), contexts in done.changes.items():
             tx.xadd(
-                keys.view_notices(),
+                keys.view_notices(partition),
                 notice_fields(ViewNotice(view, key, position, " ".join(contexts))),
                 maxlen=VIEW_NOTICES_MAXLEN,
                 approximate=True,

@@ -127,7 +127,7 @@ async def test_a_new_read_model_is_built_from_the_archive_then_the_stream(
         ]
     async with running_projections(settings, ("low_stock",), owner="new", archive=True):
         await wait_idle(services, [(keys.events, group_name("low_stock"))])
-        low = await low_stock(services.read)
+        low = await low_stock(services.read_side)
         assert sorted(item.sku for item in low) == sorted(set(SKUS) - set(RESTOCKED))
         diff, _ = await _rebuilt_diff(
             services, settings, LowStockProjection(settings.low_stock_threshold)

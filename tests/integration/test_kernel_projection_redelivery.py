@@ -124,7 +124,7 @@ async def test_a_redelivered_event_with_an_applied_version_is_skipped(
     assert await services.read.hget(rm.sales_totals(), "orders_placed") == "1"
     versions = keys.applied_versions("sales", partition)
     assert await services.read.hget(versions, f"order:{order_id}") == "1"
-    assert await services.read.hgetall(keys.projection_health("sales")) == {}
+    assert await services.read.hgetall(keys.projection_health("sales", partition)) == {}
 
 
 async def test_a_duplicate_in_the_same_batch_is_applied_once(services: Services) -> None:
@@ -162,7 +162,7 @@ async def test_a_version_jump_is_recorded_as_a_gap(services: Services, settings:
 
     async with running_projections(settings, ("catalog",)):
         health = await eventually(
-            lambda: services.read.hgetall(keys.projection_health("catalog")),
+            lambda: services.read.hgetall(keys.projection_health("catalog", partition)),
             until=lambda h: "gap" in h,
             message="gap recorded",
         )

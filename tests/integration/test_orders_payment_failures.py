@@ -43,7 +43,7 @@ async def assert_stock_untouched(services: Services, stock: Mapping[str, int]) -
         product = await load_product(services, sku)
         assert (product.on_hand, product.reserved, product.sold) == (on_hand, 0, 0), product
         assert product.reservations == {}
-        shown = await catalog.get_product(services.read, sku)
+        shown = await catalog.get_product(services.read_side, sku)
         assert shown is not None and (shown.available, shown.sold) == (on_hand, 0), shown
 
 
@@ -81,11 +81,11 @@ async def test_a_declined_card_rejects_the_order_and_releases_its_stock(
     ]
     assert (await captures(services.write)).get(f"charge:{order_id}", 0) == 0
 
-    view = await orders.get_order(services.read, order_id)
+    view = await orders.get_order(services.read_side, order_id)
     assert view is not None and (view.status, view.reason) == ("rejected", "payment_declined")
     assert [s.status for s in view.timeline] == ["placed", "reserved", "rejected"]
     assert await integration_events(services.write, settings.partitions) == []
-    assert (await notifications.inbox(services.read, "alice")).unread == 0
+    assert (await notifications.inbox(services.read_side, "alice")).unread == 0
 
 
 async def test_an_unanswering_gateway_rejects_orders_with_payment_unavailable(

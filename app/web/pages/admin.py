@@ -37,7 +37,7 @@ async def admin_catalog(request: Request) -> Response:
 
 async def admin_orders(request: Request) -> Response:
     await admin_session(request)
-    found = await orders.list_orders(services_of(request).read, None, limit=200)
+    found = await orders.list_orders(services_of(request).read_side, None, limit=200)
     return await page(
         request,
         "pages/orders.html",
@@ -55,7 +55,7 @@ async def admin_status_page(request: Request) -> Response:
         "pages/admin_status.html",
         ["admin", "commands"],
         s=await pipeline_status(services),
-        charts=history_charts(await history(services.read)),
+        charts=history_charts(await history(services.read_side)),
     )
 
 

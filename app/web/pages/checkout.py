@@ -24,7 +24,7 @@ from app.web.params import bounded_int
 async def cart_lines(request: Request, user: str) -> list[dict[str, Any]]:
     services = services_of(request)
     cart = await services.carts.lines(user)
-    products = await catalog.get_products(services.read, [sku for sku, _ in cart])
+    products = await catalog.get_products(services.read_side, [sku for sku, _ in cart])
     return [
         {"sku": sku, "quantity": quantity, "product": product}
         for (sku, quantity), product in zip(cart, products, strict=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from app.domain.orders import OrderCancelledV1, OrderConfirmedV1, OrderShippedV1, PublicLine
 from app.projections import keys
 from app.projections.notifications import KEEP, Notification, NotificationsProjection
-from tests.support.projection_harness import AT, json_text, project_events
+from tests.support.projection_harness import AT, PARTITION, json_text, project_events
 
 ORDER_ID = "o0123456789abcdef0123456789ab"
 SHORT = "…456789ab"
@@ -43,9 +43,9 @@ def test_a_confirmed_order_lands_in_its_customers_inbox_with_its_total() -> None
     run = project_events(NotificationsProjection(retention_seconds=0), [confirmed()])
     text = f"Order {SHORT} is confirmed ($1,234.56)."
     assert run.writes == [
-        ("lpush", keys.notifications("alice"), note(ORDER_ID, "confirmed", text)),
-        ("ltrim", keys.notifications("alice"), 0, KEEP - 1),
-        ("incrby", keys.unread("alice"), 1),
+        ("lpush", keys.notifications(PARTITION, "alice"), note(ORDER_ID, "confirmed", text)),
+        ("ltrim", keys.notifications(PARTITION, "alice"), 0, KEEP - 1),
+        ("incrby", keys.unread(PARTITION, "alice"), 1),
     ]
     assert run.changes == [("notifications", "alice")]
 
@@ -69,7 +69,11 @@ def test_a_shipped_order_is_announced() -> None:
     )
     run = project_events(NotificationsProjection(retention_seconds=0), [shipped])
     text = f"Order {SHORT} has shipped."
-    assert run.writes[0] == ("lpush", keys.notifications("alice"), note(ORDER_ID, "shipped", text))
+    assert run.writes[0] == (
+        "lpush",
+        keys.notifications(PARTITION, "alice"),
+        note(ORDER_ID, "shipped", text),
+    )
 
 
 def test_each_customer_gets_only_their_own_notifications() -> None:
@@ -77,10 +81,10 @@ def test_each_customer_gets_only_their_own_notifications() -> None:
         NotificationsProjection(retention_seconds=0), [confirmed("alice"), confirmed("bob")]
     )
     assert {write[1] for write in run.writes} == {
-        keys.notifications("alice"),
-        keys.unread("alice"),
-        keys.notifications("bob"),
-        keys.unread("bob"),
+        keys.notifications(PARTITION, "alice"),
+        keys.unread(PARTITION, "alice"),
+        keys.notifications(PARTITION, "bob"),
+        keys.unread(PARTITION, "bob"),
     }
     assert run.changes == [("notifications", "alice"), ("notifications", "bob")]
 
@@ -91,10 +95,10 @@ def test_a_burst_for_one_customer_is_one_push_one_trim_and_one_count() -> None:
         NotificationsProjection(retention_seconds=0), [confirmed(order_id=o) for o in orders]
     )
     assert [(write[0], write[1]) for write in run.writes] == [
-        ("lpush", keys.notifications("alice")),
-        ("ltrim", keys.notifications("alice")),
-        ("incrby", keys.unread("alice")),
+        ("lpush", keys.notifications(PARTITION, "alice")),
+        ("ltrim", keys.notifications(PARTITION, "alice")),
+        ("incrby", keys.unread(PARTITION, "alice")),
     ]
     assert len(run.writes[0]) == 2 + 3  # the command, the key, then the three notifications
-    assert run.writes[2] == ("incrby", keys.unread("alice"), 3)
+    assert run.writes[2] == ("incrby", keys.unread(PARTITION, "alice"), 3)
     assert run.changes == [("notifications", "alice")]
