@@ -25,7 +25,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, Protocol, TypeVar, get_args, get_origin
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast, get_args, get_origin
 
 import msgspec
 from opentelemetry.trace import Span
@@ -299,7 +299,7 @@ class ProjectionHandler:
             return self._span(partition, entry, parent, spans) if parent else ""
 
         done = project(self.projection, fresh, versioned, trace=trace)
-        tx = self._read.pipeline(transaction=False)  # records the writes; never executed
+        tx = recorder()
         if done.gaps:
             tx.hset(
                 keys.projection_health(name, partition),
@@ -336,7 +336,13 @@ class ProjectionHandler:
         )
         if checkpoint and parse_stream_id(checkpoint) >= parse_stream_id(entry.id):
             return
-        await self._write(partition, checkpoint or "", entry.id, self._read.pipeline())
+        await self._write(partition, checkpoint or "", entry.id, recorder())
+
+
+def recorder() -> Pipeline:
+    """A pipeline that only records the commands queued on it (their arguments as redis-py
+    sends them), never executed: the same whether the read Redis is a Cluster or not."""
+    return Pipeline(cast(Any, None), {}, transaction=False, shard_hint=None)
 
 
 def _text(arg: object) -> str:
