@@ -26,6 +26,8 @@ T = TypeVar("T")
 Read = Callable[[Pipeline, int], object]
 """Queues one command reading partition `p`'s key on the pipeline."""
 Scored = tuple[str, float]
+MIN_SHARE = 4
+"""Members `first_after` asks each partition for at least (its fair share is often less)."""
 
 
 @dataclass(frozen=True)
@@ -45,6 +47,32 @@ class ReadSide:
                     read(pipe, partition)
             replies = await pipe.execute()
         return [replies[index :: len(reads)] for index in range(len(reads))]
+
+    async def first_after(self, key: Callable[[int], str], after: str, count: int) -> list[str]:
+        """The first `count` members after `after` ("" for from the start) of the partitions'
+        sorted sets whose members all score alike (ordered by member), merged: what one such
+        set would give. Each set is asked for a fair share and a margin; a set whose last
+        member read still falls before the merged list's end may hold more before it, so it
+        alone is read again, further on (rarely: usually one round trip)."""
+        share = min(count, max(MIN_SHARE, -(-2 * count // self.partitions)))
+        pieces: list[list[str]] = [[] for _ in range(self.partitions)]
+        starts = {p: f"({after}" if after else "-" for p in range(self.partitions)}
+        while starts:
+            asked = sorted(starts)
+            async with self.redis.pipeline(transaction=False) as pipe:
+                for p in asked:
+                    pipe.zrangebylex(key(p), starts[p], "+", start=0, num=share)
+                replies = await pipe.execute()
+            full = set()
+            for p, members in zip(asked, replies, strict=True):
+                pieces[p].extend(members)
+                if len(members) == share:
+                    full.add(p)
+            first = merged(pieces, key=str, limit=count)
+            end = first[-1] if len(first) == count else None
+            starts = {p: f"({pieces[p][-1]}" for p in full if end is None or pieces[p][-1] < end}
+            share = count
+        return first
 
     async def summed_top(self, key: Callable[[int], str], count: int) -> list[Scored]:
         """The `count` members of the partitions' sorted sets whose scores, summed over the

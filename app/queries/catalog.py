@@ -1,13 +1,13 @@
 """Catalog queries: products with their available stock.
 
-The catalog's index is kept per partition; a page reads the next `limit + 1` skus of every
-partition's index (one pipeline), merges them by sku and keeps the first `limit + 1`: the
-page a single index would give, whatever the partitions."""
+The catalog's index is kept per partition; a page merges the next skus of every partition's
+index (kernel/read_side.py: `first_after`): the page a single index would give, whatever
+the partitions."""
 
 from __future__ import annotations
 
-from app.kernel.read_side import ReadSide, merged
-from app.kernel.redis_types import text_dict, text_list
+from app.kernel.read_side import ReadSide
+from app.kernel.redis_types import text_dict
 from app.projections import keys
 from app.projections.catalog import PRODUCT, CatalogProjection
 from app.projections.catalog import ProductView as ProductView  # the row's shown part
@@ -28,11 +28,7 @@ async def list_products(
 ) -> tuple[list[ProductView], str | None]:
     """A page of products ordered by sku, and the sku to continue after (None on the last)."""
     limit = max(1, min(limit, MAX_PAGE))
-    start = f"({after}" if after else "-"
-    (indexes,) = await read.gather(
-        lambda pipe, p: pipe.zrangebylex(keys.catalog_index(p), start, "+", start=0, num=limit + 1)
-    )
-    skus = merged((text_list(index) for index in indexes), key=str, limit=limit + 1)
+    skus = await read.first_after(keys.catalog_index, after, limit + 1)
     page = skus[:limit]
     products = [p for p in await get_products(read, page) if p is not None]
     return products, (page[-1] if len(skus) > limit else None)

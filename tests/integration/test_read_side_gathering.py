@@ -237,3 +237,23 @@ async def test_one_read_models_keys_are_spread_over_all_three_masters(
         assert role == "master"
     assert len(holders) == len(redis_cluster.nodes) == 3
     assert await catalog.count_products(clustered) == len(SKUS)
+
+
+async def test_a_page_is_exact_however_the_partitions_share_it(
+    single: ReadSide, clustered: ReadSide
+) -> None:
+    """One partition holding most of a page (its fair share is read first, then the rest)."""
+    members = {p: [f"m-{p}-{n:02d}" for n in range(30 if p == 5 else 2)] for p in range(8)}
+    everything = sorted(m for some in members.values() for m in some)
+
+    def key(partition: int) -> str:
+        return f"rm:bench:{{p{partition}}}:index"
+
+    for read in (single, clustered):
+        for partition, some in members.items():
+            await read.redis.zadd(key(partition), dict.fromkeys(some, 0))
+        for after in ("", everything[3], "m-5-04", "m-5-28", everything[-1]):
+            start = everything.index(after) + 1 if after else 0
+            for count in (1, 7, 25, 60):
+                expected = everything[start : start + count]
+                assert await read.first_after(key, after, count) == expected, (after, count)
