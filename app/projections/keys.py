@@ -47,7 +47,7 @@ def all_orders(partition: int) -> str:
 
 
 def timeline(partition: int, order_id: str) -> str:
-    return read_model("timeline", partition, order_id)
+    return read_model("timeline", partition, "order", order_id)
 
 
 def sales_totals(partition: int) -> str:

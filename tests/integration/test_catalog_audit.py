@@ -89,7 +89,7 @@ async def test_orders_and_timelines_are_audited_too(services: Services, settings
 
         order_keys = [k async for k in services.read.scan_iter(match="rm:orders:*:order:*")]
         await services.read.hset(order_keys[0], "status", "shipped")
-        timelines = [k async for k in services.read.scan_iter(match="rm:timeline:{p*}:*")]
+        timelines = [k async for k in services.read.scan_iter(match="rm:timeline:*:order:*")]
         await services.read.rpush(timelines[0], '{"status":"refunded","at":1.0}')
         assert {m.key for m in (await every_partition(services, orders)).mismatches} == {
             order_keys[0]
