@@ -65,6 +65,17 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     redis_cluster: bool = False
     """REDIS_URL names a node of a Redis Cluster (as does a `redis+cluster://` URL). The
     read models may be on one too: READ_REDIS_URL `redis+cluster://...`, or unset."""
+    redis_wait_replicas: Annotated[int, msgspec.Meta(ge=0, le=16)] = 0
+    """Replicas every acknowledgement waits for (one WAIT per batch and node written to):
+    an accepted command, a commit, a step of a process, an applied batch. 0: none."""
+    redis_wait_timeout_ms: Annotated[int, msgspec.Meta(ge=1, le=60_000)] = 1000
+    """How long such a WAIT may take; fewer replicas by then is `503 replication_timeout`
+    (a worker reads its entries again instead of acknowledging them)."""
+    read_redis_wait_replicas: Annotated[int, msgspec.Meta(ge=0, le=16)] | None = None
+    """The same for the read models' server (READ_REDIS_URL); unset: REDIS_WAIT_REPLICAS."""
+    sweep_after_seconds: Annotated[float, msgspec.Meta(gt=0, le=24 * 3600)] = 30.0
+    """A long-running command (PlaceOrder) with no change for this long is looked at by its
+    process from its aggregates' state: driven on if stuck, its effects checked if it ended."""
     backlog_limit: NonNegative = 0
     """Queued commands past which new PlaceOrders are refused with 503 overloaded (0: off)."""
     metrics_token: str = ""
@@ -125,6 +136,12 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
         """The read models are on a Redis Cluster: READ_REDIS_URL names one, or is unset
         (then they share the write side's Redis, a Cluster or not)."""
         return _names_cluster(self.read_redis_url) if self.read_redis_url else self.cluster
+
+    @property
+    def read_wait_replicas(self) -> int:
+        if self.read_redis_wait_replicas is not None:
+            return self.read_redis_wait_replicas
+        return self.redis_wait_replicas
 
     @property
     def command_budget(self) -> int:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 
 from redis.asyncio import Redis
@@ -25,11 +26,21 @@ from app.kernel.idempotency import IdempotencyStore
 from app.kernel.intake import CommandIntake
 from app.kernel.read_side import ReadSide
 from app.kernel.rebuild_commands import rebuild_runner
-from app.kernel.server_info import ServerInfo, check_durability, server_info
+from app.kernel.replication import Replication
+from app.kernel.running import RunningCommands
+from app.kernel.server_info import (
+    ServerInfo,
+    check_durability,
+    check_replicas,
+    replicas,
+    server_info,
+)
 from app.observability.metrics import PipelineMetrics
 from app.processes.catalog_import import import_runner
 from app.projections.registry import rebuildable
 from app.wiring import build_registry
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -50,15 +61,38 @@ class Services:
     archive_store: ArchiveStore
     archive: ArchiveReader
     """The partitions' events, archive then stream (a rebuild, the audit, an export)."""
+    replication: Replication
+    """The write side's replicas every acknowledgement waits for (REDIS_WAIT_REPLICAS)."""
+    read_replication: Replication
+    """The read models' server's (READ_REDIS_WAIT_REPLICAS)."""
+    running: RunningCommands
     server: ServerInfo | None = None
     """What the write Redis is, once `inspect_server` ran."""
+    read_replicas: list[int] | None = None
+    """Replicas of the read models' server, when it is another server and waited for."""
     durability_warning: str = ""
+    replication_warning: str = ""
 
     async def inspect_server(self) -> ServerInfo:
-        """Read the server's version and durability; refuse production without AOF."""
+        """Read the server's version, durability and replicas; refuse production without
+        AOF; warn when the masters have fewer replicas than acknowledgements wait for."""
         self.server = await server_info(self.write)
         self.durability_warning = check_durability(self.server, production=self.settings.production)
+        found = [check_replicas(self.server.replicas, self.replication.replicas, "REDIS_URL")]
+        if self.read is not self.write and self.read_replication.on:
+            self.read_replicas = await replicas(self.read)
+            found.append(
+                check_replicas(self.read_replicas, self.read_replication.replicas, "READ_REDIS_URL")
+            )
+        self.replication_warning = "; ".join(w for w in found if w)
+        if self.replication_warning:
+            log.warning("%s", self.replication_warning)
         return self.server
+
+    @property
+    def warnings(self) -> list[str]:
+        """What this process tells the status page (via its heartbeat)."""
+        return [w for w in (self.durability_warning, self.replication_warning) if w]
 
     async def close(self) -> None:
         await self.write.aclose()
@@ -87,7 +121,9 @@ def build_services(
         gated=settings.payment_gate,
         observe=metrics.gateway_request,
     )
-    statuses = CommandStatusStore(write, settings.status_ttl_seconds)
+    replication = Replication(settings.redis_wait_replicas, settings.redis_wait_timeout_ms)
+    read_replication = Replication(settings.read_wait_replicas, settings.redis_wait_timeout_ms)
+    statuses = CommandStatusStore(write, settings.status_ttl_seconds, replication)
     archive_store = open_store(settings.archive_url)
     archive = ArchiveReader(write, archive_store, keys.events)
     registry = build_registry(
@@ -100,14 +136,14 @@ def build_services(
         write,
         registry,
         settings.partitions,
-        CommitStore(write, settings.status_ttl_seconds),
+        CommitStore(write, settings.status_ttl_seconds, replication),
         observer,
         metrics,
     )
     intake = CommandIntake(
         bus,
         statuses,
-        IdempotencyStore(write, settings.secret_key, settings.partitions),
+        IdempotencyStore(write, settings.secret_key, settings.partitions, replication=replication),
         Backlog(write, settings.partitions),
         backlog_limit=settings.backlog_limit,
         same_slot_scripts=settings.cluster,
@@ -127,4 +163,7 @@ def build_services(
         metrics=metrics,
         archive_store=archive_store,
         archive=archive,
+        replication=replication,
+        read_replication=read_replication,
+        running=RunningCommands(write, settings.status_ttl_seconds),
     )

@@ -14,6 +14,7 @@ from app.domain.rules import ADMIN, CUSTOMER
 from app.kernel.dead_letter_commands import dead_letter_specs
 from app.kernel.messages import Actor
 from app.kernel.partitions import new_id
+from app.kernel.pause_commands import pause_specs
 from app.kernel.rebuild_commands import rebuild_specs
 from app.kernel.registry import CommandSpec, Context, Decision, Registry, Runner
 from app.processes.order_progress import place_order_step
@@ -69,9 +70,23 @@ def build_registry(
             product(products.ChangePrice, products.change_price),
             product(products.RestockProduct, products.restock),
             product(products.DiscontinueProduct, products.discontinue),
-            product(products.ReserveStock, products.reserve, public=False),
+            CommandSpec(  # a hold: settled by the fulfilment sweeper if its order is lost
+                products.ReserveStock,
+                PRODUCT,
+                _sku,
+                products.reserve,
+                public=False,
+                tracked=True,
+            ),
             product(products.ReleaseStock, products.release, public=False),
-            product(products.CommitStock, products.commit, public=False),
+            CommandSpec(
+                products.CommitStock,
+                PRODUCT,
+                _sku,
+                products.commit,
+                public=False,
+                lookups=lambda c: [(ORDER, c.order_id)],  # a lost hold sells if still paid
+            ),
             product(products.ReturnStock, products.give_back, public=False),
             CommandSpec(
                 ImportCatalog,
@@ -110,6 +125,7 @@ def build_registry(
             order(orders.RejectOrder, orders.reject),
             order(orders.MarkOrderRefunded, orders.mark_refunded),
             *dead_letter_specs(consumer_groups, ADMINS),
+            *pause_specs(consumer_groups, ADMINS),
             *(rebuild_specs(rebuild_runner, ADMINS) if rebuild_runner else ()),
         ]
     )

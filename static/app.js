@@ -43,12 +43,23 @@
     current.querySelectorAll("input[name], textarea[name]").forEach(function (input) {
       var focused = document.activeElement === input;
       if (input.value === input.defaultValue && !focused) return;
-      var twin = next.querySelector('[name="' + input.name + '"]');
+      var twin = (input.id && next.querySelector("#" + CSS.escape(input.id))) ||
+        next.querySelector('[name="' + input.name + '"]');
       if (!twin) return;
       twin.value = input.value;
       if (focused) focus = twin;
     });
     return focus;
+  }
+
+  // The element of `next` that takes the focus `current` holds: the one with the same id (a
+  // button: the row's "Add to order"), else `next` itself when it can be focused.
+  function focusTwin(current, next) {
+    var active = document.activeElement;
+    if (!active || !(current === active || current.contains(active))) return null;
+    var twin = active.id && active !== current ? next.querySelector("#" + CSS.escape(active.id)) : null;
+    if (twin) return twin;
+    return next.hasAttribute("tabindex") ? next : null;
   }
 
   function apply(el, receivedAt) {
@@ -58,7 +69,7 @@
       // unchanged (e.g. the status page's console, pushed every second): leave it be, so a
       // form in it keeps its state and a click in flight its element
       if (wouldRegress(current, el) || current.isEqualNode(el)) return;
-      var focus = carryInput(current, el);
+      var focus = carryInput(current, el) || focusTwin(current, el);
       current.replaceWith(el);
       htmx.process(el);
       if (focus) focus.focus();
@@ -117,11 +128,45 @@
     var template = document.createElement("template");
     template.innerHTML = evt.detail.message;
     applyAll(template.content, receivedAt);
+    filterDeadLetters();
   });
 
   document.addEventListener("htmx:afterSettle", function () {
     timeAnswers();  // before the pushed statuses that waited for the answer's element
     applyWaiting();
+    filterDeadLetters();
+  });
+
+  // --- The dead-letter console's filter -------------------------------------------------
+  // Rows that do not match the filter (consumer, event type: exact; error: contains, any
+  // case) are hidden as the operator types, and again after every push of the console.
+  function filterDeadLetters() {
+    var form = document.getElementById("dead-letter-filter");
+    if (!form) return;
+    function value(id) {
+      var input = document.getElementById(id);
+      return input ? input.value.trim() : "";
+    }
+    var consumer = value("dl-filter-consumer");
+    var type = value("dl-filter-type");
+    var error = value("dl-filter-error").toLowerCase();
+    var rows = document.querySelectorAll("tr[data-letter-id]");
+    var matching = 0;
+    rows.forEach(function (row) {
+      var ok = (!consumer || row.getAttribute("data-consumer") === consumer) &&
+        (!type || row.getAttribute("data-type") === type) &&
+        (!error || (row.getAttribute("data-error") || "").toLowerCase().indexOf(error) >= 0);
+      row.hidden = !ok;
+      if (ok) matching += 1;
+    });
+    var count = form.querySelector("[data-field=matching]");
+    if (count) {
+      count.textContent = consumer || type || error
+        ? matching + " of " + rows.length + " shown match" : "";
+    }
+  }
+  document.addEventListener("input", function (evt) {
+    if (evt.target.closest && evt.target.closest("#dead-letter-filter")) filterDeadLetters();
   });
 
   // --- Click to pixel -------------------------------------------------------------------
@@ -239,11 +284,45 @@
     });
   }
 
-  // After a form post, focus the first field that has an error.
+  // --- Focus stays where the person was working ----------------------------------------
+  // After a form post: the first field that has an error; else the answer's message marked
+  // [data-focus] (a confirmation, a refusal: tabindex=-1); else, if the focus fell to <body>
+  // (the button was disabled in flight, or replaced), the control that was used, or its
+  // replacement (same id).
+  var workingOn = new WeakMap();  // a form posting → the control that had the focus
+
+  document.addEventListener("htmx:beforeRequest", function (evt) {
+    var config = evt.detail.requestConfig;
+    var active = document.activeElement;
+    if (!config || config.verb === "get" || !active || active === document.body) return;
+    workingOn.set(config.elt, { el: active, id: active.id });
+  });
+
   document.addEventListener("htmx:afterSwap", function (evt) {
     var swapped = evt.target;
-    var invalid = swapped && swapped.isConnected && swapped.querySelector &&
-      swapped.querySelector("[aria-invalid=true]");
+    if (!swapped || !swapped.isConnected || !swapped.querySelector) return;
+    var invalid = swapped.querySelector("[aria-invalid=true]");
+    var message = swapped.matches("[data-focus]") ? swapped : swapped.querySelector("[data-focus]");
     if (invalid) invalid.focus();
+    else if (message) message.focus();
+  });
+
+  document.addEventListener("htmx:afterSettle", function (evt) {
+    var config = evt.detail.requestConfig;
+    var was = config && workingOn.get(config.elt);
+    if (!was) return;
+    workingOn.delete(config.elt);
+    setTimeout(function () {  // once the button disabled in flight is enabled again
+      var lost = !document.activeElement || document.activeElement === document.body;
+      var el = was.el.isConnected ? was.el : was.id && document.getElementById(was.id);
+      if (lost && el && !el.disabled) el.focus();
+    }, 0);
+  });
+
+  // --- Messages can be dismissed ------------------------------------------------------------
+  document.addEventListener("click", function (evt) {
+    var button = evt.target.closest && evt.target.closest("[data-dismiss]");
+    var message = button && button.closest("[data-dismissible]");
+    if (message) message.remove();
   });
 })();

@@ -13,7 +13,7 @@ from workers.runtime import run, run_partitioned
 
 async def main(services: Services, stop: asyncio.Event, heartbeat: HeartbeatPublisher) -> None:
     handlers = [
-        ProjectionHandler(p, services.read, services.metrics)
+        ProjectionHandler(p, services.read, services.metrics, replication=services.read_replication)
         for p in build(NOTIFIER, services.settings, services.metrics)
     ]
     await run_partitioned(services, stop, heartbeat, list(handlers))

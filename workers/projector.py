@@ -37,7 +37,10 @@ async def main(services: Services, stop: asyncio.Event, heartbeat: HeartbeatPubl
     services.metrics.expect_commands(services.bus.registry.public_names)
     projections = build(names_from(sys.argv), settings, services.metrics)
     handlers: list[PartitionHandler] = [
-        ProjectionHandler(p, services.read, services.metrics, services.archive) for p in projections
+        ProjectionHandler(
+            p, services.read, services.metrics, services.archive, services.read_replication
+        )
+        for p in projections
     ]
     audits = asyncio.create_task(
         run_audits(

@@ -9,12 +9,9 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
-
 from app.config import load_settings
 from app.kernel.backoff import RECONNECT
-from app.kernel.consumer import PartitionedConsumer, PartitionHandler
+from app.kernel.consumer import INFRA_ERRORS, PartitionedConsumer, PartitionHandler
 from app.kernel.heartbeat import HeartbeatPublisher, live_heartbeats, worker_id
 from app.kernel.leases import Leases
 from app.logs import configure_logging
@@ -37,7 +34,7 @@ async def wait_for_redis(services: Services, stop: asyncio.Event) -> None:
             if services.read is not services.write:
                 await services.read.ping()
             return
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except INFRA_ERRORS as exc:
             log.info("waiting for redis: %s", exc)
             await RECONNECT.sleep(attempt, stop)
             attempt += 1
@@ -47,7 +44,7 @@ async def _beat(heartbeat: HeartbeatPublisher, stop: asyncio.Event, every: float
     while not stop.is_set():
         try:
             await heartbeat.beat()
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except INFRA_ERRORS as exc:
             log.warning("heartbeat failed: %s", exc)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop.wait(), timeout=every)
@@ -71,7 +68,7 @@ async def _serve(kind: str, main: Main) -> None:
     for signum in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(signum, stop.set)
     heartbeat = HeartbeatPublisher(services.write, kind, worker_id(kind))
-    heartbeat.warnings = lambda: [w for w in (services.durability_warning,) if w]
+    heartbeat.warnings = lambda: services.warnings
     await wait_for_redis(services, stop)
     if stop.is_set():
         await metrics.stop()
@@ -86,7 +83,7 @@ async def _serve(kind: str, main: Main) -> None:
     finally:
         stop.set()
         beat.cancel()
-        with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
+        with contextlib.suppress(*INFRA_ERRORS):
             await heartbeat.remove()
         await spans  # the span store's last batch
         await metrics.stop()
@@ -122,8 +119,13 @@ async def run_partitioned(
         members,
         stall_seconds=services.settings.stall_seconds,
         give_up_seconds=services.settings.give_up_seconds,
+        replication=services.replication,
     )
-    heartbeat.info = lambda: {"partitions": len(consumer.owned), **info()}
+    heartbeat.info = lambda: {
+        "partitions": len(consumer.owned),
+        "wait_replicas": services.replication.replicas,
+        **info(),
+    }
     heartbeat.stalls = consumer.stalls
     await heartbeat.beat()
     await consumer.run(stop)

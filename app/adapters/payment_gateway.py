@@ -131,12 +131,15 @@ class SimulatedGateway:
             "charge", lambda: self._remote_charge(idempotency_key, token, amount_cents)
         )
 
-    async def void(self, charge_key: str) -> str | None:
+    async def void(self, charge_key: str, refund_key: str | None = None) -> str | None:
         """Give back whatever a charge under `charge_key` took, if it took anything.
 
-        For a charge whose answer never came: it may or may not have been recorded.
+        For a charge whose answer never came: it may or may not have been recorded. The
+        refund is recorded under `refund_key` (default `void:<charge_key>`), once: a void and
+        a refund under the same key give the money back once between them.
         """
-        return await self._with_retries("void", lambda: self._remote_void(charge_key))
+        key = refund_key or f"void:{charge_key}"
+        return await self._with_retries("void", lambda: self._remote_void(charge_key, key))
 
     async def refund(self, idempotency_key: str, charge_id: str, amount_cents: int) -> str:
         return await self._with_retries(
@@ -225,7 +228,7 @@ class SimulatedGateway:
             await asyncio.sleep(self._timeout * 2)
         return refund_id
 
-    async def _remote_void(self, charge_key: str) -> str | None:
+    async def _remote_void(self, charge_key: str, refund_key: str) -> str | None:
         await self._network()
         if self._failure():
             raise _GatewayError("503 from gateway")
@@ -234,7 +237,6 @@ class SimulatedGateway:
         )
         if charge_id is None or approved != "1":
             return None
-        refund_key = f"void:{charge_key}"
         await self._record_refund(refund_key, text(charge_id))
         return f"re_{hashlib.sha256(refund_key.encode()).hexdigest()[:20]}"
 

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import msgspec
 
-from app.domain.orders import IntegrationEvents, OrderEvent
+from app.domain.order_integration import IntegrationEvents
+from app.domain.orders import OrderEvent
 from app.domain.products import ProductEvent
 
 DomainEvent = ProductEvent | OrderEvent

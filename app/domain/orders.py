@@ -2,29 +2,40 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+from typing import Literal
 
 import msgspec
 
+from app.domain.order_integration import (
+    OrderCancelledV1,
+    OrderConfirmedV1,
+    OrderRejectedV1,
+    OrderShippedV1,
+    PublicLine,
+)
+from app.domain.order_request import LineRequest as LineRequest
+from app.domain.order_request import Lines
+from app.domain.order_request import PlaceOrderRequest as PlaceOrderRequest
 from app.domain.products import Product
 from app.domain.rules import (
     ADMIN,
-    CardNumber,
+    SYSTEM_ROLE,
     CommandStruct,
     EventStruct,
-    LineQuantity,
     OrderId,
     Reason,
-    Sku,
-    luhn_valid,
 )
 from app.kernel.errors import CommandRejected, Forbidden, problem
-from app.kernel.messages import Actor, FieldError, Problem
+from app.kernel.messages import Actor, Problem
 from app.kernel.registry import Context, Decision
 
 OrderStatus = Literal["placed", "reserved", "paid", "confirmed", "shipped", "cancelled", "rejected"]
+LIFECYCLE: tuple[OrderStatus, ...] = ("placed", "reserved", "paid", "confirmed", "shipped")
+"""The way forward; cancelled and rejected leave it."""
 CANCELLABLE = frozenset({"placed", "reserved", "paid", "confirmed"})
 IN_FLIGHT = frozenset({"placed", "reserved", "paid"})
+NO_REASON_GIVEN = "cancelled"
+"""A cancellation's reason when its sender gave none."""
 REJECT_REASONS = {
     "insufficient_stock": "Not enough stock",
     "product_discontinued": "A product was discontinued",
@@ -32,11 +43,9 @@ REJECT_REASONS = {
     "payment_declined": "The card was declined",
     "payment_unavailable": "The payment service did not answer",
 }
-
-
-class LineRequest(msgspec.Struct, frozen=True, forbid_unknown_fields=True):
-    sku: Sku
-    quantity: LineQuantity
+FAILURE_REASONS = frozenset({"payment_unavailable"})
+"""Reasons that are something going wrong (the gateway never answered), not a rule saying
+no: operators count them as failures (app/kernel/outcomes.py)."""
 
 
 class OrderLine(msgspec.Struct, frozen=True):
@@ -59,34 +68,6 @@ class Order(msgspec.Struct, frozen=True, kw_only=True):
 
 
 # --- commands ------------------------------------------------------------------------------
-
-Lines = Annotated[list[LineRequest], msgspec.Meta(min_length=1, max_length=20)]
-
-
-def _distinct_skus(lines: list[LineRequest]) -> list[FieldError]:
-    seen: set[str] = set()
-    errors = []
-    for index, line in enumerate(lines):
-        if line.sku in seen:
-            errors.append(FieldError(f"$.lines[{index}].sku", "Each sku may appear only once"))
-        seen.add(line.sku)
-    return errors
-
-
-class PlaceOrderRequest(CommandStruct, frozen=True, tag="PlaceOrder"):
-    """PlaceOrder as a client sends it. The card number never leaves the web process."""
-
-    lines: Lines
-    card_number: CardNumber
-
-    def validate(self) -> list[FieldError]:
-        errors = _distinct_skus(self.lines)
-        if not luhn_valid(self.card_number):
-            errors.append(FieldError("$.card_number", "Not a valid card number"))
-        return errors
-
-    def __repr__(self) -> str:  # never print the number, even by accident
-        return f"PlaceOrderRequest(lines={self.lines!r}, card_number=****{self.card_number[-4:]})"
 
 
 class PlaceOrder(CommandStruct, frozen=True):
@@ -212,44 +193,12 @@ OrderEvent = (
 """Every order event: the one list of them (consumers derive theirs: kernel/unions.py)."""
 
 
-# --- integration events: a public, versioned schema; no card, no email ----------------------
-
-
-class PublicLine(msgspec.Struct, frozen=True):
-    sku: str
-    quantity: int
-
-
-class IntegrationEvent(msgspec.Struct, tag_field="type", frozen=True, kw_only=True):
-    schema_version: int = 1
-    event_id: str
-    order_id: str
-    customer: str
-    occurred_at: float
-
-
-class OrderConfirmedV1(IntegrationEvent, frozen=True, tag="OrderConfirmed"):
-    total_cents: int
-    lines: list[PublicLine]
-
-
-class OrderCancelledV1(IntegrationEvent, frozen=True, tag="OrderCancelled"):
-    reason: str
-    refunded: bool
-
-
-class OrderShippedV1(IntegrationEvent, frozen=True, tag="OrderShipped"):
-    pass
-
-
-IntegrationEvents = OrderConfirmedV1 | OrderCancelledV1 | OrderShippedV1
-
-
 # --- rules ---------------------------------------------------------------------------------
 
 
 def unknown(order_id: str) -> CommandRejected:
-    return CommandRejected("unknown_order", f"There is no order {order_id}")
+    """Not yet, for a process's step: its order may be placed again (a failover lost it)."""
+    return CommandRejected("unknown_order", f"There is no order {order_id}", not_yet=True)
 
 
 def existing(state: Order | None, order_id: str) -> Order:
@@ -259,7 +208,10 @@ def existing(state: Order | None, order_id: str) -> Order:
 
 
 def owner_or_admin(cmd: CancelOrder, state: Order | None, actor: Actor) -> None:
-    if state is not None and state.customer != actor.username and not actor.has_role(ADMIN):
+    """The customer, an admin, or the fulfilment process itself (an order it cannot sell)."""
+    if state is None or state.customer == actor.username:
+        return
+    if not (actor.has_role(ADMIN) or actor.has_role(SYSTEM_ROLE)):
         raise Forbidden("Only the customer who placed an order, or an admin, may cancel it")
 
 
@@ -300,7 +252,16 @@ def _move(order: Order, status: OrderStatus, **changes: str) -> Order:
 
 
 def _transition_error(order: Order, wanted: str) -> CommandRejected:
-    return CommandRejected("order_not_" + wanted, f"Order {order.order_id} is {order.status}")
+    """The order is not `wanted`: not yet (still earlier on its way: a step of the process
+    ahead of what a failover left of the order), or past it."""
+    not_yet = (
+        wanted in LIFECYCLE
+        and order.status in LIFECYCLE
+        and LIFECYCLE.index(order.status) < LIFECYCLE.index(wanted)
+    )
+    return CommandRejected(
+        "order_not_" + wanted, f"Order {order.order_id} is {order.status}", not_yet=not_yet
+    )
 
 
 def mark_reserved(cmd: MarkOrderReserved, state: Order | None, ctx: Context) -> Decision[Order]:
@@ -343,9 +304,18 @@ def reject(cmd: RejectOrder, state: Order | None, ctx: Context) -> Decision[Orde
     order = existing(state, cmd.order_id)
     if order.status not in ("placed", "reserved"):
         raise _transition_error(order, "rejectable")
+    public = OrderRejectedV1(
+        event_id=f"{order.order_id}:rejected",
+        order_id=order.order_id,
+        customer=order.customer,
+        occurred_at=ctx.now,
+        reason=cmd.reason,
+        detail=cmd.detail[:200],
+    )
     return Decision(
         _move(order, "rejected", reason=cmd.reason),
         [OrderRejected(order.order_id, order.customer, order.status, cmd.reason, cmd.detail)],
+        integration=[public],
     )
 
 
@@ -356,7 +326,7 @@ def cancel(cmd: CancelOrder, state: Order | None, ctx: Context) -> Decision[Orde
             "order_not_cancellable",
             f"Order {order.order_id} is {order.status}; it cannot be cancelled",
         )
-    reason = cmd.reason or "cancelled"
+    reason = cmd.reason or NO_REASON_GIVEN
     by = ctx.actor.username or ""
     paid = order.status in ("paid", "confirmed")
     public = OrderCancelledV1(

@@ -104,10 +104,16 @@ class ReleaseStock(ProductCommand, frozen=True):
 
 
 class CommitStock(ProductCommand, frozen=True):
-    """Internal: the order is confirmed; its held units leave the shelf as sold."""
+    """Internal: the order is paid; its held units leave the shelf as sold.
+
+    `quantity`: what the order holds. If a failover lost the hold (the order's partition kept
+    the reservation its MarkOrderReserved relied on, this one did not), the units are taken
+    from what is available instead — while the order, looked up, still keeps what it bought.
+    """
 
     sku: str
     order_id: str
+    quantity: int = 0
 
 
 class ReturnStock(ProductCommand, frozen=True):
@@ -281,9 +287,16 @@ def release(cmd: ReleaseStock, state: Product | None, ctx: Context) -> Decision[
     return Decision(updated, [StockReleased(cmd.sku, cmd.order_id, quantity, updated.stock)])
 
 
+ORDER_KEEPS_STOCK = frozenset({"paid", "confirmed", "shipped"})
+"""Statuses of an order that keeps the units it bought (an order's status, as a string: the
+product module knows no Order)."""
+
+
 def commit(cmd: CommitStock, state: Product | None, ctx: Context) -> Decision[Product]:
-    if state is None or cmd.order_id not in state.reservations:
+    if state is None:
         return Decision()
+    if cmd.order_id not in state.reservations:
+        return _commit_unheld(cmd, state, ctx)
     quantity = state.reservations[cmd.order_id]
     updated = msgspec.structs.replace(
         state,
@@ -293,6 +306,25 @@ def commit(cmd: CommitStock, state: Product | None, ctx: Context) -> Decision[Pr
         reservations=_without(state, cmd.order_id),
     )
     return Decision(updated, [StockCommitted(cmd.sku, cmd.order_id, quantity, updated.stock)])
+
+
+def _commit_unheld(cmd: CommitStock, product: Product, ctx: Context) -> Decision[Product]:
+    """No hold for the order: committed before (its dedup record would have answered, unless
+    it expired), released by a cancel, or lost in a failover. Only the last sells: the order
+    still keeps its units, and the command says how many."""
+    order = ctx.lookups.get(cmd.order_id)
+    if cmd.quantity <= 0 or getattr(order, "status", None) not in ORDER_KEEPS_STOCK:
+        return Decision()
+    if product.available < cmd.quantity:
+        raise CommandRejected(
+            "insufficient_stock",
+            f"The hold of {cmd.order_id} on {cmd.sku} was lost and only "
+            f"{max(product.available, 0)} are left",
+        )
+    updated = msgspec.structs.replace(
+        product, on_hand=product.on_hand - cmd.quantity, sold=product.sold + cmd.quantity
+    )
+    return Decision(updated, [StockCommitted(cmd.sku, cmd.order_id, cmd.quantity, updated.stock)])
 
 
 def give_back(cmd: ReturnStock, state: Product | None, ctx: Context) -> Decision[Product]:

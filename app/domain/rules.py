@@ -12,6 +12,8 @@ from app.kernel.validation import PLAIN_TEXT, PLAIN_TEXT_RULE
 
 ADMIN = "admin"
 CUSTOMER = "customer"
+SYSTEM_ROLE = "system"
+"""The processes' own actor (kernel.messages.SYSTEM); no user has it."""
 
 Sku = Annotated[
     str,

@@ -66,6 +66,7 @@ class AggregateLoader:
         for aggregate in pending:
             if aggregate.known is None:
                 aggregate.known = self._cache.get(aggregate.key)
+                aggregate.loaded = False
         unknown = [a for a in pending if a.known is None]
         wanted: dict[str, tuple[AggregateKind[Any], str]] = {}
         for aggregate in pending:
@@ -92,6 +93,7 @@ class AggregateLoader:
         for aggregate, (version, writer, state) in zip(unknown, states, strict=True):
             decoded = aggregate.kind.decoder.decode(state) if state else None
             aggregate.known = Known(int(version or 0), writer or "", decoded)
+            aggregate.loaded = True
         return {
             other_id: kind.decoder.decode(raw) if raw else None
             for (kind, other_id), raw in zip(wanted.values(), found, strict=True)

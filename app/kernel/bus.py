@@ -184,11 +184,29 @@ class CommandBus:
             plan(self.registry, envelopes, aggregate, lookups, delivery, round_, traced)
         committing = time.perf_counter()
         commit_start = tracing.now_ns() if traced else 0
-        results = await self._commits.commit_many([p.request for p in round_.planned])
+        try:
+            results = await self._commits.commit_many([p.request for p in round_.planned])
+        except BaseException:  # Redis trouble: what landed is unknown, so nothing is cached
+            for aggregate in pending:
+                self._cache.drop(aggregate.key)
+                aggregate.known = None
+            raise
         bus_timing.timed(self._instruments, envelopes, round_, started, committing)
         if timing is not None:
             bus_timing.traced(envelopes, pending, round_, results, timing, commit_start)
         retry = self._settle(envelopes, pending, round_, results, outcomes)
+        for aggregate in round_.stale:  # its cached state refused a step as `not_yet`
+            self._cache.drop(aggregate.key)
+            aggregate.known = None
+            if aggregate not in retry:
+                retry.append(aggregate)
+        for index, error in round_.unrecorded.items():
+            outcomes[index] = Outcome(
+                command_id=envelopes[index].command_id, status="failed", error=error
+            )
+            for aggregate in pending:
+                if index in aggregate.waiting:
+                    aggregate.waiting.remove(index)
         for index in round_.broken:
             outcomes[index] = await self.fail(
                 envelopes[index],

@@ -96,7 +96,7 @@ def decided(
         return outcome, []
     if complete:
         return outcome, [_finished(env, "succeeded", None, delivery, at)]
-    return outcome, [_running(env, step, delivery)]
+    return outcome, [_running(env, step, delivery, at)]
 
 
 def refused(env: CommandEnvelope, error: Problem, delivery: Delivery) -> StatusChoice:
@@ -153,12 +153,13 @@ def _finished(
     return StatusWrite(id=env.command_id, fields=fields, steps=steps, final=True)
 
 
-def _running(env: CommandEnvelope, step: str, delivery: Delivery) -> StatusWrite:
-    """The command goes on after its commit (a process will finish it): `processing`."""
+def _running(env: CommandEnvelope, step: str, delivery: Delivery, at: float) -> StatusWrite:
+    """The command goes on after its commit (a process will finish it): `processing`, and
+    among its partition's running commands until its process settled it."""
     fields, steps = _opening(env, delivery)
     fields.update(status="processing", position=POSITION)
     steps.append(step_json(step or "processing"))
-    return StatusWrite(id=env.command_id, fields=fields, steps=steps)
+    return StatusWrite(id=env.command_id, fields=fields, steps=steps, track=_ms(at))
 
 
 def _changed(command_id: str, change: StatusChange, at: float) -> StatusWrite:
@@ -172,7 +173,17 @@ def _changed(command_id: str, change: StatusChange, at: float) -> StatusWrite:
                 error=msgspec.json.encode(change.error).decode(), error_code=change.error.code
             )
         steps.append(step_json(change.status, at))
-    return StatusWrite(id=command_id, fields=fields, steps=steps, final=change.status is not None)
+    return StatusWrite(
+        id=command_id,
+        fields=fields,
+        steps=steps,
+        final=change.status is not None,
+        track=_ms(at),
+    )
+
+
+def _ms(at: float) -> int:
+    return int(at * 1000)
 
 
 # --- the view its sender reads ---------------------------------------------------------------

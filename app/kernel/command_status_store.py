@@ -21,6 +21,7 @@ from app.kernel.commit import NOTICES_MAXLEN
 from app.kernel.idempotency import IdempotencyRecord, IdempotencySlot, decode_record
 from app.kernel.messages import FINAL_STATUSES, CommandEnvelope
 from app.kernel.notices import STATUS_NOTICE_FIELDS
+from app.kernel.replication import NO_WAIT, Replication, confirm
 from app.kernel.scripts import Args, load_script, run_calls
 
 _ENQUEUE = load_script(
@@ -42,14 +43,26 @@ class Enqueued:
 
 
 class CommandStatusStore:
-    def __init__(self, redis: Redis, ttl_seconds: int) -> None:
+    def __init__(self, redis: Redis, ttl_seconds: int, replication: Replication = NO_WAIT) -> None:
+        """`replication`: the replicas an acceptance waits for before it is answered."""
         self._redis = redis
         self._ttl = ttl_seconds
+        self._replication = replication
         self._enqueues: Coalescer[tuple[list[str], Args], Any] = Coalescer(self._enqueue_all)
 
     async def _enqueue_all(self, calls: list[tuple[list[str], Args]]) -> list[Any]:
-        """Commands accepted at the same moment share one round trip."""
-        return await run_calls(self._redis, _ENQUEUE, calls)
+        """Commands accepted at the same moment share one round trip (and its WAITs)."""
+        return await run_calls(self._redis, _ENQUEUE, calls, self._replication)
+
+    async def confirm(self, partition: int, command_id: str) -> None:
+        """With replication on: a command's status (and all written before it on its node:
+        its acceptance or its commit) is on the replicas, before a retry is answered from it.
+        Raises ReplicationTimeout if it is not, in time."""
+        await confirm(
+            self._redis,
+            self._replication,
+            [(keys.command_status(partition, command_id), self._ttl)],
+        )
 
     async def enqueue(
         self,

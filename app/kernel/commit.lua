@@ -8,7 +8,8 @@
 -- KEYS[5]  the partition's status-notices stream (capped; read by the WebSocket hubs)
 -- KEYS[6]  the aggregate's state (hash: v = version, s = state JSON, w = last writer's id)
 -- KEYS[7]  the partition's queue counters (hash: accepted, finished)
--- KEYS[8..] two per status update, in ARGV[9]'s order: status hash, steps list
+-- KEYS[8]  the partition's running commands (sorted set: command id -> ms of its last change)
+-- KEYS[9..] two per status update, in ARGV[9]'s order: status hash, steps list
 --
 -- ARGV[1]  partition number (for the position token)
 -- ARGV[2]  expected aggregate version; -1 = this commit writes no aggregate
@@ -18,8 +19,10 @@
 -- ARGV[6]  TTL in seconds of the dedup record and status hashes, an integer >= 1
 -- ARGV[7]  JSON array of events, each a flat array of XADD field/value strings
 -- ARGV[8]  JSON array of integration-event JSON strings
--- ARGV[9]  JSON array of status updates: {id, fields, steps, final} (fields: an object of
---          strings; steps: step JSON strings, stored as they are; final: a boolean, optional)
+-- ARGV[9]  JSON array of status updates: {id, fields, steps, final, track} (fields: an
+--          object of strings; steps: step JSON strings, stored as they are; final: a boolean,
+--          optional; track: ms since the epoch, optional, 0 = none: a long-running command's
+--          change, whose id is scored with it in KEYS[8])
 --          a field whose value is "$position" receives this commit's position;
 --          an update to a command that already finished is skipped;
 --          a final update appends the command's outcome to the journal, and counts it as
@@ -35,6 +38,9 @@
 -- ARGV[14] this command's id (recorded as the aggregate's last writer)
 -- ARGV[15] the command's W3C traceparent, or "": written as `tp` beside each integration event
 --          and status notice (the events carry theirs in their own field lists)
+-- ARGV[16] ms since the epoch, or "0": this command is scored with it among the partition's
+--          running commands (KEYS[8]) when it lands, for a process's sweeper to settle (a
+--          hold whose fate another aggregate decides)
 --
 -- Constants (from Python): FINAL_STATUSES, OUTCOME_STATUSES, STATUS_NOTICE, TRACE_FIELD
 -- FINAL_STATUSES: the statuses a command ends in; OUTCOME_STATUSES: those and `processing`,
@@ -47,8 +53,9 @@
 
 local MOST_FIELDS = 3000  -- unpack() passes at most 8000 values
 local function fail(message) return redis.error_reply('commit: ' .. message) end
+-- an integer of 15 digits at most (exact in a Lua number; ms since the epoch take 13)
 local function integer(value, least)
-  if type(value) ~= 'string' or #value > 12 then return nil end
+  if type(value) ~= 'string' or #value > 15 then return nil end
   if value ~= '0' and not string.match(value, '^%-?[1-9]%d*$') then return nil end
   local number = tonumber(value)
   if number < least then return nil end
@@ -63,10 +70,12 @@ local function array(json)
 end
 
 -- the shape of every input, before the first write
-if #ARGV ~= 15 then return fail('15 arguments are needed') end
+if #ARGV ~= 16 then return fail('16 arguments are needed') end
 local expected = integer(ARGV[2], -1)
 if expected == nil then return fail('expected version must be an integer >= -1') end
 if not integer(ARGV[1], 0) then return fail('partition must be an integer >= 0') end
+local tracked = integer(ARGV[16], 0)
+if tracked == nil then return fail('the running score must be an integer >= 0') end
 if not OUTCOME_STATUSES[ARGV[4]] then return fail('unknown outcome status ' .. ARGV[4]) end
 local ttl = ARGV[6]
 if not integer(ttl, 1) then return fail('TTL must be an integer >= 1') end
@@ -89,7 +98,7 @@ end
 for _, item in ipairs(integration) do
   if type(item) ~= 'string' then return fail('integration events must be JSON strings') end
 end
-if #KEYS ~= 7 + 2 * #updates then return fail('two keys per status update are needed') end
+if #KEYS ~= 8 + 2 * #updates then return fail('two keys per status update are needed') end
 for _, update in ipairs(updates) do
   if type(update) ~= 'table' or type(update['id']) ~= 'string'
       or type(update['fields']) ~= 'table' or type(update['steps']) ~= 'table' then
@@ -97,6 +106,10 @@ for _, update in ipairs(updates) do
   end
   if update['final'] ~= nil and type(update['final']) ~= 'boolean' then
     return fail('a status update\'s final must be a boolean')
+  end
+  local track = update['track']
+  if track ~= nil and (type(track) ~= 'number' or track < 0 or track ~= math.floor(track)) then
+    return fail('a status update\'s track must be an integer >= 0')
   end
   local count = 0
   for field, value in pairs(update['fields']) do
@@ -115,6 +128,9 @@ end
 
 local existing = redis.call('HMGET', KEYS[1], 'status', 'position', 'error')
 if existing[1] then
+  -- a repeat writes its record's expiry again: a write, so a WAIT after this call covers the
+  -- first commit too (kernel/replication.py), and the record lasts as long after a repeat
+  redis.call('EXPIRE', KEYS[1], ttl)
   return {'dup', existing[1], existing[2] or '', existing[3] or ''}
 end
 
@@ -154,8 +170,8 @@ for _, event in ipairs(integration) do
 end
 
 for i, update in ipairs(updates) do
-  local status_key = KEYS[6 + 2 * i]
-  local steps_key = KEYS[7 + 2 * i]
+  local status_key = KEYS[7 + 2 * i]
+  local steps_key = KEYS[8 + 2 * i]
   local before = redis.call('HGET', status_key, 'status')
   if not FINAL_STATUSES[before] then
     local flat = {}
@@ -171,6 +187,9 @@ for i, update in ipairs(updates) do
     if #update['steps'] > 0 then
       redis.call('RPUSH', steps_key, unpack(update['steps']))
       redis.call('EXPIRE', steps_key, ttl)
+    end
+    if (update['track'] or 0) > 0 then
+      redis.call('ZADD', KEYS[8], update['track'], update['id'])
     end
     local meta = redis.call('HMGET', status_key, 'sender', 'type', 'accepted_at', 'status',
                             'completed_at', 'error_code', 'queued')
@@ -196,4 +215,7 @@ end
 
 redis.call('HSET', KEYS[1], 'status', ARGV[4], 'position', position, 'error', ARGV[5])
 redis.call('EXPIRE', KEYS[1], ttl)
+if tracked > 0 then
+  redis.call('ZADD', KEYS[8], ARGV[16], ARGV[14])
+end
 return {'ok', position}

@@ -13,8 +13,10 @@ import msgspec
 from redis.asyncio import Redis
 
 from app.kernel import keys, tracing
+from app.kernel.handlers import INFRA_ERRORS
 from app.kernel.messages import FINAL_STATUSES, OUTCOME_STATUSES, Outcome, Problem
 from app.kernel.notices import STATUS_NOTICE_FIELDS
+from app.kernel.replication import NO_WAIT, Replication
 from app.kernel.scripts import Args, load_script, run_calls
 
 NOTICES_MAXLEN = 5000
@@ -38,6 +40,9 @@ class StatusWrite(msgspec.Struct, frozen=True):
     fields: dict[str, str]
     steps: list[str]
     final: bool = False
+    track: int = 0
+    """A long-running command's change: ms since the epoch, its score among the partition's
+    running commands (kernel/running.py); 0 for any other command."""
 
 
 EventFields = list[str]
@@ -61,6 +66,9 @@ class CommitRequest:
     """A position the outcome must also cover (effects committed elsewhere, before)."""
     traceparent: str = ""
     """Written beside the integration events and status notices (events carry their own)."""
+    track: int = 0
+    """ms since the epoch: the command joins its partition's running commands when it lands,
+    for a process's sweeper to settle (kernel/running.py); 0: it does not."""
 
 
 @dataclass(frozen=True)
@@ -75,9 +83,11 @@ class CommitError(RuntimeError):
 
 
 class CommitStore:
-    def __init__(self, redis: Redis, ttl_seconds: int) -> None:
+    def __init__(self, redis: Redis, ttl_seconds: int, replication: Replication = NO_WAIT) -> None:
+        """`replication`: the replicas each round of commits waits for before it answers."""
         self._redis = redis
         self._ttl = ttl_seconds
+        self._replication = replication
 
     async def commit(self, request: CommitRequest) -> CommitResult:
         (result,) = await self.commit_many([request])
@@ -88,8 +98,17 @@ class CommitStore:
     async def commit_many(
         self, requests: Sequence[CommitRequest]
     ) -> list[CommitResult | Exception]:
-        """Every request in one round trip; a failed call answers with its exception."""
-        replies = await run_calls(self._redis, _SCRIPT, [self._call(r) for r in requests])
+        """Every request in one round trip; a failed call answers with its exception.
+
+        Redis trouble on any call (a node failing over, say) raises it: what did land is
+        repeated by whoever retries, and its dedup record answers. So does a round whose
+        replicas did not confirm it (ReplicationTimeout): nothing in it may be acknowledged.
+        """
+        calls = [self._call(r) for r in requests]
+        replies = await run_calls(self._redis, _SCRIPT, calls, self._replication)
+        for reply in replies:
+            if isinstance(reply, INFRA_ERRORS):
+                raise reply
         return [_result(r, reply) for r, reply in zip(requests, replies, strict=True)]
 
     def _call(self, request: CommitRequest) -> tuple[list[str], Args]:
@@ -111,6 +130,7 @@ class CommitStore:
                 keys.status_notices(partition),
                 request.aggregate_key or dedup,
                 keys.queue_counters(partition),
+                keys.running(partition),
                 *status_keys,
             ],
             [
@@ -129,6 +149,7 @@ class CommitStore:
                 request.expected_writer,
                 request.command_id,
                 request.traceparent,
+                request.track,
             ],
         )
 

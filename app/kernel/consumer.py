@@ -32,6 +32,7 @@ from app.kernel.dead_letters import DeadLetter
 from app.kernel.handlers import INFRA_ERRORS, Entry, KeyedHandler, LeaseLost, PartitionHandler
 from app.kernel.leases import LeaseClock, Leases
 from app.kernel.partition_loop import PartitionLoop
+from app.kernel.replication import NO_WAIT, Replication
 from app.kernel.stream_reads import acknowledge, ensure_group, parse_entries
 
 __all__ = [
@@ -80,8 +81,11 @@ class PartitionedConsumer:
         batch: int = BATCH,
         stall_seconds: float = STALL_SECONDS,
         give_up_seconds: float = GIVE_UP_SECONDS,
+        replication: Replication = NO_WAIT,
     ) -> None:
+        """`replication`: what each read of a partition waits for (kernel/stream_reads.py)."""
         self._redis = redis
+        self._replication = replication
         self._handlers = {h.group: h for h in handlers}
         self._partitions = partitions
         self._leases = leases
@@ -183,6 +187,7 @@ class PartitionedConsumer:
             lease,
             block_ms=self._block_ms,
             batch=self._batch,
+            replication=self._replication,
         )
         task = asyncio.create_task(loop.run(), name=f"{group}:p{partition}")
         self._owned[(group, partition)] = _Owned(task, stop, health, lease)

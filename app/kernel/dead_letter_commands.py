@@ -1,6 +1,7 @@
 """Operators' actions on dead letters, as commands: authorized, idempotent, journaled.
 
-Retry one, discard one (with a reason), or retry every letter of a consumer. Each is an async
+Retry one, discard one (with a reason), retry every letter of a consumer, or retry or discard
+those of a consumer that match a filter (entry type, text in the error). Each is an async
 admin command whose runner asks the owner of the letter's partition to act (see
 kernel/parking.py) and waits for its answer, so the command's status says what happened.
 """
@@ -15,7 +16,13 @@ from typing import Annotated, Any, Literal
 import msgspec
 
 from app.kernel.bus import CommandBus
-from app.kernel.dead_letters import DeadLetters, Letter, LetterRequest, RequestOutcome
+from app.kernel.dead_letters import (
+    DeadLetters,
+    Letter,
+    LetterFilter,
+    LetterRequest,
+    RequestOutcome,
+)
 from app.kernel.errors import problem
 from app.kernel.messages import CommandEnvelope, Outcome
 from app.kernel.registry import CommandSpec, Runner
@@ -55,6 +62,31 @@ class RetryAllDeadLetters(OperatorCommand, frozen=True):
     consumer: ConsumerName
 
 
+EntryType = Annotated[
+    str, msgspec.Meta(pattern=r"^[A-Za-z0-9_.()?-]{0,64}\Z", description="an entry's type")
+]
+ErrorText = Annotated[
+    str, msgspec.Meta(max_length=200, pattern=PLAIN_TEXT, description=PLAIN_TEXT_RULE)
+]
+
+
+class RetryDeadLetters(OperatorCommand, frozen=True):
+    """Retry a consumer's letters that match (those waiting behind them follow in order)."""
+
+    consumer: ConsumerName
+    entry_type: EntryType = ""
+    error: ErrorText = ""
+
+
+class DiscardDeadLetters(OperatorCommand, frozen=True):
+    """Discard a consumer's letters that match, with a reason (each journaled)."""
+
+    consumer: ConsumerName
+    reason: OperatorReason
+    entry_type: EntryType = ""
+    error: ErrorText = ""
+
+
 def heads(letters: list[Letter]) -> list[Letter]:
     """The letters a retry starts from: every unkeyed one, and the first of each key."""
     seen: set[tuple[int, str]] = set()
@@ -86,6 +118,13 @@ def dead_letter_runner(groups: Mapping[str, str]) -> Runner:
         if isinstance(command, RetryAllDeadLetters):
             targets = heads(await letters.all())
             action, reason = "retry", ""
+        elif isinstance(command, RetryDeadLetters | DiscardDeadLetters):
+            wanted = LetterFilter(command.entry_type, command.error)
+            matching = [item for item in await letters.all() if wanted.matches(item.letter)]
+            if isinstance(command, RetryDeadLetters):
+                targets, action, reason = heads(matching), "retry", ""
+            else:
+                targets, action, reason = matching, "discard", command.reason
         else:
             letter = await letters.get(command.letter_id)
             if letter is None:
@@ -150,11 +189,17 @@ async def _answers(letters: DeadLetters, request_ids: list[str]) -> list[Request
 def dead_letter_specs(
     groups: Mapping[str, str], roles: frozenset[str]
 ) -> list[CommandSpec[Any, Any]]:
-    """The three commands, for a registry: `roles` may send them (admins)."""
+    """The commands, for a registry: `roles` may send them (admins)."""
     runner = dead_letter_runner(groups)
     return [
         CommandSpec(command, None, _no_aggregate, roles=roles, mode="async", runner=runner)
-        for command in (RetryDeadLetter, DiscardDeadLetter, RetryAllDeadLetters)
+        for command in (
+            RetryDeadLetter,
+            DiscardDeadLetter,
+            RetryAllDeadLetters,
+            RetryDeadLetters,
+            DiscardDeadLetters,
+        )
     ]
 
 

@@ -86,6 +86,45 @@ class Letter:
     letter: DeadLetter
 
 
+class _Head(msgspec.Struct):
+    type: str = ""
+    aggregate_id: str = ""
+
+
+_head = msgspec.json.Decoder(_Head)
+
+
+def entry_type(fields: dict[str, str]) -> tuple[str, str]:
+    """(type, aggregate) of a queued command (`c`) or an event (`t`/`a`, else `e`)."""
+    if "t" in fields:
+        return fields["t"], fields.get("a", "")
+    for name in ("c", "e"):
+        if name in fields:
+            try:
+                head = _head.decode(fields[name])
+            except msgspec.DecodeError:
+                return "(undecodable)", ""
+            return head.type or "?", head.aggregate_id
+    return "?", ""
+
+
+class LetterFilter(msgspec.Struct, frozen=True):
+    """Which letters a bulk action takes: of this entry type (exactly; "" any), whose error
+    contains this text (any case; "" any)."""
+
+    type: str = ""
+    error: str = ""
+
+    def matches(self, letter: DeadLetter) -> bool:
+        return self.shows(entry_type(letter.fields)[0], letter.error)
+
+    def shows(self, kind: str, error: str) -> bool:
+        """Whether a letter of entry type `kind` failing with `error` is one it takes."""
+        if self.type and kind != self.type:
+            return False
+        return not self.error or self.error.casefold() in error.casefold()
+
+
 def _parked(group: str, partition: int) -> str:
     return f"{keys.dead_letters(group)}:parked:{partition}"
 

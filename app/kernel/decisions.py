@@ -20,7 +20,7 @@ from app.kernel.aggregate_cache import NOTHING, Known
 from app.kernel.clock import now
 from app.kernel.commit import CommitRequest, EventFields, StatusWrite
 from app.kernel.envelopes import tag_of
-from app.kernel.errors import ProblemError
+from app.kernel.errors import CommandRejected, ProblemError
 from app.kernel.messages import CommandEnvelope, Delivery, Problem, StoredEvent
 from app.kernel.partitions import command_id_for
 from app.kernel.registry import AggregateKind, CommandSpec, Context, Decision, Registry
@@ -37,6 +37,8 @@ class BatchAggregate:
     key: str
     waiting: list[int]
     known: Known | None = None
+    loaded: bool = False
+    """`known` was read from Redis in this round (not this process's cache)."""
 
 
 @dataclass
@@ -57,6 +59,10 @@ class Round:
     """Commands whose decision raised something other than a refusal (a bug)."""
     decided: dict[int, tuple[int, int]] = field(default_factory=dict)
     """Traced commands only: when each decision started and ended (ns since the epoch)."""
+    unrecorded: dict[int, Problem] = field(default_factory=dict)
+    """A process's steps refused as `not_yet` on a state read afresh: answered, not committed."""
+    stale: list[BatchAggregate] = field(default_factory=list)
+    """Aggregates whose cached state gave a `not_yet` refusal: read again and decided anew."""
 
 
 def event_fields(event: StoredEvent, traceparent: str = "") -> EventFields:
@@ -109,6 +115,14 @@ def plan(
             assert spec.decide is not None
             decision = spec.decide(command, known.state, context)
         except ProblemError as exc:
+            if env.internal and isinstance(exc, CommandRejected) and exc.not_yet:
+                # a process's step ahead of its aggregate (a failover took writes back): not
+                # recorded, so asking again decides anew; on a cached state, read it first
+                if not aggregate.loaded:
+                    round_.stale.append(aggregate)
+                    return
+                round_.unrecorded[index] = exc.to_problem()
+                continue
             # a refusal is a decision too: it holds only if the state it saw is current
             request = _refusal(env, aggregate, known, exc.to_problem(), delivery)
             round_.planned.append(Planned(index, aggregate, request, known))
@@ -170,6 +184,7 @@ def _success(
         statuses=statuses,
         after=env.after,
         traceparent=env.traceparent,
+        track=int(at * 1000) if spec.tracked else 0,
     )
     return request, after
 

@@ -60,9 +60,26 @@ class ProblemError(Exception):
 
 
 class CommandRejected(ProblemError):
-    """A business rule said no (409)."""
+    """A business rule said no (409).
+
+    `not_yet`: the aggregate is not there yet (an order not paid yet, say) rather than past
+    it. Sent by a process as one of its steps, such a refusal is answered but not recorded in
+    the step's dedup record, so the step asked again later is decided anew: after a failover
+    took an aggregate's last writes back, its steps are taken again (kernel/decisions.py).
+    """
 
     status = 409
+
+    def __init__(
+        self,
+        code: str,
+        detail: str = "",
+        errors: list[FieldError] | None = None,
+        *,
+        not_yet: bool = False,
+    ) -> None:
+        super().__init__(code, detail, errors)
+        self.not_yet = not_yet
 
 
 class ValidationFailed(ProblemError):

@@ -6,11 +6,32 @@ from collections.abc import Collection
 from typing import Protocol
 
 import msgspec
+from redis.exceptions import (
+    ClusterDownError,
+    ReadOnlyError,
+    RedisClusterUnreachableError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-INFRA_ERRORS = (RedisConnectionError, RedisTimeoutError, OSError)
-"""Redis trouble: never a handler's fault; the entries are read again once it is back."""
+from app.kernel.replication import ReplicationTimeout
+
+INFRA_ERRORS = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    OSError,
+    ClusterDownError,
+    TryAgainError,
+    ReadOnlyError,
+    SlotNotCoveredError,
+    RedisClusterUnreachableError,
+    ReplicationTimeout,
+)
+"""Redis trouble: never a handler's fault; the entries are read again once it is back. On a
+Cluster that includes a failover under way (CLUSTERDOWN, TRYAGAIN, a slot nobody serves yet,
+a demoted master's READONLY), and a write its replicas did not confirm in time."""
 
 
 class Entry(msgspec.Struct, frozen=True, gc=False):

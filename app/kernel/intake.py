@@ -113,7 +113,7 @@ class CommandIntake:
         with tracing.span("authorize"):
             if not actor.authenticated:
                 raise Unauthenticated()
-            if spec.roles and not (spec.roles & actor.roles):
+            if not spec.permits(actor):
                 raise Forbidden(f"{tag} needs the role {' or '.join(sorted(spec.roles))}")
         if idempotency_key is not None and not valid_key(idempotency_key):
             raise ValidationFailed(
@@ -218,6 +218,9 @@ class CommandIntake:
         return from_outcome(await self.bus.execute(envelope, "inline"))
 
     async def _replay(self, first: IdempotencyRecord) -> Reply | None:
+        """The first request's answer, once its status is there (None: nothing was accepted).
+        With replication on, what the answer rests on is confirmed on the replicas first: the
+        first request may have been refused `replication_timeout` on this very write."""
         partition = partition_of_command(first.command_id, self.bus.partitions)
         assert partition is not None
         deadline = time.monotonic() + REPLAY_WAIT_SECONDS
@@ -225,10 +228,11 @@ class CommandIntake:
             stored = await self._statuses.get(partition, first.command_id)
             if stored is None:
                 return None
-            if first.mode == "async":
-                return accepted(first.command_id)
             view = stored.view
-            if view.status in FINAL or time.monotonic() > deadline:
+            if first.mode == "async" or view.status in FINAL or time.monotonic() > deadline:
+                await self._statuses.confirm(partition, first.command_id)
+                if first.mode == "async":
+                    return accepted(first.command_id)
                 return from_outcome(
                     Outcome(
                         command_id=first.command_id,

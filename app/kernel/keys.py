@@ -64,6 +64,12 @@ def archive_holds(partition: int) -> str:
     return f"{tag(partition)}:archive:holds"
 
 
+def running(partition: int) -> str:
+    """Sorted set: long-running commands (a process finishes them after their commit) by the
+    time of their last status change, until their process settled them (kernel/running.py)."""
+    return f"{tag(partition)}:running"
+
+
 def status_notices(partition: int) -> str:
     """Capped stream of command-status changes the WebSocket hubs follow."""
     return f"{tag(partition)}:notices"
@@ -92,6 +98,11 @@ def rebuild_state(projection: str) -> str:
 def audit_report(projection: str) -> str:
     """JSON of what the audit last found in a projection's read model (see kernel/audit)."""
     return f"audits:{projection}"
+
+
+def paused_consumers() -> str:
+    """Hash: consumer group → JSON of who paused it, when and why (see kernel/pauses)."""
+    return "consumers:paused"
 
 
 def consumer_health(group: str) -> str:

@@ -5,7 +5,10 @@ re-reads the pending entries of the previous owner first (cursor `0`), then new 
 A batch is acked only after its handler returned: delivery is at-least-once, and handlers
 make the effect exactly-once. It reads only while its lease is surely held (LeaseClock in
 kernel/leases.py). Redis trouble is waited out and the pending entries read again; a lost
-lease ends the loop.
+lease ends the loop. A handler with a `tick(partition)` (and `tick_seconds` > 0) is called
+that often between reads, while the lease is held: periodic work on the partition it owns
+(the fulfilment process's sweeper). A paused group (kernel/pauses.py) reads nothing until
+resumed: the loop acknowledges what it applied, keeps its lease and counts as making progress.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 
 from redis.asyncio import Redis
 
@@ -23,6 +27,8 @@ from app.kernel.handlers import INFRA_ERRORS, LeaseLost, PartitionHandler
 from app.kernel.lanes import KeyLanes
 from app.kernel.leases import LeaseClock
 from app.kernel.parking import Parking
+from app.kernel.pauses import PauseCheck
+from app.kernel.replication import NO_WAIT, Replication
 from app.kernel.stream_reads import acknowledge, ensure_group, parse_entries, read_batch
 from app.kernel.stream_trim import ConsumedTrim
 
@@ -41,6 +47,7 @@ class PartitionLoop:
         *,
         block_ms: int,
         batch: int,
+        replication: Replication = NO_WAIT,
     ) -> None:
         self._redis = redis
         self._handler = handler
@@ -50,8 +57,10 @@ class PartitionLoop:
         self._lease = lease
         self._block_ms = block_ms
         self._batch = batch
+        self._replication = replication
         self._stream = handler.stream(partition)
         self._trim = ConsumedTrim.of(handler)
+        self._pause = PauseCheck(redis, handler.group)
         self._parking = Parking(redis, handler, partition)
         self._applier = BatchApplier(redis, handler, partition, stop, health, self._parking)
         self._lanes = (
@@ -59,6 +68,14 @@ class PartitionLoop:
             if hasattr(handler, "key_of")
             else None
         )
+        self._tick_seconds: float = getattr(handler, "tick_seconds", 0.0)
+        self._ticked = time.monotonic()
+
+    async def _tick(self) -> None:
+        if self._tick_seconds <= 0 or time.monotonic() - self._ticked < self._tick_seconds:
+            return
+        self._ticked = time.monotonic()
+        await self._handler.tick(self._partition)  # type: ignore[attr-defined]
 
     async def run(self) -> None:
         try:
@@ -90,11 +107,22 @@ class PartitionLoop:
                     await ensure_group(self._redis, stream, handler.group)
                     await parking.load()
                 await parking.serve()
+                if await self._pause.paused():
+                    if lanes is not None:
+                        acks += lanes.take_done()
+                    if acks:
+                        await acknowledge(self._redis, handler, partition, acks)
+                        acks = []
+                    health.progressed()  # paused is not stuck
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), timeout=0.25)
+                    continue
                 budget = self._lease.read_budget()
                 if budget <= 0:  # not sure the lease is still ours: wait for its renewal
                     with contextlib.suppress(TimeoutError):
                         await asyncio.wait_for(stop.wait(), timeout=0.05)
                     continue
+                await self._tick()
                 if lanes is not None:
                     acks += lanes.take_done()
                 block = None if cursor != ">" else max(1, min(self._block_ms, int(budget * 1000)))
@@ -108,6 +136,7 @@ class PartitionLoop:
                     count=self._batch,
                     block=block,
                     trim=self._trim,
+                    replication=self._replication,
                 )
                 acks = []
                 entries = parse_entries(partition, reply)

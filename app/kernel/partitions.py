@@ -29,6 +29,11 @@ def command_id_for(partition: int, base: str | None = None) -> str:
     return f"{base or new_id()}-{partition}"
 
 
+def base_of_command(command_id: str) -> str:
+    """What `command_id_for` made the id from (a followed command's: its aggregate's id)."""
+    return command_id.rsplit("-", 1)[0]
+
+
 def partition_of_command(command_id: str, partitions: int) -> int | None:
     match = _COMMAND_ID.fullmatch(command_id)
     if match is None:

@@ -44,7 +44,8 @@ from app.kernel.notices import ViewNotice, notice_fields
 from app.kernel.positions import parse_stream_id
 from app.kernel.read_model_writes import ReadModelWrites
 from app.kernel.redis_types import field_map, optional_text
-from app.kernel.scripts import load_script
+from app.kernel.replication import NO_WAIT, Replication
+from app.kernel.scripts import load_script, run_calls
 from app.kernel.views import Change, View
 
 log = logging.getLogger(__name__)
@@ -190,9 +191,13 @@ class ProjectionHandler:
         read_redis: Redis,
         instruments: Instruments = NO_INSTRUMENTS,
         archive: ArchiveReader | None = None,
+        replication: Replication = NO_WAIT,
     ) -> None:
-        """`archive`: where a new read model finds the events trimmed from its stream."""
+        """`archive`: where a new read model finds the events trimmed from its stream.
+        `replication`: the read Redis's replicas a batch's writes wait for before the batch
+        is acknowledged (the acknowledgement rides with the next read)."""
         self.projection = projection
+        self._replication = replication
         self._archive = archive
         self._seeded: set[int] = set()
         self.group = group_name(projection.name)
@@ -322,11 +327,16 @@ class ProjectionHandler:
 
     async def _write(self, partition: int, expected: str, new: str, tx: Pipeline) -> None:
         commands = [[_text(arg) for arg in args] for args, _options in tx.command_stack]
-        applied = await _APPLY(
-            self._read,
-            [keys.checkpoint(self.projection.name, partition)],
-            [expected, new, msgspec.json.encode(commands).decode()],
-        )
+        checkpoint = [keys.checkpoint(self.projection.name, partition)]
+        args = [expected, new, msgspec.json.encode(commands).decode()]
+        if not self._replication.on:
+            applied = await _APPLY(self._read, checkpoint, args)
+        else:  # the WAIT rides in the script call's round trip
+            (applied,) = await run_calls(
+                self._read, _APPLY, [(checkpoint, args)], self._replication
+            )
+            if isinstance(applied, Exception):
+                raise applied
         if not applied:
             raise LeaseLost(f"{self.projection.name} partition {partition}")
 

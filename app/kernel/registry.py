@@ -84,6 +84,10 @@ class CommandSpec(AnyCommandSpec, Generic[C, S]):
     commit: which step (or end) of it each later event of that aggregate is. Its status then
     moves in the same commits as those events. Its id derives from the aggregate's.
     `shed_when_busy`: refused with 503 while the queue's backlog is over its limit.
+    `tracked`: a process's step whose effect another aggregate's fate settles (a hold for an
+    order): once it lands, it stays among its partition's running commands until the
+    process's sweeper settled it (kernel/running.py) — so a failover that lost that other
+    aggregate still leaves a trace where the effect is.
     """
 
     command_type: type[C]
@@ -101,12 +105,18 @@ class CommandSpec(AnyCommandSpec, Generic[C, S]):
     prepare: Callable[[Any, Actor], Awaitable[C]] | None = None
     follow: Callable[[Any], StatusChange | None] | None = None
     shed_when_busy: bool = False
+    tracked: bool = False
 
     @property
     def name(self) -> str:
         tag = self.command_type.__struct_config__.tag
         assert isinstance(tag, str)
         return tag
+
+    def permits(self, actor: Actor) -> bool:
+        """Whether this sender's roles may send it: what the intake checks before anything
+        runs (an ownership rule, `authorize`, is checked later, on the loaded state)."""
+        return actor.authenticated and (not self.roles or bool(self.roles & actor.roles))
 
 
 class Registry:
@@ -134,6 +144,12 @@ class Registry:
     def follower(self, kind: str) -> CommandSpec[Any, Any] | None:
         """The command whose status follows the events of aggregates of this kind."""
         return self._followers.get(kind)
+
+    def may_send(self, actor: Actor, name: str) -> bool:
+        """Whether a client with this actor's roles may send command `name`: a page shows a
+        control for it only then. KeyError for a name nobody registered."""
+        spec = self._specs[name]
+        return spec.public and spec.permits(actor)
 
     def __contains__(self, name: str) -> bool:
         return name in self._specs

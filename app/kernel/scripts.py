@@ -26,6 +26,8 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 from redis.exceptions import NoScriptError
 
+from app.kernel.replication import NO_WAIT, Replication, add_waits, settle
+
 Args = Sequence[str | int | float | bytes]
 Constant = str | int | frozenset[str] | Mapping[str, str]
 
@@ -91,25 +93,37 @@ _LUA_BYTES = [
 
 
 async def run_calls(
-    redis: Redis, script: Script, calls: Sequence[tuple[Sequence[str], Args]]
+    redis: Redis,
+    script: Script,
+    calls: Sequence[tuple[Sequence[str], Args]],
+    replication: Replication = NO_WAIT,
 ) -> list[Any]:
-    """Many calls of one script in one round trip; a reply is a value or the call's error."""
+    """Many calls of one script in one round trip; a reply is a value or the call's error.
+
+    With `replication` on, the round trip ends with a WAIT per node written to, and raises
+    ReplicationTimeout if the replicas did not confirm (kernel/replication.py)."""
     if not calls:
         return []
-    replies = await _pipelined(redis, script, calls)
+    replies = await _pipelined(redis, script, calls, replication)
     missing = [i for i, reply in enumerate(replies) if isinstance(reply, NoScriptError)]
     if missing:
         await redis.script_load(script.source)
-        again = await _pipelined(redis, script, [calls[i] for i in missing])
+        again = await _pipelined(redis, script, [calls[i] for i in missing], replication)
         for index, reply in zip(missing, again, strict=True):
             replies[index] = reply
     return replies
 
 
 async def _pipelined(
-    redis: Redis, script: Script, calls: Sequence[tuple[Sequence[str], Args]]
+    redis: Redis,
+    script: Script,
+    calls: Sequence[tuple[Sequence[str], Args]],
+    replication: Replication,
 ) -> list[Any]:
     async with redis.pipeline(transaction=False) as pipe:
         for keys, args in calls:
             script.queue(pipe, keys, args)
-        return list(await pipe.execute(raise_on_error=False))
+        written = [keys[0] for keys, _ in calls if keys]
+        waits = await add_waits(redis, pipe, replication, written)
+        replies = list(await pipe.execute(raise_on_error=False))
+    return settle(redis, replication, waits, replies)

@@ -1,9 +1,13 @@
-"""What the Redis (or Valkey) we run on is and does: version, Cluster, and durability.
+"""What the Redis (or Valkey) we run on is and does: version, Cluster, durability, replicas.
 
 Nothing is assumed: every process reads this when it starts. An acknowledged command is
 durable only if every node writes its append-only file and fsyncs it before answering
 (`appendonly yes`, `appendfsync always`); where CONFIG is renamed away, INFO persistence
 still says whether AOF is on, but not the fsync policy, which is then reported unknown.
+A failover keeps what the replicas had: with REDIS_WAIT_REPLICAS=N every acknowledgement
+waits for N of them (kernel/replication.py), so each master should have at least N
+(`connected_slaves` of INFO replication); fewer is a warning, not a refusal — see
+`check_replicas`.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ class ServerInfo(msgspec.Struct, frozen=True):
     version: str
     cluster: bool
     durability: Durability
+    replicas: list[int] = []
+    """Replicas connected to each master (the server, or each primary of a Cluster)."""
 
     @property
     def version_tuple(self) -> tuple[int, ...]:
@@ -95,6 +101,28 @@ async def server_info(redis: Redis) -> ServerInfo:
         version=version,
         cluster=isinstance(redis, RedisCluster),
         durability=await durability(redis),
+        replicas=await replicas(redis),
+    )
+
+
+async def replicas(redis: Redis) -> list[int]:
+    """INFO replication of every master: how many replicas each has connected."""
+    return [int(i.get("connected_slaves") or 0) for i in await _nodes_info(redis, "replication")]
+
+
+def check_replicas(seen: list[int], wanted: int, where: str = "Redis") -> str:
+    """The warning to show ("" when all is well) when a master has fewer replicas than each
+    acknowledgement waits for: until they are there, every acknowledgement times out
+    (`503 replication_timeout`, workers retrying). Not a refusal to start, even in
+    production: replicas come and go while processes run (a replica restarting, a failover
+    that leaves a master without one), and a process refusing to start whenever that happens
+    would turn a replica's maintenance into an outage; the answers are retryable, and every
+    process shows the warning on the status page."""
+    if not wanted or min(seen, default=0) >= wanted:
+        return ""
+    return (
+        f"REDIS_WAIT_REPLICAS={wanted}, but the masters of {where} have {seen} replicas: "
+        "acknowledgements time out until they are there"
     )
 
 

@@ -1,6 +1,12 @@
 """Reading a partition's stream as a consumer group: batches, and acknowledgements that
 ride with the next read (XACK + XREADGROUP in one round trip). Every call names one stream,
-so it runs on Redis Cluster too."""
+so it runs on Redis Cluster too.
+
+With replication on (REDIS_WAIT_REPLICAS), the read ends with a WAIT in the same round trip:
+XREADGROUP writes (it records the delivery), so once its WAIT is answered the replicas hold
+every entry it delivered. A consumer thus never acts on an event a failover could still take
+back — a read model never shows, and a process never follows, an event that is then lost and
+written again differently under the same version."""
 
 from __future__ import annotations
 
@@ -9,6 +15,7 @@ from redis.exceptions import ResponseError
 
 from app.kernel.handlers import Entry, PartitionHandler
 from app.kernel.redis_types import stream_entries
+from app.kernel.replication import NO_WAIT, Replication, add_waits, settle
 from app.kernel.stream_trim import ConsumedTrim
 
 
@@ -42,11 +49,13 @@ async def read_batch(
     count: int,
     block: int | None,
     trim: ConsumedTrim | None = None,
+    replication: Replication = NO_WAIT,
 ) -> object:
     """The next batch after `cursor` (blocking up to `block` ms for new entries),
-    acknowledging `acks` and trimming what the groups are done with (when due) on the way."""
+    acknowledging `acks` and trimming what the groups are done with (when due) on the way;
+    with `replication` on, only once the replicas hold what it delivered."""
     due = trim if trim is not None and trim.due() else None
-    if not acks and due is None:
+    if not acks and due is None and not replication.on:
         return await redis.xreadgroup(group, consumer, {stream: cursor}, count=count, block=block)
     async with redis.pipeline(transaction=False) as pipe:
         if acks:
@@ -54,7 +63,10 @@ async def read_batch(
         if due is not None:
             due.queue(pipe, stream)
         pipe.xreadgroup(group, consumer, {stream: cursor}, count=count, block=block)
-        *replies, reply = await pipe.execute(raise_on_error=False)
+        waits = await add_waits(redis, pipe, replication, [stream])
+        *replies, reply = settle(
+            redis, replication, waits, await pipe.execute(raise_on_error=False)
+        )
     if due is not None:
         await due.answered(redis, stream, replies.pop())
     for failed in (r for r in (*replies, reply) if isinstance(r, Exception)):

@@ -25,7 +25,9 @@ class LoadOptions(msgspec.Struct, frozen=True, kw_only=True):
     """Open loop: order arrivals per second whatever completes (0: closed loop)."""
     users: list[Account] = []
     admin: Account = Account("admin", "admin-pass")
-    create_products: int = 0
+    create_products: int = 8
+    """Products made for the run (prefixed `LT<run>-`, `stock` units each), so a load test
+    never sells out the demo's catalog; 0 (`--use-catalog`): order the catalog's own."""
     stock: int = 1_000_000
     import_rows: int = 0
     procs: int = 1
@@ -82,7 +84,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     add("--rate", type=float, default=0.0, help="open loop: order arrivals per second")
     add("--users", type=accounts, default=accounts(DEFAULT_USERS), help="customers, name:pass,…")
     add("--admin", type=accounts, default=[DEFAULTS.admin], help="the admin, name:pass")
-    add("--create-products", type=int, default=0, help="create K products to order from")
+    products = parser.add_mutually_exclusive_group()
+    products.add_argument(
+        "--create-products",
+        type=positive,
+        default=DEFAULTS.create_products,
+        help="create K products (prefixed LT<run>-, --stock units each) to order from "
+        "(default %(default)s)",
+    )
+    products.add_argument(
+        "--use-catalog",
+        action="store_true",
+        help="order the catalog's own products instead (warns if the run may sell them out)",
+    )
     add("--stock", type=int, default=DEFAULTS.stock, help="initial stock of created products")
     add("--import-rows", type=int, default=0, help="a burst: ImportCatalog of K rows at start")
     add("--procs", type=positive, default=1, help="client processes sharing the load")
@@ -117,6 +131,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def options_from(args: argparse.Namespace) -> LoadOptions:
     fields = {f: getattr(args, f) for f in LoadOptions.__struct_fields__ if hasattr(args, f)}
     fields["admin"] = args.admin[0]
+    if args.use_catalog:
+        fields["create_products"] = 0
     if args.orders:
         fields["duration"] = 0.0
     return LoadOptions(**fields)

@@ -6,6 +6,7 @@ from collections.abc import Iterable
 
 import msgspec
 
+from app.loadtest.shard import Counts
 from app.loadtest.stats import Summary, summarize
 
 CLOCK_NOTE = (
@@ -34,12 +35,18 @@ class Accepts(msgspec.Struct, frozen=True, kw_only=True):
 
 class Orders(msgspec.Struct, frozen=True, kw_only=True):
     completed: int
+    """succeeded + rejected + failed."""
     succeeded: int
+    rejected: int = 0
+    """Refused by a business rule (a declined card, not enough stock): the system worked."""
     failed: int
+    """Something went wrong (an error, a timeout): app/kernel/outcomes.py."""
     unfinished: int
     completed_per_second: float
+    """completed / seconds from the first order sent (the live line's rate, at the end)."""
     by_polling: int
     """Outcomes learnt by polling GET /api/commands/<id> (no push in time)."""
+    rejection_codes: dict[str, int] = {}
     failure_codes: dict[str, int]
 
 
@@ -114,9 +121,11 @@ def render(report: Report) -> str:
     if sent and not ceiling:
         lines.append(
             f"  orders completed {o.completed:,} ({o.completed_per_second:,.1f}/s): succeeded "
-            f"{o.succeeded:,}, failed {o.failed:,}, unfinished {o.unfinished:,}; "
-            f"{o.by_polling:,} learnt by polling"
+            f"{o.succeeded:,}, rejected {o.rejected:,}, failed {o.failed:,}, unfinished "
+            f"{o.unfinished:,}; {o.by_polling:,} learnt by polling"
         )
+        if o.rejection_codes:
+            lines.append(f"  rejections by code: {_counts(o.rejection_codes)}")
         if o.failure_codes:
             lines.append(f"  failures by code: {_counts(o.failure_codes)}")
     lines.append(f"  {'latency, ms':<44}{'n':>8}{'p50':>9}{'p90':>9}{'p99':>9}{'max':>9}")
@@ -140,22 +149,27 @@ def render(report: Report) -> str:
     return "\n".join(lines)
 
 
+def completed_rate(completed: int, seconds: float) -> float:
+    """Orders completed per second since the first was sent: the live line's rate and the
+    final table's, one definition."""
+    return round(completed / max(seconds, 1e-9), 2) if completed else 0.0
+
+
 def progress_line(
     elapsed: float,
-    done: int,
+    counts: Counts,
     rate: float,
     latencies: Summary,
-    accepted: int,
-    shed: int,
-    errors: int,
     push: Iterable[float],
-    dropped: int,
 ) -> str:
     pushed = summarize(push)
+    done = counts.succeeded + counts.rejected + counts.failed
     line = (
-        f"[{elapsed:6.1f}s] done {done:,} ({rate:,.0f}/s)  p50 {_ms(latencies.p50)} ms  "
-        f"p99 {_ms(latencies.p99)} ms  accepted {accepted:,}  shed {shed:,}  errors {errors:,}"
+        f"[{elapsed:6.1f}s] done {done:,} ({rate:,.1f}/s)  succeeded {counts.succeeded:,}  "
+        f"rejected {counts.rejected:,}  failed {counts.failed:,}  p50 {_ms(latencies.p50)} ms  "
+        f"p99 {_ms(latencies.p99)} ms  accepted {counts.accepted:,}  shed {counts.shed:,}  "
+        f"errors {counts.errors:,}"
     )
     if pushed.count:
-        line += f"  push p99 {_ms(pushed.p99)} ms  dropped {dropped:,}"
+        line += f"  push p99 {_ms(pushed.p99)} ms  dropped {counts.watcher_dropped:,}"
     return line

@@ -28,6 +28,7 @@ from app.loadtest.report import (
     Push,
     Report,
     StepLatency,
+    completed_rate,
     pct,
     progress_line,
     render,
@@ -69,12 +70,34 @@ async def prepare(options: LoadOptions) -> Setup:
                 if answer.status != 200:
                     raise RuntimeError(f"CreateProduct {sku}: {answer.status} {answer.code}")
         else:
-            skus = [
-                p.sku for p in await client.products() if p.status == "active" and p.available > 0
-            ]
+            in_stock = [p for p in await client.products() if p.status == "active" and p.available]
+            skus = [p.sku for p in in_stock]
             if not skus:
                 raise RuntimeError("no product in stock to order: pass --create-products K")
+            warning = sell_out_warning(options, sum(p.available for p in in_stock), len(skus))
+            if warning:
+                print(warning, file=sys.stderr, flush=True)
     return Setup(customers, admin, skus, run_id)
+
+
+UNITS_PER_ORDER = 2
+"""An order has 1 to 3 lines of one unit each: 2 units on average."""
+
+
+def sell_out_warning(options: LoadOptions, available: int, products: int) -> str:
+    """What to say before ordering the catalog's own products ("" if the run surely fits)."""
+    if options.orders:
+        wanted = options.orders * UNITS_PER_ORDER
+        if wanted < available:
+            return ""
+        reach = f"{options.orders:,} orders take about {wanted:,} units"
+    else:
+        reach = f"a {options.duration:g}-s run takes as many units as it can sell"
+    return (
+        f"warning: ordering the catalog's own {products} products ({available:,} units in "
+        f"stock): {reach}, so this may sell the catalog out and later orders will be "
+        "rejected (insufficient_stock). Drop --use-catalog to order products made for the run."
+    )
 
 
 def share(total: int, parts: int, index: int) -> int:
@@ -140,24 +163,20 @@ class Gather:
 async def show_progress(gather: Gather, started: float) -> None:
     """The live line: in place on a terminal, a line every 5 s otherwise."""
     tty = sys.stderr.isatty()
-    before, ticks = 0, 0
+    ticks = 0
     while True:
         await asyncio.sleep(1.0)
         ticks += 1
         total = gather.total()
-        done = total.succeeded + total.failed
+        elapsed = time.monotonic() - started
+        done = total.succeeded + total.rejected + total.failed
         line = progress_line(
-            time.monotonic() - started,
-            done,
-            float(done - before),
+            elapsed,
+            total,
+            completed_rate(done, elapsed),
             summarize(gather.latencies),
-            total.accepted,
-            total.shed,
-            total.errors,
             gather.push,
-            total.watcher_dropped,
         )
-        before = done
         if tty:
             print(f"\r{line}\x1b[K", end="", file=sys.stderr, flush=True)
         elif ticks % 5 == 0:
@@ -255,11 +274,13 @@ def build_report(
     last = max((d.last_outcome for d in done if d.last_outcome), default=last_answer)
     error_kinds: dict[str, int] = defaultdict(int)
     failure_codes: dict[str, int] = defaultdict(int)
+    rejection_codes: dict[str, int] = defaultdict(int)
     close_codes: dict[str, int] = defaultdict(int)
     for d in done:
         for target, source in (
             (error_kinds, d.error_kinds),
             (failure_codes, d.failure_codes),
+            (rejection_codes, d.rejection_codes),
             (close_codes, d.close_codes),
         ):
             for name, n in source.items():
@@ -274,7 +295,7 @@ def build_report(
         if status.status == "succeeded" and "accepted" in times and "succeeded" in times:
             end_to_end.append((epoch(times["succeeded"]) - epoch(times["accepted"])) * 1000)
     attempts = total.attempts
-    completed = total.succeeded + total.failed
+    completed = total.succeeded + total.rejected + total.failed
     host = urlsplit(options.base_url).hostname or ""
     if options.ceiling:
         mode = "ceiling (constant body, any 2xx)"
@@ -306,10 +327,12 @@ def build_report(
         orders=Orders(
             completed=completed,
             succeeded=total.succeeded,
+            rejected=total.rejected,
             failed=total.failed,
             unfinished=total.unfinished,
-            completed_per_second=round(completed / max(last - first, 1e-9), 2),
+            completed_per_second=completed_rate(completed, last - first),
             by_polling=total.polled,
+            rejection_codes=dict(rejection_codes),
             failure_codes=dict(failure_codes),
         ),
         client_latency_ms=summarize(gather.latencies),

@@ -21,6 +21,7 @@ from app.loadtest.options import LoadOptions
 from app.loadtest.sockets import SocketStats, cancel_all, catalog_latency, follow
 from app.loadtest.tracker import POLL_CONCURRENCY, OrderTracker, Outcome
 from app.loadtest.wire import ImportCatalog, Line, PlaceOrder, ProductRow, Push
+from app.outcomes import OUTCOMES
 
 TICK_SECONDS = 0.5
 READY_TIMEOUT = 60.0
@@ -51,7 +52,10 @@ class Counts(msgspec.Struct, kw_only=True):
     limited: int = 0
     errors: int = 0
     succeeded: int = 0
+    rejected: int = 0
+    """Refused by a business rule (a declined card, not enough stock)."""
     failed: int = 0
+    """Something went wrong (app/kernel/outcomes.py)."""
     unfinished: int = 0
     polled: int = 0
     watcher_dropped: int = 0
@@ -93,6 +97,7 @@ class Done(msgspec.Struct, frozen=True, tag=True, kw_only=True):
     error_kinds: dict[str, int]
     failure_codes: dict[str, int]
     close_codes: dict[str, int]
+    rejection_codes: dict[str, int] = {}
 
 
 Message = Ready | Tick | Done
@@ -109,6 +114,7 @@ class Shop:
         self.orders: list[OrderRecord] = []
         self.error_kinds: Counter[str] = Counter()
         self.failure_codes: Counter[str] = Counter()
+        self.rejection_codes: Counter[str] = Counter()
         self.first_sent: float | None = None
         self.last_outcome: float | None = None
         self.last_answer: float | None = None
@@ -248,8 +254,12 @@ class Shop:
         latency = (outcome.at - since) * 1000
         self.new_latencies.append(latency)
         self.last_outcome = max(self.last_outcome or 0.0, outcome.at)
-        if outcome.status == "succeeded":
+        kind = OUTCOMES.of(outcome.status, outcome.code or "")
+        if kind == "succeeded":
             self.counts.succeeded += 1
+        elif kind == "rejected":
+            self.counts.rejected += 1
+            self.rejection_codes[outcome.code or "unknown"] += 1
         else:
             self.counts.failed += 1
             self.failure_codes[outcome.code or "unknown"] += 1
@@ -331,6 +341,7 @@ async def run_shard(plan: Plan, emit: Emit, go: Callable[[], Awaitable[object]])
                 orders=shop.orders,
                 error_kinds=dict(shop.error_kinds),
                 failure_codes=dict(shop.failure_codes),
+                rejection_codes=dict(shop.rejection_codes),
                 close_codes={
                     **{f"watcher {k}": v for k, v in watchers.close_codes.items()},
                     **{f"commands {k}": v for k, v in commands.close_codes.items()},

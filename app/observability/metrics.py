@@ -10,15 +10,14 @@ from __future__ import annotations
 
 import time
 from collections.abc import Iterable
-from typing import get_args
 
 from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector
 
-from app.kernel.messages import FinalStatus
+from app.kernel.outcomes import OUTCOME_KINDS
 
 PREFIX = "storefront"
 STAGES = ("queued", "decide", "commit", "end_to_end")
-OUTCOMES = get_args(FinalStatus)
+OUTCOMES = OUTCOME_KINDS
 GATEWAY_OUTCOMES = ("approved", "declined", "refunded", "voided", "error", "timeout")
 DURATION_BUCKETS = (
     0.0005,
@@ -48,8 +47,9 @@ class PipelineMetrics:
         ProcessCollector(namespace=PREFIX, registry=self.registry)
         self.commands = Counter(
             f"{PREFIX}_commands",
-            "Finished commands by type and outcome (succeeded, failed), counted once each as "
-            "the command log applies the journal",
+            "Finished commands by type and outcome kind: succeeded, rejected (a business rule "
+            "said no), failed (an error, a timeout); counted once each as the command log "
+            "applies the journal",
             ["type", "outcome"],
             registry=self.registry,
         )

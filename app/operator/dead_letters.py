@@ -8,6 +8,7 @@ import sys
 from app.config import load_settings
 from app.consumers import watched_consumers
 from app.kernel.clock import iso
+from app.kernel.dead_letters import LetterFilter
 from app.operator.submit import Refused, describe, submit_and_wait
 from app.queries.dead_letters import DeadLetterView, dead_letters
 from app.services import build_services
@@ -22,9 +23,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     retry.add_argument("--all", action="store_true", help="every letter of the consumer")
     retry.add_argument("--consumer", required=True)
     discard = actions.add_parser("discard", help="drop a letter (journaled); those behind go on")
-    discard.add_argument("letter_id")
+    discard.add_argument("letter_id", nargs="?")
     discard.add_argument("--consumer", required=True)
     discard.add_argument("--reason", required=True)
+    for parser_ in (listing, retry, discard):
+        parser_.add_argument("--type", default="", help="only letters of this entry type")
+        parser_.add_argument("--error", default="", help="only letters whose error contains this")
 
 
 def show(letters: list[DeadLetterView]) -> str:
@@ -51,16 +55,30 @@ async def run(args: argparse.Namespace) -> int:
         if args.action == "list":
             wanted = [c for c in consumers if args.consumer in (None, c.name)]
             letters, _counts = await dead_letters(services.write, wanted, shown=1000)
-            print(show(letters))
+            chosen = LetterFilter(args.type, args.error)
+            print(show([d for d in letters if chosen.shows(d.type, d.error)]))
             return 0
-        if args.action == "retry" and args.all == bool(args.letter_id):
-            print("give a LETTER_ID or --all (not both)", file=sys.stderr)
+        filtered = bool(args.type or args.error)
+        if args.letter_id and (filtered or getattr(args, "all", False)):
+            print("give a LETTER_ID, or --all / --type / --error (not both)", file=sys.stderr)
+            return 2
+        if not args.letter_id and not filtered and not getattr(args, "all", False):
+            print("give a LETTER_ID, --all, --type or --error", file=sys.stderr)
             return 2
         document: dict[str, str] = {"consumer": args.consumer}
         if args.action == "retry" and args.all:
             document["type"] = "RetryAllDeadLetters"
+        elif args.action == "retry" and filtered:
+            document.update(type="RetryDeadLetters", entry_type=args.type, error=args.error)
         elif args.action == "retry":
             document.update(type="RetryDeadLetter", letter_id=args.letter_id)
+        elif filtered:
+            document.update(
+                type="DiscardDeadLetters",
+                reason=args.reason,
+                entry_type=args.type,
+                error=args.error,
+            )
         else:
             document.update(type="DiscardDeadLetter", letter_id=args.letter_id)
             document["reason"] = args.reason

@@ -6,7 +6,8 @@
                          declined / no answer → release → RejectOrder(reason)
     OrderPaid          → CommitStock for every line (reserved units become sold) → ConfirmOrder
                          (PlaceOrder succeeds in that commit, its position covering the stock)
-    OrderCancelled     → release (or, once paid, return) every line; refund if paid
+    OrderCancelled     → release (or, once paid, return) every line; refund if paid; void
+                         whatever a charge in flight may have taken if it was reserved
     OrderRejected      → (payment_unavailable) void whatever the unanswered charge took
 
 The process does not wait for its own events to come back before the next step: having
@@ -25,13 +26,22 @@ order. Events of other kinds are acknowledged without being decoded.
 A traced event (its entry's `tp`) is handled in a `process` span of its trace, and each step
 in a span of its own, so the step's commands (and so their events and statuses, and the
 gateway's calls) continue that trace.
+
+An order whose next event never comes (a failover lost a write the process had acted on) is
+driven on from its state by the sweeper (processes/fulfilment_sweep.py, every `tick`), with
+the same step ids; `drive` is that entry point. A paid order whose hold a failover lost is
+sold from what is available (CommitStock carries the quantity); if that is not enough, the
+order is cancelled and its money given back.
+
+One job, read best whole (hence longer than most modules): every step of the saga and every
+compensation, side by side.
 """
 
 from __future__ import annotations
 
 import logging
 from collections import OrderedDict
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import assert_never
 
 import msgspec
@@ -64,6 +74,12 @@ DRIVEN: dict[type[Reacts], int] = {orders.OrderStockReserved: 1, orders.OrderPai
 """Events of steps this process drives itself, by how far an order must be to skip them."""
 _DRIVEN_TAGS = {unions.tag(event): step for event, step in DRIVEN.items()}
 REMEMBERED = 100_000
+RESERVE = "reserve"
+"""The step that holds a line's units: `<order>.reserve.<sku>` (a tracked command, which the
+sweeper settles if its order is lost)."""
+UNSELLABLE = "stock_lost"
+"""The reason of an order cancelled by the process: paid, but a failover lost its hold and
+the units are gone meanwhile."""
 
 
 class Fulfilment:
@@ -75,6 +91,11 @@ class Fulfilment:
         self._events: msgspec.json.Decoder[Reacts] = msgspec.json.Decoder(Reacts)
         self._past: OrderedDict[str, int] = OrderedDict()
         """Orders this process drove forward itself, and how far (see DRIVEN)."""
+        self.active: set[str] = set()
+        """Orders this process is working on right now (the sweeper leaves them be)."""
+        self.sweeper: Callable[[int], Awaitable[None]] | None = None
+        """What `tick` runs (processes/fulfilment_sweep.py sets it); None: no sweeper."""
+        self.tick_seconds = 0.0
 
     def stream(self, partition: int) -> str:
         return keys.events(partition)
@@ -100,6 +121,7 @@ class Fulfilment:
                 traceparent(entry.fields),
                 {"cqrs.event.type": head.type},
             )
+            self.active.add(head.aggregate_id)
             try:  # its log lines name the order's PlaceOrder (whose id derives from the order's)
                 with (
                     tracing.current_span(span),
@@ -109,6 +131,8 @@ class Fulfilment:
             except BaseException as exc:
                 tracing.end(span, type(exc).__name__)
                 raise
+            finally:
+                self.active.discard(head.aggregate_id)
             tracing.end(span)
 
     def _reached(self, order_id: str, step: int) -> None:
@@ -120,10 +144,35 @@ class Fulfilment:
     async def skip(self, partition: int, entry: Entry) -> None:
         """A dead-lettered event needs no marking: the consumer group acks it."""
 
+    async def tick(self, partition: int) -> None:
+        """Called by the partition's loop every `tick_seconds` while its lease is held."""
+        if self.sweeper is not None:
+            await self.sweeper(partition)
+
+    async def drive(self, order: orders.Order) -> None:
+        """Take an order on from its state (the sweeper's call, for an order whose next event
+        never came): each step with its own id, so what landed before is not done again."""
+        order_id = order.order_id
+        if order_id in self.active:
+            return
+        self.active.add(order_id)
+        try:
+            match order.status:
+                case "placed":
+                    await self._reserve(order_id, order.lines)
+                case "reserved":
+                    await self._charge(order_id, fresh=True)
+                case "paid":
+                    await self._confirm(order_id)
+                case _:
+                    pass
+        finally:
+            self.active.discard(order_id)
+
     async def react(self, event: Reacts) -> None:
         match event:
             case orders.OrderPlaced():
-                await self._reserve(event)
+                await self._reserve(event.order_id, event.lines)
             case orders.OrderStockReserved():
                 await self._charge(event.order_id, fresh=True)
             case orders.OrderPaid():
@@ -132,7 +181,7 @@ class Fulfilment:
                 await self._after_cancel(event)
             case orders.OrderRejected():
                 if event.reason == "payment_unavailable":
-                    await self._void(event.order_id)
+                    await self.void(event.order_id)
             case _:
                 assert_never(event)
 
@@ -163,12 +212,11 @@ class Fulfilment:
             ]
             return await self._bus.execute_batch(envelopes, "queued")
 
-    async def _reserve(self, event: orders.OrderPlaced) -> None:
-        order_id = event.order_id
+    async def _reserve(self, order_id: str, lines: Sequence[orders.OrderLine]) -> None:
         outcomes = await self._each_line(
             order_id,
-            event.lines,
-            "reserve",
+            lines,
+            RESERVE,
             lambda line: products.ReserveStock(line.sku, order_id, line.quantity),
         )
         refused = next((o.error for o in outcomes if o.error is not None), None)
@@ -180,9 +228,9 @@ class Fulfilment:
                 await self._charge(order_id, fresh=False)
                 return
             # the order moved on without us (cancelled meanwhile): give the stock back
-            await self._release(event.lines, order_id)
+            await self._release(lines, order_id)
             return
-        await self._release(event.lines, order_id)
+        await self._release(lines, order_id)
         await self._run(
             orders.RejectOrder(order_id, refused.code, refused.detail), order_id, "reject"
         )
@@ -204,9 +252,13 @@ class Fulfilment:
             )
         except PaymentUnavailable as exc:
             await self._release(order.lines, order_id)
-            await self._run(
+            rejected = await self._run(
                 orders.RejectOrder(order_id, "payment_unavailable", str(exc)), order_id, "reject"
             )
+            if rejected.error is not None:
+                # cancelled while we were charging: no rejection, so no void follows it; the
+                # charge may still have been taken, and the unpaid cancel only releases stock
+                await self.void(order_id, refund_key=f"refund:{order_id}")
             return
         if not charge.approved:
             await self._release(order.lines, order_id)
@@ -218,6 +270,9 @@ class Fulfilment:
             return
         paid = await self._run(orders.MarkOrderPaid(order_id, charge.charge_id), order_id, "paid")
         if paid.error is not None:
+            now = await self._bus.load(ORDER, order_id)
+            if now is None or now.status in ("placed", "reserved"):
+                return  # not yet: a failover took the order back; it is driven on again
             # cancelled while we were charging: the money goes back
             refund = await self._gateway.refund(
                 f"refund:{order_id}", charge.charge_id, order.total_cents
@@ -234,14 +289,37 @@ class Fulfilment:
         if order is None:
             return
         committed = await self._each_line(
-            order_id, order.lines, "commit", lambda line: products.CommitStock(line.sku, order_id)
+            order_id,
+            order.lines,
+            "commit",
+            lambda line: products.CommitStock(line.sku, order_id, line.quantity),
         )
+        unsold = [
+            line for line, o in zip(order.lines, committed, strict=True) if o.error is not None
+        ]
+        if unsold:
+            await self._cannot_sell(order_id, unsold)
+            return
         sold = covering(o.position for o in committed)
         await self._run(orders.ConfirmOrder(order_id), order_id, "confirm", sold)
 
-    async def _void(self, order_id: str) -> None:
-        """The gateway never answered: a charge may still have been taken. Give it back."""
-        refund = await self._gateway.void(f"charge:{order_id}")
+    async def _cannot_sell(self, order_id: str, unsold: Sequence[orders.OrderLine]) -> None:
+        """A failover lost the order's hold on these lines and their units are gone: cancel
+        the paid order (its cancel returns what was sold and refunds). The lines never sold
+        get their return step recorded first, as a release of nothing, so that cancel gives
+        back only what it took."""
+        await self._each_line(
+            order_id, unsold, "return", lambda line: products.ReleaseStock(line.sku, order_id)
+        )
+        reason = "Its stock could not be held: the order was cancelled and refunded"
+        await self._run(orders.CancelOrder(order_id, reason), order_id, UNSELLABLE)
+
+    async def void(self, order_id: str, refund_key: str | None = None) -> None:
+        """The gateway never answered: a charge may still have been taken. Give it back.
+
+        `refund_key`: the refund's idempotency key (default `void:charge:<order>`); a void
+        racing a cancel's refund uses the cancel's, so the money goes back once."""
+        refund = await self._gateway.void(f"charge:{order_id}", refund_key)
         if refund is not None:
             await self._run(orders.MarkOrderRefunded(order_id, refund), order_id, "refunded")
 
@@ -257,7 +335,14 @@ class Fulfilment:
         else:
             await self._release(event.lines, order_id)
         if event.paid:
-            order = await self._bus.load(ORDER, order_id)
-            charge_id = order.payment_ref if order is not None else ""
-            refund = await self._gateway.refund(f"refund:{order_id}", charge_id, event.total_cents)
-            await self._run(orders.MarkOrderRefunded(order_id, refund), order_id, "refunded")
+            await self.refund(order_id, event.total_cents)
+        elif event.previous_status == "reserved":
+            # a charge may have been in flight (its answer lost): whatever it took goes back
+            await self.void(order_id, refund_key=f"refund:{order_id}")
+
+    async def refund(self, order_id: str, total_cents: int) -> None:
+        """A paid order was cancelled: its charge goes back (once, by its refund key)."""
+        order = await self._bus.load(ORDER, order_id)
+        charge_id = order.payment_ref if order is not None else ""
+        refund = await self._gateway.refund(f"refund:{order_id}", charge_id, total_cents)
+        await self._run(orders.MarkOrderRefunded(order_id, refund), order_id, "refunded")

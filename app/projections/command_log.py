@@ -1,4 +1,7 @@
-"""Command log (admin): recent finished commands, counts by outcome, latencies.
+"""Command log (admin): recent finished commands, counts by outcome kind, latencies.
+
+Counts and the history count each command by its kind (succeeded, rejected, failed:
+app/kernel/outcomes.py), not its status: a declined card is a rejection, not a failure.
 
 Its source is the journal (one entry per finished command, failures included), not the
 events stream: a failed command emits no event, but it belongs in the log. It also keeps the
@@ -17,10 +20,12 @@ from collections.abc import Callable, Iterable
 import msgspec
 
 from app.kernel import keys as kernel_keys
+from app.kernel.outcomes import OutcomeKind, OutcomeKinds
 from app.kernel.projection import Version
 from app.kernel.read_model_writes import ReadModelWrites
 from app.kernel.views import Change
 from app.observability import history
+from app.outcomes import OUTCOMES
 from app.projections import keys
 
 RECENT = 200
@@ -45,6 +50,8 @@ class LoggedCommand(msgspec.Struct, frozen=True):
     completed_at: float
     latency_ms: float
     error_code: str
+    outcome: OutcomeKind | None = None
+    """Its kind (None in entries logged before kinds were)."""
 
 
 _decoder = msgspec.json.Decoder(JournalEntry)
@@ -58,14 +65,15 @@ def latency_ms(entry: JournalEntry) -> float:
 
 
 Finished = Callable[[str, str, float, float], None]
-"""(type, outcome, accepted_at, completed_at) of a finished command."""
+"""(type, outcome kind, accepted_at, completed_at) of a finished command."""
 
 
 class CommandLogProjection:
     name = "command_log"
 
-    def __init__(self, finished: Finished | None = None) -> None:
+    def __init__(self, finished: Finished | None = None, kinds: OutcomeKinds = OUTCOMES) -> None:
         self._finished = finished
+        self._kinds = kinds
 
     def stream(self, partition: int) -> str:
         return kernel_keys.journal(partition)
@@ -76,18 +84,26 @@ class CommandLogProjection:
     def apply(self, item: JournalEntry, tx: ReadModelWrites) -> Iterable[Change]:
         took = round(latency_ms(item), 2)
         completed = float(item.completed_at or 0)
+        kind = self._kinds.of(item.status, item.error_code)
         logged = LoggedCommand(
-            item.command_id, item.type, item.sender, item.status, completed, took, item.error_code
+            item.command_id,
+            item.type,
+            item.sender,
+            item.status,
+            completed,
+            took,
+            item.error_code,
+            kind,
         )
         tx.lpush(keys.command_log_recent(tx.partition), msgspec.json.encode(logged))
         tx.ltrim(keys.command_log_recent(tx.partition), 0, RECENT - 1)
-        tx.hincrby(keys.command_log_counts(tx.partition), item.status, 1)
-        tx.hincrby(keys.command_log_counts(tx.partition), f"{item.type}:{item.status}", 1)
+        tx.hincrby(keys.command_log_counts(tx.partition), kind, 1)
+        tx.hincrby(keys.command_log_counts(tx.partition), f"{item.type}:{kind}", 1)
         tx.lpush(keys.command_log_latencies(tx.partition), f"{completed}:{took}")
         tx.ltrim(keys.command_log_latencies(tx.partition), 0, LATENCIES - 1)
         if time.time() - completed < history.KEEP_SECONDS:
             bucket = history.commands_key(tx.partition, history.bucket_of(completed))
-            tx.hincrby(bucket, item.status, 1)
+            tx.hincrby(bucket, kind, 1)
             tx.hincrby(bucket, history.latency_field(took), 1)
             tx.expire(bucket, history.KEEP_SECONDS)
         return ()  # the status page, which shows it, is pushed every second anyway
@@ -100,4 +116,5 @@ class CommandLogProjection:
                 accepted, completed = float(item.accepted_at), float(item.completed_at)
             except ValueError:
                 continue
-            self._finished(item.type, item.status, accepted, completed)
+            kind = self._kinds.of(item.status, item.error_code)
+            self._finished(item.type, kind, accepted, completed)

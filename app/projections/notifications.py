@@ -8,12 +8,15 @@ from typing import assert_never
 import msgspec
 
 from app.domain.events import integration_decoder
-from app.domain.orders import (
+from app.domain.money import dollars
+from app.domain.order_integration import (
     IntegrationEvents,
     OrderCancelledV1,
     OrderConfirmedV1,
+    OrderRejectedV1,
     OrderShippedV1,
 )
+from app.domain.orders import NO_REASON_GIVEN, REJECT_REASONS
 from app.kernel import keys as kernel_keys
 from app.kernel.projection import Version
 from app.kernel.read_model_writes import ReadModelWrites
@@ -38,14 +41,26 @@ def text_of(event: IntegrationEvents) -> str:
     short = event.order_id[-8:]
     match event:
         case OrderConfirmedV1():
-            return f"Order …{short} is confirmed (${event.total_cents / 100:,.2f})."
+            return f"Order …{short} is confirmed ({dollars(event.total_cents)})."
+        case OrderRejectedV1(reason="payment_declined"):
+            return f"Order …{short} was declined: the card was declined. Your cart is kept."
+        case OrderRejectedV1():
+            why = _sentence(event.detail or REJECT_REASONS.get(event.reason, event.reason))
+            return f"Order …{short} was rejected: {why}. Your cart is kept."
         case OrderCancelledV1():
             refunded = " Your payment was refunded." if event.refunded else ""
-            return f"Order …{short} was cancelled.{refunded}"
+            why = "" if event.reason == NO_REASON_GIVEN else f": {_sentence(event.reason)}"
+            return f"Order …{short} was cancelled{why}.{refunded}"
         case OrderShippedV1():
             return f"Order …{short} has shipped."
         case _:
             assert_never(event)
+
+
+def _sentence(text: str) -> str:
+    """Text to go after a colon: no capital, no full stop of its own."""
+    text = text.strip().rstrip(".")
+    return text if text[1:2].isupper() else text[:1].lower() + text[1:]  # an acronym stays
 
 
 class NotificationsProjection:

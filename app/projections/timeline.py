@@ -8,6 +8,7 @@ from typing import assert_never
 import msgspec
 
 from app.domain import orders as o
+from app.domain.money import dollars
 from app.domain.orders import REJECT_REASONS
 from app.kernel.projection import Applied, EventProjection
 from app.kernel.read_model_writes import ReadModelWrites
@@ -27,7 +28,8 @@ class TimelineEntry(msgspec.Struct, frozen=True):
 def describe(event: o.OrderEvent) -> str:
     match event:
         case o.OrderPlaced():
-            return f"{len(event.lines)} line(s), total {event.total_cents} cents"
+            lines = f"{len(event.lines)} line{'s' if len(event.lines) != 1 else ''}"
+            return f"{lines}, total {dollars(event.total_cents)}"
         case o.OrderStockReserved():
             return "Stock reserved"
         case o.OrderPaid():
@@ -37,7 +39,8 @@ def describe(event: o.OrderEvent) -> str:
         case o.OrderRejected():
             return REJECT_REASONS.get(event.reason, event.reason)
         case o.OrderCancelled():
-            return f"Cancelled by {event.by}: {event.reason}"
+            given = "" if event.reason == o.NO_REASON_GIVEN else f": {event.reason}"
+            return f"Cancelled by {event.by}{given}"
         case o.OrderRefunded():
             return "Payment refunded"
         case o.OrderShipped():

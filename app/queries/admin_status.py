@@ -13,12 +13,14 @@ from app.kernel import keys
 from app.kernel.archive.status import PartitionStatus, archive_status
 from app.kernel.audit import AuditReport, audit_reports
 from app.kernel.consumer import Stall
-from app.kernel.heartbeat import live_heartbeats
+from app.kernel.heartbeat import Heartbeat, live_heartbeats
+from app.kernel.outcomes import OUTCOME_KINDS, success_rate
+from app.kernel.pauses import Pause, paused
 from app.kernel.positions import parse_stream_id
 from app.kernel.read_side import ReadSide, merged, summed
 from app.kernel.rebuild_state import RebuildState, rebuild_states
 from app.kernel.redis_types import text
-from app.kernel.server_info import Memory, memory
+from app.kernel.server_info import Memory, check_replicas, memory, replicas
 from app.projections import keys as rm
 from app.projections.command_log import LATENCIES, LoggedCommand
 from app.queries.dead_letters import ConsumerLetters, DeadLetterView, dead_letters
@@ -50,6 +52,8 @@ class Consumer(msgspec.Struct, frozen=True):
     owners: int
     partitions: list[PartitionLag] = []
     """Its lag in each partition (the metrics' per-partition gauges)."""
+    paused: Pause | None = None
+    """An operator's pause: it reads nothing until resumed (kernel/pauses.py)."""
 
 
 class Latency(msgspec.Struct, frozen=True):
@@ -60,7 +64,9 @@ class Latency(msgspec.Struct, frozen=True):
 
 class Commands(msgspec.Struct, frozen=True):
     counts: dict[str, int]
+    """Finished commands by kind: succeeded, rejected (a rule said no), failed (went wrong)."""
     success_rate: float | None
+    """succeeded / (succeeded + failed): rejections are apart."""
     rate_per_second: float
     latency_ms: Latency
     by_type: dict[str, dict[str, int]]
@@ -72,6 +78,16 @@ class Worker(msgspec.Struct, frozen=True):
     id: str
     heartbeat_age_seconds: float
     info: dict[str, int | str]
+
+
+class ReplicationStatus(msgspec.Struct, frozen=True):
+    """Replicas each acknowledgement waits for (REDIS_WAIT_REPLICAS, the highest any live
+    process runs with) and the replicas each master has now: the write side's, and the read
+    models' server's when it is another one."""
+
+    wait_replicas: int
+    replicas: list[int]
+    read_replicas: list[int] | None = None
 
 
 class Storage(msgspec.Struct, frozen=True):
@@ -101,6 +117,7 @@ class AdminStatus(msgspec.Struct, frozen=True):
     audits: list[AuditReport] = []
     """What the projector's audit found in each read model it audits."""
     storage: Storage | None = None
+    replication: ReplicationStatus | None = None
 
 
 class Watched(msgspec.Struct, frozen=True):
@@ -157,7 +174,7 @@ async def command_stats(read: ReadSide) -> Commands:
         limit=LATENCIES,
         reverse=True,
     )
-    counts: dict[str, int] = {}
+    counts: dict[str, int] = dict.fromkeys(OUTCOME_KINDS, 0)
     by_type: dict[str, dict[str, int]] = {}
     for field, value in summed(counts_raw).items():
         if ":" in field:
@@ -165,7 +182,6 @@ async def command_stats(read: ReadSide) -> Commands:
             by_type.setdefault(command_type, {})[status] = value
         else:
             counts[field] = value
-    finished = counts.get("succeeded", 0) + counts.get("failed", 0)
     now = time.time()
     latencies, last_minute = [], 0
     for completed, took in timed:
@@ -174,7 +190,7 @@ async def command_stats(read: ReadSide) -> Commands:
             last_minute += 1
     return Commands(
         counts=counts,
-        success_rate=round(counts.get("succeeded", 0) / finished, 4) if finished else None,
+        success_rate=success_rate(counts),
         rate_per_second=round(last_minute / 60, 2),
         latency_ms=Latency(
             percentile(latencies, 0.5), percentile(latencies, 0.95), percentile(latencies, 0.99)
@@ -201,6 +217,7 @@ async def consumers(
     stalls: Sequence[Stall] = (),
 ) -> list[Consumer]:
     stream_kinds = sorted({w.stream for w in watched})
+    pauses = await paused(write)
     async with write.pipeline(transaction=False) as pipe:
         for kind in stream_kinds:
             for partition in range(partitions):
@@ -269,7 +286,9 @@ async def consumers(
         lag_seconds = round(oldest_ms / 1000, 3)
         status = "ok"
         stalled = [s for s in stalls if s.group == w.group]
-        if stalled:
+        if w.group in pauses:
+            status = "paused"
+        elif stalled:
             status = "stalled"
         elif gaps.get(w.name):
             status = "gap"
@@ -295,6 +314,7 @@ async def consumers(
                 dead_letters=int(health.get("dead_letters", 0)),
                 owners=owners_by_group[w.group],
                 partitions=per_partition,
+                paused=pauses.get(w.group),
             )
         )
     return result
@@ -316,6 +336,10 @@ async def admin_status(
     stalls = [stall for beat in beats for stall in beat.stalls]
     letters, letter_counts = await dead_letters(write, watched)
     rebuildable = [w.name for w in watched if w.rebuildable]
+    replication = await replication_status(write, read, beats)
+    warnings = {w for beat in beats for w in beat.warnings}
+    warnings.add(check_replicas(replication.replicas, replication.wait_replicas, "REDIS_URL"))
+    warnings.discard("")
     return AdminStatus(
         commands=await command_stats(ReadSide(read, partitions)),
         projections=await consumers(write, read, watched, partitions, stalls),
@@ -323,11 +347,23 @@ async def admin_status(
         websocket_connections=sum(int(b.info.get("ws", 0)) for b in beats if b.kind == "web"),
         generated_at=now,
         stalls=stalls,
-        warnings=sorted({w for beat in beats for w in beat.warnings}),
+        warnings=sorted(warnings),
         dead_letters=letters,
         dead_letter_counts=letter_counts,
         rebuildable=rebuildable,
         rebuilds={r.projection: r for r in await rebuild_states(write, rebuildable)},
         audits=await audit_reports(write, [w.name for w in watched if w.kind == "projection"]),
         storage=Storage(await archive_status(write, partitions, keys.events), await memory(write)),
+        replication=replication,
+    )
+
+
+async def replication_status(
+    write: Redis, read: Redis, beats: Sequence[Heartbeat]
+) -> ReplicationStatus:
+    wanted = max((int(b.info.get("wait_replicas", 0)) for b in beats), default=0)
+    return ReplicationStatus(
+        wait_replicas=wanted,
+        replicas=await replicas(write),
+        read_replicas=await replicas(read) if read is not write else None,
     )

@@ -10,7 +10,7 @@ import msgspec
 from redis.asyncio import Redis
 
 from app.kernel import keys
-from app.kernel.dead_letters import DeadLetter
+from app.kernel.dead_letters import DeadLetter, entry_type
 from app.kernel.masking import masked_payload
 from app.kernel.positions import parse_stream_id
 from app.kernel.redis_types import stream_entries
@@ -62,27 +62,7 @@ class ConsumerLetters(msgspec.Struct, frozen=True):
         return hashlib.sha256(",".join(self.letter_ids).encode()).hexdigest()[:16]
 
 
-class _Head(msgspec.Struct):
-    type: str = ""
-    aggregate_id: str = ""
-
-
 _letter = msgspec.json.Decoder(DeadLetter)
-_head = msgspec.json.Decoder(_Head)
-
-
-def entry_type(fields: dict[str, str]) -> tuple[str, str]:
-    """(type, aggregate) of a queued command (`c`) or an event (`t`/`a`, else `e`)."""
-    if "t" in fields:
-        return fields["t"], fields.get("a", "")
-    for name in ("c", "e"):
-        if name in fields:
-            try:
-                head = _head.decode(fields[name])
-            except msgspec.DecodeError:
-                return "(undecodable)", ""
-            return head.type or "?", head.aggregate_id
-    return "?", ""
 
 
 def view_of(consumer: Consumer, letter_id: str, letter: DeadLetter) -> DeadLetterView:

@@ -16,6 +16,8 @@ class HistoryPoint(msgspec.Struct, frozen=True):
     at: int
     """The bucket's start (s since the epoch)."""
     succeeded: int
+    rejected: int
+    """Refused by a business rule (app/kernel/outcomes.py)."""
     failed: int
     p50_ms: float | None
     p99_ms: float | None
@@ -26,7 +28,13 @@ class HistoryPoint(msgspec.Struct, frozen=True):
 
     @property
     def finished(self) -> int:
-        return self.succeeded + self.failed
+        return self.succeeded + self.rejected + self.failed
+
+    @property
+    def success_rate(self) -> float | None:
+        """succeeded / (succeeded + failed), in %; None without either."""
+        judged = self.succeeded + self.failed
+        return round(100 * self.succeeded / judged, 1) if judged else None
 
 
 class History(msgspec.Struct, frozen=True):
@@ -40,6 +48,7 @@ def point(at: int, counts: dict[str, str], samples: dict[str, str]) -> HistoryPo
     return HistoryPoint(
         at=at,
         succeeded=int(counts.get("succeeded", 0)),
+        rejected=int(counts.get("rejected", 0)),
         failed=int(counts.get("failed", 0)),
         p50_ms=quantile_ms(bins, 0.5),
         p99_ms=quantile_ms(bins, 0.99),

@@ -94,6 +94,53 @@ async def list_orders(read: ReadSide, customer: str | None, *, limit: int = 50) 
     return [order for order in await get_orders(read, [i for i, _ in ranked]) if order]
 
 
+class OrdersPage(msgspec.Struct, frozen=True):
+    """One page of a list of orders, newest first, and how many there are in all."""
+
+    orders: list[OrderView]
+    total: int
+    page: int
+    """1-based."""
+    per_page: int
+
+    @property
+    def pages(self) -> int:
+        return max(1, -(-self.total // self.per_page))
+
+    @property
+    def first(self) -> int:
+        """The 1-based rank of its first order (0 when it has none)."""
+        return (self.page - 1) * self.per_page + 1 if self.orders else 0
+
+    @property
+    def last(self) -> int:
+        return self.first + len(self.orders) - 1 if self.orders else 0
+
+
+async def orders_page(
+    read: ReadSide, customer: str | None, *, page: int = 1, per_page: int = 50
+) -> OrdersPage:
+    """Page `page` of one customer's orders, or everyone's (customer=None, admins only), with
+    the count: the partitions' indexes counted and their newest merged (each asked for as
+    many as the page's end: what one sorted set would rank), then the page's orders."""
+
+    def index(partition: int) -> str:
+        if customer is None:
+            return keys.all_orders(partition)
+        return keys.orders_of(partition, customer)
+
+    end = page * per_page
+    totals, newest = await read.gather(
+        lambda pipe, p: pipe.zcard(index(p)),
+        lambda pipe, p: pipe.zrevrange(index(p), 0, end - 1, withscores=True),
+    )
+    pieces = cast(list[list[Scored]], newest)
+    ranked = merged(pieces, key=lambda item: (item[1], item[0]), limit=end, reverse=True)
+    ids = [order_id for order_id, _ in ranked[end - per_page :]]
+    found = [order for order in await get_orders(read, ids) if order is not None]
+    return OrdersPage(found, sum(int(n) for n in totals), page, per_page)
+
+
 async def owns(read: ReadSide, customer: str, order_id: str) -> bool:
     """Scoped by the session's user: only orders indexed under that customer are theirs."""
     index = keys.orders_of(read.partition_of(order_id), customer)

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from app.kernel.errors import NotFound
+from app.kernel.errors import NotFound, ValidationFailed
+from app.kernel.messages import FieldError
 from app.projections.orders import ORDERS, OrdersProjection
 from app.projections.timeline import TimelineProjection
 from app.queries import orders
@@ -20,12 +21,16 @@ from app.web.live_models import (
     owner,
     view_message,
 )
+from app.web.params import bounded_int
 
 if TYPE_CHECKING:
     from app.services import Services
 
 LISTED = 200
-"""Orders a list region shows."""
+"""Orders a customer's list region shows."""
+ALL_PER_PAGE = 50
+"""Orders a page of "All orders" shows (the admin's, paged with `?page=N`)."""
+MAX_PAGE = 1_000_000
 
 
 async def load(services: Services, owned_keys: list[str]) -> list[OrderView | None]:
@@ -37,14 +42,28 @@ async def load(services: Services, owned_keys: list[str]) -> list[OrderView | No
     ]
 
 
+def page_number(raw: str) -> int:
+    """`?page=` of "All orders": 1 when absent; anything but a whole number is a 422."""
+    if not raw:
+        return 1
+    number = bounded_int(raw, 1, MAX_PAGE)
+    if number is None:
+        raise ValidationFailed([FieldError("$.page", f"a whole number from 1 to {MAX_PAGE}")])
+    return number
+
+
 async def rows(asked: RegionRequest[Services]) -> list[OrderView]:
-    """The asker's orders; with `?all=1`, an admin's view of everyone's."""
+    """The asker's orders; with `?all=1`, an admin's view of everyone's (`&page=N`)."""
     actor = asked.actor
     if actor.username is None:
         raise NotFound()
-    everyone = asked.query.get("all") == "1" and actor.has_role("admin")
-    customer = None if everyone else actor.username
-    return await orders.list_orders(asked.services.read_side, customer, limit=LISTED)
+    if asked.query.get("all") == "1" and actor.has_role("admin"):
+        number = page_number(asked.query.get("page", ""))
+        found = await orders.orders_page(
+            asked.services.read_side, None, page=number, per_page=ALL_PER_PAGE
+        )
+        return found.orders
+    return await orders.list_orders(asked.services.read_side, actor.username, limit=LISTED)
 
 
 async def detail(asked: RegionRequest[Services]) -> list[OrderView]:

@@ -19,6 +19,7 @@ from app.kernel.errors import NotFound, ProblemError, Unauthenticated, Validatio
 from app.kernel.heartbeat import live_heartbeats
 from app.kernel.intake import Reply
 from app.kernel.messages import Actor, FieldError
+from app.kernel.pauses import paused
 from app.kernel.validation import (
     decode_document,
 )
@@ -281,9 +282,11 @@ async def healthz(request: Request) -> Response:
 
 async def readyz(request: Request) -> Response:
     """Ready: Redis answers, every worker kind heartbeats, and the development seed (if any)
-    is in place, so the seeded users can sign in."""
+    is in place, so the seeded users can sign in. Consumers an operator paused are listed
+    (`paused`: group → who and why) without making it unready: a pause is deliberate."""
     services = services_of(request)
     checks: dict[str, str] = {}
+    paused_groups: dict[str, str] = {}
     if not services.settings.production:
         checks["seed"] = "ok" if request.app.state.seeded else "not yet"
     try:
@@ -301,13 +304,18 @@ async def readyz(request: Request) -> Response:
                     f"stalled: {stall.group} partition {stall.partition}, no progress for "
                     f"{stall.seconds:.0f} s" + (f" ({stall.error})" if stall.error else "")
                 )
+        for pause in (await paused(services.write)).values():  # deliberate: still ready
+            paused_groups[pause.group] = f"paused by {pause.by}" + (
+                f": {pause.reason}" if pause.reason else ""
+            )
     except OSError as exc:
         checks["redis"] = f"unreachable: {type(exc).__name__}"
     except Exception as exc:  # redis errors are not all OSErrors
         checks["redis"] = f"unreachable: {type(exc).__name__}"
     ready = all(v == "ok" for v in checks.values())
     return json_response(
-        {"status": "ready" if ready else "not_ready", "checks": checks}, 200 if ready else 503
+        {"status": "ready" if ready else "not_ready", "checks": checks, "paused": paused_groups},
+        200 if ready else 503,
     )
 
 

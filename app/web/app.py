@@ -7,22 +7,23 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
-from starlette.routing import Mount
+from starlette.requests import Request
+from starlette.responses import FileResponse, Response
+from starlette.routing import Mount, Route
 from starlette.staticfiles import StaticFiles
 from starlette.types import ASGIApp
 
 from app.config import Settings, load_settings
+from app.kernel.handlers import INFRA_ERRORS
 from app.kernel.heartbeat import HeartbeatPublisher, worker_id
 from app.logs import configure_logging
 from app.observability.history_sampler import HistorySampler
 from app.observability.telemetry import configure_telemetry
 from app.seed import seed
 from app.services import build_services
-from app.web import api, console, pages, sockets, traces
+from app.web import api, console, pages, sockets, traces, viewer
 from app.web.broadcaster import PushLimits
 from app.web.errors import exception_handlers, on_crash
 from app.web.hub import Hub
@@ -56,11 +57,20 @@ async def _keep_alive(heartbeat: HeartbeatPublisher, app: Starlette) -> None:
                 await seed(app.state.services)
                 app.state.seeded = True
             await heartbeat.beat()
-        except (RedisConnectionError, RedisTimeoutError, OSError) as exc:
+        except INFRA_ERRORS as exc:
             log.warning("redis not reachable yet: %s", exc)
         except Exception:  # e.g. an ACL that lacks a command: say so, and keep trying
             log.exception("heartbeat or development seed failed")
         await asyncio.sleep(2.0)
+
+
+async def favicon(_request: Request) -> Response:
+    """`/favicon.ico`, which browsers ask for by that name: the SVG the pages link to."""
+    return FileResponse(
+        STATIC / "favicon.svg",
+        media_type="image/svg+xml",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
 
 
 def create_app(settings: Settings | None = None) -> Starlette:
@@ -74,6 +84,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
         services = build_services(
             settings, observer=metrics.observe_command, metrics=metrics.pipeline
         )
+        viewer.install(made_templates.env, services.intake.registry)
         telemetry = configure_telemetry(settings, "web", services.read)
         hub = Hub(
             live_views(services, made_templates.env),
@@ -89,10 +100,13 @@ def create_app(settings: Settings | None = None) -> Starlette:
         app.state.hub = hub
         app.state.telemetry = telemetry
         heartbeat = HeartbeatPublisher(services.write, "web", worker_id("web"))
-        heartbeat.info = lambda: {"ws": hub.connections}
-        heartbeat.warnings = lambda: [w for w in (services.durability_warning,) if w]
+        heartbeat.info = lambda: {
+            "ws": hub.connections,
+            "wait_replicas": services.replication.replicas,
+        }
+        heartbeat.warnings = lambda: services.warnings
         app.state.seeded = settings.production  # production has no seed
-        with contextlib.suppress(RedisConnectionError, RedisTimeoutError, OSError):
+        with contextlib.suppress(*INFRA_ERRORS):
             await services.inspect_server()  # production refuses a Redis without AOF here
         await hub.start()
         stop = asyncio.Event()
@@ -129,6 +143,7 @@ def create_app(settings: Settings | None = None) -> Starlette:
             *console.routes,
             *traces.routes,
             *sockets.routes,
+            Route("/favicon.ico", favicon),
             Mount("/static", StaticFiles(directory=str(STATIC)), name="static"),
         ],
         middleware=[

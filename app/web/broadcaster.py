@@ -2,7 +2,8 @@
 
 It knows no view or topic by name: callers grant topics and publish rendered messages.
 
-A publish renders its message at most once per kind of socket and files it, under a key (one
+A publish renders its message at most once per kind of socket and viewer (the roles whose
+controls an HTML fragment shows; JSON is the same for everyone) and files it, under a key (one
 per view and item), in the pending map of every socket subscribed to one of its topics. A
 newer message for a key replaces the one still waiting, so a burst costs each socket one
 message per key however many changes it holds. Each socket's sender takes everything pending
@@ -24,6 +25,7 @@ from typing import Literal, assert_never
 from starlette.websockets import WebSocket, WebSocketDisconnect
 
 from app.web.metrics import WebMetrics
+from app.web.viewer import NOBODY, Viewer
 
 log = logging.getLogger(__name__)
 
@@ -32,7 +34,7 @@ Kind = Literal["html", "json"]
 Framing = Literal["fragments", "array", "single"]
 """How pending messages become frames: HTML fragments side by side, a JSON array, or one
 message per frame (the JSON form that predates batching)."""
-Render = Callable[[Kind], str]
+Render = Callable[[Kind, Viewer], str]
 
 TRY_AGAIN_LATER = 1013  # the htmx extension reconnects on it
 UNSUPPORTED_DATA = 1003
@@ -60,6 +62,8 @@ class Client:
     framing: Framing
     owner: str
     """Whose socket this is, for the per-client cap (a user, or an address)."""
+    viewer: Viewer = NOBODY
+    """Whom its HTML is rendered for (the controls its roles are shown)."""
     topics: set[str] = field(default_factory=set)
     pending: dict[Hashable, str] = field(default_factory=dict)
     wakeup: asyncio.Future[None] | None = None
@@ -147,9 +151,16 @@ class Broadcaster:
 
     # --- sockets ----------------------------------------------------------------------------
 
-    def admit(self, websocket: WebSocket, kind: Kind, framing: Framing, owner: str) -> Client:
+    def admit(
+        self,
+        websocket: WebSocket,
+        kind: Kind,
+        framing: Framing,
+        owner: str,
+        viewer: Viewer = NOBODY,
+    ) -> Client:
         """A client for an accepted socket; over its owner's cap it is born closing (1008)."""
-        client = Client(websocket, kind, framing, owner)
+        client = Client(websocket, kind, framing, owner, viewer)
         if self._owners.get(owner, 0) >= self._limits.max_per_client:
             client.close_code = POLICY_VIOLATION
             self._metrics.ws_refused.labels("per_client_cap").inc()
@@ -190,17 +201,19 @@ class Broadcaster:
     # --- messages ---------------------------------------------------------------------------
 
     def publish(self, topics: Iterable[str], key: Hashable, render: Render) -> None:
-        """Render at most once per kind; file under `key` for every client of the topics."""
-        rendered: dict[Kind, str] = {}
+        """Render at most once per kind and viewer; file under `key` for every client of the
+        topics."""
+        rendered: dict[tuple[Kind, Viewer], str] = {}
         for topic in topics:
             members = self._topics.get(topic)
             if not members:
                 continue
             self._metrics.pushes.labels(topic.split(":")[0]).inc()
             for client in list(members):
-                message = rendered.get(client.kind)
+                shown = (client.kind, client.viewer)
+                message = rendered.get(shown)
                 if message is None:
-                    message = rendered[client.kind] = envelope(client.kind, render(client.kind))
+                    message = rendered[shown] = envelope(client.kind, render(*shown))
                 self._put(client, key, message)
 
     def tell(self, client: Client, message: str) -> None:

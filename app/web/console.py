@@ -1,4 +1,4 @@
-"""The operator console's actions on the status page: dead letters and rebuilds.
+"""The operator console's actions on the status page: dead letters, rebuilds, pauses.
 
 Each button posts a form here; it becomes one of the kernel's admin commands and goes
 through the intake like any command (authorized, idempotent by the form's key, journaled).
@@ -23,9 +23,13 @@ ACTIONS: dict[str, tuple[str, ...]] = {
     "RetryDeadLetter": ("consumer", "letter_id"),
     "DiscardDeadLetter": ("consumer", "letter_id", "reason"),
     "RetryAllDeadLetters": ("consumer",),
+    "RetryDeadLetters": ("consumer", "entry_type", "error"),
+    "DiscardDeadLetters": ("consumer", "reason", "entry_type", "error"),
     "RebuildProjection": ("projection",),
     "SwapRebuild": ("projection",),
     "AbandonRebuild": ("projection",),
+    "PauseConsumer": ("consumer", "reason"),
+    "ResumeConsumer": ("consumer",),
 }
 """The commands the console sends, and the form fields each takes."""
 

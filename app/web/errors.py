@@ -6,6 +6,13 @@ import logging
 from collections.abc import Mapping
 from typing import Any
 
+from redis.exceptions import (
+    ClusterDownError,
+    ReadOnlyError,
+    RedisClusterUnreachableError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 from starlette.exceptions import HTTPException
@@ -14,11 +21,23 @@ from starlette.responses import HTMLResponse, Response
 
 from app.kernel.errors import ProblemError, problem
 from app.kernel.messages import Problem
+from app.kernel.replication import ReplicationTimeout
 from app.web.layout import anonymous_context, layout_context
 from app.web.responses import problem_response
 
 log = logging.getLogger(__name__)
-REDIS_DOWN = (RedisConnectionError, RedisTimeoutError, ConnectionRefusedError)
+REDIS_DOWN = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ConnectionRefusedError,
+    ClusterDownError,
+    TryAgainError,
+    ReadOnlyError,
+    SlotNotCoveredError,
+    RedisClusterUnreachableError,
+)
+"""Redis cannot be reached, or a Cluster is failing over: 503 unavailable."""
+REPLICATION_RETRY_AFTER_SECONDS = 1
 
 _HTTP_CODES = {
     400: "bad_request",
@@ -87,8 +106,27 @@ async def on_redis_down(request: Request, exc: Exception) -> Response:
     )
 
 
+async def on_replication_timeout(request: Request, exc: Exception) -> Response:
+    """Written, but its replicas did not confirm it in time (REDIS_WAIT_REPLICAS): the
+    client sends it again under the same Idempotency-Key and gets the first outcome (or, if
+    a failover lost it, it runs anew)."""
+    log.warning("replicas late during %s %s: %s", request.method, request.url.path, exc)
+    return await render(
+        request,
+        problem(
+            "replication_timeout",
+            503,
+            "Not confirmed by the data store's replicas in time; send it again with the same "
+            "Idempotency-Key.",
+        ),
+        {"Retry-After": str(REPLICATION_RETRY_AFTER_SECONDS)},
+    )
+
+
 async def on_crash(request: Request, exc: Exception) -> Response:
     """Any other exception (see middleware.CatchAll): logged, and a 500 without details."""
+    if isinstance(exc, ReplicationTimeout):
+        return await on_replication_timeout(request, exc)
     if isinstance(exc, REDIS_DOWN):
         return await on_redis_down(request, exc)
     log.error("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
@@ -109,4 +147,5 @@ def exception_handlers() -> dict[type[Exception] | int, object]:
     }
     for kind in REDIS_DOWN:
         handlers[kind] = on_redis_down
+    handlers[ReplicationTimeout] = on_replication_timeout
     return handlers

@@ -5,6 +5,8 @@ Labels, hints and examples are declared once, beside the fields in the domain (m
 
 * a string or a number is a text box (a numeric keyboard for numbers): its `title` is the
   label, its `description` (else its bounds) the hint, its first example the placeholder;
+* an integer named `…_cents` is money: entered and shown in dollars ("12.99"), turned into
+  whole cents at the form's edge (app/web/forms.py), so the command stays in cents;
 * a bool is a checkbox: unchecked is false;
 * a field with a default may be left empty: the command's default applies;
 * a list of Structs is rows: CSV text whose columns are the row's fields (or a JSON list), or
@@ -23,6 +25,7 @@ from typing import Any, Literal
 
 import msgspec
 
+from app.domain.money import dollars
 from app.domain.rules import ADMIN
 from app.kernel.registry import Registry
 
@@ -32,7 +35,9 @@ ROWS_FILE = "file"
 CHECKED = "true"
 """What a checked checkbox sends."""
 
-Kind = Literal["text", "number", "checkbox", "textarea", "file"]
+Kind = Literal["text", "number", "money", "checkbox", "textarea", "file"]
+CENTS = "_cents"
+"""The suffix of a field in whole cents, which a form takes in dollars."""
 _DESCRIBING = ("title", "description", "examples")
 _WORD = re.compile(r"[A-Z][a-z0-9]*|[a-z0-9]+")
 
@@ -117,11 +122,25 @@ def _field(command: str, name: str, prop: dict[str, Any], required: bool) -> Fie
             kind = "text"
         case _:
             raise TypeError(f"{command}.{name}: no form input for {value}")
+    if kind == "number" and name.endswith(CENTS):
+        return _money(name, label, value, required)
     hint = _hint(value)
     if not required:
         default = prop.get("default")
         hint += f" (empty: {default})" if default not in (None, "") else " (optional)"
     return Field(name, label, kind, _example(value), hint.strip(), required)
+
+
+def _money(name: str, label: str, value: dict[str, Any], required: bool) -> Field:
+    """A field in cents, shown in dollars: its label, hint and example say dollars."""
+    label = re.sub(r"\s*\(cents\)$", "", label) + " ($)"
+    least, most = value.get("minimum"), value.get("maximum")
+    hint = str(value.get("description", ""))
+    if not hint and least is not None and most is not None:
+        hint = f"{dollars(least)} to {dollars(most)}"
+    example = value.get("examples") or [None]
+    placeholder = dollars(example[0]).lstrip("$") if isinstance(example[0], int) else ""
+    return Field(name, label, "money", placeholder, hint, required)
 
 
 def _rows_fields(prop: dict[str, Any], row: dict[str, Any]) -> Iterator[Field]:

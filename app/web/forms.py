@@ -15,9 +15,17 @@ from typing import Any
 import msgspec
 from starlette.datastructures import FormData, UploadFile
 
+from app.domain.money import cents_of, dollars
 from app.kernel.errors import ValidationFailed
 from app.kernel.messages import FieldError, Problem
 from app.web.form_specs import CHECKED, ROWS_FILE, ROWS_TEXT, FormSpec
+
+PROBLEM_FIELDS = {
+    "sku_exists": "sku",
+    "unknown_product": "sku",
+    "product_discontinued": "sku",
+}
+"""A business refusal that is about one field: its message goes beside that field."""
 
 MAX_IMPORT_BYTES = 1024 * 1024
 
@@ -32,21 +40,69 @@ class FormState:
     other_errors: list[FieldError] = field(default_factory=list)
     problem: Problem | None = None
     status: Any = None
+    done: str = ""
+    """What the command changed, in a sentence ("Created MUG-001 'Blue mug'")."""
     idempotency_key: str = field(default_factory=lambda: secrets.token_urlsafe(16))
 
 
 def with_errors(state: FormState, errors: list[FieldError]) -> FormState:
-    names = {f.name for f in state.spec.fields}
+    fields = {f.name: f for f in state.spec.fields}
     for error in errors:
         name = error.path.removeprefix("$.")
-        if name in names:
-            state.errors.setdefault(name, error.message)
+        if name in fields:
+            message = error.message
+            if fields[name].kind == "money":
+                message = money_error(state.values.get(name, ""), fields[name].hint)
+            state.errors.setdefault(name, message)
         elif state.spec.rows is not None:
             state.errors.setdefault(ROWS_TEXT, "Some rows are not valid (see below)")
             state.other_errors.append(error)
         else:
             state.other_errors.append(error)
     return state
+
+
+def with_problem(state: FormState, problem: Problem) -> FormState:
+    """A refusal: beside its field when it is about one the form shows."""
+    state.problem = problem
+    field = PROBLEM_FIELDS.get(problem.code)
+    if field is not None and any(f.name == field for f in state.spec.fields):
+        state.errors.setdefault(field, problem.detail or problem.title)
+    return state
+
+
+def money_error(typed: str, bounds: str) -> str:
+    """Why an amount in dollars was refused: not an amount, past the cent, or out of bounds."""
+    try:
+        cents_of(typed)
+    except ValueError as exc:
+        return str(exc)
+    return f"From {bounds}" if bounds else "Not an allowed amount"
+
+
+def summary(spec: FormSpec, document: dict[str, Any]) -> str:
+    """What a command sent from this form changed: its verb, its subject (the first field),
+    a name in quotes, the rest by label ("Created MUG-001 'Blue mug' (price $12.00)")."""
+    verb, *rest = spec.button.split(" ")
+    past = verb + ("d" if verb.endswith("e") else "ed")
+    head = " ".join([past, *rest]) + (" of" if rest else "")
+    shown = [f for f in spec.fields if f.kind not in ("file", "textarea")]
+    if not shown or shown[0].name not in document:
+        return head.removesuffix(" of")
+    subject, *others = shown
+    quoted, details = [], []
+    for f in others:
+        value = document.get(f.name)
+        if value is None or value == "":
+            continue
+        if f.kind == "money" and isinstance(value, int):
+            details.append(f"{f.label.removesuffix(' ($)').lower()} {dollars(value)}")
+        elif f.kind == "text":
+            quoted.append(f"'{value}'")
+        elif f.kind == "number":
+            details.append(f"{f.label.lower()} {value}")
+    text = " ".join([head, str(document[subject.name]), *quoted])
+    return f"{text} ({', '.join(details)})" if details else text
 
 
 async def document_from_form(
@@ -75,6 +131,11 @@ async def document_from_form(
         if f.kind == "checkbox":
             values[f.name] = CHECKED if value in (CHECKED, "on") else ""
             document[f.name] = bool(values[f.name])
+        elif f.kind == "money" and value != "":
+            try:
+                document[f.name] = cents_of(value)
+            except ValueError:
+                document[f.name] = None  # refused at its path; with_errors says why
         elif f.kind in ("text", "number") and value != "":
             document[f.name] = value
     return document, values

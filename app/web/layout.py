@@ -10,7 +10,9 @@ from starlette.responses import Response
 
 from app.domain.rules import CUSTOMER
 from app.queries import notifications
-from app.web.auth import services_of, session_of
+from app.web.auth import actor_of, services_of, session_of
+from app.web.cart import current_count
+from app.web.viewer import NOBODY, Viewer
 
 
 async def layout_context(request: Request, topics: Sequence[str]) -> dict[str, Any]:
@@ -21,6 +23,7 @@ async def layout_context(request: Request, topics: Sequence[str]) -> dict[str, A
         "roles": sorted(session.roles) if session else [],
         "is_admin": bool(session and "admin" in session.roles),
         "is_customer": bool(session and CUSTOMER in session.roles),
+        "viewer": Viewer.of(actor_of(session)),
         "csrf": session.csrf_token if session else "",
         "topics": ",".join(topics),
         "path": request.url.path,
@@ -29,13 +32,20 @@ async def layout_context(request: Request, topics: Sequence[str]) -> dict[str, A
     }
     if session is not None:
         base["inbox"] = await notifications.inbox(services.read_side, session.username, limit=5)
-        base["cart_count"] = await services.carts.count(session.username)
+        if base["is_customer"]:
+            base["cart_count"] = await current_count(services, session.username)
     return base
 
 
 def anonymous_context(request: Request) -> dict[str, Any]:
     """For when even the session cannot be read (the data store is down)."""
-    return {"user": None, "roles": [], "topics": "catalog", "path": request.url.path}
+    return {
+        "user": None,
+        "roles": [],
+        "viewer": NOBODY,
+        "topics": "catalog",
+        "path": request.url.path,
+    }
 
 
 async def page(

@@ -4,7 +4,7 @@ A `LiveView` says which topics an item is published to, how to load items from t
 (all the keys of a batch in one call), its HTML fragment and its JSON message; `live_view`
 makes one from a read model's declaration (app/web/live_models.py). `LivePublisher` turns
 changes — (view, key, position) from the notice streams — into pushes: per view, the changed
-keys that somebody watches are loaded once, rendered once per kind, and published under
+keys that somebody watches are loaded once, rendered once per kind and viewer, and published under
 (view, key), so each socket keeps only the newest state of each item. Nothing here knows a
 view by name; the storefront's are declared in app/read_models/ (wired in
 `app.web.live_views`).
@@ -36,6 +36,7 @@ from app.kernel.positions import entry_time
 from app.kernel.views import Change, View
 from app.web.broadcaster import Broadcaster, Kind
 from app.web.live_models import LiveReadModel, view_message
+from app.web.viewer import Viewer
 
 if TYPE_CHECKING:
     from jinja2 import Environment
@@ -70,8 +71,8 @@ class LiveView(Generic[T]):
     """The topics an item is published to, from its key."""
     load: Callable[[list[str]], Awaitable[Sequence[T | None]]]
     """The items of these keys, in order, in one round trip (None: gone, or not to be pushed)."""
-    fragment: Callable[[T], str]
-    """The item as an HTML fragment, for /ws."""
+    fragment: Callable[[T, Viewer], str]
+    """The item as an HTML fragment for a viewer, for /ws."""
     message: Callable[[str, str | None, T], msgspec.Struct]
     """The item as a JSON message, for /api/ws, from (key, position, item)."""
     key: Callable[[str], str | None] = _same
@@ -91,7 +92,7 @@ def live_view(model: LiveReadModel[S, T], services: S, env: Environment) -> Live
         model.view,
         topics=model.watchers.item_topics(model.topic_name),
         load=partial(model.load, services),
-        fragment=partial(model.fragment.render, env, oob=True),
+        fragment=lambda item, viewer: model.fragment.render(env, item, oob=True, viewer=viewer),
         message=model.message or view_message(model.topic_name),
         key=model.key,
         every=model.every,
@@ -99,10 +100,12 @@ def live_view(model: LiveReadModel[S, T], services: S, env: Environment) -> Live
     )
 
 
-def _render(view: LiveView[T], key: str, position: str | None, item: T, kind: Kind) -> str:
+def _render(
+    view: LiveView[T], key: str, position: str | None, item: T, kind: Kind, viewer: Viewer
+) -> str:
     match kind:
         case "html":
-            return view.fragment(item)
+            return view.fragment(item, viewer)
         case "json":
             return _encoder.encode(view.message(key, position, item)).decode()
         case _:

@@ -33,6 +33,7 @@ import msgspec
 from app.kernel.messages import Actor
 from app.kernel.projection import AnyProjection
 from app.kernel.views import View
+from app.web.viewer import Viewer
 
 if TYPE_CHECKING:
     from jinja2 import Environment
@@ -127,15 +128,19 @@ class Feed(Generic[C]):
 @dataclass(frozen=True)
 class Fragment(Generic[T]):
     """An item as HTML: each template `templates/fragments/<name>.html` rendered with
-    `context(item)` and `oob` (a pushed copy, swapped in by id). Several templates: each in a
-    `<template>` of its own (a table row beside a section would not survive being parsed)."""
+    `context(item)`, `oob` (a pushed copy, swapped in by id) and the `viewer` it is for (its
+    controls: app/web/viewer.py). Several templates: each in a `<template>` of its own (a
+    table row beside a section would not survive being parsed)."""
 
     templates: tuple[str, ...]
     context: Callable[[T], Mapping[str, Any]]
 
-    def render(self, env: Environment, item: T, *, oob: bool) -> str:
+    def render(self, env: Environment, item: T, *, oob: bool, viewer: Viewer) -> str:
         context = self.context(item)
-        parts = [env.get_template(path).render(context, oob=oob) for path in self.template_paths()]
+        parts = [
+            env.get_template(path).render(context, oob=oob, viewer=viewer)
+            for path in self.template_paths()
+        ]
         return parts[0] if len(parts) == 1 else "".join(f"<template>{p}</template>" for p in parts)
 
     def template_paths(self) -> list[str]:

@@ -27,6 +27,7 @@ from app.services import Services
 from app.web.auth import actor_of, services_of, session_of
 from app.web.layout import page
 from app.web.live_models import Audience, LiveReadModel, Page, Region, RegionRequest
+from app.web.viewer import Viewer
 
 Declared = Iterable[LiveReadModel[Services, Any]]
 ADMIN_ONLY = "This page is for admins"
@@ -76,7 +77,10 @@ def _region_route(model: LiveReadModel[Services, Any], region: Region[Any, Any])
         _admins_only(model, asked)
         env: Environment = request.app.state.templates.env
         items = await region.load(asked)
-        return HTMLResponse("".join(shown.render(env, item, oob=False) for item in items))
+        viewer = Viewer.of(asked.actor)
+        return HTMLResponse(
+            "".join(shown.render(env, item, oob=False, viewer=viewer) for item in items)
+        )
 
     return Route(region.path, answer)
 
@@ -88,7 +92,8 @@ def _page_route(model: LiveReadModel[Services, Any], made: Page) -> Route:
             raise Forbidden(ADMIN_ONLY)
         (item,) = await model.load(services_of(request), [made.key])
         env: Environment = request.app.state.templates.env
-        shown = "" if item is None else model.fragment.render(env, item, oob=False)
+        viewer = Viewer.of(actor_of(session))
+        shown = "" if item is None else model.fragment.render(env, item, oob=False, viewer=viewer)
         return await page(
             request,
             "pages/live.html",

@@ -32,13 +32,17 @@ class _Snapshot(Collector):
             return []
         finished = CounterMetricFamily(
             f"{PREFIX}_commands_finished",
-            "Finished commands, all processes",
-            labels=["type", "status"],
+            "Finished commands, all processes, by type and outcome kind (succeeded, rejected, "
+            "failed)",
+            labels=["type", "outcome"],
         )
         for command_type, counts in status.commands.by_type.items():
             for outcome, count in counts.items():
                 finished.add_metric([command_type, outcome], count)
-        rate = GaugeMetricFamily(f"{PREFIX}_command_success_ratio", "Succeeded / finished commands")
+        rate = GaugeMetricFamily(
+            f"{PREFIX}_command_success_ratio",
+            "Succeeded / (succeeded + failed) commands; rejections apart",
+        )
         rate.add_metric([], status.commands.success_rate or 0.0)
         latency = GaugeMetricFamily(
             f"{PREFIX}_command_latency_ms",
@@ -65,6 +69,11 @@ class _Snapshot(Collector):
         healthy = GaugeMetricFamily(
             f"{PREFIX}_consumer_healthy", "1 if status is ok", labels=["consumer", "kind"]
         )
+        paused = GaugeMetricFamily(
+            f"{PREFIX}_consumer_paused",
+            "1 while an operator has paused the consumer (it reads nothing), else 0",
+            labels=["consumer", "kind"],
+        )
         by_partition = GaugeMetricFamily(
             f"{PREFIX}_projection_lag_events",
             "Entries a consumer (projection, process, command queue) has not applied, "
@@ -81,6 +90,7 @@ class _Snapshot(Collector):
             lag_s.add_metric([c.name, c.kind], c.lag_seconds)
             dead.add_metric([c.name, c.kind], c.dead_letters)
             healthy.add_metric([c.name, c.kind], 1.0 if c.status == "ok" else 0.0)
+            paused.add_metric([c.name, c.kind], 1.0 if c.paused else 0.0)
             for p in c.partitions:
                 by_partition.add_metric([c.name, str(p.partition)], p.lag_events)
                 by_partition_s.add_metric([c.name, str(p.partition)], p.lag_seconds)
@@ -112,7 +122,7 @@ class _Snapshot(Collector):
             waiting.add_metric([letters.consumer], letters.total)
         return [
             finished, rate, latency, lag, lag_s, by_partition, by_partition_s, dead, healthy,
-            workers, sockets, wrong, audited, waiting,
+            paused, workers, sockets, wrong, audited, waiting,
         ]  # fmt: skip
 
 

@@ -20,6 +20,7 @@ from app.web.auth import actor_of, own_origin, session_of
 from app.web.broadcaster import Broadcaster, Client, Framing
 from app.web.hub import Hub
 from app.web.live_views import grant
+from app.web.viewer import Viewer
 
 REFUSED = 1008
 Topic = Annotated[str, msgspec.Meta(max_length=64)]
@@ -84,7 +85,9 @@ async def html_socket(websocket: WebSocket) -> None:
     granted, _refused = grant(actor, websocket.query_params.get("topics", "catalog").split(","))
     await websocket.accept()
     broadcaster = broadcaster_of(websocket)
-    client = broadcaster.admit(websocket, "html", "fragments", client_key(websocket, actor))
+    client = broadcaster.admit(
+        websocket, "html", "fragments", client_key(websocket, actor), Viewer.of(actor)
+    )
     broadcaster.subscribe(client, granted)
     await broadcaster.serve(client, _ignore)
 

@@ -7,6 +7,7 @@ import urllib.request
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -112,8 +113,9 @@ def new_context(browser: object, stack: Stack) -> Iterator[Callable[..., object]
     assert isinstance(browser, Browser)
     contexts = []
 
-    def make(user: str | None = None, password: str | None = None) -> object:
-        context = browser.new_context(base_url=stack.base_url)
+    def make(user: str | None = None, password: str | None = None, **options: Any) -> object:
+        """`options`: Playwright's context options (e.g. `viewport`, `is_mobile`)."""
+        context = browser.new_context(base_url=stack.base_url, **options)
         context.set_default_timeout(15_000)
         contexts.append(context)
         if user is not None:

@@ -85,7 +85,7 @@ def test_create_product_shows_field_errors_then_the_new_row_goes_live(
     expect(form.locator("[data-command-id]")).to_have_count(0)
     expect(product_row(watcher, sku)).to_have_count(0)
 
-    submit_form(admin, "CreateProduct", {"sku": sku, "price_cents": "1500"})
+    submit_form(admin, "CreateProduct", {"sku": sku, "price_cents": "15"})  # in dollars
     expect(form.locator("[data-command-id]")).to_have_attribute("data-status", "succeeded")
     expect(form.locator("[data-error-for]")).to_have_count(0)
     expect(form.locator("[aria-invalid=true]")).to_have_count(0)

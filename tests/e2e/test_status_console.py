@@ -1,5 +1,5 @@
 """The status page as a console: charts of the last 30 minutes drawn from the history the
-project keeps (throughput, success rate, latency, projection lag, sockets), pushed while an
+project keeps (outcomes as bars, success rate, latency, consumer lag, sockets), pushed while an
 admin watches, and each recent command linking to its waterfall."""
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ def test_the_status_page_charts_the_last_half_hour_and_links_commands_to_their_w
     for chart in CHARTS:
         expect(history.locator(f"figure[data-chart={chart}] svg")).to_have_count(1)
     # the commands just sent are counted in their 10-s bucket, and the sockets were sampled
-    expect(history.locator("figure[data-chart=throughput] polyline").first).to_be_attached()
+    expect(history.locator("figure[data-chart=throughput] rect.bar").first).to_be_attached()
     expect(
         history.locator("figure[data-chart=sockets] [data-series=sockets]")
     ).not_to_have_attribute("data-last", "")

@@ -24,6 +24,7 @@ from app.kernel.leases import Leases
 from app.kernel.messages import Actor
 from app.kernel.projection import ProjectionHandler
 from app.processes.fulfilment import Fulfilment
+from app.processes.fulfilment_sweep import sweeping
 from app.projections.registry import NOTIFIER, PROJECTOR, build
 from app.services import Services, build_services
 from tests.support.api_client import Storefront
@@ -141,11 +142,20 @@ async def running_workers(
             queues.append(CommandQueue(services.write, services.bus, services.statuses))
             handlers = [queues[-1]]
         elif kind == "projector":
-            handlers = [ProjectionHandler(p, services.read) for p in build(PROJECTOR, settings)]
+            handlers = [
+                ProjectionHandler(p, services.read, replication=services.read_replication)
+                for p in build(PROJECTOR, settings)
+            ]
         elif kind == "notifier":
-            handlers = [ProjectionHandler(p, services.read) for p in build(NOTIFIER, settings)]
+            handlers = [
+                ProjectionHandler(p, services.read, replication=services.read_replication)
+                for p in build(NOTIFIER, settings)
+            ]
         else:
-            handlers = [Fulfilment(services.bus, services.gateway)]
+            fulfilment = Fulfilment(services.bus, services.gateway)
+            handlers = [
+                sweeping(services.bus, fulfilment, services.running, settings.sweep_after_seconds)
+            ]
         consumer = PartitionedConsumer(
             services.write,
             handlers,
@@ -153,6 +163,7 @@ async def running_workers(
             Leases(services.write, f"{owner}-{kind}", settings.lease_ms),
             _one_member,
             block_ms=200,
+            replication=services.replication,
         )
         tasks.append(asyncio.create_task(consumer.run(stop, tick=0.2)))
     try:

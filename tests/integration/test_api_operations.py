@@ -85,6 +85,7 @@ async def test_readyz_is_503_without_workers_and_200_with_every_kind(
                 "notifier": "no heartbeat",
                 "archiver": "no heartbeat",
             },
+            "paused": {},  # consumers an operator paused: none
         }
 
         storefront.start_workers(ALL_WORKERS)
@@ -97,6 +98,7 @@ async def test_readyz_is_503_without_workers_and_200_with_every_kind(
         assert body == {
             "status": "ready",
             "checks": {"seed": "ok", "redis": "ok", **{kind: "ok" for kind in ALL_WORKERS}},
+            "paused": {},
         }
 
         storefront.stop_workers(["commands"])  # a clean stop removes its heartbeat

@@ -61,3 +61,25 @@ async def test_clearing_empties_only_that_cart(carts: CartStore) -> None:
     await carts.clear("alice")
     assert await carts.lines("alice") == []
     assert await carts.lines("bob") == [("MUG-001", 4)]
+
+
+async def test_an_order_from_the_cart_is_noted_and_the_cart_becomes_its_lines(
+    carts: CartStore,
+) -> None:
+    await carts.add("alice", "MUG-001", 1, at_most=100)
+    await carts.add("alice", "TEA-002", 1, at_most=100)
+    await carts.ordered("alice", "o1-0", [("MUG-001", 3)])  # tea set to 0 at checkout
+    assert await carts.snapshot("alice") == ([("MUG-001", 3)], {"o1-0": ["MUG-001"]})
+
+
+async def test_a_failed_order_leaves_the_cart_and_a_succeeded_one_takes_its_lines(
+    carts: CartStore,
+) -> None:
+    await carts.ordered("alice", "o1-0", [("MUG-001", 3)])
+    await carts.settle("alice", "o1-0", ["MUG-001"], succeeded=False)
+    assert await carts.snapshot("alice") == ([("MUG-001", 3)], {})
+
+    await carts.ordered("alice", "o2-0", [("MUG-001", 3)])
+    await carts.add("alice", "PEN-003", 1, at_most=100)  # added while the order ran
+    await carts.settle("alice", "o2-0", ["MUG-001"], succeeded=True)
+    assert await carts.snapshot("alice") == ([("PEN-003", 1)], {})

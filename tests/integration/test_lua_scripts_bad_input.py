@@ -205,6 +205,7 @@ _commit = Call(
         "{p0}:notices",
         AGGREGATE,
         "{p0}:queue",
+        "{p0}:running",
         *STATUS[:2],
     ],
     [
@@ -223,6 +224,7 @@ _commit = Call(
         "",
         CID,
         "",
+        "1700000000000",  # tracked: ms since the epoch (13 digits)
     ],
 )
 
@@ -235,7 +237,10 @@ COMMIT = Cases(
     commit._SCRIPT,
     _commit,
     {
-        "fourteen-arguments": Call(_commit.keys, _commit.args[:14]),
+        "fifteen-arguments": Call(_commit.keys, _commit.args[:15]),
+        "running-score-negative": _commit.arg(16, "-1"),
+        "running-score-not-a-number": _commit.arg(16, "now"),
+        "running-score-too-long": _commit.arg(16, "1" * 16),
         "keys-for-two-updates": Call([*_commit.keys, *STATUS[:2]], _commit.args),
         "partition-negative": _commit.arg(1, "-1"),
         "expected-version-not-an-integer": _commit.arg(2, "1.0"),
@@ -245,6 +250,9 @@ COMMIT = Cases(
         "events-an-object": _commit.arg(7, '{"t": "x"}'),
         "event-too-long-to-unpack": _commit.arg(7, json.dumps([["f", "v"] * 3001])),
         "update-final-not-a-boolean": _commit.arg(9, _commit_update(final="yes")),
+        "update-track-not-a-number": _commit.arg(9, _commit_update(track="now")),
+        "update-track-negative": _commit.arg(9, _commit_update(track=-1)),
+        "update-track-not-an-integer": _commit.arg(9, _commit_update(track=1.5)),
         "update-field-not-a-string": _commit.arg(9, _commit_update(fields={"status": 1})),
         "notices-maxlen-negative": _commit.arg(10, "-5"),
         "journal-maxlen-not-a-number": _commit.arg(11, "x"),

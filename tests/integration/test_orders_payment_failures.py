@@ -51,7 +51,8 @@ async def test_a_declined_card_rejects_the_order_and_releases_its_stock(
     services: Services, settings: Settings
 ) -> None:
     """4000000000000002: stock reserved, charge declined, every line released, order rejected
-    with payment_declined, PlaceOrder failed with that code, no money taken, no notification."""
+    with payment_declined, PlaceOrder failed with that code, no money taken; the customer is
+    told (OrderRejected, to the inbox)."""
     await create_products(services, ADMIN, STOCK)
     async with running_workers(settings):
         command_id = await place_order(services, ALICE, {"MUG-1": 2, "TEE-1": 3}, DECLINED_CARD)
@@ -84,8 +85,15 @@ async def test_a_declined_card_rejects_the_order_and_releases_its_stock(
     view = await orders.get_order(services.read_side, order_id)
     assert view is not None and (view.status, view.reason) == ("rejected", "payment_declined")
     assert [s.status for s in view.timeline] == ["placed", "reserved", "rejected"]
-    assert await integration_events(services.write, settings.partitions) == []
-    assert (await notifications.inbox(services.read_side, "alice")).unread == 0
+    published = await integration_events(services.write, settings.partitions)
+    assert [(e["type"], e["order_id"], e["reason"]) for e in published] == [
+        ("OrderRejected", order_id, "payment_declined")
+    ]
+    inbox = await notifications.inbox(services.read_side, "alice")
+    assert inbox.unread == 1
+    assert [n.text for n in inbox.items] == [
+        f"Order …{order_id[-8:]} was declined: the card was declined. Your cart is kept."
+    ]
 
 
 async def test_an_unanswering_gateway_rejects_orders_with_payment_unavailable(

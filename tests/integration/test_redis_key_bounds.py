@@ -99,6 +99,14 @@ def _untrimmed(client: redis.Redis, stream: str, retention: float) -> str:
     return ""
 
 
+def _expired(client: redis.Redis, key: str, retention: float) -> str:
+    """Why a sorted set scored by time (ms) holds an entry past its retention ("" if not)."""
+    oldest = client.zrange(key, 0, 0, withscores=True)
+    if oldest and oldest[0][1] < (time.time() - retention) * 1000:
+        return f"{key}: {oldest[0][0]} is past its retention"
+    return ""
+
+
 def _retention(family: Family) -> float:
     settings = load_settings(ENV)
     return sum(float(getattr(settings, name.lower())) for name in family.settings)
@@ -120,6 +128,8 @@ def _unbounded(client: redis.Redis, key: str, family: Family) -> str:
         case "retention":
             if family.archived:
                 return ""  # the event archive trims these (and checks its own)
+            if client.type(key) == "zset":
+                return _expired(client, key, _retention(family))
             return _untrimmed(client, key, _retention(family))
         case "data" | "fixed":
             return ""

@@ -21,8 +21,10 @@ from typing import Any
 
 import httpx
 import redis
+from redis import Redis as SyncRedis
 
 from app.adapters.embedded_redis import free_port
+from app.adapters.redis_client import cluster_url
 from app.config import Settings, load_settings
 from app.kernel import keys
 from app.kernel.rebuild import ShadowRebuild
@@ -88,29 +90,41 @@ class Sent:
 
 @dataclass
 class ChaosStack:
-    redis: RedisServer
     group: ProcessGroup
+    env: dict[str, str]
+    """REDIS_URL (and READ_REDIS_URL) and the chaos settings every process runs with."""
+    redis: RedisServer | None = None
+    """The one Redis server, when the stack is not on a Cluster."""
     webs: list[tuple[str, Proc]] = field(default_factory=list)
     workers: dict[str, list[Proc]] = field(default_factory=dict)
     shoppers: dict[str, Shopper] = field(default_factory=dict)
+    copies: int = 2
+    """Live processes of each kind (web included) that `heal` keeps."""
 
     @property
     def settings(self) -> Settings:
-        return load_settings({"REDIS_URL": self.redis.url, "APP_ENV": "test", **CHAOS_ENV})
+        return load_settings({**self.env, "APP_ENV": "test"})
+
+    def write_client(self) -> SyncRedis:
+        """A plain client of the write side (one server, or the Cluster)."""
+        url, cluster = cluster_url(self.env["REDIS_URL"])
+        if cluster:
+            return redis.RedisCluster.from_url(url)
+        return redis.Redis.from_url(url)
 
     def live_webs(self) -> list[str]:
         return [url for url, proc in self.webs if proc.alive()]
 
     def heal(self) -> None:
-        """Two live web processes and two of every worker kind (replacing the killed):
-        between tests, never while one recovers."""
+        """Two (`copies`) live web processes and of every worker kind (replacing the
+        killed): between tests, never while one recovers."""
         self.webs = [(url, proc) for url, proc in self.webs if proc.alive()]
-        while len(self.webs) < 2:
+        while len(self.webs) < self.copies:
             port = free_port()
             self.webs.append((f"http://127.0.0.1:{port}", start_web(self.group, port)))
         for kind in KINDS:
             alive = [proc for proc in self.workers.get(kind, []) if proc.alive()]
-            while len(alive) < 2:
+            while len(alive) < self.copies:
                 alive.append(self.group.start(kind, WORKER_MODULES[kind]))
             self.workers[kind] = alive
         for username in ("admin", *CUSTOMERS):
@@ -120,6 +134,7 @@ class ChaosStack:
     def kill(self, kind: str) -> None:
         """SIGKILL one process of `kind` (a web, a worker kind, or "redis")."""
         if kind == "redis":
+            assert self.redis is not None
             self.redis.kill()
         elif kind == "web":
             self.webs[0][1].kill()
@@ -141,13 +156,13 @@ def _login(base_url: str, username: str) -> Shopper:
 def running_chaos_stack(directory: Path) -> Iterator[ChaosStack]:
     (directory / "logs").mkdir(parents=True, exist_ok=True)
     with running_redis(directory / "redis", appendonly=True) as server:
-        group = ProcessGroup(directory / "logs", base_env(server.url, **CHAOS_ENV))
-        stack = ChaosStack(server, group)
+        env = base_env(server.url, **CHAOS_ENV)
+        stack = ChaosStack(ProcessGroup(directory / "logs", env), env, server)
         try:
             stack.heal()
             yield stack
         finally:
-            stop_together(group)
+            stop_together(stack.group)
 
 
 # --- clients that keep at it ------------------------------------------------------------------
@@ -222,7 +237,7 @@ def set_gate(stack: ChaosStack, state: str, within: float = 30.0) -> None:
     """Close or open the payment gateway's gate (waiting for Redis if it is coming back)."""
     deadline = time.monotonic() + within
     while True:
-        client = redis.Redis.from_url(stack.redis.url)
+        client = stack.write_client()
         try:
             client.set(GATE, state)
             return

@@ -143,7 +143,7 @@ class InMemoryBus:
         spec = self.registry.spec(type(command).__name__)
         aggregate_id = spec.aggregate_id(command)
         assert spec.decide is not None
-        ctx = Context(command_id, actor, NOW, aggregate_id)
+        ctx = Context(command_id, actor, NOW, aggregate_id, lookups=dict(self.states))
         try:
             decision = spec.decide(command, self.states.get(aggregate_id), ctx)
         except CommandRejected as refused:
@@ -173,6 +173,8 @@ class FakeGateway:
         self.calls: list[tuple[Any, ...]] = []
         self.charges: dict[str, ChargeResult] = {}
         """Charges taken, by idempotency key."""
+        self.void_keys: list[str] = []
+        """The refund key of each void."""
         self._while_charging = while_charging
 
     async def charge(self, idempotency_key: str, token: str, amount_cents: int) -> ChargeResult:
@@ -190,7 +192,8 @@ class FakeGateway:
         self.calls.append(("refund", idempotency_key, charge_id, amount_cents))
         return f"re_{charge_id}"
 
-    async def void(self, charge_key: str) -> str | None:
+    async def void(self, charge_key: str, refund_key: str | None = None) -> str | None:
         self.calls.append(("void", charge_key))
+        self.void_keys.append(refund_key or f"void:{charge_key}")
         taken = self.charges.get(charge_key)
         return f"void_{taken.charge_id}" if taken is not None and taken.approved else None

@@ -7,7 +7,8 @@ one segment (no `:`), `*` the rest of the key (anything). A bound is one of
 
 * `TTL` — every key expires;
 * `cap` — a stream, list or sorted set kept at most that long (the number in the cell);
-* `retention` — a stream trimmed once its consumer groups are done with its entries;
+* `retention` — a stream trimmed once its consumer groups are done with its entries, or a
+  sorted set scored by time whose entries go past the settings the cell names;
 * `data` — the data itself (aggregates, read models, users): as big as what it describes;
 * `fixed` — a fixed number of keys of bounded size (one per partition, projection, ...).
 """

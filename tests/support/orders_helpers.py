@@ -33,6 +33,7 @@ from app.kernel.projection import group_name
 from app.kernel.redis_types import text, text_dict, text_list
 from app.processes.fulfilment import GROUP as FULFILMENT_GROUP
 from app.processes.fulfilment import Fulfilment
+from app.processes.fulfilment_sweep import sweeping
 from app.projections.registry import NOTIFIER, PROJECTOR, build
 from app.services import Services, build_services
 from tests.support.polling import eventually
@@ -361,7 +362,8 @@ async def _only_member() -> int:
 async def running_fulfilment(
     settings: Settings, rng: random.Random, *, owner: str = "scripted"
 ) -> AsyncIterator[SimulatedGateway]:
-    """The real fulfilment loop, its gateway rolling `rng` (so its failures are scripted)."""
+    """The real fulfilment loop (with its sweeper), its gateway rolling `rng` (so its failures
+    are scripted) and behind the gate if PAYMENT_GATE says so."""
     services = build_services(settings)
     gateway = SimulatedGateway(
         services.write,
@@ -372,10 +374,12 @@ async def running_fulfilment(
         retries=settings.payment_retries,
         ttl_seconds=settings.status_ttl_seconds,
         rng=rng,
+        gated=settings.payment_gate,
     )
+    fulfilment = Fulfilment(services.bus, gateway)
     consumer = PartitionedConsumer(
         services.write,
-        [Fulfilment(services.bus, gateway)],
+        [sweeping(services.bus, fulfilment, services.running, settings.sweep_after_seconds)],
         settings.partitions,
         Leases(services.write, f"{owner}-process"),
         _only_member,

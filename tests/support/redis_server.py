@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import subprocess
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote
 
-from app.adapters.embedded_redis import free_port, start_server
+import redis
+
+from app.adapters.embedded_redis import free_port, server_binary, spawn, start_server
 
 
 def terminate(process: subprocess.Popen[bytes]) -> None:
@@ -70,3 +73,68 @@ def running_redis(
         yield server
     finally:
         server.stop()
+
+
+@dataclass
+class ReplicaServer:
+    """A replica of a RedisServer (`replicaof`), killable and restartable on its data."""
+
+    port: int
+    data_dir: Path
+    master_port: int
+    process: subprocess.Popen[bytes]
+
+    def start(self) -> None:
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        args = [
+            server_binary(),
+            "--port", str(self.port),
+            "--bind", "127.0.0.1",
+            "--dir", str(self.data_dir),
+            "--replicaof", "127.0.0.1", str(self.master_port),
+            "--appendonly", "yes",
+            "--appendfsync", "always",
+            "--save", "",
+            "--loglevel", "warning",
+            "--logfile", str(self.data_dir / "server.log"),
+        ]  # fmt: skip
+        self.process = spawn(args, self.port)
+
+    def kill(self) -> None:
+        if self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(timeout=10)
+
+    def stop(self) -> None:
+        terminate(self.process)
+
+    def wait_linked(self, within: float = 30.0) -> None:
+        """Until the master counts the replica online with everything it wrote."""
+        deadline = time.monotonic() + within
+        while True:
+            client = redis.Redis(port=self.master_port, decode_responses=True)
+            try:
+                info = client.info("replication")
+            except redis.RedisError:
+                info = {}
+            finally:
+                client.close()
+            offset = int(info.get("master_repl_offset", 0))
+            replica = info.get("slave0")
+            caught_up = isinstance(replica, dict) and int(replica.get("offset", -1)) >= offset
+            if caught_up and isinstance(replica, dict) and replica.get("state") == "online":
+                return
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"replica not linked: {info}")
+            time.sleep(0.05)
+
+
+@contextmanager
+def running_replica(master: RedisServer, data_dir: Path) -> Iterator[ReplicaServer]:
+    replica = ReplicaServer(free_port(), data_dir, master.port, None)  # type: ignore[arg-type]
+    replica.start()
+    try:
+        replica.wait_linked()
+        yield replica
+    finally:
+        replica.stop()

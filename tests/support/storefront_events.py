@@ -8,9 +8,11 @@ from __future__ import annotations
 
 import msgspec
 
+from app.domain import order_integration as oi
 from app.domain import orders as o
 from app.domain import products as p
-from app.domain.orders import OrderLine, PublicLine
+from app.domain.order_integration import PublicLine
+from app.domain.orders import OrderLine
 from app.domain.products import Stock
 from app.kernel import keys
 from app.projections.command_log import JournalEntry
@@ -42,7 +44,7 @@ ORDER_EVENTS: list[msgspec.Struct] = [
     o.OrderRefunded(ORDER_ID, "alice", "re_1", 2400),
 ]
 INTEGRATION_EVENTS: list[msgspec.Struct] = [
-    o.OrderConfirmedV1(
+    oi.OrderConfirmedV1(
         event_id=f"{ORDER_ID}:confirmed",
         order_id=ORDER_ID,
         customer="alice",
@@ -50,7 +52,15 @@ INTEGRATION_EVENTS: list[msgspec.Struct] = [
         total_cents=2400,
         lines=[PublicLine(SKU, 2)],
     ),
-    o.OrderCancelledV1(
+    oi.OrderRejectedV1(
+        event_id=f"{ORDER_ID}:rejected",
+        order_id=ORDER_ID,
+        customer="alice",
+        occurred_at=AT,
+        reason="payment_declined",
+        detail="The card was declined",
+    ),
+    oi.OrderCancelledV1(
         event_id=f"{ORDER_ID}:cancelled",
         order_id=ORDER_ID,
         customer="alice",
@@ -58,7 +68,7 @@ INTEGRATION_EVENTS: list[msgspec.Struct] = [
         reason="oops",
         refunded=True,
     ),
-    o.OrderShippedV1(
+    oi.OrderShippedV1(
         event_id=f"{ORDER_ID}:shipped", order_id=ORDER_ID, customer="alice", occurred_at=AT
     ),
 ]

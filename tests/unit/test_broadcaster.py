@@ -25,6 +25,7 @@ from app.web.broadcaster import (
 from app.web.live import LivePublisher, LiveView
 from app.web.live_models import view_message
 from app.web.metrics import WebMetrics
+from app.web.viewer import NOBODY, Viewer
 from tests.support.polling import eventually
 
 T = TypeVar("T")
@@ -76,13 +77,16 @@ def connect(
     kind: Kind = "json",
     framing: Framing = "array",
     owner: str = "someone",
+    viewer: Viewer = NOBODY,
 ) -> tuple[FakeSocket, Client]:
     socket = FakeSocket()
-    return socket, broadcaster.admit(cast(WebSocket, socket), kind, framing, owner)
+    return socket, broadcaster.admit(cast(WebSocket, socket), kind, framing, owner, viewer)
 
 
 def render(state: str) -> Any:
-    return lambda kind: f"<p>{state}</p>" if kind == "html" else json.dumps({"state": state})
+    return lambda kind, _viewer: (
+        f"<p>{state}</p>" if kind == "html" else json.dumps({"state": state})
+    )
 
 
 def serve(broadcaster: Broadcaster, client: Client) -> asyncio.Task[None]:
@@ -136,20 +140,31 @@ async def test_html_fragments_each_come_in_their_own_template(broadcaster: Broad
     assert socket.sent == ["<template><p>a</p></template><template><p>b</p></template>"]
 
 
-async def test_a_message_is_rendered_once_per_kind_for_all_its_clients() -> None:
+async def test_a_message_is_rendered_once_per_kind_and_viewer_for_all_its_clients() -> None:
     wide = Broadcaster(limits(max_per_client=100), WebMetrics())
-    clients = [connect(wide, kind, owner=str(n))[1] for n in range(20) for kind in ("html", "json")]
+    admin, shopper = Viewer(True, frozenset({"admin"})), Viewer(True, frozenset({"customer"}))
+    clients = [
+        connect(wide, "html", "fragments", str(n), viewer)[1]
+        for n in range(20)
+        for viewer in (NOBODY, admin, shopper)
+    ]
+    clients += [connect(wide, "json", owner=f"script {n}")[1] for n in range(20)]
     for client in clients:
         wide.subscribe(client, {"t"})
-    rendered: list[Kind] = []
+    rendered: list[tuple[Kind, Viewer]] = []
 
-    def counting(kind: Kind) -> str:
-        rendered.append(kind)
-        return "x"
+    def counting(kind: Kind, viewer: Viewer) -> str:
+        rendered.append((kind, viewer))
+        return f"{kind} for {sorted(viewer.roles)}"
 
     wide.publish(["t", "other"], "k", counting)
-    assert sorted(rendered) == ["html", "json"]
+    assert sorted(rendered, key=repr) == sorted(
+        [("html", NOBODY), ("html", admin), ("html", shopper), ("json", NOBODY)], key=repr
+    )
     assert all(len(client.pending) == 1 for client in clients)
+    shown = {message for client in clients for message in client.pending.values()}
+    assert "<template>html for ['admin']</template>" in shown
+    assert "<template>html for ['customer']</template>" in shown
 
 
 async def test_answers_to_one_client_are_never_merged(broadcaster: Broadcaster) -> None:
@@ -262,7 +277,7 @@ async def test_live_views_load_each_batch_once_and_only_what_is_watched(
         View("things"),
         topics=lambda key: (f"things:{key.partition('/')[0]}",),
         load=load,
-        fragment=lambda item: f"<p>{item.name}</p>",
+        fragment=lambda item, _viewer: f"<p>{item.name}</p>",
         message=view_message("things", key=lambda key: key.partition("/")[2]),
     )
     publisher = LivePublisher([view], broadcaster)

@@ -12,14 +12,21 @@ from starlette.datastructures import FormData
 
 from app.domain.catalog_import import ImportCatalog, ProductRow
 from app.domain.rules import ADMIN, CommandStruct, Sku
-from app.kernel.errors import ValidationFailed
+from app.kernel.errors import ValidationFailed, problem
 from app.kernel.messages import CommandEnvelope, FieldError, Outcome
 from app.kernel.validation import CommandDecoder
 from app.web import console
 from app.web.form_specs import CHECKED, ROWS_FILE, ROWS_TEXT, FormSpec, form_spec
-from app.web.forms import FormState, document_from_form, parse_rows, with_errors
+from app.web.forms import (
+    FormState,
+    document_from_form,
+    parse_rows,
+    summary,
+    with_errors,
+    with_problem,
+)
 from app.web.pages.actions import ORDER_ACTIONS, forms_for
-from app.web.render import Renderer, templates
+from app.web.render import Renderer, error_place, templates
 from app.wiring import build_registry
 
 
@@ -152,12 +159,12 @@ def test_field_errors_go_beside_their_fields() -> None:
         FormState(FORMS["CreateProduct"]),
         [
             FieldError("$.sku", "Bad sku"),
-            FieldError("$.price_cents", "Too low"),
+            FieldError("$.name", "Too long"),
             FieldError("$.sku", "Second message"),
             FieldError("$.type", "Unknown command"),
         ],
     )
-    assert state.errors == {"sku": "Bad sku", "price_cents": "Too low"}
+    assert state.errors == {"sku": "Bad sku", "name": "Too long"}
     assert state.other_errors == [FieldError("$.type", "Unknown command")]
 
 
@@ -226,7 +233,8 @@ def test_labels_hints_and_examples_come_from_the_field_declarations() -> None:
     assert (sku.label, sku.kind, sku.placeholder) == ("SKU", "text", "MUG-001")
     assert sku.hint == "3 to 32 capital letters, digits or dashes"  # the pattern, described
     assert (name.label, name.required) == ("Name", True)
-    assert (price.label, price.kind, price.hint) == ("Price (cents)", "number", "1 to 10,000,000")
+    assert (price.label, price.kind, price.hint) == ("Price ($)", "money", "$0.01 to $100,000.00")
+    assert price.placeholder == "12.00"  # the example, 1200 cents, in dollars
     assert (stock.required, stock.hint) == (False, "0 to 1,000,000 (empty: 0)")
     assert FORMS["RenameProduct"].fields[1].label == "New name"  # a field's own title wins
 
@@ -315,3 +323,91 @@ def test_a_field_with_no_form_input_is_refused_when_the_form_is_built() -> None:
 
     with pytest.raises(TypeError, match=r"Tagged\.tags"):
         form_spec(Tagged)
+
+
+# --- money in dollars, refusals at their field, what changed ------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("typed", "cents"),
+    [("12", 1200), ("12.5", 1250), ("12.99", 1299), ("$1,200.05", 120005), ("0.01", 1)],
+)
+async def test_a_price_is_typed_in_dollars_and_sent_in_exact_cents(typed: str, cents: int) -> None:
+    form = FormData({"sku": "MUG-001", "price_cents": typed})
+    document, values = await document_from_form(FORMS["ChangePrice"], form)
+    assert document == {"type": "ChangePrice", "sku": "MUG-001", "price_cents": cents}
+    assert values["price_cents"] == typed  # shown again as typed
+
+
+@pytest.mark.parametrize(
+    ("typed", "message"),
+    [
+        ("12.345", "At most two digits after the point: dollars and cents"),
+        ("abc", "Enter an amount in dollars, like 12.99"),
+        ("0", "From $0.01 to $100,000.00"),
+        ("100000.01", "From $0.01 to $100,000.00"),
+    ],
+)
+async def test_a_price_that_is_not_an_amount_is_refused_at_its_field(
+    typed: str, message: str
+) -> None:
+    spec = FORMS["CreateProduct"]
+    form = FormData({"sku": "MUG-001", "name": "Blue mug", "price_cents": typed})
+    document, values = await document_from_form(spec, form)
+    with pytest.raises(ValidationFailed) as info:
+        DECODER.convert(document, strict=False)
+    state = with_errors(FormState(spec, values=values), info.value.errors or [])
+    assert state.errors == {"price_cents": message}
+    html = RENDER.fragment("command_form", f=state)
+    assert f'data-error-for="price_cents">{message}</p>' in html
+    assert f'value="{typed}"' in html
+
+
+def test_a_duplicate_sku_is_told_at_the_sku_field() -> None:
+    taken = problem("sku_exists", 409, "MUG-001 already exists")
+    state = with_problem(FormState(FORMS["CreateProduct"]), taken)
+    assert state.errors == {"sku": "MUG-001 already exists"}
+    html = RENDER.fragment("command_form", f=state)
+    assert 'data-error-for="sku">MUG-001 already exists</p>' in html
+    assert 'role="alert"' not in html  # not a second time at the bottom
+
+
+def test_a_refusal_about_no_field_of_the_form_stays_a_message() -> None:
+    state = with_problem(FormState(FORMS["CreateProduct"]), problem("forbidden", 403, "Admins"))
+    assert state.errors == {}
+    assert 'data-error-code="forbidden"' in RENDER.fragment("command_form", f=state)
+
+
+@pytest.mark.parametrize(
+    ("command", "document", "text"),
+    [
+        (
+            "CreateProduct",
+            {"sku": "BOOK-1", "name": "Title", "price_cents": 1250, "initial_stock": "4"},
+            "Created BOOK-1 'Title' (price $12.50, initial stock 4)",
+        ),
+        ("RenameProduct", {"sku": "BOOK-1", "name": "New"}, "Renamed BOOK-1 'New'"),
+        (
+            "ChangePrice",
+            {"sku": "BOOK-1", "price_cents": 999},
+            "Changed price of BOOK-1 (new price $9.99)",
+        ),
+        ("RestockProduct", {"sku": "BOOK-1", "quantity": "5"}, "Restocked BOOK-1 (quantity 5)"),
+        ("DiscontinueProduct", {"sku": "BOOK-1"}, "Discontinued BOOK-1"),
+    ],
+)
+def test_success_names_what_changed(command: str, document: dict[str, Any], text: str) -> None:
+    assert summary(FORMS[command], {"type": command, **document}) == text
+
+
+@pytest.mark.parametrize(
+    ("path", "place"),
+    [
+        ("$.products[0]", "Row 1"),
+        ("$.products[11].price_cents", "Row 12, price_cents"),
+        ("$.sku", "sku"),
+        ("$.products", "products"),
+    ],
+)
+def test_row_errors_are_numbered_from_one(path: str, place: str) -> None:
+    assert error_place(path) == place

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any, cast
 
 import msgspec
+import pytest
 
 from app.domain import orders as o
 from app.domain import products as p
@@ -69,8 +70,8 @@ async def test_an_order_placed_is_reserved_line_by_line_then_charged_then_confir
         ("o1.reserve.TEA-002", p.ReserveStock("TEA-002", ORDER_ID, 1)),
         ("o1.reserved", o.MarkOrderReserved(ORDER_ID)),
         ("o1.paid", o.MarkOrderPaid(ORDER_ID, "ch_1")),
-        ("o1.commit.MUG-001", p.CommitStock("MUG-001", ORDER_ID)),
-        ("o1.commit.TEA-002", p.CommitStock("TEA-002", ORDER_ID)),
+        ("o1.commit.MUG-001", p.CommitStock("MUG-001", ORDER_ID, 2)),
+        ("o1.commit.TEA-002", p.CommitStock("TEA-002", ORDER_ID, 1)),
         ("o1.confirm", o.ConfirmOrder(ORDER_ID)),
     ]
     assert gateway.calls == [("charge", "charge:o1", APPROVED, TOTAL)]
@@ -218,6 +219,8 @@ async def test_an_order_cancelled_while_it_was_charged_is_refunded() -> None:
 
 
 async def test_a_cancel_before_payment_releases_every_line_and_refunds_nothing() -> None:
+    """Cancelled while reserved: a charge may have been out (its answer lost), so whatever it
+    took is voided; here it took nothing, so nothing is refunded."""
     bus, gateway = InMemoryBus(MUG, TEA), FakeGateway()
     reserved_order(bus, TWO_MUGS_ONE_TEA, APPROVED)
     (cancelled,) = bus.send(o.CancelOrder(ORDER_ID, "changed my mind"), ALICE)
@@ -226,7 +229,7 @@ async def test_a_cancel_before_payment_releases_every_line_and_refunds_nothing()
         ("o1.release.MUG-001", p.ReleaseStock("MUG-001", ORDER_ID)),
         ("o1.release.TEA-002", p.ReleaseStock("TEA-002", ORDER_ID)),
     ]
-    assert gateway.calls == []
+    assert gateway.calls == [("void", "charge:o1")]
     assert (bus.state("MUG-001").reserved, bus.state("TEA-002").reserved) == (0, 0)
 
 
@@ -244,6 +247,93 @@ async def test_a_cancel_after_payment_returns_the_units_and_refunds_the_charge()
     ]
     assert gateway.calls[-1] == ("refund", "refund:o1", "ch_1", TOTAL)
     assert (bus.state("MUG-001").on_hand, bus.state("MUG-001").sold) == (10, 0)
+
+
+async def test_a_charge_with_no_answer_while_the_order_was_cancelled_is_voided() -> None:
+    """RejectOrder is refused (cancelled meanwhile), so no OrderRejected will ask for the void:
+    the process voids it itself, under the cancel's refund key (one refund between them)."""
+    bus = InMemoryBus(MUG, TEA)
+    placed = bus.place_order(ORDER_ID, TWO_MUGS_ONE_TEA, SILENT)
+    gateway = FakeGateway(while_charging=lambda: bus.send(o.CancelOrder(ORDER_ID, "no"), ALICE))
+    await deliver(process(bus, gateway), placed)
+    assert [command_id for command_id, _ in bus.steps()[3:]] == [
+        "o1.release.MUG-001",
+        "o1.release.TEA-002",
+        "o1.reject",  # refused: the order is cancelled
+        "o1.refunded",
+    ]
+    assert bus.outcomes["o1.reject"].error is not None
+    assert (gateway.calls[-1], gateway.void_keys) == (("void", "charge:o1"), ["refund:o1"])
+
+
+# --- a failover lost a write ------------------------------------------------------------------
+
+
+def lose_the_holds(bus: InMemoryBus, *products: Product) -> None:
+    """The products' partitions fail over to replicas that never got the order's holds."""
+    for product in products:
+        bus.states[product.sku] = product
+
+
+async def test_a_paid_order_whose_hold_was_lost_is_sold_from_what_is_available() -> None:
+    bus, gateway = InMemoryBus(MUG, TEA), FakeGateway()
+    *_, stock_reserved = reserved_order(bus, TWO_MUGS_ONE_TEA, APPROVED)
+    lose_the_holds(bus, MUG)
+    await deliver(process(bus, gateway), stock_reserved)
+    assert bus.state(ORDER_ID).status == "confirmed"
+    mug = bus.state("MUG-001")
+    assert (mug.on_hand, mug.reserved, mug.sold) == (8, 0, 2)
+    tea = bus.state("TEA-002")
+    assert (tea.on_hand, tea.reserved, tea.sold) == (4, 0, 1)
+
+
+async def test_a_paid_order_whose_lost_hold_cannot_be_sold_is_cancelled_and_refunded() -> None:
+    """The units are gone meanwhile: the process cancels the paid order; its cancel gives
+    back what was sold (the tea) and refunds; the mug, never sold, is not given back."""
+    order_id = "o" + "0" * 28  # the process cancels it through CancelOrder, whose ids are checked
+    bus, gateway = InMemoryBus(MUG, TEA), FakeGateway()
+    fulfilment = process(bus, gateway)
+    bus.place_order(order_id, TWO_MUGS_ONE_TEA, APPROVED)
+    for sku, quantity in TWO_MUGS_ONE_TEA.items():
+        bus.send(p.ReserveStock(sku, order_id, quantity))
+    (stock_reserved,) = bus.send(o.MarkOrderReserved(order_id))
+    lose_the_holds(bus, msgspec.structs.replace(MUG, on_hand=1))
+    await deliver(fulfilment, stock_reserved)
+    assert [command_id.removeprefix(order_id) for command_id, _ in bus.steps()] == [
+        ".paid",
+        ".commit.MUG-001",  # refused: no hold, 1 left
+        ".commit.TEA-002",
+        ".return.MUG-001",  # recorded as a release of nothing
+        ".stock_lost",
+    ]
+    (cancelled,) = [e for e in bus.events if isinstance(e, o.OrderCancelled)]
+    assert (cancelled.paid, cancelled.by) == (True, "system")
+    await deliver(fulfilment, cancelled)
+    mug, tea = bus.state("MUG-001"), bus.state("TEA-002")
+    assert (mug.on_hand, mug.reserved, mug.sold) == (1, 0, 0)
+    assert (tea.on_hand, tea.reserved, tea.sold) == (5, 0, 0)
+    assert gateway.calls[-1] == ("refund", f"refund:{order_id}", "ch_1", TOTAL)
+    assert bus.state(order_id).status == "cancelled"
+
+
+@pytest.mark.parametrize("status", ["placed", "reserved", "paid"])
+async def test_the_sweeper_drives_an_order_on_from_its_state(status: str) -> None:
+    """An order whose next event never came: `drive` takes it on from where it stands, with
+    the same step ids, so what had landed is not done again."""
+    bus, gateway = InMemoryBus(MUG, TEA), FakeGateway()
+    if status == "placed":
+        bus.place_order(ORDER_ID, TWO_MUGS_ONE_TEA, APPROVED)
+    else:
+        reserved_order(bus, TWO_MUGS_ONE_TEA, APPROVED)
+    if status == "paid":
+        bus.send(o.MarkOrderPaid(ORDER_ID, "ch_9"))
+    events = len(bus.events)
+    await process(bus, gateway).drive(bus.state(ORDER_ID))
+    assert bus.state(ORDER_ID).status == "confirmed"
+    confirmed = [e for e in bus.events[events:] if isinstance(e, o.OrderConfirmed)]
+    assert len(confirmed) == 1
+    mug = bus.state("MUG-001")
+    assert (mug.on_hand, mug.reserved, mug.sold) == (8, 0, 2)
 
 
 # --- delivered again, after a crash, out of its own hands ------------------------------------
@@ -298,8 +388,8 @@ async def test_after_a_restart_a_paid_order_is_sold_and_confirmed() -> None:
     (paid,) = bus.send(o.MarkOrderPaid(ORDER_ID, "ch_9"))
     await deliver(process(bus, FakeGateway()), paid)
     assert bus.steps() == [
-        ("o1.commit.MUG-001", p.CommitStock("MUG-001", ORDER_ID)),
-        ("o1.commit.TEA-002", p.CommitStock("TEA-002", ORDER_ID)),
+        ("o1.commit.MUG-001", p.CommitStock("MUG-001", ORDER_ID, 2)),
+        ("o1.commit.TEA-002", p.CommitStock("TEA-002", ORDER_ID, 1)),
         ("o1.confirm", o.ConfirmOrder(ORDER_ID)),
     ]
 

@@ -174,6 +174,7 @@ async def test_shed_orders_are_retried_and_every_outcome_is_found(
         users=[Account("alice", "a"), Account("bob", "b")],
         poll_after=0.1,
         quiet=True,
+        create_products=0,
     )
     report = await load_test(options)
     assert report.accepts.accepted == 10
@@ -205,6 +206,7 @@ async def test_open_loop_sheds_without_retrying(fake: tuple[FakeStorefront, str]
         poll_after=0.1,
         quiet=True,
         users=[Account("alice", "a")],
+        create_products=0,
     )
     report = await load_test(options)
     assert storefront.posts == report.accepts.attempts == 9

@@ -9,8 +9,8 @@ import msgspec
 import pytest
 
 from app.loadtest.options import LoadOptions, accounts, add_arguments, options_from
-from app.loadtest.report import Report, progress_line, render
-from app.loadtest.run import Gather, build_report, share
+from app.loadtest.report import Report, completed_rate, progress_line, render
+from app.loadtest.run import Gather, build_report, sell_out_warning, share
 from app.loadtest.shard import Counts, Done, OrderRecord, Ready, Tick
 from app.loadtest.stats import summarize
 from app.loadtest.wire import CommandStatus, Step, pushes
@@ -50,9 +50,12 @@ def gathered() -> Gather:
     gather.receive(
         done(
             0,
-            Counts(attempts=110, accepted=100, shed=8, errors=2, succeeded=98, failed=2),
+            Counts(
+                attempts=110, accepted=100, shed=8, errors=2, succeeded=97, rejected=2, failed=1
+            ),
             error_kinds={"409 insufficient_stock": 2},
-            failure_codes={"payment_declined": 2},
+            rejection_codes={"payment_declined": 2},
+            failure_codes={"payment_unavailable": 1},
             orders=[OrderRecord("c1-0", 0, "succeeded", 10.0)],
         )
     )
@@ -80,7 +83,8 @@ def test_gather_knows_when_all_shards_are_ready_and_done() -> None:
 def test_the_totals_add_up_every_shard_and_ticks_keep_every_sample() -> None:
     gather = gathered()
     total = gather.total()
-    assert (total.attempts, total.accepted, total.shed, total.succeeded) == (210, 200, 8, 198)
+    assert (total.attempts, total.accepted, total.shed, total.succeeded) == (210, 200, 8, 197)
+    assert (total.rejected, total.failed) == (2, 1)
     assert gather.latencies == [10.0, 20.0, 30.0]
     assert gather.push == [1.0, 2.0, 3.0]
 
@@ -110,7 +114,9 @@ def test_the_report_has_rates_shares_steps_and_drops() -> None:
     assert report.accepts.error_kinds == {"409 insufficient_stock": 2}
     assert report.orders.completed == 200
     assert report.orders.completed_per_second == pytest.approx(200 / 11, abs=0.01)
-    assert report.orders.failure_codes == {"payment_declined": 2}
+    assert (report.orders.rejected, report.orders.failed) == (2, 1)
+    assert report.orders.rejection_codes == {"payment_declined": 2}
+    assert report.orders.failure_codes == {"payment_unavailable": 1}
     assert [s.transition for s in report.steps] == [
         "accepted → processing",
         "accepted → stock_reserved",
@@ -150,13 +156,38 @@ def test_the_table_shows_every_figure_and_the_json_round_trips() -> None:
     assert msgspec.json.decode(encoded, type=Report) == report
 
 
-def test_the_progress_line_shows_done_rate_percentiles_and_errors() -> None:
-    line = progress_line(3.0, 120, 40.0, summarize([5.0, 15.0]), 130, 4, 1, [2.0, 8.0], 0)
-    assert "done 120 (40/s)" in line
+def test_the_progress_line_shows_done_rate_outcomes_percentiles_and_errors() -> None:
+    counts = Counts(accepted=130, shed=4, errors=1, succeeded=100, rejected=15, failed=5)
+    line = progress_line(3.0, counts, completed_rate(120, 3.0), summarize([5.0, 15.0]), [2.0])
+    assert "done 120 (40.0/s)" in line
+    assert "succeeded 100  rejected 15  failed 5" in line
     assert "p50 10.0 ms" in line
     assert "shed 4" in line
     assert "errors 1" in line
     assert "push p99" in line
+
+
+def test_the_live_line_and_the_table_share_one_rate() -> None:
+    """Completed orders over the seconds since the first was sent: at the end of a run the
+    live line says what the table says (not the last second's burst)."""
+    assert completed_rate(236, 10.25) == 23.02
+    assert completed_rate(0, 0.0) == 0.0
+
+
+def test_ordering_the_catalog_warns_before_it_could_sell_out() -> None:
+    assert sell_out_warning(LoadOptions(orders=10), available=100, products=8) == ""
+    warned = sell_out_warning(LoadOptions(orders=100), available=100, products=8)
+    assert "sell the catalog out" in warned and "100 units" in warned
+    assert "sell the catalog out" in sell_out_warning(LoadOptions(), 10**6, 8)
+
+
+def test_by_default_the_load_test_makes_its_own_products() -> None:
+    parser = argparse.ArgumentParser()
+    add_arguments(parser)
+    assert options_from(parser.parse_args([])).create_products == 8
+    assert options_from(parser.parse_args(["--use-catalog"])).create_products == 0
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--use-catalog", "--create-products", "3"])
 
 
 def test_the_load_is_shared_out_over_processes_without_losing_any() -> None:

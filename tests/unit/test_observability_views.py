@@ -3,6 +3,7 @@ history's buckets and quantiles, and the charts drawn from them."""
 
 from __future__ import annotations
 
+import pytest
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.trace import SpanKind
 
@@ -11,7 +12,7 @@ from app.observability.history import LATENCY_BINS_MS, bucket_of, latency_field,
 from app.observability.span_store import SpanStoreProcessor, StoredSpan, stored
 from app.queries.history import History, HistoryPoint
 from app.queries.waterfall import waterfall
-from app.web.charts import HEIGHT, WIDTH, chart, history_charts, lines, nice_top
+from app.web.charts import HEIGHT, TOP, WIDTH, bar_chart, chart, history_charts, lines, nice_top
 
 PARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 TRACE = "0af7651916cd43dd8448eb211c80319c"
@@ -160,25 +161,48 @@ def test_history_buckets_and_latency_quantiles() -> None:
 
 def test_charts_scale_to_a_round_top_and_break_their_lines_at_gaps() -> None:
     assert [nice_top(v) for v in (0, 0.4, 3, 12, 480, 1000)] == [1, 1, 5, 20, 500, 1000]
-    drawn = lines([1.0, 2.0, None, 2.0, None, None, 0.0, 1.0], 2.0)
-    assert len(drawn) == 3
-    assert drawn[0].startswith("0.0,45.0 ") and drawn[0].endswith(",0.0")
-    assert drawn[1].count(" ") == 1  # a lone value: a short dash
-    made = chart("c", "C", "u", {"a": [None, None], "b": [3.0, 4.0]})
-    assert made.top == 5 and made.series[0].lines == [] and made.series[1].last == 4.0
+    joined, alone = lines([1.0, 2.0, None, 2.0, None, None, 0.0, 1.0], 2.0)
+    assert len(joined) == 2 and all(run.count(" ") == 1 for run in joined)
+    assert joined[0].endswith(f",{TOP:.1f}")  # 2.0 of 2.0: the top of the plot
+    assert len(alone) == 1  # a value alone is a dot, not a dash
+    assert alone[0].y == TOP  # 2.0 again
+    made = chart("c", "C", "u", {"a": [None, None], "b": [3.0, 4.0]}, [0, 10], 10)
+    assert made.top == 5 and made.series[0].lines == [] and made.series[0].dots == []
+    assert made.series[1].last == 4.0
     assert all(0 <= float(xy.split(",")[1]) <= HEIGHT for xy in made.series[1].lines[0].split())
-    assert WIDTH > 0
+    assert [t.label for t in made.y_ticks] == ["0", "2.5", "5"]
+    assert [t.label for t in made.x_ticks] == ["00:00", "00:00"]
+    assert made.hovers[1].title == "00:00:10 to 00:00:20 UTC: a no data, b 4 (u)"
+    assert 0 < made.hovers[0].x + made.hovers[0].width <= made.hovers[1].x + 0.01 <= WIDTH
+
+
+def test_counts_are_bars_and_a_bucket_without_any_is_empty() -> None:
+    made = bar_chart(
+        "t",
+        "T",
+        "u",
+        {"ok": [0.0, 2.0, 0.0, 0.0], "bad": [0.0, 1.0, 0.0, None]},
+        [0, 10, 20, 30],
+        10,
+    )
+    assert made.top == 5 and len(made.bars) == 2  # one bucket, two stacked values
+    ok, bad = made.bars
+    assert (ok.css, bad.css) == ("series-0", "series-1") and ok.x == bad.x
+    assert bad.y + bad.height == pytest.approx(ok.y)  # stacked on it
+    assert "ok 2, bad 1" in made.hovers[1].title and "bad no data" in made.hovers[3].title
 
 
 def test_the_status_page_charts_leave_the_bucket_still_filling_out_of_rates() -> None:
-    def point(at: int, succeeded: int, failed: int, **lag: int) -> HistoryPoint:
-        return HistoryPoint(at, succeeded, failed, 4.0, 9.0, dict(lag), 2 if lag else None)
+    def point(at: int, ok: int, rejected: int, failed: int, **lag: int) -> HistoryPoint:
+        return HistoryPoint(at, ok, rejected, failed, 4.0, 9.0, dict(lag), 2 if lag else None)
 
-    history = History(10, [point(0, 10, 0, catalog=0), point(10, 5, 5, catalog=7), point(20, 1, 0)])
+    history = History(
+        10, [point(0, 10, 0, 0, catalog=0), point(10, 5, 20, 5, catalog=7), point(20, 1, 0, 0)]
+    )
     charts = {c.id: c for c in history_charts(history)}
     assert list(charts) == ["throughput", "success", "latency", "lag", "sockets"]
     throughput = {s.name: s.last for s in charts["throughput"].series}
-    assert throughput == {"succeeded": 0.5, "failed": 0.5}
-    assert charts["success"].series[0].last == 50.0
+    assert throughput == {"succeeded": 0.5, "rejected": 2.0, "failed": 0.5}
+    assert charts["success"].series[0].last == 50.0  # rejections do not count against it
     assert [s.name for s in charts["lag"].series] == ["catalog"]
     assert charts["sockets"].series[0].last == 2

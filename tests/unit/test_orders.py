@@ -8,6 +8,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from app.domain import order_integration as oi
 from app.domain import orders as o
 from app.domain.events import event_decoder, integration_decoder
 from app.domain.orders import LineRequest, Order, OrderLine, PlaceOrderRequest
@@ -145,13 +146,13 @@ def test_the_whole_lifecycle_reports_progress_to_the_place_command() -> None:
     ]
     assert steps(confirmed) == [StatusChange(status="succeeded")]
     assert list(confirmed.integration) == [
-        o.OrderConfirmedV1(
+        oi.OrderConfirmedV1(
             event_id=f"{ORDER_ID}:confirmed",
             order_id=ORDER_ID,
             customer="alice",
             occurred_at=NOW,
             total_cents=3450,
-            lines=[o.PublicLine("MUG-001", 2), o.PublicLine("TEA-002", 3)],
+            lines=[oi.PublicLine("MUG-001", 2), oi.PublicLine("TEA-002", 3)],
         )
     ]
 
@@ -160,7 +161,7 @@ def test_the_whole_lifecycle_reports_progress_to_the_place_command() -> None:
     assert list(shipped.events) == [o.OrderShipped(ORDER_ID, "alice")]
     assert steps(shipped) == []
     assert list(shipped.integration) == [
-        o.OrderShippedV1(
+        oi.OrderShippedV1(
             event_id=f"{ORDER_ID}:shipped", order_id=ORDER_ID, customer="alice", occurred_at=NOW
         )
     ]
@@ -223,7 +224,16 @@ def test_reject_fails_the_place_command_with_the_reason(status: str) -> None:
         "insufficient_stock", 409, "Only 1 of MUG-001 left, 2 asked", title="Not enough stock"
     )
     assert steps(decision) == [StatusChange(status="failed", error=expected)]
-    assert list(decision.integration) == []
+    assert list(decision.integration) == [
+        oi.OrderRejectedV1(
+            event_id=f"{ORDER_ID}:rejected",
+            order_id=ORDER_ID,
+            customer="alice",
+            occurred_at=NOW,
+            reason="insufficient_stock",
+            detail="Only 1 of MUG-001 left, 2 asked",
+        )
+    ]
 
 
 def test_reject_without_detail_uses_the_reasons_text() -> None:
@@ -261,7 +271,7 @@ def test_cancel_of_an_in_flight_order_fails_the_place_command(status: str) -> No
     assert progress.error is not None
     assert (progress.error.code, progress.error.status) == ("order_cancelled", 409)
     assert list(decision.integration) == [
-        o.OrderCancelledV1(
+        oi.OrderCancelledV1(
             event_id=f"{ORDER_ID}:cancelled",
             order_id=ORDER_ID,
             customer="alice",
@@ -285,7 +295,7 @@ def test_cancel_of_a_confirmed_order_leaves_the_place_command_alone() -> None:
         "admin",
     )
     (public,) = decision.integration
-    assert isinstance(public, o.OrderCancelledV1)
+    assert isinstance(public, oi.OrderCancelledV1)
     assert public.refunded is True
     assert public.reason == "cancelled"
 

@@ -245,6 +245,43 @@ def test_commit_of_an_order_holding_nothing_is_a_no_op(state: Product | None) ->
     assert_no_op(p.commit(p.CommitStock(SKU, "o1"), state, ctx()))
 
 
+class _Order(msgspec.Struct, frozen=True):
+    """What CommitStock looks up of an order: its status (the product module knows no Order)."""
+
+    status: str
+
+
+def paid_ctx(status: str = "paid") -> Context:
+    return Context("c1-0", ADMIN, 1_700_000_000.0, SKU, lookups={"o1": _Order(status)})
+
+
+@pytest.mark.parametrize("status", ["paid", "confirmed", "shipped"])
+def test_a_lost_hold_of_an_order_that_keeps_its_units_is_sold_from_what_is_available(
+    status: str,
+) -> None:
+    """A failover lost the hold: the units still leave the shelf, from what is available."""
+    decision = p.commit(p.CommitStock(SKU, "o1", 3), product(), paid_ctx(status))
+    assert decision.state == product(on_hand=7, sold=3)
+    assert list(decision.events) == [p.StockCommitted(SKU, "o1", 3, Stock(7, 0, 3))]
+
+
+@pytest.mark.parametrize("status", ["cancelled", "rejected", "reserved"])
+def test_a_hold_released_by_its_orders_end_sells_nothing(status: str) -> None:
+    assert_no_op(p.commit(p.CommitStock(SKU, "o1", 3), product(), paid_ctx(status)))
+
+
+def test_a_commit_without_its_quantity_or_its_order_sells_nothing() -> None:
+    assert_no_op(p.commit(p.CommitStock(SKU, "o1"), product(), paid_ctx()))
+    assert_no_op(p.commit(p.CommitStock(SKU, "o1", 3), product(), ctx()))
+
+
+def test_a_lost_hold_whose_units_are_gone_is_refused() -> None:
+    short = product(on_hand=4, reserved=2, reservations={"o2": 2})
+    with pytest.raises(CommandRejected) as refused:
+        p.commit(p.CommitStock(SKU, "o1", 3), short, paid_ctx())
+    assert refused.value.code == "insufficient_stock"
+
+
 def test_release_after_commit_and_commit_after_release_do_nothing() -> None:
     held = product(reserved=3, reservations={"o1": 3})
     committed = p.commit(p.CommitStock(SKU, "o1"), held, ctx()).state

@@ -12,11 +12,14 @@ from app.domain import orders, products
 from app.domain.catalog_import import ImportCatalog, ProductRow
 from app.kernel.dead_letter_commands import (
     DiscardDeadLetter,
+    DiscardDeadLetters,
     RetryAllDeadLetters,
     RetryDeadLetter,
+    RetryDeadLetters,
 )
 from app.kernel.errors import ValidationFailed
 from app.kernel.messages import CommandEnvelope, FieldError, Outcome
+from app.kernel.pause_commands import PauseConsumer, ResumeConsumer
 from app.kernel.validation import MAX_ERRORS, CommandDecoder, MalformedJson, collect_errors
 from app.wiring import build_registry
 from tests.support.examples import example_document
@@ -56,6 +59,10 @@ VALID: dict[str, dict[str, Any]] = {
         "reason": "bad data",
     },
     "RetryAllDeadLetters": {"consumer": "fulfilment"},
+    "RetryDeadLetters": {"consumer": "catalog", "entry_type": "ProductRenamed"},
+    "DiscardDeadLetters": {"consumer": "catalog", "reason": "bad data", "error": "DecodeError"},
+    "PauseConsumer": {"consumer": "catalog", "reason": "looking at a poison event"},
+    "ResumeConsumer": {"consumer": "catalog"},
 }
 EXPECTED: dict[str, msgspec.Struct] = {
     "CreateProduct": products.CreateProduct("MUG-001", "Blue mug", 1200, 0),
@@ -70,6 +77,10 @@ EXPECTED: dict[str, msgspec.Struct] = {
     "RetryDeadLetter": RetryDeadLetter("catalog", "1700000000000-0"),
     "DiscardDeadLetter": DiscardDeadLetter("catalog", "1700000000000-0", "bad data"),
     "RetryAllDeadLetters": RetryAllDeadLetters("fulfilment"),
+    "RetryDeadLetters": RetryDeadLetters("catalog", entry_type="ProductRenamed"),
+    "DiscardDeadLetters": DiscardDeadLetters("catalog", "bad data", error="DecodeError"),
+    "PauseConsumer": PauseConsumer("catalog", "looking at a poison event"),
+    "ResumeConsumer": ResumeConsumer("catalog"),
 }
 INTERNAL = {spec.name: spec.command_type for spec in REGISTRY.specs if not spec.public}
 """Every internal command: the bus sends them, clients may not."""

@@ -5,10 +5,11 @@ from __future__ import annotations
 import pytest
 
 from app.adapters.users import mask_email
-from app.kernel.messages import ANONYMOUS, Actor
+from app.domain.money import cents_of, dollars
+from app.kernel.messages import ANONYMOUS, Actor, Problem
 from app.queries.admin_status import percentile
 from app.web.live_views import grant
-from app.web.render import money
+from app.web.render import money, problem_text
 
 ALICE = Actor("alice", frozenset({"customer"}))
 ADMIN = Actor("admin", frozenset({"admin"}))
@@ -113,3 +114,41 @@ def test_percentile_clamps_and_rounds() -> None:
     assert percentile([3.14159], 0.99) == 3.14
     assert percentile([1.0, 2.0], 2.0) == 2.0
     assert percentile([1.0, 2.0], -1.0) == 1.0
+
+
+# --- render.problem_text ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("title", "detail", "text"),
+    [
+        ("The card was declined", "The card was declined", "The card was declined"),
+        (
+            "Not enough stock",
+            "Only 1 of MUG-001 left, 2 asked",
+            "Not enough stock: Only 1 of MUG-001 left, 2 asked",
+        ),
+        ("Sold out", "Sold out.", "Sold out"),
+        ("Forbidden", "", "Forbidden"),
+        ("Unknown product", "Unknown product MUG-009", "Unknown product MUG-009"),
+    ],
+)
+def test_a_problem_reads_as_one_sentence_that_says_nothing_twice(
+    title: str, detail: str, text: str
+) -> None:
+    found = Problem(type="/problems/x", title=title, status=409, code="x", detail=detail)
+    assert problem_text(found) == text
+
+
+# --- domain.money ----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("cents", "shown"), [(14300, "$143.00"), (5, "$0.05"), (-250, "-$2.50")])
+def test_cents_are_shown_as_dollars(cents: int, shown: str) -> None:
+    assert dollars(cents) == shown
+
+
+@pytest.mark.parametrize("typed", ["12.345", "abc", "", "1,20", "12,5", "$", "1e3"])
+def test_what_is_not_an_amount_in_cents_is_refused(typed: str) -> None:
+    with pytest.raises(ValueError):
+        cents_of(typed)

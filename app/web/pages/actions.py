@@ -24,7 +24,14 @@ from app.web import console
 from app.web.auth import actor_for, services_of
 from app.web.bodies import MAX_FORM, read_form
 from app.web.form_specs import FormSpec, admin_forms
-from app.web.forms import MAX_IMPORT_BYTES, FormState, document_from_form, with_errors
+from app.web.forms import (
+    MAX_IMPORT_BYTES,
+    FormState,
+    document_from_form,
+    summary,
+    with_errors,
+    with_problem,
+)
 from app.web.pages.common import form_text, html, renderer
 
 ORDER_ACTIONS = {"CancelOrder": "Cancelled", "ShipOrder": "Shipped"}
@@ -50,9 +57,9 @@ async def may_send(request: Request, command_type: str) -> Actor:
         raise NotFound("No such form")
     if not actor.authenticated:
         raise Unauthenticated()
-    roles = registry.spec(command_type).roles
-    if roles and not roles & actor.roles:
-        raise Forbidden(f"{command_type} needs the role {' or '.join(sorted(roles))}")
+    spec = registry.spec(command_type)
+    if not spec.permits(actor):
+        raise Forbidden(f"{command_type} needs the role {' or '.join(sorted(spec.roles))}")
     return actor
 
 
@@ -87,15 +94,15 @@ async def submit_form(request: Request, actor: Actor, spec: FormSpec, form: Form
         state.problem = exc.to_problem()
         return html(render.fragment("command_form", f=state), 422)
     except ProblemError as exc:
-        state.problem = exc.to_problem()
+        with_problem(state, exc.to_problem())
         return html(render.fragment("command_form", f=state), exc.status)
     if reply.error is not None:
-        state.problem = reply.error
+        with_problem(state, reply.error)
         return html(render.fragment("command_form", f=state), reply.error.status)
     partition = partition_of_command(reply.command_id, services.settings.partitions)
     assert partition is not None
     stored = await services.statuses.get(partition, reply.command_id)
-    fresh = FormState(spec, status=stored.view if stored else None)
+    fresh = FormState(spec, status=stored.view if stored else None, done=summary(spec, document))
     return html(render.fragment("command_form", f=fresh), reply.status_code)
 
 

@@ -20,8 +20,10 @@ def renderer(request: Request) -> Renderer:
     return made
 
 
-def html(fragment: str, status_code: int = 200) -> HTMLResponse:
-    return HTMLResponse(fragment, status_code=status_code)
+def html(
+    fragment: str, status_code: int = 200, headers: dict[str, str] | None = None
+) -> HTMLResponse:
+    return HTMLResponse(fragment, status_code=status_code, headers=headers)
 
 
 def login_redirect(request: Request) -> Response:

@@ -36,7 +36,9 @@ def finished(
 
 def test_a_finished_command_is_logged_counted_and_timed() -> None:
     run = project_events(CommandLogProjection(), [finished()])
-    logged = LoggedCommand("c1-0", "RestockProduct", "admin", "succeeded", LONG_AGO, 250.0, "")
+    logged = LoggedCommand(
+        "c1-0", "RestockProduct", "admin", "succeeded", LONG_AGO, 250.0, "", "succeeded"
+    )
     assert run.writes == [
         ("lpush", keys.command_log_recent(PARTITION), json_text(logged)),
         ("ltrim", keys.command_log_recent(PARTITION), 0, RECENT - 1),
@@ -48,17 +50,35 @@ def test_a_finished_command_is_logged_counted_and_timed() -> None:
     assert run.changes == []  # the status page showing it is pushed every second anyway
 
 
-def test_a_failed_command_is_logged_with_its_error_code() -> None:
+def test_a_refused_command_is_logged_with_its_error_code_and_counted_as_a_rejection() -> None:
+    """A business rule saying no is a rejection: its status stays `failed`, its kind is not."""
     run = project_events(
         CommandLogProjection(), [finished("failed", error_code="insufficient_stock")]
     )
     (recent, *_) = run.writes
     logged = LoggedCommand(
-        "c1-0", "RestockProduct", "admin", "failed", LONG_AGO, 250.0, "insufficient_stock"
-    )
+        "c1-0", "RestockProduct", "admin", "failed", LONG_AGO, 250.0, "insufficient_stock",
+        "rejected",
+    )  # fmt: skip
     assert recent == ("lpush", keys.command_log_recent(PARTITION), json_text(logged))
-    assert ("hincrby", keys.command_log_counts(PARTITION), "failed", 1) in run.writes
-    assert ("hincrby", keys.command_log_counts(PARTITION), "RestockProduct:failed", 1) in run.writes
+    assert ("hincrby", keys.command_log_counts(PARTITION), "rejected", 1) in run.writes
+    assert (
+        "hincrby",
+        keys.command_log_counts(PARTITION),
+        "RestockProduct:rejected",
+        1,
+    ) in run.writes
+    assert not [w for w in run.writes if w[0] == "hincrby" and "failed" in str(w[2])]
+
+
+def test_an_error_a_timeout_or_a_lost_race_is_counted_as_a_failure() -> None:
+    entries = [
+        finished("failed", error_code=code, command_id=f"c{n}-0")
+        for n, code in enumerate(("internal_error", "payment_unavailable", "concurrency_conflict"))
+    ]
+    run = project_events(CommandLogProjection(), entries)
+    assert ("hincrby", keys.command_log_counts(PARTITION), "failed", 3) in run.writes
+    assert not [w for w in run.writes if w[0] == "hincrby" and "rejected" in str(w[2])]
 
 
 def test_a_command_finished_within_the_hour_counts_in_its_10_second_bucket() -> None:
@@ -89,7 +109,9 @@ def test_a_batch_of_commands_is_one_push_and_one_trim_per_list() -> None:
     assert [w[0] for w in recent] == ["lpush", "ltrim"]
     assert list(recent[0][2:]) == [
         json_text(
-            LoggedCommand(f"c{n}-0", "RestockProduct", "admin", "succeeded", LONG_AGO, 250.0, "")
+            LoggedCommand(
+                f"c{n}-0", "RestockProduct", "admin", "succeeded", LONG_AGO, 250.0, "", "succeeded"
+            )
         )
         for n in range(3)
     ]  # pushed in the order they finished: the newest ends up first
@@ -107,8 +129,10 @@ def test_once_written_each_finished_command_is_reported_for_the_metrics() -> Non
     reported: list[tuple[str, str, float, float]] = []
     log = CommandLogProjection(lambda *args: reported.append(args))
     garbled = JournalEntry("c9-0", "ChangePrice", "admin", "failed", "", "")
-    log.committed([finished(), garbled, finished("failed", command_type="PlaceOrder")])
+    declined = finished("failed", command_type="PlaceOrder", error_code="payment_declined")
+    log.committed([finished(), garbled, finished("failed", command_type="PlaceOrder"), declined])
     assert reported == [
         ("RestockProduct", "succeeded", LONG_AGO - 0.25, LONG_AGO),
         ("PlaceOrder", "failed", LONG_AGO - 0.25, LONG_AGO),
+        ("PlaceOrder", "rejected", LONG_AGO - 0.25, LONG_AGO),
     ]

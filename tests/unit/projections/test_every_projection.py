@@ -16,7 +16,7 @@ import pytest
 
 from app.config import load_settings
 from app.domain.events import DomainEvent
-from app.domain.orders import IntegrationEvents
+from app.domain.order_integration import IntegrationEvents
 from app.kernel import unions
 from app.kernel.projection import Projection
 from app.projections import registry

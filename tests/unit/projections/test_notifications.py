@@ -2,7 +2,13 @@
 
 from __future__ import annotations
 
-from app.domain.orders import OrderCancelledV1, OrderConfirmedV1, OrderShippedV1, PublicLine
+from app.domain.order_integration import (
+    OrderCancelledV1,
+    OrderConfirmedV1,
+    OrderRejectedV1,
+    OrderShippedV1,
+    PublicLine,
+)
 from app.projections import keys
 from app.projections.notifications import KEEP, Notification, NotificationsProjection
 from tests.support.projection_harness import AT, PARTITION, json_text, project_events
@@ -23,14 +29,25 @@ def confirmed(customer: str = "alice", order_id: str = ORDER_ID) -> OrderConfirm
     )
 
 
-def cancelled(order_id: str, *, refunded: bool) -> OrderCancelledV1:
+def cancelled(order_id: str, *, refunded: bool, reason: str = "cancelled") -> OrderCancelledV1:
     return OrderCancelledV1(
         event_id=f"{order_id}:cancelled",
         order_id=order_id,
         customer="alice",
         occurred_at=AT,
-        reason="changed my mind",
+        reason=reason,
         refunded=refunded,
+    )
+
+
+def rejected(reason: str, detail: str) -> OrderRejectedV1:
+    return OrderRejectedV1(
+        event_id=f"{ORDER_ID}:rejected",
+        order_id=ORDER_ID,
+        customer="alice",
+        occurred_at=AT,
+        reason=reason,
+        detail=detail,
     )
 
 
@@ -61,6 +78,41 @@ def test_a_cancelled_order_says_whether_the_payment_was_refunded() -> None:
         note(paid, "cancelled", "Order …aaaaaaaa was cancelled. Your payment was refunded."),
         note(unpaid, "cancelled", "Order …bbbbbbbb was cancelled."),
     )
+
+
+def test_a_cancelled_order_gives_the_reason_when_one_was_given() -> None:
+    event = cancelled(ORDER_ID, refunded=False, reason="Changed my mind")
+    run = project_events(NotificationsProjection(retention_seconds=0), [event])
+    text = f"Order {SHORT} was cancelled: changed my mind."
+    pushed = note(ORDER_ID, "cancelled", text)
+    assert run.writes[0] == ("lpush", keys.notifications("alice"), pushed)
+
+
+def test_a_declined_card_is_announced_once_and_says_the_cart_is_kept() -> None:
+    event = rejected("payment_declined", "The card was declined")
+    run = project_events(NotificationsProjection(retention_seconds=0), [event])
+    text = f"Order {SHORT} was declined: the card was declined. Your cart is kept."
+    assert run.writes == [
+        ("lpush", keys.notifications("alice"), note(ORDER_ID, "rejected", text)),
+        ("ltrim", keys.notifications("alice"), 0, KEEP - 1),
+        ("incrby", keys.unread("alice"), 1),
+    ]
+    assert run.changes == [("notifications", "alice")]
+
+
+def test_a_rejected_order_gives_its_reason() -> None:
+    stock = rejected("insufficient_stock", "Only 1 of MUG-001 left, 2 asked")
+    run = project_events(NotificationsProjection(retention_seconds=0), [stock])
+    text = f"Order {SHORT} was rejected: only 1 of MUG-001 left, 2 asked. Your cart is kept."
+    assert run.writes[0] == ("lpush", keys.notifications("alice"), note(ORDER_ID, "rejected", text))
+
+
+def test_a_rejection_without_detail_reads_its_reasons_text() -> None:
+    run = project_events(
+        NotificationsProjection(retention_seconds=0), [rejected("product_discontinued", "")]
+    )
+    text = f"Order {SHORT} was rejected: a product was discontinued. Your cart is kept."
+    assert run.writes[0] == ("lpush", keys.notifications("alice"), note(ORDER_ID, "rejected", text))
 
 
 def test_a_shipped_order_is_announced() -> None:

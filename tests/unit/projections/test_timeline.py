@@ -18,7 +18,7 @@ TIMELINE = TimelineProjection()
 STEPS: list[tuple[o.OrderEvent, TimelineEntry]] = [
     (
         o.OrderPlaced(ORDER_ID, "alice", LINES, 3450, "4242"),
-        TimelineEntry("placed", AT, "2 line(s), total 3450 cents"),
+        TimelineEntry("placed", AT, "2 lines, total $34.50"),
     ),
     (o.OrderStockReserved(ORDER_ID, "alice"), TimelineEntry("reserved", AT, "Stock reserved")),
     (
@@ -33,6 +33,10 @@ STEPS: list[tuple[o.OrderEvent, TimelineEntry]] = [
     (
         o.OrderCancelled(ORDER_ID, "alice", "placed", LINES, 3450, False, "oops", "alice"),
         TimelineEntry("cancelled", AT, "Cancelled by alice: oops"),
+    ),
+    (
+        o.OrderCancelled(ORDER_ID, "alice", "paid", LINES, 3450, True, o.NO_REASON_GIVEN, "admin"),
+        TimelineEntry("cancelled", AT, "Cancelled by admin"),
     ),
     (
         o.OrderRefunded(ORDER_ID, "alice", "re_1", 3450),
@@ -77,7 +81,7 @@ def test_the_steps_of_a_batch_are_appended_in_order_with_their_own_times() -> No
         (
             "rpush",
             keys.timeline(PARTITION, ORDER_ID),
-            json_text(TimelineEntry("placed", AT, "2 line(s), total 3450 cents")),
+            json_text(TimelineEntry("placed", AT, "2 lines, total $34.50")),
             json_text(TimelineEntry("reserved", AT + 1, "Stock reserved")),
             json_text(TimelineEntry("rejected", AT + 2, "The card was declined")),
         )
