@@ -85,7 +85,7 @@ def test_a_cancelled_order_gives_the_reason_when_one_was_given() -> None:
     run = project_events(NotificationsProjection(retention_seconds=0), [event])
     text = f"Order {SHORT} was cancelled: changed my mind."
     pushed = note(ORDER_ID, "cancelled", text)
-    assert run.writes[0] == ("lpush", keys.notifications("alice"), pushed)
+    assert run.writes[0] == ("lpush", keys.notifications(PARTITION, "alice"), pushed)
 
 
 def test_a_declined_card_is_announced_once_and_says_the_cart_is_kept() -> None:
@@ -93,9 +93,9 @@ def test_a_declined_card_is_announced_once_and_says_the_cart_is_kept() -> None:
     run = project_events(NotificationsProjection(retention_seconds=0), [event])
     text = f"Order {SHORT} was declined: the card was declined. Your cart is kept."
     assert run.writes == [
-        ("lpush", keys.notifications("alice"), note(ORDER_ID, "rejected", text)),
-        ("ltrim", keys.notifications("alice"), 0, KEEP - 1),
-        ("incrby", keys.unread("alice"), 1),
+        ("lpush", keys.notifications(PARTITION, "alice"), note(ORDER_ID, "rejected", text)),
+        ("ltrim", keys.notifications(PARTITION, "alice"), 0, KEEP - 1),
+        ("incrby", keys.unread(PARTITION, "alice"), 1),
     ]
     assert run.changes == [("notifications", "alice")]
 
@@ -104,7 +104,11 @@ def test_a_rejected_order_gives_its_reason() -> None:
     stock = rejected("insufficient_stock", "Only 1 of MUG-001 left, 2 asked")
     run = project_events(NotificationsProjection(retention_seconds=0), [stock])
     text = f"Order {SHORT} was rejected: only 1 of MUG-001 left, 2 asked. Your cart is kept."
-    assert run.writes[0] == ("lpush", keys.notifications("alice"), note(ORDER_ID, "rejected", text))
+    assert run.writes[0] == (
+        "lpush",
+        keys.notifications(PARTITION, "alice"),
+        note(ORDER_ID, "rejected", text),
+    )
 
 
 def test_a_rejection_without_detail_reads_its_reasons_text() -> None:
@@ -112,7 +116,11 @@ def test_a_rejection_without_detail_reads_its_reasons_text() -> None:
         NotificationsProjection(retention_seconds=0), [rejected("product_discontinued", "")]
     )
     text = f"Order {SHORT} was rejected: a product was discontinued. Your cart is kept."
-    assert run.writes[0] == ("lpush", keys.notifications("alice"), note(ORDER_ID, "rejected", text))
+    assert run.writes[0] == (
+        "lpush",
+        keys.notifications(PARTITION, "alice"),
+        note(ORDER_ID, "rejected", text),
+    )
 
 
 def test_a_shipped_order_is_announced() -> None:
