@@ -156,3 +156,46 @@ def sideways_overflow(page: Page) -> int:
         "() => document.documentElement.scrollWidth - document.documentElement.clientWidth"
     )
     return overflow
+
+
+def wider_than_the_page(page: Page) -> list[str]:
+    """The innermost elements reaching past the page's right edge (what makes it scroll)."""
+    found: list[str] = page.evaluate(
+        """() => {
+          const edge = document.documentElement.clientWidth;
+          const clipped = (e) => {  // by a scrolling ancestor (an absolute box may escape it)
+            if (["absolute", "fixed"].includes(getComputedStyle(e).position)) return false;
+            for (let a = e.parentElement; a && a !== document.body; a = a.parentElement) {
+              if (getComputedStyle(a).overflowX !== "visible") return true;
+            }
+            return false;
+          };
+          const wide = [...document.querySelectorAll("body *")].filter(
+            (e) => e.getBoundingClientRect().right > edge + 0.5 && !clipped(e));
+          if (!wide.length) {  // hide parts until the overflow goes: the innermost one that ends it
+            const root = document.documentElement;
+            const over = () => root.scrollWidth - root.clientWidth > 0;
+            let at = document.body;
+            for (let found = true; found; ) {
+              found = false;
+              for (const child of at.children) {
+                const was = child.style.display;
+                child.style.display = "none";
+                const gone = !over();
+                child.style.display = was;
+                if (gone) { at = child; found = true; break; }
+              }
+            }
+            const classes = typeof at.className === "string" ? at.className : "";
+            return [at.tagName.toLowerCase() + "." + classes + " " + at.outerHTML.slice(0, 200)];
+          }
+          return wide.filter((e) => !wide.some((o) => o !== e && e.contains(o))).slice(0, 5)
+            .map((e) => {
+              const classes = typeof e.className === "string" ? e.className.trim() : "";
+              const name = e.tagName.toLowerCase() + (e.id ? "#" + e.id : "")
+                + (classes ? "." + classes.split(/\\s+/).join(".") : "");
+              return name + " (" + Math.round(e.getBoundingClientRect().right) + "px)";
+            });
+        }"""
+    )
+    return found

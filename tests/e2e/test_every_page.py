@@ -22,6 +22,7 @@ from tests.e2e.helpers_pages import (
     pages_for,
     refused,
     sideways_overflow,
+    wider_than_the_page,
 )
 from tests.e2e.helpers_storefront import ApiClient, wait_live
 
@@ -118,7 +119,8 @@ def test_every_page_fits_a_phone_and_passes_axe_at_both_sizes(
             where = f"{walked.path} ({size.name})"
             problems += [f"{where}: axe {v}" for v in axe_violations(page)]
             if size is PHONE and (overflow := sideways_overflow(page)) > 0:
-                problems.append(f"{where}: scrolls {overflow}px sideways")
+                wide = ", ".join(wider_than_the_page(page))
+                problems.append(f"{where}: scrolls {overflow}px sideways ({wide})")
             if walked.main is not None:
                 action = page.locator(walked.main).first
                 expect(action).to_be_visible()
