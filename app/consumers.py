@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from app.kernel import keys
 from app.kernel.command_worker import GROUP as COMMANDS_GROUP
+from app.kernel.pass_groups import pass_group
 from app.kernel.projection import group_name
 from app.processes.fulfilment import GROUP as FULFILMENT_GROUP
-from app.projections.registry import ALL, REBUILDABLE
+from app.projections.registry import ALL, PROJECTOR, REBUILDABLE
 from app.queries.admin_status import Watched
 
 _SOURCES = {"command_log": "journal", "notifications": "integration"}
+_STREAMS = {"events": keys.events, "journal": keys.journal}
 
 
 def watched_consumers() -> list[Watched]:
@@ -19,6 +22,9 @@ def watched_consumers() -> list[Watched]:
             group_name(name),
             _SOURCES.get(name, "events"),
             rebuildable=name in REBUILDABLE,
+            reader=pass_group(_STREAMS[_SOURCES.get(name, "events")](0))
+            if name in PROJECTOR
+            else "",
         )
         for name in ALL
     ]

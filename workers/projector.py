@@ -1,5 +1,7 @@
 """The projector: `python -m workers.projector [name,name,...]` (default: every read model).
 
+One pass per stream and partition applies every read model it runs (kernel/projector_pass.py).
+
 Besides applying events it audits its read models (AUDIT_SECONDS apart, in the one projector
 process that holds the audit's lease): see app/kernel/audit.py.
 """
@@ -13,7 +15,7 @@ from app.kernel.audit import ProjectionAudit, run_audits
 from app.kernel.consumer import PartitionHandler
 from app.kernel.heartbeat import HeartbeatPublisher
 from app.kernel.leases import Leases
-from app.kernel.projection import ProjectionHandler
+from app.kernel.projector_pass import projector_passes
 from app.projections.registry import AUDITED, PROJECTOR, build
 from app.services import Services
 from workers.runtime import run, run_partitioned
@@ -36,12 +38,16 @@ async def main(services: Services, stop: asyncio.Event, heartbeat: HeartbeatPubl
     settings = services.settings
     services.metrics.expect_commands(services.bus.registry.public_names)
     projections = build(names_from(sys.argv), settings, services.metrics)
-    handlers: list[PartitionHandler] = [
-        ProjectionHandler(
-            p, services.read, services.metrics, services.archive, services.read_replication
+    handlers: list[PartitionHandler] = list(
+        projector_passes(
+            projections,
+            services.read,
+            services.write,
+            services.metrics,
+            services.archive,
+            services.read_replication,
         )
-        for p in projections
-    ]
+    )
     audits = asyncio.create_task(
         run_audits(
             [

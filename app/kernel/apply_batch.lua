@@ -1,19 +1,22 @@
--- apply_batch.lua: a projection batch's read-model writes and its checkpoint, atomically, if
--- the checkpoint is still the one the batch was read after (else nothing: another owner
--- moved it, and this one must stop). On a Cluster too: every key a batch of partition N
--- writes carries N's hash tag (kernel/keys.py), so they are all in the checkpoint's slot,
--- which routes the call (the keys the writes touch are not declared).
+-- apply_batch.lua: a batch's read-model writes and the checkpoints of the read models it
+-- moves, atomically, if every checkpoint is still the one the batch was read after (else
+-- nothing: another owner moved one, and this one must stop). One read model (a projection's
+-- own batch) or several (the projector's pass over a partition: kernel/projector_pass.py).
+-- On a Cluster too: every key a batch of partition N writes carries N's hash tag
+-- (kernel/keys.py), so they are all in the checkpoints' slot, which routes the call (the
+-- keys the writes touch are not declared).
 --
--- KEYS[1] the projection partition's checkpoint
+-- KEYS[i] the checkpoint of read model i (one key or more)
 --
--- ARGV[1] the checkpoint the batch expects ("" when there was none)
--- ARGV[2] the checkpoint to set, a stream entry id ("" to leave it: dead letters being
---         replayed behind it)
--- ARGV[3] JSON array of commands, each an array of strings (name, then arguments): the
---         commands projections write with (kernel/read_model_writes.py) and the runtime's
---         own (HSET, XADD of the view notices), in the forms SHAPES below allows
+-- ARGV[2i-1] the checkpoint read model i's batch expects ("" when there was none)
+-- ARGV[2i]   read model i's checkpoint to set, a stream entry id ("" to leave it: dead
+--            letters being replayed behind it, or a read model with nothing to move)
+-- ARGV[2n+1] (the last) JSON array of commands, each an array of strings (name, then
+--            arguments): the commands projections write with (kernel/read_model_writes.py)
+--            and the runtime's own (HSET, XADD of the view notices), in the forms SHAPES
+--            below allows
 --
--- Returns 1 when applied, 0 when the checkpoint had moved (nothing written).
+-- Returns 1 when applied, 0 when a checkpoint had moved (nothing written).
 -- Every input is checked before the first write — the whole command list: names, argument
 -- counts, numbers where a command takes one — so no command can fail on its arguments once
 -- the first one ran (an error reply, `apply_batch: ...`, means nothing was written). What the
@@ -94,11 +97,17 @@ local function check(command)
   return nil
 end
 
-if #KEYS ~= 1 or #ARGV ~= 3 then return fail('1 key and 3 arguments are needed') end
-if ARGV[2] ~= '' and not string.match(ARGV[2], '^%d+%-%d+$') then
-  return fail('the checkpoint to set must be a stream entry id')
+local models = #KEYS
+if models < 1 or #ARGV ~= 2 * models + 1 then
+  return fail('n keys (n >= 1) and 2n + 1 arguments are needed')
 end
-local decoded, commands = pcall(cjson.decode, ARGV[3])
+for i = 1, models do
+  local new = ARGV[2 * i]
+  if new ~= '' and not string.match(new, '^%d+%-%d+$') then
+    return fail('the checkpoint to set must be a stream entry id')
+  end
+end
+local decoded, commands = pcall(cjson.decode, ARGV[#ARGV])
 if not decoded or type(commands) ~= 'table' or (#commands == 0 and next(commands) ~= nil) then
   return fail('commands must be a JSON array')
 end
@@ -112,14 +121,18 @@ local checked, problem = pcall(check_all)
 if not checked then return fail('a command must be a list of strings') end
 if problem then return fail(problem) end
 
-if (redis.call('GET', KEYS[1]) or '') ~= ARGV[1] then
-  return 0
+for i = 1, models do
+  if (redis.call('GET', KEYS[i]) or '') ~= ARGV[2 * i - 1] then
+    return 0
+  end
 end
 -- all checks passed: write.
 for _, command in ipairs(commands) do
   redis.call(unpack(command))
 end
-if ARGV[2] ~= '' then
-  redis.call('SET', KEYS[1], ARGV[2])
+for i = 1, models do
+  if ARGV[2 * i] ~= '' then
+    redis.call('SET', KEYS[i], ARGV[2 * i])
+  end
 end
 return 1

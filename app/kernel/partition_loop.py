@@ -9,6 +9,12 @@ lease ends the loop. A handler with a `tick(partition)` (and `tick_seconds` > 0)
 that often between reads, while the lease is held: periodic work on the partition it owns
 (the fulfilment process's sweeper). A paused group (kernel/pauses.py) reads nothing until
 resumed: the loop acknowledges what it applied, keeps its lease and counts as making progress.
+
+A handler may make its group itself (`ensure_group(partition)`, e.g. the projector's pass,
+taking over from older groups) and may keep dead letters besides its own
+(`parkings(partition)`: the pass's read models, each with its own); the loop loads and
+serves them between batches as it does its own. `idle(partition)` is called when a read
+finds nothing new (the pass catches up read models left behind).
 """
 
 from __future__ import annotations
@@ -62,6 +68,9 @@ class PartitionLoop:
         self._trim = ConsumedTrim.of(handler)
         self._pause = PauseCheck(redis, handler.group)
         self._parking = Parking(redis, handler, partition)
+        self._parkings = [self._parking, *getattr(handler, "parkings", lambda _p: [])(partition)]
+        self._ensure_group = getattr(handler, "ensure_group", None)
+        self._idle = getattr(handler, "idle", None)
         self._applier = BatchApplier(redis, handler, partition, stop, health, self._parking)
         self._lanes = (
             KeyLanes(redis, handler, partition, health, self._applier)
@@ -86,7 +95,7 @@ class PartitionLoop:
 
     async def _loop(self) -> None:
         handler, partition, stream, stop = self._handler, self._partition, self._stream, self._stop
-        lanes, health, parking = self._lanes, self._health, self._parking
+        lanes, health, parkings = self._lanes, self._health, self._parkings
         consumer = f"p{partition}"
         cursor = "0"  # our pending entries first (a previous owner's, after a takeover)
         outage = 0
@@ -104,9 +113,14 @@ class PartitionLoop:
                 if cursor == "0":
                     if lanes is not None:
                         await lanes.drain()  # nothing of ours may be running while re-read
-                    await ensure_group(self._redis, stream, handler.group)
-                    await parking.load()
-                await parking.serve()
+                    if self._ensure_group is not None:
+                        await self._ensure_group(partition)
+                    else:
+                        await ensure_group(self._redis, stream, handler.group)
+                    for parking in parkings:
+                        await parking.load()
+                for parking in parkings:
+                    await parking.serve()
                 if await self._pause.paused():
                     if lanes is not None:
                         acks += lanes.take_done()
@@ -147,6 +161,8 @@ class PartitionLoop:
                     cursor = entries[-1].id
                 outage = 0
                 if not entries:
+                    if self._idle is not None:
+                        await self._idle(partition)
                     if lanes is None or lanes.idle:
                         health.progressed()  # nothing to do is not being stuck
                     continue

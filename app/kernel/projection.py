@@ -95,6 +95,8 @@ class EventProjection(Generic[E]):
 
     name = ""
     handles: ClassVar[frozenset[str]] = frozenset()
+    declared: ClassVar[object] = None
+    """The events type it was declared with (the union its decoder decodes)."""
     _events: ClassVar[msgspec.json.Decoder[Any]]
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
@@ -106,6 +108,7 @@ class EventProjection(Generic[E]):
                 (declared,) = get_args(base)
                 if not isinstance(declared, TypeVar):  # a generic subclass declares nothing
                     cls.handles = unions.tags(declared)
+                    cls.declared = declared
                     cls._events = msgspec.json.Decoder(declared)
 
     def stream(self, partition: int) -> str:
@@ -264,7 +267,7 @@ class ProjectionHandler:
             log.info("%s partition %d: %d entries from the archive", name, partition, len(rows))
             await self._apply(partition, [Entry(i, partition, f) for i, f in rows], False)
 
-    def _span(self, partition: int, entry: Entry, parent: str, spans: list[Span]) -> str:
+    def process_span(self, partition: int, entry: Entry, parent: str, spans: list[Span]) -> str:
         """The `process` span of a traced entry (kept in `spans`); its traceparent."""
         span = tracing.processing(self.projection.stream(partition), self.group, entry.id, parent)
         if span is not None:
@@ -301,7 +304,7 @@ class ProjectionHandler:
 
         def trace(entry: Entry) -> str:
             parent = entry.fields.get(tracing.FIELD, "") if traced else ""
-            return self._span(partition, entry, parent, spans) if parent else ""
+            return self.process_span(partition, entry, parent, spans) if parent else ""
 
         done = project(self.projection, fresh, versioned, trace=trace)
         tx = recorder()
@@ -326,17 +329,10 @@ class ProjectionHandler:
         return done.applied
 
     async def _write(self, partition: int, expected: str, new: str, tx: Pipeline) -> None:
-        commands = [[_text(arg) for arg in args] for args, _options in tx.command_stack]
-        checkpoint = [keys.checkpoint(self.projection.name, partition)]
-        args = [expected, new, msgspec.json.encode(commands).decode()]
-        if not self._replication.on:
-            applied = await _APPLY(self._read, checkpoint, args)
-        else:  # the WAIT rides in the script call's round trip
-            (applied,) = await run_calls(
-                self._read, _APPLY, [(checkpoint, args)], self._replication
-            )
-            if isinstance(applied, Exception):
-                raise applied
+        checkpoint = keys.checkpoint(self.projection.name, partition)
+        applied = await run_apply(
+            self._read, [checkpoint], [expected, new], command_args(tx), self._replication
+        )
         if not applied:
             raise LeaseLost(f"{self.projection.name} partition {partition}")
 
@@ -353,6 +349,30 @@ def recorder() -> Pipeline:
     """A pipeline that only records the commands queued on it (their arguments as redis-py
     sends them), never executed: the same whether the read Redis is a Cluster or not."""
     return Pipeline(cast(Any, None), {}, transaction=False, shard_hint=None)
+
+
+def command_args(tx: Pipeline) -> list[list[str]]:
+    """The commands a pipeline recorded, as apply_batch.lua takes them."""
+    return [[_text(arg) for arg in args] for args, _options in tx.command_stack]
+
+
+async def run_apply(
+    read: Redis,
+    checkpoints: list[str],
+    positions: list[str],
+    commands: list[list[str]],
+    replication: Replication = NO_WAIT,
+) -> bool:
+    """apply_batch.lua: `positions` holds (expected, new) of each checkpoint in turn.
+    False when a checkpoint had moved (nothing written). With `replication` on, the WAIT
+    rides in the script call's round trip (ReplicationTimeout if too few replicas)."""
+    args = [*positions, msgspec.json.encode(commands).decode()]
+    if not replication.on:
+        return bool(await _APPLY(read, checkpoints, args))
+    (applied,) = await run_calls(read, _APPLY, [(checkpoints, args)], replication)
+    if isinstance(applied, Exception):
+        raise applied
+    return bool(applied)
 
 
 def _text(arg: object) -> str:

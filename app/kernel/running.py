@@ -10,17 +10,40 @@ write a failover lost, so its next event never comes) or finished and not yet ch
 looks at each from its aggregates' state, drives it on or repairs what it finds, and removes
 what it settled. Entries older than the statuses' TTL are dropped on the way (their status
 and their steps' dedup records are gone: nothing could be settled from them any more).
+
+A removal names what showed the entry settled (its `Proof`s: records on the same partition),
+and settle_running.lua removes it only if they are still there: the sweeper reads before it
+writes, and a failover in between may set the partition back to a replica that never got
+what it read (a hold's sale), while the removal lands on the new master. The entry then
+stays, and the sweeper finds what is missing.
 """
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 from redis.asyncio import Redis
 
 from app.kernel import keys
+from app.kernel.messages import FINAL_STATUSES
+from app.kernel.partitions import tag
 from app.kernel.redis_types import text_list
+from app.kernel.scripts import load_script
+
+_SETTLE = load_script(__file__, "settle_running.lua", FINAL_STATUSES=FINAL_STATUSES)
+
+
+@dataclass(frozen=True)
+class Proof:
+    """What shows a running command settled, a hash on its partition with a `status`: it
+    exists (a step's dedup record: the step landed) or, `final`, its status is final (a
+    command's status: it ended)."""
+
+    key: str
+    final: bool = False
 
 
 class RunningCommands:
@@ -39,16 +62,33 @@ class RunningCommands:
         return text_list(found)
 
     async def update(
-        self, partition: int, settled: Sequence[str], again: Sequence[str] = ()
-    ) -> None:
-        """Remove what was settled; look at `again` one deadline from now (one round trip)."""
+        self,
+        partition: int,
+        settled: Mapping[str, Sequence[Proof]],
+        again: Sequence[str] = (),
+    ) -> int:
+        """Remove each settled entry whose proofs still hold (none: at once); look at the
+        others and `again` one deadline from now. One round trip; returns how many left."""
         if not settled and not again:
-            return
-        key = keys.running(partition)
-        async with self._redis.pipeline(transaction=False) as pipe:
-            if settled:
-                pipe.zrem(key, *settled)
-            if again:
-                now_ms = int(time.time() * 1000)
-                pipe.zadd(key, dict.fromkeys(again, now_ms), xx=True)
-            await pipe.execute()
+            return 0
+        slot = f"{tag(partition)}:"
+        numbers: dict[Proof, int] = {}
+        for proofs in settled.values():
+            for proof in proofs:
+                assert proof.key.startswith(slot), (proof.key, partition)
+                numbers.setdefault(proof, len(numbers) + 2)
+        entries = [
+            [command_id, [numbers[proof] for proof in proofs]]
+            for command_id, proofs in settled.items()
+        ]
+        removed = await _SETTLE(
+            self._redis,
+            [keys.running(partition), *(proof.key for proof in numbers)],
+            [
+                int(time.time() * 1000),
+                json.dumps(list(again)),
+                json.dumps(entries),
+                json.dumps([proof.final for proof in numbers]),
+            ],
+        )
+        return int(removed)

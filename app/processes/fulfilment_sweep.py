@@ -32,8 +32,12 @@ product's partition may have lost that step after the order's own entry was sett
 hold's entry, removed after the step, comes back with the hold).
 
 A settled order or hold leaves the index; the others are looked at again one deadline later.
-A sweep costs a round trip for the due ids, one for their orders, one for the steps' records,
-one batch for what runs again and one for the index — per 100 entries.
+What showed it settled is checked again in the script that removes its entry, on its
+partition (kernel/running.py): an ended order's final status, a hold's step record. So a
+failover between this sweeper's reads and that removal, setting the partition back to before
+the order ended or the step landed, leaves the entry, and a later sweep finds what is
+missing. A sweep costs a round trip for the due ids, one for their orders, one for the steps'
+records, one batch for what runs again and one for the index — per 100 entries.
 """
 
 from __future__ import annotations
@@ -52,7 +56,7 @@ from app.kernel import keys
 from app.kernel.bus import CommandBus
 from app.kernel.handlers import INFRA_ERRORS
 from app.kernel.messages import SYSTEM, CommandEnvelope
-from app.kernel.running import RunningCommands
+from app.kernel.running import Proof, RunningCommands
 from app.processes.fulfilment import RESERVE, Fulfilment
 
 log = logging.getLogger(__name__)
@@ -122,7 +126,7 @@ class FulfilmentSweep:
         holds = {c: hold for c in due if (hold := _hold(c)) is not None}
         order_ids = [holds[c][0] if c in holds else c.rpartition("-")[0] for c in due]
         found = await asyncio.gather(*(self._bus.load(ORDER, o) for o in order_ids))
-        settled: list[str] = []
+        settled: dict[str, list[Proof]] = {}
         again: list[str] = []
         ended: list[tuple[str, orders.Order]] = []
         lost: dict[str, CommandEnvelope] = {}
@@ -138,7 +142,7 @@ class FulfilmentSweep:
                 else:  # ended: the step its end implies for this line must be there
                     implied[command_id] = self._implied(order, sku)
             elif order is None:  # never placed: nothing to settle
-                settled.append(command_id)
+                settled[command_id] = []
             elif order.order_id in self._fulfilment.active:
                 again.append(command_id)
             elif order.status in IN_FLIGHT:
@@ -155,17 +159,26 @@ class FulfilmentSweep:
             await self._run_again(list(rerun.values()))
             refused = await self._give_money_back([order for _, order in ended])
             for command_id, order in ended:
-                unsettled = command_id in missing or order.order_id in refused
-                (again if unsettled else settled).append(command_id)
+                if command_id in missing or order.order_id in refused:
+                    again.append(command_id)
+                else:  # its steps elsewhere are not checked again: each hold's entry is
+                    settled[command_id] = [Proof(keys.command_status(partition, command_id), True)]
             for command_id in holds.keys() & implied.keys():
-                (again if command_id in missing else settled).append(command_id)
+                if command_id in missing:
+                    again.append(command_id)
+                else:
+                    settled[command_id] = self._records(implied[command_id])
         if lost:
             await self._run_again(list(lost.values()))
             swept.released = len(lost)
-            settled += lost
-        swept.settled = len(settled)
-        await self._running.update(partition, settled, again)
+            settled |= {command_id: self._records([env]) for command_id, env in lost.items()}
+        swept.settled = await self._running.update(partition, settled, again)
         return swept
+
+    def _records(self, steps: list[CommandEnvelope]) -> list[Proof]:
+        """The steps' dedup records: a hold's entry leaves only with them (settle_running.lua),
+        so a failover that loses the step after the sweeper read it brings the entry back."""
+        return [Proof(keys.dedup(self._bus.partition(env), env.command_id)) for env in steps]
 
     # --- the steps an ended order implies -----------------------------------------------------
 

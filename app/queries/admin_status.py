@@ -127,6 +127,13 @@ class Watched(msgspec.Struct, frozen=True):
     stream: str
     """events | journal | integration | commands"""
     rebuildable: bool = False
+    reader: str = ""
+    """The group that reads its stream, if not `group` (the projector's pass: one group for
+    every read model; `group` keeps the read model's own health and dead letters)."""
+
+    @property
+    def reads_as(self) -> str:
+        return self.reader or self.group
 
 
 _recent_decoder = msgspec.json.Decoder(LoggedCommand)
@@ -226,7 +233,7 @@ async def consumers(
         for w in watched:
             pipe.hgetall(keys.consumer_health(w.group))
             for partition in range(partitions):
-                pipe.exists(keys.lease(w.group, partition))
+                pipe.exists(keys.lease(w.reads_as, partition))
         replies = await pipe.execute(raise_on_error=False)
     groups: dict[tuple[str, int], dict[str, dict[str, Any]]] = {}
     last_ms: dict[tuple[str, int], int] = {}
@@ -266,7 +273,7 @@ async def consumers(
     for w in watched:
         lag, oldest_ms, positions, per_partition = 0, 0, [], []
         for partition in range(partitions):
-            group = groups[(w.stream, partition)].get(w.group, {})
+            group = groups[(w.stream, partition)].get(w.reads_as, {})
             behind = int(group.get("lag") or 0) + int(group.get("pending") or 0)
             lag += behind
             delivered = str(group.get("last-delivered-id", "0-0"))
@@ -285,8 +292,8 @@ async def consumers(
         error_at = float(health["last_error_at"]) if health.get("last_error_at") else None
         lag_seconds = round(oldest_ms / 1000, 3)
         status = "ok"
-        stalled = [s for s in stalls if s.group == w.group]
-        if w.group in pauses:
+        stalled = [s for s in stalls if s.group == w.reads_as]
+        if w.group in pauses or w.reads_as in pauses:
             status = "paused"
         elif stalled:
             status = "stalled"

@@ -23,6 +23,7 @@ from app.kernel.consumer import PartitionedConsumer, PartitionHandler
 from app.kernel.leases import Leases
 from app.kernel.messages import Actor
 from app.kernel.projection import ProjectionHandler
+from app.kernel.projector_pass import projector_passes
 from app.processes.fulfilment import Fulfilment
 from app.processes.fulfilment_sweep import sweeping
 from app.projections.registry import NOTIFIER, PROJECTOR, build
@@ -142,10 +143,14 @@ async def running_workers(
             queues.append(CommandQueue(services.write, services.bus, services.statuses))
             handlers = [queues[-1]]
         elif kind == "projector":
-            handlers = [
-                ProjectionHandler(p, services.read, replication=services.read_replication)
-                for p in build(PROJECTOR, settings)
-            ]
+            handlers = list(
+                projector_passes(
+                    build(PROJECTOR, settings),
+                    services.read,
+                    services.write,
+                    replication=services.read_replication,
+                )
+            )
         elif kind == "notifier":
             handlers = [
                 ProjectionHandler(p, services.read, replication=services.read_replication)

@@ -15,7 +15,9 @@ orders quiet for 1 s) must notice it from the aggregates' state and resolve it:
 * the order's partition lost the whole order after the process held its stock: the hold,
   tracked in its product's partition's running index, is released by the sweeper; and a
   sale lost after the order was settled comes back as its hold, whose entry the sweeper
-  then settles by selling it again;
+  then settles by selling it again; and when that partition (or the order's) goes back to
+  before the sale (or the confirmation) between the sweeper's reads and its removal of the
+  entry, the entry stays, and the sweeper finds what is missing;
 * the order's partition lost MarkOrderPaid after the process had moved on: ConfirmOrder is
   refused "not yet", which is not recorded, so the same step confirms it once the sweeper
   has driven the order on again;
@@ -34,7 +36,10 @@ from app.domain import products as p
 from app.kernel import keys
 from app.kernel.messages import SYSTEM, Outcome
 from app.kernel.partitions import command_id_for, partition_of
+from app.kernel.running import RunningCommands
 from app.processes.fulfilment import GROUP as FULFILMENT_GROUP
+from app.processes.fulfilment import Fulfilment
+from app.processes.fulfilment_sweep import FulfilmentSweep
 from app.services import Services, build_services
 from tests.integration.conftest import ADMIN, ALICE, BOB, make_settings, running_workers
 from tests.support.lost_writes import entries_of, lose, snapshot
@@ -439,6 +444,152 @@ async def test_a_sale_lost_after_the_order_was_settled_is_made_again_from_its_ho
                 lambda: running_count(services), until=lambda n: n == 0, message="settled"
             )
         assert await stock_moves(services, order_id) == ["StockCommitted", "StockReserved"]
+    finally:
+        await services.close()
+
+
+async def test_a_hold_settled_across_a_failover_comes_back_with_its_entry(
+    redis_url: str,
+) -> None:
+    """The sweeper read the sale's record on the product's partition and judged the hold
+    settled; then that partition failed over to a replica that never got the sale, and only
+    then did the sweeper's removal of the hold's entry land (its write retried onto the new
+    master). The removal must not take the entry of a hold whose sale is not there: the
+    sweeper finds the hold again and sells it."""
+    settings = lossy_settings(redis_url, SWEEP_AFTER_SECONDS="600")
+    services = build_services(settings)
+    product_partition = partition_of(MUG, settings.partitions)
+    try:
+        await services.write.set(GATE, "closed")
+        await create_products(services, ADMIN, {MUG: 10})
+        async with running_workers(settings, ["commands", "process"]):
+            command_id, order_id = await placed_and_held(services, {MUG: 2})
+            held = await snapshot(
+                settings, [product_key(services, MUG), keys.running(product_partition)]
+            )
+            await services.write.set(GATE, "open")
+            assert (await wait_final(services, command_id)).status == "succeeded"
+        sale = step_record(services, order_id, f"commit.{MUG}", MUG)
+        sold_entries = await entries_of(
+            services.write, events_of(services, MUG), "StockCommitted", order_id
+        )
+        failed_over: list[bool] = []
+
+        class FailingOverMidSweep(RunningCommands):
+            async def update(self, *args: Any, **kwargs: Any) -> int:
+                if not failed_over:  # between the sweep's reads and its write
+                    failed_over.append(True)
+                    await lose(settings, held, records=[sale], entries=sold_entries)
+                return await super().update(*args, **kwargs)
+
+        sweeper = FulfilmentSweep(
+            Fulfilment(services.bus, services.gateway),
+            services.bus,
+            FailingOverMidSweep(services.write, settings.status_ttl_seconds),
+            quiet_seconds=0,
+        )
+        await sweeper.sweep(product_partition)
+        assert failed_over
+        assert await stock(services, MUG) == (10, 2, 0, {order_id: 2})  # the sale lost
+        hold = command_id_for(product_partition, f"{order_id}.reserve.{MUG}")
+        assert await services.write.zscore(keys.running(product_partition), hold) is not None
+
+        async with running_workers(lossy_settings(redis_url), ["commands", "process"]):
+            await eventually(
+                lambda: stock(services, MUG),
+                until=lambda found: found == (8, 0, 2, {}),
+                message="the sale made again",
+            )
+            await eventually(
+                lambda: running_count(services), until=lambda n: n == 0, message="settled"
+            )
+        assert await stock_moves(services, order_id) == ["StockCommitted", "StockReserved"]
+    finally:
+        await services.close()
+
+
+async def test_an_order_settled_across_a_failover_comes_back_with_its_entry(
+    redis_url: str,
+) -> None:
+    """The same on the order's partition: the sweeper read the order confirmed, then that
+    partition went back to the order paid (ConfirmOrder lost) before the entry's removal
+    landed. The entry stays, so the sweeper drives the order on and confirms it."""
+    settings = lossy_settings(redis_url, SWEEP_AFTER_SECONDS="600")
+    services = build_services(settings)
+
+    async def step(command: Any, order_id: str, name: str) -> Outcome:
+        envelope = services.bus.envelope(
+            command, SYSTEM, base_id=f"{order_id}.{name}", internal=True
+        )
+        return await services.bus.execute(envelope)
+
+    try:
+        await services.write.set(GATE, "open")
+        await create_products(services, ADMIN, {MUG: 10})
+        async with running_workers(settings, ["commands"]):
+            command_id = await place_order(services, ALICE, {MUG: 2})
+            order_id = await order_id_of(services, command_id)
+            await wait_order_status(services, order_id, ["placed"])
+        await services.write.xgroup_create(events_of(services, order_id), FULFILMENT_GROUP, "$")
+        # the process's steps, by hand, up to the sale
+        for command, name in [
+            (p.ReserveStock(MUG, order_id, 2), f"reserve.{MUG}"),
+            (o.MarkOrderReserved(order_id), "reserved"),
+        ]:
+            assert (await step(command, order_id, name)).error is None
+        order = await load_order(services, order_id)
+        charge = await services.gateway.charge(
+            f"charge:{order_id}", order.card_token, order.total_cents
+        )
+        for command, name in [
+            (o.MarkOrderPaid(order_id, charge.charge_id), "paid"),
+            (p.CommitStock(MUG, order_id, 2), f"commit.{MUG}"),
+        ]:
+            assert (await step(command, order_id, name)).error is None
+        order_partition = partition_of(order_id, settings.partitions)
+        paid = await snapshot(
+            settings,
+            [
+                order_key(services, order_id),
+                keys.command_status(order_partition, command_id),
+                keys.command_steps(order_partition, command_id),
+                keys.running(order_partition),
+            ],
+        )
+        assert (await step(o.ConfirmOrder(order_id), order_id, "confirm")).error is None
+        assert (await wait_final(services, command_id)).status == "succeeded"
+        confirm = step_record(services, order_id, "confirm", order_id)
+        confirmed = await entries_of(
+            services.write, events_of(services, order_id), "OrderConfirmed", order_id
+        )
+        failed_over: list[bool] = []
+
+        class FailingOverMidSweep(RunningCommands):
+            async def update(self, *args: Any, **kwargs: Any) -> int:
+                if not failed_over:  # between the sweep's reads and its write
+                    failed_over.append(True)
+                    await lose(settings, paid, records=[confirm], entries=confirmed)
+                return await super().update(*args, **kwargs)
+
+        sweeper = FulfilmentSweep(
+            Fulfilment(services.bus, services.gateway),
+            services.bus,
+            FailingOverMidSweep(services.write, settings.status_ttl_seconds),
+            quiet_seconds=0,
+        )
+        await sweeper.sweep(order_partition)
+        assert failed_over
+        assert (await load_order(services, order_id)).status == "paid"
+        assert await services.write.zscore(keys.running(order_partition), command_id) is not None
+
+        async with running_workers(lossy_settings(redis_url), ["commands", "process"]):
+            assert (await wait_final(services, command_id)).status == "succeeded"
+            await eventually(
+                lambda: running_count(services), until=lambda n: n == 0, message="settled"
+            )
+        assert (await load_order(services, order_id)).status == "confirmed"
+        assert await stock(services, MUG) == (8, 0, 2, {})
+        assert (await captures(services.write))[f"charge:{order_id}"] == 1
     finally:
         await services.close()
 

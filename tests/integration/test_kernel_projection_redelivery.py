@@ -49,9 +49,9 @@ async def test_a_new_owner_skips_and_acks_what_the_killed_owner_applied_but_neve
             await handler.handle(partition, entries)
     assert await _counts(services) == {
         "succeeded": "6",
-        "failed": "2",
+        "rejected": "2",
         "CreateProduct:succeeded": "6",
-        "RenameProduct:failed": "2",
+        "RenameProduct:rejected": "2",
     }
     assert await _pending_everywhere(services, group, streams) == 8
 
@@ -63,9 +63,9 @@ async def test_a_new_owner_skips_and_acks_what_the_killed_owner_applied_but_neve
         )
         assert await _counts(services) == {
             "succeeded": "6",
-            "failed": "2",
+            "rejected": "2",
             "CreateProduct:succeeded": "6",
-            "RenameProduct:failed": "2",
+            "RenameProduct:rejected": "2",
         }
         assert await _recent(services) == 8
         # and the new owner goes on with new entries

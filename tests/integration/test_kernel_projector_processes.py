@@ -16,6 +16,7 @@ from app.domain.products import ChangePrice, CreateProduct, RenameProduct, Resto
 from app.kernel import keys
 from app.kernel.heartbeat import Heartbeat
 from app.kernel.partitions import partition_of
+from app.kernel.pass_groups import pass_group
 from app.kernel.projection import group_name
 from app.queries import catalog
 from app.services import Services
@@ -26,7 +27,8 @@ from tests.support.processes import ProcessGroup
 from tests.support.stores import store_env
 
 PRODUCTS = [f"ORD-{i:02d}" for i in range(50)]
-GROUP = group_name("catalog")
+GROUP = pass_group(keys.events(0))
+"""The projector's pass: one group (and lease per partition) for every read model."""
 _beat = msgspec.json.Decoder(Heartbeat)
 
 
@@ -109,7 +111,7 @@ async def _assert_versions_and_no_gap(services: Services) -> None:
     for partition in range(partitions):
         health = await services.read.hgetall(keys.projection_health("catalog", partition))
         assert "gap" not in health, partition
-    assert await services.write.xlen(keys.dead_letters(GROUP)) == 0
+    assert await services.write.xlen(keys.dead_letters(group_name("catalog"))) == 0
 
 
 def _survivor_owns_all(owners: list[str | None], survivor: str) -> bool:

@@ -22,7 +22,7 @@ from redis.exceptions import ResponseError
 
 import app
 from app.adapters import login_throttle, payment_gateway
-from app.kernel import command_status_store, commit, leases, projection, stream_trim
+from app.kernel import command_status_store, commit, leases, projection, running, stream_trim
 from app.kernel.archive import holds, trim
 from app.kernel.commit import StatusWrite
 from app.kernel.read_model_writes import Kind, ReadModelWrites, redis_text
@@ -56,12 +56,19 @@ class Stream:
 
 
 @dataclass(frozen=True)
+class Ranked:
+    """A sorted set of these members, by score."""
+
+    scores: tuple[tuple[str, int], ...]
+
+
+@dataclass(frozen=True)
 class Cases:
     script: Script
     good: Call
     bad: dict[str, Call]
-    setup: dict[str, dict[str, str] | str | Stream] = field(default_factory=dict)
-    """Keys there before each call: a hash (a dict), a string or a stream."""
+    setup: dict[str, dict[str, str] | str | Stream | Ranked] = field(default_factory=dict)
+    """Keys there before each call: a hash (a dict), a string, a stream or a sorted set."""
 
 
 async def keyspace(redis: Redis) -> Keyspace:
@@ -364,6 +371,36 @@ TRIM_CONSUMED = Cases(
     {"{p0}:commands": Stream(("1-0", "2-0", "3-0"), grouped=True)},
 )
 
+_RUNNING = ["{p0}:running", "{p0}:dedup:o1.commit.MUG-1", "{p0}:cmd:o1-0"]
+_settle = Call(
+    _RUNNING, ["5000", '["o2-0"]', '[["o1.reserve.MUG-1", [2]], ["o1-0", [3]]]', "[false, true]"]
+)
+
+SETTLE_RUNNING = Cases(
+    running._SETTLE,
+    _settle,
+    {
+        "no-keys": Call([], _settle.args),
+        "three-arguments": Call(_RUNNING, _settle.args[:3]),
+        "score-negative": _settle.arg(1, "-1"),
+        "score-not-an-integer": _settle.arg(1, "5e3"),
+        "again-not-an-array": _settle.arg(2, '{"o2-0": 1}'),
+        "again-not-ids": _settle.arg(2, "[2]"),
+        "settled-not-json": _settle.arg(3, "[["),
+        "settled-without-proofs": _settle.arg(3, '[["o1-0"]]'),
+        "proof-the-index": _settle.arg(3, '[["o1-0", [1]]]'),
+        "proof-past-the-keys": _settle.arg(3, '[["o1-0", [4]]]'),
+        "proof-not-an-integer": _settle.arg(3, '[["o1-0", [2.5]]]'),
+        "kinds-fewer-than-keys": _settle.arg(4, "[false]"),
+        "kind-not-a-boolean": _settle.arg(4, '[false, "final"]'),
+    },
+    {
+        "{p0}:running": Ranked((("o1.reserve.MUG-1", 1000), ("o1-0", 2000), ("o2-0", 3000))),
+        "{p0}:dedup:o1.commit.MUG-1": {"status": "succeeded"},
+        "{p0}:cmd:o1-0": {"status": "succeeded"},
+    },
+)
+
 SCRIPTS = {
     "app/kernel/apply_batch.lua": APPLY_BATCH,
     "app/kernel/advance.lua": ADVANCE,
@@ -375,6 +412,7 @@ SCRIPTS = {
     "app/kernel/archive/hold.lua": ARCHIVE_HOLD,
     "app/kernel/archive/trim.lua": ARCHIVE_TRIM,
     "app/kernel/trim_consumed.lua": TRIM_CONSUMED,
+    "app/kernel/settle_running.lua": SETTLE_RUNNING,
 }
 
 
@@ -399,6 +437,8 @@ async def _set_up(redis: Redis, cases: Cases) -> None:
                 await redis.xadd(key, {"f": "v"}, id=entry_id)
             if value.grouped:
                 await redis.xgroup_create(key, "g", id="$")
+        elif isinstance(value, Ranked):
+            await redis.zadd(key, dict(value.scores))
         else:
             await redis.set(key, value)
     await redis.expire(next(iter(cases.setup)), 3600)  # an expiry that must stay as it is

@@ -215,6 +215,7 @@ async def test_gathered_answers_are_what_one_key_per_view_would_hold(single: Rea
     commands = answers["commands"]
     assert commands["counts"] == {
         "succeeded": len(confirmed),
+        "rejected": 0,
         "failed": len(placed) - len(confirmed),
     }
     assert len(commands["recent"]) == 20

@@ -24,7 +24,7 @@ from app.kernel.consumer import PartitionedConsumer, PartitionHandler
 from app.kernel.leases import Leases
 from app.kernel.messages import StoredEvent
 from app.kernel.partitions import partition_of, partition_of_command
-from app.kernel.projection import ProjectionHandler
+from app.kernel.projector_pass import projector_passes
 from app.projections.registry import build
 from app.services import Services, build_services
 from tests.support.polling import eventually
@@ -155,10 +155,14 @@ async def running_projections(
     """The real projector loop, for only the named projections (so it stops quickly);
     `archive`: a new read model finds what was trimmed in the archive, as the projector's."""
     services = build_services(settings)
-    handlers: list[PartitionHandler] = [
-        ProjectionHandler(p, services.read, archive=services.archive if archive else None)
-        for p in build(names, settings)
-    ]
+    handlers: list[PartitionHandler] = list(
+        projector_passes(
+            build(names, settings),
+            services.read,
+            services.write,
+            archive=services.archive if archive else None,
+        )
+    )
     consumer = PartitionedConsumer(
         services.write,
         handlers,

@@ -29,6 +29,8 @@ from app.kernel.consumer import PartitionedConsumer
 from app.kernel.leases import Leases
 from app.kernel.messages import Actor, StoredEvent
 from app.kernel.partitions import partition_of_command
+from app.kernel.pass_groups import PASS_GROUP_PREFIX, pass_group
+from app.kernel.positions import parse_stream_id
 from app.kernel.projection import group_name
 from app.kernel.redis_types import text, text_dict, text_list
 from app.processes.fulfilment import GROUP as FULFILMENT_GROUP
@@ -62,10 +64,13 @@ def pipeline_groups(settings: Settings, kinds: Iterable[str] = WORKER_KINDS) -> 
         groups.append((keys.commands, COMMANDS_GROUP))
     if "process" in wanted:
         groups.append((keys.events, FULFILMENT_GROUP))
-    names = (PROJECTOR if "projector" in wanted else ()) + (
-        NOTIFIER if "notifier" in wanted else ()
-    )
-    for projection in build(names, settings):
+    seen: set[tuple[str, str]] = set()
+    for projection in build(PROJECTOR if "projector" in wanted else (), settings):
+        group = pass_group(projection.stream(0))  # one pass per stream for every read model
+        if (projection.stream(0), group) not in seen:
+            seen.add((projection.stream(0), group))
+            groups.append((projection.stream, group))
+    for projection in build(NOTIFIER if "notifier" in wanted else (), settings):
         groups.append((projection.stream, group_name(projection.name)))
     return groups
 
@@ -288,8 +293,35 @@ async def busy_consumers(redis: Redis, partitions: int, groups: Groups) -> list[
     return busy
 
 
+async def read_models_behind(services: Services, groups: Groups) -> list[str]:
+    """Read models of a projector pass among `groups` whose checkpoint (where they have one)
+    is not yet where the pass is: left out of its batches (paused, new, swapped in) and not
+    caught up yet."""
+    behind: list[str] = []
+    for stream_key, group in groups:
+        if not group.startswith(PASS_GROUP_PREFIX):
+            continue
+        names = [
+            p.name for p in build(PROJECTOR, services.settings) if p.stream(0) == stream_key(0)
+        ]
+        for partition in range(services.settings.partitions):
+            stream = stream_key(partition)
+            found = [g for g in await services.write.xinfo_groups(stream) if g["name"] == group]
+            if not found:
+                continue
+            at = parse_stream_id(str(found[0]["last-delivered-id"]))
+            checkpoints = await services.read.mget([keys.checkpoint(n, partition) for n in names])
+            behind += [
+                f"{name} partition {partition}: at {text(checkpoint)}"
+                for name, checkpoint in zip(names, checkpoints, strict=True)
+                if checkpoint is not None and parse_stream_id(text(checkpoint)) < at
+            ]
+    return behind
+
+
 async def wait_idle(services: Services, groups: Groups, within: float = 60.0) -> None:
-    """Until every consumer group has read and acknowledged everything: nothing in flight.
+    """Until every consumer group has read and acknowledged everything: nothing in flight,
+    and every read model of a projector pass where the pass is.
 
     An entry is pending from its delivery until its handler finished, and every reaction
     is appended before the entry that caused it is acked, so "nothing unread, nothing
@@ -299,6 +331,7 @@ async def wait_idle(services: Services, groups: Groups, within: float = 60.0) ->
     quiet = 0
     while quiet < 2:
         busy = await busy_consumers(services.write, services.settings.partitions, groups)
+        busy = busy or await read_models_behind(services, groups)
         quiet = quiet + 1 if not busy else 0
         if busy and time.monotonic() > deadline:
             raise AssertionError(f"pipeline not idle in {within}s: {busy[:8]}")
