@@ -7,6 +7,8 @@ go out in one pipeline of script calls. A commit whose aggregate changed meanwhi
 nothing; its aggregate is reloaded and what is left of its commands decided again, a bounded
 number of times. A single command is a batch of one. How a batch is timed and traced:
 kernel/bus_timing.py.
+
+Over 300 lines, one job: one batch of commands through load, decide and commit, in order.
 """
 
 from __future__ import annotations

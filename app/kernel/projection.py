@@ -17,6 +17,8 @@ A new read model (its consumer group made after the stream was trimmed: the grou
 the stream's first entry) is seeded from the archive: the first batch an owner applies in a
 partition is preceded by every entry between the read model's checkpoint and that batch,
 read through the archive (kernel/archive/reader.py) and applied as batches of their own.
+
+Over 300 lines, one job: a batch of entries from read to write, each step beside the next.
 """
 
 from __future__ import annotations

@@ -23,6 +23,9 @@ spans, under its own group name `projection.<name>`), so it may stand elsewhere 
 A poison entry for one read model is retried at once (applying is pure: no reads, nothing to
 wait for), then dead-lettered for that read model alone and its key parked in that read
 model's dead letters; the other read models take the entry as usual.
+
+Over 300 lines, one job: the pass's batch, from read to one script, with its read models
+left out, behind or ahead, each case beside the others.
 """
 
 from __future__ import annotations

@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 import msgspec
 from redis.asyncio import Redis
 
+from app.kernel import keys
 from app.kernel.redis_types import text
 
 SAMPLE = 10
@@ -44,6 +45,22 @@ class Diff(msgspec.Struct, frozen=True, kw_only=True):
 async def scan(redis: Redis, prefix: str) -> set[str]:
     """Every key starting with `prefix` (which must hold no glob characters)."""
     return {text(key) async for key in redis.scan_iter(match=f"{prefix}*", count=1000)}
+
+
+async def live_and_shadow_keys(redis: Redis, name: str) -> tuple[set[str], set[str]]:
+    """A read model's live keys, and its shadow's (by the live names they stand for)."""
+    prefix = keys.read_model_prefix(name)
+    live = await scan(redis, prefix)
+    copies = await scan(redis, keys.shadow(prefix))
+    shadowed = len(keys.shadow(""))
+    return live, {key[shadowed:] for key in copies}
+
+
+async def drop_shadow(redis: Redis, name: str) -> None:
+    """Delete a read model's shadow (what a rebuild built and did not swap in)."""
+    copies = sorted(await scan(redis, keys.shadow(keys.read_model_prefix(name))))
+    for start in range(0, len(copies), 500):
+        await redis.delete(*copies[start : start + 500])
 
 
 async def values(redis: Redis, names: Sequence[str]) -> list[object]:

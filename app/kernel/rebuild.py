@@ -17,9 +17,11 @@ The streams are read through the archive (kernel/archive/reader.py): the archive
 then the stream's, as one sequence. While it runs, the rebuild holds each partition's
 entries from its cursor on in the stream (kernel/archive/holds.py), so the trim leaves them.
 
-Only projections are rebuilt, and a rebuild never touches a consumer group: no process
-manager or notifier runs again. Entries an operator discarded stay discarded; an entry that
-fails holds its key back for the rest of the build (as parking does live) and is reported.
+One class, its phases in the order they run (over 300 lines: each phase hands the next its
+cursors, shadow and leases). Only projections are rebuilt, and a rebuild never touches a
+consumer group: no process manager or notifier runs again. Entries an operator discarded
+stay discarded; an entry that fails holds its key back for the rest of the build (as
+parking does live) and is reported (rebuild_replay.py).
 """
 
 from __future__ import annotations
@@ -28,13 +30,11 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, cast
 
 import msgspec
 from redis.asyncio import Redis
-from redis.asyncio.client import Pipeline
 from redis.exceptions import WatchError
 
 from app.kernel import keys
@@ -44,9 +44,18 @@ from app.kernel.dead_letters import DeadLetters
 from app.kernel.handlers import INFRA_ERRORS, Entry
 from app.kernel.leases import LEASE_MS, LEASE_TRUSTED, Leases
 from app.kernel.positions import parse_stream_id
-from app.kernel.projection import Decoded, Projected, Projection, group_name, project
-from app.kernel.read_model_diff import Diff, compare, scan
-from app.kernel.rebuild_state import RUNNING, Phase, RebuildState, load_state, save_state
+from app.kernel.projection import Projection, group_name
+from app.kernel.read_model_diff import Diff, compare, drop_shadow, live_and_shadow_keys
+from app.kernel.rebuild_replay import ChunkReplay, ShadowPartition
+from app.kernel.rebuild_state import (
+    RUNNING,
+    Phase,
+    ProgressRate,
+    RebuildState,
+    entries_to_read,
+    load_state,
+    save_state,
+)
 from app.kernel.redis_types import field_map, optional_text, text
 
 log = logging.getLogger(__name__)
@@ -68,23 +77,6 @@ class RebuildBusy(Exception):
 
 class RebuildError(Exception):
     """The rebuild cannot go on (no shadow to swap, checkpoints that never hold still)."""
-
-
-@dataclass
-class _Partition:
-    cursor: str = "0-0"
-    """The last entry read into the shadow."""
-    versions: dict[str, int] = field(default_factory=dict)
-    complete: bool = True
-    """`versions` holds every aggregate the shadow has (else missing ones are read)."""
-    held: dict[str, str] = field(default_factory=dict)
-
-
-class _Failed(Exception):
-    def __init__(self, index: int, cause: Exception) -> None:
-        super().__init__(str(cause))
-        self.index = index
-        self.cause = cause
 
 
 def _later(a: str, b: str) -> bool:
@@ -123,14 +115,11 @@ class ShadowRebuild:
         self._archive = archive
         self._holds = ArchiveHolds(write, f"rebuild.{self.group}")
         self._owners_trust = lease_ms / 1000 * LEASE_TRUSTED
-        self._parts = [_Partition() for _ in range(partitions)]
+        self._parts = [ShadowPartition() for _ in range(partitions)]
         self._positions = {key(self.name, p) for p in range(partitions) for key in POSITION_KEYS}
         """Keys that are positions or warnings, not the model: left out of the diff."""
-        self._discarded: set[tuple[str, str]] = set()
-        self._order_key: Callable[[dict[str, str]], str] | None = getattr(
-            projection, "order_key", None
-        )
-        self._samples: list[tuple[float, int]] = []
+        self._replay = ChunkReplay(projection, set(), self._failed)
+        self._rate = ProgressRate(RATE_WINDOW_SECONDS)
         self._reported = 0.0
         now = time.time()
         self.state = RebuildState(
@@ -143,12 +132,13 @@ class ShadowRebuild:
         """Hold the projection's rebuild lock (one rebuild of a projection at a time)."""
         if not await self._lock.acquire(f"rebuild.{self.group}", 0):
             raise RebuildBusy(f"another rebuild of {self.name} is running")
-        self._discarded = await DeadLetters(self._write, self.group).discarded_entries()
+        discarded = await DeadLetters(self._write, self.group).discarded_entries()
+        self._replay = ChunkReplay(self._projection, discarded, self._failed)
 
     async def start(self) -> None:
         """A fresh shadow (whatever an earlier rebuild left is dropped)."""
         await self.acquire()
-        await self._drop_shadow()
+        await drop_shadow(self._read, self.name)
         self.state = msgspec.structs.replace(self.state, total=await self._estimate_total())
         await self._save(force=True)
 
@@ -206,7 +196,7 @@ class ShadowRebuild:
         """A chunk of each partition in turn (even progress). The next partition's chunk is
         read, and the last one's writes sent, while this one is applied."""
         reached: list[bool] = []
-        writing: list[asyncio.Future[None]] = []
+        writing: list[asyncio.Future[object]] = []
         reading = asyncio.ensure_future(self._read_chunk(*behind[0]))
         try:
             for index, (partition, target) in enumerate(behind):
@@ -247,7 +237,7 @@ class ShadowRebuild:
 
     def _apply_chunk(
         self, partition: int, target: str, reply: list[tuple[str, dict[str, str]]]
-    ) -> tuple[bool, Awaitable[None]]:
+    ) -> tuple[bool, Awaitable[object]]:
         """Apply a chunk read from a partition; whether it reached the target, and the
         sending of its writes to the shadow."""
         part = self._parts[partition]
@@ -256,7 +246,7 @@ class ShadowRebuild:
             return True, asyncio.sleep(0)
         stream = self._projection.stream(partition)
         entries = [Entry(entry_id, partition, fields) for entry_id, fields in reply if fields]
-        done = self._project(partition, stream, entries)
+        done = self._replay.project(partition, part, stream, entries)
         last = reply[-1][0]
         pipe = self._read.pipeline(transaction=False)
         done.writes.send(pipe, keys.shadow)
@@ -274,48 +264,9 @@ class ShadowRebuild:
         part.cursor = last
         part.versions.update(done.versions)
         self.state = msgspec.structs.replace(self.state, done=self.state.done + len(reply))
-        return len(reply) < self._chunk or last == target, _send(pipe)
-
-    def _project(self, partition: int, stream: str, entries: list[Entry]) -> Projected:
-        part = self._parts[partition]
-        decoded: list[Decoded] = []
-        decode = self._projection.decode
-        for entry in entries:
-            if self._discarded and (stream, entry.id) in self._discarded:
-                continue
-            if part.held and self._key(entry) in part.held:
-                continue
-            try:
-                decoded.append((entry, *decode(entry.fields)))
-            except Exception as exc:
-                self._failed(partition, entry, self._key(entry), exc)
-        while True:
-            try:
-                return self._apply(part.versions, decoded)
-            except _Failed as failed:
-                entry = decoded[failed.index][0]
-                key = self._key(entry)
-                self._failed(partition, entry, key, failed.cause)
-                decoded = [  # its key's later entries wait behind it (none, if it has no key)
-                    item
-                    for index, item in enumerate(decoded)
-                    if index < failed.index
-                    or (index > failed.index and not (key and self._key(item[0]) == key))
-                ]
-
-    def _apply(self, versions: dict[str, int], decoded: list[Decoded]) -> Projected:
-        done = Projected()
-        try:
-            return project(self._projection, decoded, versions, into=done)
-        except Exception as exc:
-            raise _Failed(done.seen - 1, exc) from exc
-
-    def _key(self, entry: Entry) -> str:
-        return self._order_key(entry.fields) if self._order_key is not None else ""
+        return len(reply) < self._chunk or last == target, pipe.execute()  # (then reset)
 
     def _failed(self, partition: int, entry: Entry, key: str, exc: Exception) -> None:
-        if key:
-            self._parts[partition].held[key] = entry.id
         note = f"{partition}:{entry.id} {key}: {type(exc).__name__}: {exc}"[:300]
         failures = [*self.state.failures, note][-FAILURES_KEPT:]
         self.state = msgspec.structs.replace(
@@ -328,14 +279,8 @@ class ShadowRebuild:
     ) -> None:
         """Resuming a shadow: the applied versions of the aggregates of these entries."""
         versions = self._parts[partition].versions
-        missing: dict[str, None] = {}
-        for _, fields in entries:
-            with contextlib.suppress(Exception):  # undecodable: it fails when applied
-                found, _item = self._projection.decode(fields)
-                if found is not None and found[0] not in versions:
-                    missing[found[0]] = None
-        if missing:
-            names = list(missing)
+        names = self._replay.unknown_aggregates(entries, versions)
+        if names:
             shadow_versions = keys.shadow(keys.applied_versions(self.name, partition))
             found_versions = await self._read.hmget(shadow_versions, names)
             versions.update({k: int(v or 0) for k, v in zip(names, found_versions, strict=True)})
@@ -367,7 +312,7 @@ class ShadowRebuild:
                     await self._catch_up(targets)
                     for partition in partitions:
                         await leases.take(self.group, partition)  # a long catch-up: renewed
-                    live, shadow = await self._keys()
+                    live, shadow = await live_and_shadow_keys(self._read, self.name)
                     diff = await compare(self._read, live, shadow, keys.shadow, self._ignored)
                     tx.multi()  # type: ignore[no-untyped-call]
                     if not swap:  # only to learn whether the live copy held still meanwhile
@@ -408,42 +353,19 @@ class ShadowRebuild:
         """Keys that are positions or warnings, not the model: left out of the diff."""
         return key in self._positions
 
-    async def _keys(self) -> tuple[set[str], set[str]]:
-        """Live keys, and the shadow's (by the live names they stand for)."""
-        prefix = keys.read_model_prefix(self.name)
-        live = await scan(self._read, prefix)
-        copies = await scan(self._read, keys.shadow(prefix))
-        shadowed = len(keys.shadow(""))
-        return live, {key[shadowed:] for key in copies}
-
     async def abandon(self) -> None:
         """Drop the shadow (after `acquire`, or within a rebuild of one's own)."""
         previous = await self._previous()
         if previous is not None and previous.phase not in RUNNING:
             self.state = previous
-        await self._drop_shadow()
+        await drop_shadow(self._read, self.name)
         await self._set_phase("abandoned")
-
-    async def _drop_shadow(self) -> None:
-        copies = sorted(await scan(self._read, keys.shadow(keys.read_model_prefix(self.name))))
-        for start in range(0, len(copies), 500):
-            await self._read.delete(*copies[start : start + 500])
 
     # --- progress -------------------------------------------------------------------------
 
     async def _estimate_total(self) -> int:
-        """Entries the group has read per partition (Redis 7), else the streams' lengths."""
-        async with self._write.pipeline(transaction=False) as pipe:
-            for partition in range(self._partitions):
-                pipe.xinfo_groups(self._projection.stream(partition))
-                pipe.xlen(self._projection.stream(partition))
-            replies = await pipe.execute(raise_on_error=False)
-        total = 0
-        for groups, length in zip(replies[::2], replies[1::2], strict=True):
-            mine = _group(groups, self.group)
-            read = mine.get("entries-read") if mine else None
-            total += int(read) if read is not None else int(length or 0)
-        return max(total, self.state.done)
+        streams = [self._projection.stream(p) for p in range(self._partitions)]
+        return max(await entries_to_read(self._write, streams, self.group), self.state.done)
 
     async def _set_phase(self, phase: Phase, *, diff: Diff | None = None, error: str = "") -> None:
         self.state = msgspec.structs.replace(
@@ -456,10 +378,7 @@ class ShadowRebuild:
         if not force and now - self._reported < REPORT_SECONDS:
             return
         self._reported = now
-        self._samples = [s for s in self._samples if now - s[0] <= RATE_WINDOW_SECONDS]
-        self._samples.append((now, self.state.done))
-        first_at, first_done = self._samples[0]
-        rate = (self.state.done - first_done) / (now - first_at) if now > first_at else 0.0
+        rate = self._rate.sample(now, self.state.done)
         total = max(self.state.total, self.state.done)
         self.state = msgspec.structs.replace(
             self.state,
@@ -478,15 +397,3 @@ class ShadowRebuild:
                 await self._holds.hold(partition, part.cursor)
         if self._on_progress is not None:
             await self._on_progress(self.state)
-
-
-async def _send(pipe: Pipeline) -> None:
-    async with pipe:
-        await pipe.execute()
-
-
-def _group(groups: object, name: str) -> dict[str, Any] | None:
-    if not isinstance(groups, list):
-        return None
-    found: Iterable[dict[str, Any]] = (g for g in groups if isinstance(g, dict))
-    return next((g for g in found if g.get("name") == name), None)

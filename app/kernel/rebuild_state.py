@@ -3,8 +3,8 @@ the status page, the terminal and a later swap."""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
 
 import msgspec
 from redis.asyncio import Redis
@@ -69,3 +69,39 @@ async def rebuild_states(redis: Redis, projections: Sequence[str]) -> list[Rebui
             pipe.get(keys.rebuild_state(name))
         raw = await pipe.execute()
     return [_state.decode(value) for value in raw if value]
+
+
+class ProgressRate:
+    """Entries per second over the last `window` seconds of samples."""
+
+    def __init__(self, window: float) -> None:
+        self._window = window
+        self._samples: list[tuple[float, int]] = []
+
+    def sample(self, now: float, done: int) -> float:
+        self._samples = [s for s in self._samples if now - s[0] <= self._window]
+        self._samples.append((now, done))
+        first_at, first_done = self._samples[0]
+        return (done - first_done) / (now - first_at) if now > first_at else 0.0
+
+
+async def entries_to_read(redis: Redis, streams: Sequence[str], group: str) -> int:
+    """Entries the group has read of the streams (Redis 7), else the streams' lengths."""
+    async with redis.pipeline(transaction=False) as pipe:
+        for stream in streams:
+            pipe.xinfo_groups(stream)
+            pipe.xlen(stream)
+        replies = await pipe.execute(raise_on_error=False)
+    total = 0
+    for groups, length in zip(replies[::2], replies[1::2], strict=True):
+        mine = _group(groups, group)
+        read = mine.get("entries-read") if mine else None
+        total += int(read) if read is not None else int(length or 0)
+    return total
+
+
+def _group(groups: object, name: str) -> dict[str, Any] | None:
+    if not isinstance(groups, list):
+        return None
+    found: Iterable[dict[str, Any]] = (g for g in groups if isinstance(g, dict))
+    return next((g for g in found if g.get("name") == name), None)

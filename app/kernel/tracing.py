@@ -10,6 +10,8 @@ trace is started at the edge only (app.web.tracing): for every request when span
 exported, else when a request brings a sampled `traceparent` of its own (the storefront's
 pages send one with each form). Until `enable()` is called (app.observability.telemetry does,
 once per process) every function here returns at its first line.
+
+Over 300 lines, one job: the trace context in and out of every kind of entry, one place.
 """
 
 from __future__ import annotations

@@ -1,5 +1,6 @@
 """Run a load test: sign in, make products, start the shards (in this process or `--procs`
-processes), show progress, then fetch a sample of step times and report."""
+processes), show progress, then fetch a sample of step times and report. One run from start
+to report, read top to bottom (over 300 lines: its phases share the options and clients)."""
 
 from __future__ import annotations
 
@@ -80,8 +81,7 @@ async def prepare(options: LoadOptions) -> Setup:
     return Setup(customers, admin, skus, run_id)
 
 
-UNITS_PER_ORDER = 2
-"""An order has 1 to 3 lines of one unit each: 2 units on average."""
+UNITS_PER_ORDER = 2  # an order has 1 to 3 lines of one unit each: 2 units on average
 
 
 def sell_out_warning(options: LoadOptions, available: int, products: int) -> str:

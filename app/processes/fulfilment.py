@@ -35,6 +35,8 @@ order is cancelled and its money given back.
 
 One job, read best whole (hence longer than most modules): every step of the saga and every
 compensation, side by side.
+
+Over 300 lines, one job: every step of the process, in the order an order takes them.
 """
 
 from __future__ import annotations

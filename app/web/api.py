@@ -1,4 +1,7 @@
-"""The JSON API of API.md: sessions, commands, queries, operations."""
+"""The JSON API of API.md: sessions, commands, queries, operations.
+
+Over 300 lines: one module is the whole contract, endpoint by endpoint, with its route table
+at the end, so it can be read against API.md in one place."""
 
 from __future__ import annotations
 

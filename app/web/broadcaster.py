@@ -10,6 +10,8 @@ message per key however many changes it holds. Each socket's sender takes everyt
 at once and sends it in as few frames as its framing allows. Only a socket that stops reading
 is dropped: one whose send does not complete within `stall_seconds`, or that has more than
 `max_pending` keys waiting. It is closed with 1013; clients reconnect and re-fetch.
+
+Over 300 lines, one job: a socket's life, from admission through merging to sending.
 """
 
 from __future__ import annotations
