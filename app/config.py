@@ -63,7 +63,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
     give_up_seconds: Annotated[float, msgspec.Meta(gt=0)] = 30.0
     """... and after this long its owner gives the partition's lease up."""
     redis_cluster: bool = False
-    """REDIS_URL names a node of a Redis Cluster (as does a `redis+cluster://` URL)."""
+    """REDIS_URL names a node of a Redis Cluster (as does a `redis+cluster://` URL). The
+    read models may be on one too: READ_REDIS_URL `redis+cluster://...`, or unset."""
     redis_wait_replicas: Annotated[int, msgspec.Meta(ge=0, le=16)] = 0
     """Replicas every acknowledgement waits for (one WAIT per batch and node written to):
     an accepted command, a commit, a step of a process, an applied batch. 0: none."""
@@ -128,7 +129,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
 
     @property
     def cluster(self) -> bool:
-        return self.redis_cluster or self.redis_url.split("://")[0].endswith("+cluster")
+        return self.redis_cluster or _names_cluster(self.redis_url)
+
+    @property
+    def read_cluster(self) -> bool:
+        """The read models are on a Redis Cluster: READ_REDIS_URL names one, or is unset
+        (then they share the write side's Redis, a Cluster or not)."""
+        return _names_cluster(self.read_redis_url) if self.read_redis_url else self.cluster
 
     @property
     def read_wait_replicas(self) -> int:
@@ -142,6 +149,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, rename="upper"):
         if self.command_rate_per_minute is not None:
             return self.command_rate_per_minute
         return PRODUCTION_COMMAND_RATE if self.production else 0
+
+
+def _names_cluster(url: str) -> bool:
+    return url.split("://")[0].endswith("+cluster")
 
 
 def _whole(info: msgspec.inspect.Type) -> bool:
@@ -171,10 +182,6 @@ def load_settings(env: Mapping[str, str] | None = None) -> Settings:
     except msgspec.ValidationError as exc:
         name = str(exc).rpartition("$.")[2].rstrip("`")
         raise ConfigError(f"{name}: {exc}".replace(f" - at `$.{name}`", "")) from None
-    if settings.cluster and not settings.read_redis_url:
-        raise ConfigError(
-            "On a Redis Cluster, read models need a server of their own: set READ_REDIS_URL"
-        )
     if settings.production and (settings.secret_key == DEV_SECRET or len(settings.secret_key) < 32):
         raise ConfigError(
             "APP_ENV=production needs SECRET_KEY set to a random string of 32+ characters"

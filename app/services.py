@@ -24,6 +24,7 @@ from app.kernel.command_status_store import CommandStatusStore
 from app.kernel.commit import CommitStore
 from app.kernel.idempotency import IdempotencyStore
 from app.kernel.intake import CommandIntake
+from app.kernel.read_side import ReadSide
 from app.kernel.rebuild_commands import rebuild_runner
 from app.kernel.replication import Replication
 from app.kernel.running import RunningCommands
@@ -47,6 +48,8 @@ class Services:
     settings: Settings
     write: Redis
     read: Redis
+    read_side: ReadSide
+    """The read Redis with the partitions its read models are kept in (what queries take)."""
     bus: CommandBus
     statuses: CommandStatusStore
     intake: CommandIntake
@@ -102,7 +105,11 @@ def build_services(
 ) -> Services:
     metrics = metrics or PipelineMetrics()
     write = connect(settings.redis_url, cluster=settings.cluster)
-    read = connect(settings.read_redis_url) if settings.read_redis_url else write
+    read = (
+        connect(settings.read_redis_url, cluster=settings.read_cluster)
+        if settings.read_redis_url
+        else write
+    )
     gateway = SimulatedGateway(
         write,
         settings.secret_key,
@@ -145,6 +152,7 @@ def build_services(
         settings=settings,
         write=write,
         read=read,
+        read_side=ReadSide(read, settings.partitions),
         bus=bus,
         statuses=statuses,
         intake=intake,

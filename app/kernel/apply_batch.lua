@@ -2,8 +2,9 @@
 -- moves, atomically, if every checkpoint is still the one the batch was read after (else
 -- nothing: another owner moved one, and this one must stop). One read model (a projection's
 -- own batch) or several (the projector's pass over a partition: kernel/projector_pass.py).
--- Runs on the read-model server, never on a Cluster: the keys the writes touch are not
--- declared.
+-- On a Cluster too: every key a batch of partition N writes carries N's hash tag
+-- (kernel/keys.py), so they are all in the checkpoints' slot, which routes the call (the
+-- keys the writes touch are not declared).
 --
 -- KEYS[i] the checkpoint of read model i (one key or more)
 --

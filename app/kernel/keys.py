@@ -1,7 +1,7 @@
 """Every Redis key name the system uses, in one place.
 
-Write-side keys carry their partition's hash tag so one commit touches one Cluster slot.
-Read-side keys live on the read Redis (a single server, or the same one).
+Write-side keys carry their partition's hash tag so one commit touches one Cluster slot; so do
+read-model keys (on the read Redis: a single server, the same one, or a Cluster).
 """
 
 from __future__ import annotations
@@ -159,10 +159,16 @@ def external(system: str, *parts: str) -> str:
 
 
 # --- read side -----------------------------------------------------------------------------
+#
+# Every read-model key belongs to one partition and carries its hash tag after the model's
+# name (`rm:catalog:{p3}:...`): the keys one projector batch of partition 3 writes share a
+# slot (one apply script, on one server or a Cluster), `rm:<model>:` still prefixes every
+# key of a model (a rebuild's SCAN), and a shadow copy (`rebuild:` + the key) keeps the tag,
+# so RENAME stays in the slot. Views that span partitions are gathered at query time.
 
 
-def read_model(name: str, *parts: str) -> str:
-    return ":".join(("rm", name, *parts))
+def read_model(name: str, partition: int, *parts: str) -> str:
+    return ":".join(("rm", name, tag(partition), *parts))
 
 
 def read_model_prefix(projection: str) -> str:
@@ -171,26 +177,27 @@ def read_model_prefix(projection: str) -> str:
 
 
 def shadow(key: str) -> str:
-    """A read-model key's copy in a rebuild's shadow (same server, renamed over at the swap)."""
+    """A read-model key's copy in a rebuild's shadow (same slot, renamed over at the swap)."""
     return f"rebuild:{key}"
 
 
 def checkpoint(projection: str, partition: int) -> str:
-    return f"rm:{projection}:checkpoint:{partition}"
+    return read_model(projection, partition, "checkpoint")
 
 
 def applied_versions(projection: str, partition: int) -> str:
-    return f"rm:{projection}:versions:{partition}"
+    return read_model(projection, partition, "versions")
 
 
-def projection_health(projection: str) -> str:
-    """Hash on the read Redis: `gap`, `gap_at` when an aggregate's versions jumped."""
-    return f"rm:{projection}:health"
+def projection_health(projection: str, partition: int) -> str:
+    """Hash: `gap`, `gap_at` when an aggregate's versions jumped in this partition."""
+    return read_model(projection, partition, "health")
 
 
-def view_notices() -> str:
-    """Capped stream of read-model changes the WebSocket hubs follow."""
-    return "rm:notices"
+def view_notices(partition: int) -> str:
+    """Capped stream of the partition's read-model changes the WebSocket hubs follow (each
+    hub follower reads one stream, so one slot)."""
+    return f"rm:notices:{tag(partition)}"
 
 
 # --- observability (read Redis) ------------------------------------------------------------

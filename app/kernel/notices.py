@@ -5,8 +5,8 @@ Both kinds are declared here once, as Structs whose fields have short names on t
 * a **status notice** on a partition's `{pN}:notices`: a command's status changed. Written by
   the status scripts (enqueue.lua, advance.lua, commit.lua), which get the field names from
   `STATUS_NOTICE_FIELDS` through `load_script`;
-* a **view notice** on `rm:notices`: an item of a read model changed. Written by projections
-  (kernel/projection.py) and by the inbox's read flag.
+* a **view notice** on a partition's `rm:notices:{pN}`: an item of a read model changed.
+  Written by projections (kernel/projection.py) and by the inbox's read flag.
 
 The hubs read both with `read_status_notice` and `read_view_notice` (web/live_views.py).
 """

@@ -186,7 +186,7 @@ class PassModel:
         """Queue its writes, versions and gap (if any) on `tx`."""
         if done.gaps:
             tx.hset(
-                keys.projection_health(self.name),
+                keys.projection_health(self.name, partition),
                 mapping=field_map({"gap": done.gaps[-1], "gap_at": str(time.time())}),
             )
         done.writes.send(tx)

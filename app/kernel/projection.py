@@ -27,7 +27,7 @@ import logging
 import time
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, Protocol, TypeVar, get_args, get_origin
+from typing import Any, ClassVar, Generic, Protocol, TypeVar, cast, get_args, get_origin
 
 import msgspec
 from opentelemetry.trace import Span
@@ -72,8 +72,8 @@ class Projection(Protocol[T]):
         """
 
     def apply(self, item: T, tx: ReadModelWrites) -> Iterable[Change]:
-        """Record the read-model writes for one item, and say which items of which views
-        changed (`Change(VIEW, key)`). No reads."""
+        """Record the read-model writes for one item (its keys in partition `tx.partition`),
+        and say which items of which views changed (`Change(VIEW, key)`). No reads."""
 
 
 class Applied(Generic[E]):
@@ -165,6 +165,7 @@ def project(
     done = into if into is not None else Projected()
     for entry, found, item in items:
         done.seen += 1
+        done.writes.partition = entry.partition
         if found is not None:
             aggregate, version = found
             last = done.versions.get(aggregate, applied.get(aggregate, 0))
@@ -308,10 +309,10 @@ class ProjectionHandler:
             return self.process_span(partition, entry, parent, spans) if parent else ""
 
         done = project(self.projection, fresh, versioned, trace=trace)
-        tx = self._read.pipeline(transaction=False)  # records the writes; never executed
+        tx = recorder()
         if done.gaps:
             tx.hset(
-                keys.projection_health(name),
+                keys.projection_health(name, partition),
                 mapping=field_map({"gap": done.gaps[-1], "gap_at": str(time.time())}),
             )
         done.writes.send(tx)
@@ -321,7 +322,7 @@ class ProjectionHandler:
         position = f"{partition}:{last_id}"
         for (view, key), contexts in done.changes.items():
             tx.xadd(
-                keys.view_notices(),
+                keys.view_notices(partition),
                 notice_fields(ViewNotice(view, key, position, " ".join(contexts))),
                 maxlen=VIEW_NOTICES_MAXLEN,
                 approximate=True,
@@ -343,7 +344,13 @@ class ProjectionHandler:
         )
         if checkpoint and parse_stream_id(checkpoint) >= parse_stream_id(entry.id):
             return
-        await self._write(partition, checkpoint or "", entry.id, self._read.pipeline())
+        await self._write(partition, checkpoint or "", entry.id, recorder())
+
+
+def recorder() -> Pipeline:
+    """A pipeline that only records the commands queued on it (their arguments as redis-py
+    sends them), never executed: the same whether the read Redis is a Cluster or not."""
+    return Pipeline(cast(Any, None), {}, transaction=False, shard_hint=None)
 
 
 def command_args(tx: Pipeline) -> list[list[str]]:

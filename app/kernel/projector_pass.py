@@ -57,6 +57,7 @@ from app.kernel.projection import (
     Projection,
     ProjectionHandler,
     command_args,
+    recorder,
     run_apply,
 )
 from app.kernel.redis_types import optional_text, range_entries
@@ -206,7 +207,10 @@ class ProjectorPass:
         return decode_heads(entries, wanted, self._decoder)
 
     async def _checkpoints(self, partition: int, models: list[PassModel]) -> dict[str, str]:
-        values = await self._read.mget([keys.checkpoint(m.name, partition) for m in models])
+        async with self._read.pipeline(transaction=False) as pipe:  # (a Cluster refuses MGET)
+            for m in models:
+                pipe.get(keys.checkpoint(m.name, partition))
+            values = await pipe.execute()
         return {m.name: optional_text(v) or "" for m, v in zip(models, values, strict=True)}
 
     async def _catch_up(
@@ -261,11 +265,13 @@ class ProjectorPass:
             for m in models
         }
         async with self._read.pipeline(transaction=False) as pipe:
-            pipe.mget([keys.checkpoint(m.name, partition) for m in models])
+            for m in models:  # one GET each: a Cluster's pipeline refuses MGET
+                pipe.get(keys.checkpoint(m.name, partition))
             for m in models:
                 if aggregates[m.name]:
                     pipe.hmget(keys.applied_versions(m.name, partition), aggregates[m.name])
-            found, *versions_found = await pipe.execute()
+            replied = await pipe.execute()
+        found, versions_found = replied[: len(models)], replied[len(models) :]
         checkpoints = {m.name: optional_text(v) or "" for m, v in zip(models, found, strict=True)}
         replies = iter(versions_found)
         versions = {
@@ -299,7 +305,7 @@ class ProjectorPass:
         try:
             moves: list[tuple[PassModel, str, str]] = []
             changes: dict[tuple[View, str], list[str]] = {}
-            tx = self._read.pipeline(transaction=False)  # records the writes; never executed
+            tx = recorder()  # records the writes; never executed
             for model in models:
                 after = parse_stream_id(checkpoints[model.name] or START)
                 fresh = [item for item in items[model.name] if parse_stream_id(item[0].id) > after]
@@ -314,7 +320,7 @@ class ProjectorPass:
             position = f"{partition}:{last}"
             for (view, key), contexts in changes.items():
                 tx.xadd(
-                    keys.view_notices(),
+                    keys.view_notices(partition),
                     notice_fields(ViewNotice(view, key, position, " ".join(contexts))),
                     maxlen=VIEW_NOTICES_MAXLEN,
                     approximate=True,

@@ -57,7 +57,10 @@ def redis_text(value: Value | None) -> str | None:
 
 
 class ReadModelWrites:
-    def __init__(self) -> None:
+    def __init__(self, partition: int = 0) -> None:
+        self.partition = partition
+        """The partition of the entry being applied: every key a projection writes for it
+        carries that partition's tag (so one batch's writes share a slot)."""
         self.writes: list[Write] = []
         self._last: dict[str, Write] = {}
         self.expiries: dict[str, int] = {}

@@ -67,6 +67,7 @@ CUT_LEASE_MS = 30_000
 CUT_ATTEMPTS = 20
 REPORT_SECONDS = 0.5
 RATE_WINDOW_SECONDS = 5.0
+POSITION_KEYS = (keys.checkpoint, keys.projection_health)
 FAILURES_KEPT = 10
 
 
@@ -115,6 +116,8 @@ class ShadowRebuild:
         self._holds = ArchiveHolds(write, f"rebuild.{self.group}")
         self._owners_trust = lease_ms / 1000 * LEASE_TRUSTED
         self._parts = [ShadowPartition() for _ in range(partitions)]
+        self._positions = {key(self.name, p) for p in range(partitions) for key in POSITION_KEYS}
+        """Keys that are positions or warnings, not the model: left out of the diff."""
         self._replay = ChunkReplay(projection, set(), self._failed)
         self._rate = ProgressRate(RATE_WINDOW_SECONDS)
         self._reported = 0.0
@@ -254,7 +257,7 @@ class ShadowRebuild:
             )
         if done.gaps:
             pipe.hset(
-                keys.shadow(keys.projection_health(self.name)),
+                keys.shadow(keys.projection_health(self.name, partition)),
                 mapping=field_map({"gap": done.gaps[-1], "gap_at": str(time.time())}),
             )
         pipe.set(keys.shadow(keys.checkpoint(self.name, partition)), last)
@@ -348,8 +351,7 @@ class ShadowRebuild:
 
     def _ignored(self, key: str) -> bool:
         """Keys that are positions or warnings, not the model: left out of the diff."""
-        checkpoints = keys.checkpoint(self.name, 0).rpartition(":")[0] + ":"
-        return key == keys.projection_health(self.name) or key.startswith(checkpoints)
+        return key in self._positions
 
     async def abandon(self) -> None:
         """Drop the shadow (after `acquire`, or within a rebuild of one's own)."""

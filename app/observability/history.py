@@ -3,7 +3,7 @@
 Two writers fill each bucket, both in Redis (the read server), each bucket expiring after
 KEEP_SECONDS:
 * the command log, as it applies the journal: finished commands by outcome and a histogram of
-  their accepted → finished latency (`rm:command_log:history:<bucket>`, part of that read
+  their accepted → finished latency (`rm:command_log:{pN}:history:<bucket>`, part of that read
   model, so a rebuild makes it again from the journal);
 * every web process, each BUCKET_SECONDS: its open sockets, and (the first one to get there)
   each consumer's lag (`history:samples:<bucket>`; history_sampler.py).
@@ -32,8 +32,9 @@ def latency_field(ms: float) -> str:
     return f"lat:{LATENCY_BINS_MS[index]}" if index < len(LATENCY_BINS_MS) else "lat:inf"
 
 
-def commands_key(bucket: int) -> str:
-    return keys.read_model("command_log", "history", str(bucket))
+def commands_key(partition: int, bucket: int) -> str:
+    """A bucket's finished commands of one partition's journal (the query sums partitions)."""
+    return keys.read_model("command_log", partition, "history", str(bucket))
 
 
 def quantile_ms(bins: dict[str, int], fraction: float) -> float | None:

@@ -54,7 +54,7 @@ class CatalogProjection(EventProjection[p.ProductEvent]):
 
     def apply(self, item: Applied[p.ProductEvent], tx: ReadModelWrites) -> Iterable[Change]:
         event = item.event
-        key = keys.product(event.sku)
+        key = keys.product(tx.partition, event.sku)
         match event:
             case p.ProductCreated():
                 stock = event.stock
@@ -69,7 +69,7 @@ class CatalogProjection(EventProjection[p.ProductEvent]):
                     reserved=stock.reserved,
                 )
                 tx.hset(key, mapping=PRODUCT.whole(row))
-                tx.zadd(keys.catalog_index(), {event.sku: 0})
+                tx.zadd(keys.catalog_index(tx.partition), {event.sku: 0})
             case p.ProductRenamed():
                 tx.hset(key, mapping=PRODUCT.some(name=event.name))
             case p.PriceChanged():

@@ -95,14 +95,14 @@ class CommandLogProjection:
             item.error_code,
             kind,
         )
-        tx.lpush(keys.command_log_recent(), msgspec.json.encode(logged))
-        tx.ltrim(keys.command_log_recent(), 0, RECENT - 1)
-        tx.hincrby(keys.command_log_counts(), kind, 1)
-        tx.hincrby(keys.command_log_counts(), f"{item.type}:{kind}", 1)
-        tx.lpush(keys.command_log_latencies(), f"{completed}:{took}")
-        tx.ltrim(keys.command_log_latencies(), 0, LATENCIES - 1)
+        tx.lpush(keys.command_log_recent(tx.partition), msgspec.json.encode(logged))
+        tx.ltrim(keys.command_log_recent(tx.partition), 0, RECENT - 1)
+        tx.hincrby(keys.command_log_counts(tx.partition), kind, 1)
+        tx.hincrby(keys.command_log_counts(tx.partition), f"{item.type}:{kind}", 1)
+        tx.lpush(keys.command_log_latencies(tx.partition), f"{completed}:{took}")
+        tx.ltrim(keys.command_log_latencies(tx.partition), 0, LATENCIES - 1)
         if time.time() - completed < history.KEEP_SECONDS:
-            bucket = history.commands_key(history.bucket_of(completed))
+            bucket = history.commands_key(tx.partition, history.bucket_of(completed))
             tx.hincrby(bucket, kind, 1)
             tx.hincrby(bucket, history.latency_field(took), 1)
             tx.expire(bucket, history.KEEP_SECONDS)

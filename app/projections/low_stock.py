@@ -46,7 +46,7 @@ class LowStockProjection(EventProjection[LowStockEvent]):
         event = item.event
         match event:
             case p.ProductDiscontinued():
-                tx.zrem(keys.low_stock(), event.sku)
+                tx.zrem(keys.low_stock(tx.partition), event.sku)
             case (
                 p.ProductCreated()
                 | p.ProductRestocked()
@@ -57,9 +57,9 @@ class LowStockProjection(EventProjection[LowStockEvent]):
             ):
                 row = LowStock(event.sku, event.stock.on_hand - event.stock.reserved)
                 if row.available <= self._threshold:
-                    tx.zadd(keys.low_stock(), {row.sku: row.available})
+                    tx.zadd(keys.low_stock(tx.partition), {row.sku: row.available})
                 else:
-                    tx.zrem(keys.low_stock(), row.sku)
+                    tx.zrem(keys.low_stock(tx.partition), row.sku)
             case _:
                 assert_never(event)
         return [Change(DASHBOARD, "sales")]

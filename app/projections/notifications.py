@@ -80,7 +80,7 @@ class NotificationsProjection:
 
     def apply(self, item: IntegrationEvents, tx: ReadModelWrites) -> Iterable[Change]:
         note = Notification(item.event_id, item.order_id, text_of(item), item.occurred_at)
-        tx.lpush(keys.notifications(item.customer), msgspec.json.encode(note))
-        tx.ltrim(keys.notifications(item.customer), 0, KEEP - 1)
-        tx.incr(keys.unread(item.customer))
+        tx.lpush(keys.notifications(tx.partition, item.customer), msgspec.json.encode(note))
+        tx.ltrim(keys.notifications(tx.partition, item.customer), 0, KEEP - 1)
+        tx.incr(keys.unread(tx.partition, item.customer))
         return [Change(INBOX, item.customer)]

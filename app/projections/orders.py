@@ -77,7 +77,7 @@ class OrdersProjection(EventProjection[o.OrderEvent]):
     def apply(self, item: Applied[o.OrderEvent], tx: ReadModelWrites) -> Iterable[Change]:
         event = item.event
         at = item.stored.at
-        key = keys.order(event.order_id)
+        key = keys.order(tx.partition, event.order_id)
         match event:
             case o.OrderPlaced():
                 row = OrderRow(
@@ -91,8 +91,8 @@ class OrdersProjection(EventProjection[o.OrderEvent]):
                     updated_at=at,
                 )
                 tx.hset(key, mapping=ORDER.whole(row))
-                tx.zadd(keys.orders_of(event.customer), {event.order_id: at})
-                tx.zadd(keys.all_orders(), {event.order_id: at})
+                tx.zadd(keys.orders_of(tx.partition, event.customer), {event.order_id: at})
+                tx.zadd(keys.all_orders(tx.partition), {event.order_id: at})
             case o.OrderRefunded():
                 tx.hset(key, mapping=ORDER.some(refunded=True, updated_at=at))
             case o.OrderRejected() | o.OrderCancelled():

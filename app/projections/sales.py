@@ -35,13 +35,13 @@ MINUTES_KEPT_SECONDS = 3600
 
 def moved(tx: ReadModelWrites, before: str, after: str) -> None:
     """One order left status `before` for `after`."""
-    tx.hincrby(keys.sales_by_status(), before, -1)
-    tx.hincrby(keys.sales_by_status(), after, 1)
+    tx.hincrby(keys.sales_by_status(tx.partition), before, -1)
+    tx.hincrby(keys.sales_by_status(tx.partition), after, 1)
 
 
 def sold(tx: ReadModelWrites, lines: Iterable[o.OrderLine], sign: int) -> None:
     for line in lines:
-        tx.zincrby(keys.sales_top(), sign * line.quantity, line.sku)
+        tx.zincrby(keys.sales_top(tx.partition), sign * line.quantity, line.sku)
 
 
 class SalesProjection(EventProjection[o.OrderEvent]):
@@ -51,20 +51,26 @@ class SalesProjection(EventProjection[o.OrderEvent]):
         event = item.event
         match event:
             case o.OrderPlaced():
-                tx.hincrby(keys.sales_by_status(), step_of(event), 1)
+                tx.hincrby(keys.sales_by_status(tx.partition), step_of(event), 1)
                 minute = int(item.stored.at // 60 * 60)
-                tx.incr(keys.sales_per_minute(minute))
+                tx.incr(keys.sales_per_minute(tx.partition, minute))
                 # gone an hour after its minute, by the event's clock: a rebuild of older
                 # events writes keys that expire at once
-                tx.expire_at(keys.sales_per_minute(minute), minute + MINUTES_KEPT_SECONDS)
-                tx.hincrby(keys.sales_totals(), TOTALS.field("orders_placed"), 1)
+                tx.expire_at(
+                    keys.sales_per_minute(tx.partition, minute), minute + MINUTES_KEPT_SECONDS
+                )
+                tx.hincrby(keys.sales_totals(tx.partition), TOTALS.field("orders_placed"), 1)
             case o.OrderStockReserved():
                 moved(tx, "placed", step_of(event))
             case o.OrderPaid():
                 moved(tx, "reserved", step_of(event))
             case o.OrderConfirmed():
                 moved(tx, "paid", step_of(event))
-                tx.hincrby(keys.sales_totals(), TOTALS.field("revenue_cents"), event.total_cents)
+                tx.hincrby(
+                    keys.sales_totals(tx.partition),
+                    TOTALS.field("revenue_cents"),
+                    event.total_cents,
+                )
                 sold(tx, event.lines, 1)
             case o.OrderShipped():
                 moved(tx, "confirmed", step_of(event))
@@ -74,10 +80,14 @@ class SalesProjection(EventProjection[o.OrderEvent]):
                 moved(tx, event.previous_status, step_of(event))
                 if event.previous_status == "confirmed":
                     revenue = TOTALS.field("revenue_cents")
-                    tx.hincrby(keys.sales_totals(), revenue, -event.total_cents)
+                    tx.hincrby(keys.sales_totals(tx.partition), revenue, -event.total_cents)
                     sold(tx, event.lines, -1)
             case o.OrderRefunded():
-                tx.hincrby(keys.sales_totals(), TOTALS.field("refunded_cents"), event.total_cents)
+                tx.hincrby(
+                    keys.sales_totals(tx.partition),
+                    TOTALS.field("refunded_cents"),
+                    event.total_cents,
+                )
             case _:
                 assert_never(event)
         return [Change(DASHBOARD, "sales")]

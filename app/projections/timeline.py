@@ -55,5 +55,5 @@ class TimelineProjection(EventProjection[o.OrderEvent]):
     def apply(self, item: Applied[o.OrderEvent], tx: ReadModelWrites) -> Iterable[Change]:
         event = item.event
         entry = TimelineEntry(step_of(event), item.stored.at, describe(event))
-        tx.rpush(keys.timeline(event.order_id), msgspec.json.encode(entry))
+        tx.rpush(keys.timeline(tx.partition, event.order_id), msgspec.json.encode(entry))
         return [order_change(event.customer, event.order_id)]

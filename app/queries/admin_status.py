@@ -19,14 +19,17 @@ from app.kernel.heartbeat import Heartbeat, live_heartbeats
 from app.kernel.outcomes import OUTCOME_KINDS, success_rate
 from app.kernel.pauses import Pause, paused
 from app.kernel.positions import parse_stream_id
+from app.kernel.read_side import ReadSide, merged, summed
 from app.kernel.rebuild_state import RebuildState, rebuild_states
 from app.kernel.redis_types import text
 from app.kernel.server_info import Memory, check_replicas, memory, replicas
 from app.projections import keys as rm
-from app.projections.command_log import LoggedCommand
+from app.projections.command_log import LATENCIES, LoggedCommand
 from app.queries.dead_letters import ConsumerLetters, DeadLetterView, dead_letters
 
 STALLED_AFTER_SECONDS = 5.0
+RECENT = 20
+"""Recent commands the page shows."""
 ERROR_RECENT_SECONDS = 60.0
 
 
@@ -138,6 +141,20 @@ class Watched(msgspec.Struct, frozen=True):
 _recent_decoder = msgspec.json.Decoder(LoggedCommand)
 
 
+def _completed(command: LoggedCommand) -> float:
+    return command.completed_at
+
+
+def _latency(item: str) -> tuple[float, float]:
+    """(completed at, latency ms) of an entry of the latencies list."""
+    completed, _, took = item.partition(":")
+    return float(completed), float(took)
+
+
+def _completed_first(item: tuple[float, float]) -> float:
+    return item[0]
+
+
 def percentile(values: Sequence[float], fraction: float) -> float:
     if not values:
         return 0.0
@@ -146,26 +163,39 @@ def percentile(values: Sequence[float], fraction: float) -> float:
     return round(ordered[index], 2)
 
 
-async def command_stats(read: Redis) -> Commands:
-    async with read.pipeline(transaction=False) as pipe:
-        pipe.hgetall(rm.command_log_counts())
-        pipe.lrange(rm.command_log_latencies(), 0, -1)
-        pipe.lrange(rm.command_log_recent(), 0, 19)
-        counts_raw, latencies_raw, recent_raw = await pipe.execute()
+async def command_stats(read: ReadSide) -> Commands:
+    """The command log's partitions added up; its latencies and recent commands merged,
+    newest first (each partition's list is)."""
+    counts_raw, latencies_raw, recent_raw = await read.gather(
+        lambda pipe, p: pipe.hgetall(rm.command_log_counts(p)),
+        lambda pipe, p: pipe.lrange(rm.command_log_latencies(p), 0, -1),
+        lambda pipe, p: pipe.lrange(rm.command_log_recent(p), 0, RECENT - 1),
+    )
+    newest = merged(
+        ([_recent_decoder.decode(raw) for raw in piece] for piece in recent_raw),
+        key=_completed,
+        limit=RECENT,
+        reverse=True,
+    )
+    timed = merged(
+        ([_latency(item) for item in piece] for piece in latencies_raw),
+        key=_completed_first,
+        limit=LATENCIES,
+        reverse=True,
+    )
     counts: dict[str, int] = dict.fromkeys(OUTCOME_KINDS, 0)
     by_type: dict[str, dict[str, int]] = {}
-    for field, value in counts_raw.items():
+    for field, value in summed(counts_raw).items():
         if ":" in field:
             command_type, _, status = field.partition(":")
-            by_type.setdefault(command_type, {})[status] = int(value)
+            by_type.setdefault(command_type, {})[status] = value
         else:
-            counts[field] = int(value)
+            counts[field] = value
     now = time.time()
     latencies, last_minute = [], 0
-    for item in latencies_raw:
-        completed, _, took = item.partition(":")
-        latencies.append(float(took))
-        if now - float(completed) <= 60:
+    for completed, took in timed:
+        latencies.append(took)
+        if now - completed <= 60:
             last_minute += 1
     return Commands(
         counts=counts,
@@ -175,7 +205,7 @@ async def command_stats(read: Redis) -> Commands:
             percentile(latencies, 0.5), percentile(latencies, 0.95), percentile(latencies, 0.99)
         ),
         by_type=by_type,
-        recent=[_recent_decoder.decode(r) for r in recent_raw],
+        recent=newest,
     )
 
 
@@ -228,13 +258,18 @@ async def consumers(
         cursor += 1 + partitions
     projection_names = [w.name for w in watched if w.kind == "projection"]
     checkpoint_names = [keys.checkpoint(n, p) for n in projection_names for p in range(partitions)]
-    checkpoint_values = await read.mget(checkpoint_names) if checkpoint_names else []
-    gaps = {}
-    if projection_names:
-        async with read.pipeline(transaction=False) as pipe:
-            for name in projection_names:
-                pipe.hget(keys.projection_health(name), "gap")
-            gaps = dict(zip(projection_names, await pipe.execute(), strict=True))
+    gaps: dict[str, str] = {}
+    async with read.pipeline(transaction=False) as pipe:  # one slot each: no MGET on a Cluster
+        for name in checkpoint_names:
+            pipe.get(name)
+        for name in projection_names:
+            for partition in range(partitions):
+                pipe.hget(keys.projection_health(name, partition), "gap")
+        replies = await pipe.execute() if checkpoint_names else []
+    checkpoint_values = replies[: len(checkpoint_names)]
+    for index, gap in enumerate(replies[len(checkpoint_names) :]):
+        if gap:
+            gaps.setdefault(projection_names[index // partitions], text(gap))
     now = time.time()
     result = []
     for w in watched:
@@ -315,7 +350,7 @@ async def admin_status(
     warnings.add(check_replicas(replication.replicas, replication.wait_replicas, "REDIS_URL"))
     warnings.discard("")
     return AdminStatus(
-        commands=await command_stats(read),
+        commands=await command_stats(ReadSide(read, partitions)),
         projections=await consumers(write, read, watched, partitions, stalls),
         workers=[Worker(b.kind, b.id, round(now - b.at, 1), b.info) for b in beats],
         websocket_connections=sum(int(b.info.get("ws", 0)) for b in beats if b.kind == "web"),

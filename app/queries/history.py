@@ -5,9 +5,9 @@ from __future__ import annotations
 import time
 
 import msgspec
-from redis.asyncio import Redis
 
 from app.kernel import keys
+from app.kernel.read_side import ReadSide, summed
 from app.kernel.redis_types import text_dict
 from app.observability.history import BUCKET_SECONDS, buckets, commands_key, quantile_ms
 
@@ -57,17 +57,24 @@ def point(at: int, counts: dict[str, str], samples: dict[str, str]) -> HistoryPo
     )
 
 
-async def history(read: Redis, now: float | None = None) -> History:
+async def history(read: ReadSide, now: float | None = None) -> History:
+    """The command log's buckets added up over the partitions, with the samples taken."""
     wanted = buckets(time.time() if now is None else now)
-    async with read.pipeline(transaction=False) as pipe:
+    async with read.redis.pipeline(transaction=False) as pipe:
         for bucket in wanted:
-            pipe.hgetall(commands_key(bucket))
             pipe.hgetall(keys.history_samples(bucket))
+            for partition in range(read.partitions):
+                pipe.hgetall(commands_key(partition, bucket))
         replies = await pipe.execute()
+    step = 1 + read.partitions
     return History(
         BUCKET_SECONDS,
         [
-            point(bucket, text_dict(replies[2 * i]), text_dict(replies[2 * i + 1]))
+            point(
+                bucket,
+                {k: str(v) for k, v in summed(replies[step * i + 1 : step * (i + 1)]).items()},
+                text_dict(replies[step * i]),
+            )
             for i, bucket in enumerate(wanted)
         ],
     )

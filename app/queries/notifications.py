@@ -1,14 +1,17 @@
-"""A user's in-app notifications and unread count."""
+"""A user's in-app notifications and unread count.
+
+A user's notifications are kept per partition (the partition of the order each is about);
+an inbox merges the partitions' newest, newest first, and adds up their unread counts."""
 
 from __future__ import annotations
 
 import msgspec
-from redis.asyncio import Redis
 
 from app.kernel import keys as kernel_keys
 from app.kernel.clock import iso
 from app.kernel.notices import ViewNotice, notice_fields
 from app.kernel.projection import VIEW_NOTICES_MAXLEN
+from app.kernel.read_side import ReadSide, merged
 from app.projections import keys
 from app.projections.notifications import INBOX, Notification, NotificationsProjection
 
@@ -30,39 +33,49 @@ class Inbox(msgspec.Struct, frozen=True):
 _decoder = msgspec.json.Decoder(Notification)
 
 
-async def inbox(read: Redis, user: str, limit: int = 20) -> Inbox:
+def _newest_first(note: Notification) -> tuple[float, str]:
+    return note.at, note.id
+
+
+async def inbox(read: ReadSide, user: str, limit: int = 20) -> Inbox:
     return (await inboxes(read, [user], limit))[0]
 
 
-async def inboxes(read: Redis, users: list[str], limit: int = 20) -> list[Inbox]:
+async def inboxes(read: ReadSide, users: list[str], limit: int = 20) -> list[Inbox]:
     """Several users' inboxes in one round trip, in the order asked."""
     if not users:
         return []
-    async with read.pipeline(transaction=False) as pipe:
-        for user in users:
-            pipe.get(keys.unread(user))
-            pipe.lrange(keys.notifications(user), 0, limit - 1)
-        replies = await pipe.execute()
-    return [
-        Inbox(
-            unread=int(unread or 0),
-            items=[
-                NotificationView(n.id, n.order_id, n.text, iso(n.at))
-                for n in map(_decoder.decode, raw)
-            ],
+    reads = []
+    for user in users:
+        reads.append(lambda pipe, p, user=user: pipe.get(keys.unread(p, user)))
+        reads.append(
+            lambda pipe, p, user=user: pipe.lrange(keys.notifications(p, user), 0, limit - 1)
         )
-        for unread, raw in zip(replies[::2], replies[1::2], strict=True)
-    ]
+    replies = await read.gather(*reads)
+    found = []
+    for unread, lists in zip(replies[::2], replies[1::2], strict=True):
+        pieces = ([_decoder.decode(raw) for raw in piece] for piece in lists)
+        notes = merged(pieces, key=_newest_first, limit=limit, reverse=True)
+        found.append(
+            Inbox(
+                unread=sum(int(count or 0) for count in unread),
+                items=[NotificationView(n.id, n.order_id, n.text, iso(n.at)) for n in notes],
+            )
+        )
+    return found
 
 
-async def mark_read(read: Redis, user: str) -> None:
-    """The unread counter is the user's own inbox state, outside the order domain."""
-    async with read.pipeline(transaction=True) as tx:
-        tx.set(keys.unread(user), 0)
-        tx.xadd(
-            kernel_keys.view_notices(),
+async def mark_read(read: ReadSide, user: str) -> None:
+    """The unread counters are the user's own inbox state, outside the order domain. Each
+    partition's is reset on its own (one slot each): a notification landing meanwhile is
+    counted or not, as it would be a moment earlier or later."""
+    async with read.redis.pipeline(transaction=False) as pipe:
+        for partition in range(read.partitions):
+            pipe.set(keys.unread(partition, user), 0)
+        pipe.xadd(
+            kernel_keys.view_notices(read.partition_of(user)),
             notice_fields(ViewNotice(INBOX, user, "")),
             maxlen=VIEW_NOTICES_MAXLEN,
             approximate=True,
         )
-        await tx.execute()
+        await pipe.execute()

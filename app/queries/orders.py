@@ -1,13 +1,17 @@
-"""Order queries: a customer's orders, one order with its timeline."""
+"""Order queries: a customer's orders, one order with its timeline.
+
+An order's keys are in its partition; the lists of orders (a customer's, everyone's) are kept
+per partition and merged newest first, as one sorted set would order them."""
 
 from __future__ import annotations
 
+from typing import cast
+
 import msgspec
-from redis.asyncio import Redis
 
 from app.kernel.clock import iso
 from app.kernel.messages import Actor
-from app.kernel.redis_types import text_list
+from app.kernel.read_side import ReadSide, Scored, merged
 from app.projections import keys
 from app.projections.orders import ORDER, Line, OrdersProjection
 from app.projections.timeline import TimelineEntry, TimelineProjection
@@ -53,18 +57,19 @@ def _view(record: dict[str, str], steps: list[str]) -> OrderView:
     )
 
 
-async def get_order(read: Redis, order_id: str) -> OrderView | None:
+async def get_order(read: ReadSide, order_id: str) -> OrderView | None:
     return (await get_orders(read, [order_id]))[0]
 
 
-async def get_orders(read: Redis, order_ids: list[str]) -> list[OrderView | None]:
+async def get_orders(read: ReadSide, order_ids: list[str]) -> list[OrderView | None]:
     """Several orders in one round trip, in the order asked (None for an unknown id)."""
     if not order_ids:
         return []
-    async with read.pipeline(transaction=False) as pipe:
+    async with read.redis.pipeline(transaction=False) as pipe:
         for order_id in order_ids:
-            pipe.hgetall(keys.order(order_id))
-            pipe.lrange(keys.timeline(order_id), 0, -1)
+            partition = read.partition_of(order_id)
+            pipe.hgetall(keys.order(partition, order_id))
+            pipe.lrange(keys.timeline(partition, order_id), 0, -1)
         replies = await pipe.execute()
     return [
         _view(record, steps) if record else None
@@ -72,11 +77,21 @@ async def get_orders(read: Redis, order_ids: list[str]) -> list[OrderView | None
     ]
 
 
-async def list_orders(read: Redis, customer: str | None, *, limit: int = 50) -> list[OrderView]:
+async def list_orders(read: ReadSide, customer: str | None, *, limit: int = 50) -> list[OrderView]:
     """Newest first: one customer's orders, or everyone's (customer=None, admins only)."""
-    index = keys.orders_of(customer) if customer is not None else keys.all_orders()
-    order_ids = text_list(await read.zrevrange(index, 0, max(1, min(limit, 500)) - 1))
-    return [order for order in await get_orders(read, order_ids) if order is not None]
+    limit = max(1, min(limit, 500))
+
+    def index(partition: int) -> str:
+        if customer is None:
+            return keys.all_orders(partition)
+        return keys.orders_of(partition, customer)
+
+    (newest,) = await read.gather(
+        lambda pipe, p: pipe.zrevrange(index(p), 0, limit - 1, withscores=True)
+    )
+    pieces = cast(list[list[Scored]], newest)  # each newest first, as ZREVRANGE orders
+    ranked = merged(pieces, key=lambda item: (item[1], item[0]), limit=limit, reverse=True)
+    return [order for order in await get_orders(read, [i for i, _ in ranked]) if order]
 
 
 class OrdersPage(msgspec.Struct, frozen=True):
@@ -103,26 +118,36 @@ class OrdersPage(msgspec.Struct, frozen=True):
 
 
 async def orders_page(
-    read: Redis, customer: str | None, *, page: int = 1, per_page: int = 50
+    read: ReadSide, customer: str | None, *, page: int = 1, per_page: int = 50
 ) -> OrdersPage:
     """Page `page` of one customer's orders, or everyone's (customer=None, admins only), with
-    the count: one round trip for the index, one for the orders."""
-    index = keys.orders_of(customer) if customer is not None else keys.all_orders()
-    start = (page - 1) * per_page
-    async with read.pipeline(transaction=False) as pipe:
-        pipe.zcard(index)
-        pipe.zrevrange(index, start, start + per_page - 1)
-        total, ids = await pipe.execute()
-    found = [order for order in await get_orders(read, text_list(ids)) if order is not None]
-    return OrdersPage(found, int(total), page, per_page)
+    the count: the partitions' indexes counted and their newest merged (each asked for as
+    many as the page's end: what one sorted set would rank), then the page's orders."""
+
+    def index(partition: int) -> str:
+        if customer is None:
+            return keys.all_orders(partition)
+        return keys.orders_of(partition, customer)
+
+    end = page * per_page
+    totals, newest = await read.gather(
+        lambda pipe, p: pipe.zcard(index(p)),
+        lambda pipe, p: pipe.zrevrange(index(p), 0, end - 1, withscores=True),
+    )
+    pieces = cast(list[list[Scored]], newest)
+    ranked = merged(pieces, key=lambda item: (item[1], item[0]), limit=end, reverse=True)
+    ids = [order_id for order_id, _ in ranked[end - per_page :]]
+    found = [order for order in await get_orders(read, ids) if order is not None]
+    return OrdersPage(found, sum(int(n) for n in totals), page, per_page)
 
 
-async def owns(read: Redis, customer: str, order_id: str) -> bool:
+async def owns(read: ReadSide, customer: str, order_id: str) -> bool:
     """Scoped by the session's user: only orders indexed under that customer are theirs."""
-    return await read.zscore(keys.orders_of(customer), order_id) is not None
+    index = keys.orders_of(read.partition_of(order_id), customer)
+    return await read.redis.zscore(index, order_id) is not None
 
 
-async def visible_order(read: Redis, actor: Actor, order_id: str) -> OrderView | None:
+async def visible_order(read: ReadSide, actor: Actor, order_id: str) -> OrderView | None:
     """The order if this actor may see it: admins any, signed-in customers only their own."""
     if actor.has_role("admin"):
         return await get_order(read, order_id)

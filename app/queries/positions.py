@@ -30,7 +30,10 @@ async def checkpoints(
 ) -> dict[int, StreamId]:
     """Per partition, the earliest checkpoint among the projections a view is built from."""
     names = [keys.checkpoint(name, p) for name in projections for p in range(partitions)]
-    values = await read.mget(names)
+    async with read.pipeline(transaction=False) as pipe:  # one slot each: no MGET on a Cluster
+        for name in names:
+            pipe.get(name)
+        values = await pipe.execute()
     result: dict[int, StreamId] = {}
     for index, value in enumerate(values):
         partition = index % partitions

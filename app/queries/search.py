@@ -22,6 +22,7 @@ from app.kernel.command_status_store import CommandStatusStore
 from app.kernel.event_entries import event_head, stored_event
 from app.kernel.partitions import partition_of, partition_of_command
 from app.kernel.positions import parse_stream_id
+from app.kernel.read_side import ReadSide
 from app.kernel.redis_types import stream_entries
 from app.queries.catalog import ProductView, get_product
 from app.queries.dead_letters import Consumer, DeadLetterView, dead_letters
@@ -102,7 +103,7 @@ async def _events_of(
 
 async def search(
     write: Redis,
-    read: Redis,
+    read: ReadSide,
     statuses: CommandStatusStore,
     consumers: Sequence[Consumer],
     partitions: int,

@@ -5,9 +5,9 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import msgspec
-from redis.asyncio import Redis
 
 from app.domain.rules import Sku
+from app.kernel.read_side import ReadSide
 from app.projections.catalog import CATALOG, CatalogProjection
 from app.queries import catalog
 from app.queries.catalog import ProductView
@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 PAGE_SIZE = 100
 
 
-async def products_page(read: Redis, after: str) -> tuple[list[ProductView], str | None, str]:
+async def products_page(read: ReadSide, after: str) -> tuple[list[ProductView], str | None, str]:
     """A page of the catalog after sku `after` (ignored unless it is a sku): (its products,
     the sku the next page starts after, the `after` used)."""
     try:
@@ -31,14 +31,16 @@ async def products_page(read: Redis, after: str) -> tuple[list[ProductView], str
 
 
 async def rows(asked: RegionRequest[Services]) -> list[ProductView]:
-    products, _next, _after = await products_page(asked.services.read, asked.query.get("after", ""))
+    products, _next, _after = await products_page(
+        asked.services.read_side, asked.query.get("after", "")
+    )
     return products
 
 
 DECLARED: LiveReadModel[Services, ProductView] = LiveReadModel(
     view=CATALOG,
     projections=(Feed(CatalogProjection, audited=True),),
-    load=lambda services, skus: catalog.get_products(services.read, skus),
+    load=lambda services, skus: catalog.get_products(services.read_side, skus),
     fragment=fragment("product_row", item="p"),
     watchers=Audience.ANYONE,
     regions=(Region("catalog", "/fragments/catalog", rows),),

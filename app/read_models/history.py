@@ -19,7 +19,7 @@ SECONDS = 5.0
 
 
 async def load(services: Services, keys: list[str]) -> list[History | None]:
-    found = await history(services.read)
+    found = await history(services.read_side)
     return [found for _key in keys]
 
 

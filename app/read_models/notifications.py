@@ -27,7 +27,7 @@ BELL = 5
 async def bell(asked: RegionRequest[Services]) -> list[Inbox]:
     """The asker's bell; nothing for someone signed out."""
     user = asked.actor.username
-    return [] if user is None else [await notifications.inbox(asked.services.read, user, BELL)]
+    return [] if user is None else [await notifications.inbox(asked.services.read_side, user, BELL)]
 
 
 DECLARED: LiveReadModel[Services, Inbox] = LiveReadModel(
@@ -42,7 +42,7 @@ DECLARED: LiveReadModel[Services, Inbox] = LiveReadModel(
             rebuildable=False,
         ),
     ),
-    load=lambda services, users: notifications.inboxes(services.read, users),
+    load=lambda services, users: notifications.inboxes(services.read_side, users),
     fragment=fragment("bell", item="inbox"),
     watchers=Audience.OWNER,
     message=view_message("notifications", positioned=False),

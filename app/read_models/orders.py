@@ -35,7 +35,7 @@ MAX_PAGE = 1_000_000
 
 async def load(services: Services, owned_keys: list[str]) -> list[OrderView | None]:
     """Orders by `<customer>/<order id>`: an order whose customer is not that one is none."""
-    found = await orders.get_orders(services.read, [item_id(key) for key in owned_keys])
+    found = await orders.get_orders(services.read_side, [item_id(key) for key in owned_keys])
     return [
         order if order is not None and order.customer == owner(key) else None
         for key, order in zip(owned_keys, found, strict=True)
@@ -60,14 +60,16 @@ async def rows(asked: RegionRequest[Services]) -> list[OrderView]:
     if asked.query.get("all") == "1" and actor.has_role("admin"):
         number = page_number(asked.query.get("page", ""))
         found = await orders.orders_page(
-            asked.services.read, None, page=number, per_page=ALL_PER_PAGE
+            asked.services.read_side, None, page=number, per_page=ALL_PER_PAGE
         )
         return found.orders
-    return await orders.list_orders(asked.services.read, actor.username, limit=LISTED)
+    return await orders.list_orders(asked.services.read_side, actor.username, limit=LISTED)
 
 
 async def detail(asked: RegionRequest[Services]) -> list[OrderView]:
-    order = await orders.visible_order(asked.services.read, asked.actor, asked.path["order_id"])
+    order = await orders.visible_order(
+        asked.services.read_side, asked.actor, asked.path["order_id"]
+    )
     if order is None:
         raise NotFound("No such order")
     return [order]

@@ -35,7 +35,7 @@ class SalesView(msgspec.Struct, frozen=True):
 
 
 async def load(services: Services, keys: list[str]) -> list[SalesView | None]:
-    read = services.read
+    read = services.read_side
     view = SalesView(await sales.sales_dashboard(read), await sales.low_stock(read))
     return [view for _key in keys]
 

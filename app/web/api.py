@@ -201,7 +201,7 @@ async def list_products(request: Request) -> Response:
     limit = int_param(request, "limit", 500, 1, catalog.MAX_PAGE)
     position = await consistent(request, catalog.PROJECTIONS)
     products, next_after = await catalog.list_products(
-        services_of(request).read, after=after, limit=limit
+        services_of(request).read_side, after=after, limit=limit
     )
     headers = read_headers(position)
     if next_after:
@@ -211,7 +211,7 @@ async def list_products(request: Request) -> Response:
 
 async def get_product(request: Request) -> Response:
     position = await consistent(request, catalog.PROJECTIONS)
-    product = await catalog.get_product(services_of(request).read, request.path_params["sku"])
+    product = await catalog.get_product(services_of(request).read_side, request.path_params["sku"])
     if product is None:
         return not_found("No such product", position)
     return json_response(product, headers=read_headers(position))
@@ -219,7 +219,7 @@ async def get_product(request: Request) -> Response:
 
 async def visible_order(request: Request, actor: Actor, order_id: str) -> orders.OrderView | None:
     """The order if this session may see it: admins any, customers only their own."""
-    return await orders.visible_order(services_of(request).read, actor, order_id)
+    return await orders.visible_order(services_of(request).read_side, actor, order_id)
 
 
 async def list_orders(request: Request) -> Response:
@@ -227,7 +227,7 @@ async def list_orders(request: Request) -> Response:
     position = await consistent(request, orders.PROJECTIONS)
     limit = int_param(request, "limit", 50, 1, 500)
     customer = None if actor.has_role("admin") else actor.username
-    found = await orders.list_orders(services_of(request).read, customer, limit=limit)
+    found = await orders.list_orders(services_of(request).read_side, customer, limit=limit)
     return json_response(found, headers=read_headers(position))
 
 
@@ -253,7 +253,7 @@ async def get_admin_status(request: Request) -> Response:
 async def get_sales(request: Request) -> Response:
     await require_admin(request)
     position = await consistent(request, sales.PROJECTIONS)
-    read = services_of(request).read
+    read = services_of(request).read_side
     dashboard = await sales.sales_dashboard(read)
     return json_response(
         {"sales": dashboard, "low_stock": await sales.low_stock(read)},
@@ -265,14 +265,14 @@ async def get_notifications(request: Request) -> Response:
     actor = await require_user(request)
     assert actor.username is not None
     position = await consistent(request, notifications.PROJECTIONS)
-    inbox = await notifications.inbox(services_of(request).read, actor.username)
+    inbox = await notifications.inbox(services_of(request).read_side, actor.username)
     return json_response(inbox, headers=read_headers(position))
 
 
 async def read_notifications(request: Request) -> Response:
     actor = await require_user(request)
     assert actor.username is not None
-    await notifications.mark_read(services_of(request).read, actor.username)
+    await notifications.mark_read(services_of(request).read_side, actor.username)
     return Response(status_code=204)
 
 

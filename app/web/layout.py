@@ -31,7 +31,7 @@ async def layout_context(request: Request, topics: Sequence[str]) -> dict[str, A
         "cart_count": 0,
     }
     if session is not None:
-        base["inbox"] = await notifications.inbox(services.read, session.username, limit=5)
+        base["inbox"] = await notifications.inbox(services.read_side, session.username, limit=5)
         if base["is_customer"]:
             base["cart_count"] = await current_count(services, session.username)
     return base

@@ -234,7 +234,7 @@ def _waited(change: Change) -> float:
 
 
 def view_change(entry_id: str, fields: dict[str, str]) -> Change | None:
-    """A change from a view notice (`rm:notices`, written by projections), its time the
+    """A change from a view notice (`rm:notices:{pN}`, written by projections), its time the
     event's commit (from its read position) or else the notice's own."""
     notice = read_view_notice(fields)
     if notice is None:

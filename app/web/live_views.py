@@ -8,9 +8,10 @@ Topics: `catalog` (anyone); `orders:<user>`, `commands:<user>`, `notifications:<
 user); `orders:*` and `admin` (admins). Keys of per-user views start with their owner
 (`alice/<order id>`), so an item is published to its owner's topic and nobody else's.
 
-Changes are announced on two kinds of stream: the read models' `rm:notices` (written by the
-projections, with the view each names) and each partition's command-status `{pN}:notices`
-(every status notice is a change of the `commands` view).
+Changes are announced on two kinds of stream, both one per partition (a follower reads one
+slot): the read models' `rm:notices:{pN}` (written by the projections with the view each
+names) and the command statuses' `{pN}:notices` (every status notice is a change of the
+`commands` view).
 """
 
 from __future__ import annotations
@@ -65,6 +66,6 @@ def status_change(entry_id: str, fields: dict[str, str]) -> Change | None:
 def notice_streams(services: Services) -> Sequence[NoticeStream]:
     partitions = range(services.settings.partitions)
     return [
-        NoticeStream(services.read, keys.view_notices(), view_change),
+        *(NoticeStream(services.read, keys.view_notices(p), view_change) for p in partitions),
         *(NoticeStream(services.write, keys.status_notices(p), status_change) for p in partitions),
     ]

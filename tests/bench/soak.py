@@ -117,9 +117,8 @@ def soak(args: argparse.Namespace, run: SoakRun, root: Path, pids: dict[str, int
     try:
         for minute in range(args.minutes + 1):
             time.sleep(max(0.0, started + 60 * minute - time.monotonic()))
-            sample = take(
-                (time.monotonic() - started) / 60, clients, family_of, pids, base, root / "archive"
-            )
+            since = (time.monotonic() - started) / 60
+            sample = take(since, clients, family_of, pids, base, root / "archive", PARTITIONS)
             run.samples.append(sample)
             print(summary_line(sample), flush=True)
             Path(args.json).write_bytes(msgspec.json.format(msgspec.json.encode(run)))

@@ -64,7 +64,7 @@ class Sample(msgspec.Struct, frozen=True, kw_only=True):
     """Since the steady load started."""
     load_average: tuple[float, float, float]
     orders_placed: int
-    """rm:sales:totals' count (the capacity burst's orders included)."""
+    """rm:sales:{pN}:totals' count, summed (the capacity burst's orders included)."""
     servers: dict[str, ServerSample]
     families: list[FamilySample]
     processes: list[ProcessSample]
@@ -145,9 +145,10 @@ def take(
     pids: dict[str, int],
     base_url: str,
     archive_root: Path,
+    partitions: int,
 ) -> Sample:
     """`servers` by label ("write", "read"; the read models on "read"), clients decoding
-    replies; `pids` by process name."""
+    replies; `pids` by process name; `partitions` the stack's (the totals are per partition)."""
     started = time.monotonic()
     families: list[FamilySample] = []
     stats = {}
@@ -157,12 +158,15 @@ def take(
             int(memory["used_memory"]), int(memory["used_memory_rss"]), int(client.dbsize())
         )
         families += families_of(label, client, family_of)
-    placed = servers["read"].hget(sales_totals(), "orders_placed")
+    placed = sum(
+        int(servers["read"].hget(sales_totals(partition), "orders_placed") or 0)
+        for partition in range(partitions)
+    )
     archive_bytes, segments = archive_on_disk(archive_root)
     return Sample(
         minute=round(minute, 2),
         load_average=os.getloadavg(),
-        orders_placed=int(placed or 0),
+        orders_placed=placed,
         servers=stats,
         families=families,
         processes=[process_sample(name, pid) for name, pid in pids.items()],

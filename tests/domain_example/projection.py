@@ -27,8 +27,8 @@ class TallyRow(msgspec.Struct, frozen=True):
 ROW = HashRow(TallyRow)
 
 
-def tally_key(tally_id: str) -> str:
-    return read_model("tally", tally_id)
+def tally_key(partition: int, tally_id: str) -> str:
+    return read_model("tally", partition, tally_id)
 
 
 class TallyProjection(EventProjection[TallyEvent]):
@@ -39,11 +39,12 @@ class TallyProjection(EventProjection[TallyEvent]):
         match event:
             case TallyOpened():
                 tx.hset(
-                    tally_key(event.tally_id), mapping=ROW.whole(TallyRow(event.tally_id, 0, 0))
+                    tally_key(tx.partition, event.tally_id),
+                    mapping=ROW.whole(TallyRow(event.tally_id, 0, 0)),
                 )
             case TallyAdded():
                 fields = ROW.some(total=event.total, adds=event.adds)
-                tx.hset(tally_key(event.tally_id), mapping=fields)
+                tx.hset(tally_key(tx.partition, event.tally_id), mapping=fields)
             case _:
                 assert_never(event)
         return [Change(TALLIES, event.tally_id)]

@@ -5,15 +5,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from redis.asyncio import Redis
-
+from app.kernel.read_side import ReadSide
 from app.web.live_models import Audience, Feed, LiveReadModel, fragment
 from tests.domain_example.projection import TALLIES, TallyProjection, TallyRow
 from tests.domain_example.query import tallies
 
 TEMPLATES = Path(__file__).with_name("templates")
 
-DECLARED: LiveReadModel[Redis, TallyRow] = LiveReadModel(
+DECLARED: LiveReadModel[ReadSide, TallyRow] = LiveReadModel(
     view=TALLIES,
     projections=(Feed(TallyProjection),),
     load=tallies,

@@ -1,7 +1,9 @@
 """Integration fixtures: real Redis per session, flushed before every test.
 
 The kernel, catalog, orders and fulfilment tests run twice: on one server, and on a local
-3-master Redis Cluster (with the read models on a server of their own).
+3-master Redis Cluster holding both sides, events and read models (one cluster per session,
+so per xdist worker). The shadow rebuild's tests put the read models on a server of their own
+beside the cluster: a rebuild's swap is one transaction over every partition.
 """
 
 from __future__ import annotations
@@ -43,6 +45,8 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 
 ON_CLUSTER_TOO = ("test_kernel_", "test_catalog_", "test_orders_", "test_fulfilment_")
+READ_SERVER_BESIDE_CLUSTER = ("test_catalog_rebuild", "test_catalog_archive")
+"""Modules whose read models stay on one server when the write side is the cluster."""
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -72,15 +76,19 @@ def _flush(url: str) -> None:
 
 @pytest.fixture
 def redis_url(request: pytest.FixtureRequest, redis_server: RedisServer) -> str:
-    """The write side's URL, empty: one server (default) or, when asked, the cluster."""
+    """The write side's URL, empty: one server (default) or, when asked, the cluster (the
+    read models' URL goes with it: tests.support.stores)."""
     if getattr(request, "param", "single") == "single":
         _flush(redis_server.url)
         return redis_server.url
     cluster: RedisCluster = request.getfixturevalue("redis_cluster")
-    reads: RedisServer = request.getfixturevalue("read_server")
     cluster.flushall()
-    _flush(reads.url)
-    pair(cluster.url, reads.url)
+    if request.module.__name__.rpartition(".")[2] in READ_SERVER_BESIDE_CLUSTER:
+        reads: RedisServer = request.getfixturevalue("read_server")
+        _flush(reads.url)
+        pair(cluster.url, reads.url)
+    else:
+        pair(cluster.url, None)  # the read models on the cluster too
     return cluster.url
 
 

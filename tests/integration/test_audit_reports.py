@@ -11,7 +11,8 @@ import pytest
 import redis
 from prometheus_client.parser import text_string_to_metric_families
 
-from app.kernel import keys
+from app.kernel.partitions import partition_of
+from app.projections import keys as rm
 from tests.support.api_client import Storefront, create_product, running_storefront
 from tests.support.polling import eventually
 
@@ -42,7 +43,7 @@ async def test_a_corrupted_catalog_key_shows_on_the_status_page_and_in_metrics(
     storefront: Storefront, admin: httpx.AsyncClient
 ) -> None:
     sku, _ = await create_product(admin, stock=4)
-    broken = keys.read_model("catalog", "product", sku)
+    broken = rm.product(partition_of(sku, 4), sku)  # the storefront has 4 partitions
     await eventually(
         lambda: _status(admin),
         until=lambda s: any(a["projection"] == "catalog" and a["checked"] for a in s["audits"]),

@@ -135,7 +135,7 @@ async def test_a_new_read_model_is_built_from_the_archive_then_the_stream(
             message="low stock caught up in every partition",
         )
         await wait_idle(services, [(keys.events, PASS)])
-        low = await low_stock(services.read)
+        low = await low_stock(services.read_side)
         assert sorted(item.sku for item in low) == sorted(set(SKUS) - set(RESTOCKED))
         diff, _ = await _rebuilt_diff(
             services, settings, LowStockProjection(settings.low_stock_threshold)

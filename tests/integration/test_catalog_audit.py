@@ -13,6 +13,7 @@ from app.kernel import keys
 from app.kernel.audit import AuditReport, ProjectionAudit
 from app.kernel.partitions import partition_of
 from app.kernel.projection import Projection
+from app.projections import keys as rm
 from app.projections.registry import build
 from app.services import Services
 from tests.integration.conftest import ADMIN, ALICE, running_workers
@@ -46,22 +47,23 @@ async def test_a_corrupted_catalog_key_is_reported_then_cleared(
         clean = await every_partition(services, catalog)
         assert clean.mismatches == [] and clean.checked == len(SKUS), clean
 
-        broken = keys.read_model("catalog", "product", SKUS[3])
+        broken = rm.product(partition_of(SKUS[3], settings.partitions), SKUS[3])
+        index = rm.catalog_index(partition_of(SKUS[5], settings.partitions))
         await services.read.hset(broken, "available", 999)
-        await services.read.zadd(keys.read_model("catalog", "index"), {SKUS[5]: 7})
+        await services.read.zadd(index, {SKUS[5]: 7})
         report = await every_partition(services, catalog)
         found = {(m.key, m.aggregate, m.detail) for m in report.mismatches}
         assert found == {
             (broken, f"product:{SKUS[3]}", "available: read model '999', events say '5'"),
             (
-                keys.read_model("catalog", "index"),
+                index,
                 f"product:{SKUS[5]}",
                 f"{SKUS[5]}: read model 7.0, events say 0.0",
             ),
         }, found
 
         await services.read.hset(broken, "available", 5)
-        await services.read.zadd(keys.read_model("catalog", "index"), {SKUS[5]: 0})
+        await services.read.zadd(index, {SKUS[5]: 0})
         partition = partition_of(SKUS[3], settings.partitions)
         after = await audit(services, catalog).round(partition)
         assert broken not in {m.key for m in after.mismatches}
@@ -85,9 +87,9 @@ async def test_orders_and_timelines_are_audited_too(services: Services, settings
         assert (await every_partition(services, orders)).mismatches == []
         assert (await every_partition(services, timeline)).mismatches == []
 
-        order_keys = [k async for k in services.read.scan_iter(match="rm:orders:order:*")]
+        order_keys = [k async for k in services.read.scan_iter(match="rm:orders:*:order:*")]
         await services.read.hset(order_keys[0], "status", "shipped")
-        timelines = [k async for k in services.read.scan_iter(match="rm:timeline:o*")]
+        timelines = [k async for k in services.read.scan_iter(match="rm:timeline:*:order:*")]
         await services.read.rpush(timelines[0], '{"status":"refunded","at":1.0}')
         assert {m.key for m in (await every_partition(services, orders)).mismatches} == {
             order_keys[0]

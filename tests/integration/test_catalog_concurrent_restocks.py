@@ -98,7 +98,7 @@ async def test_300_concurrent_restocks_from_two_web_processes_and_two_workers_lo
 
     async with running_projections(settings, ("catalog",)):
         view = await eventually(
-            lambda: catalog.get_product(services.read, SKU),
+            lambda: catalog.get_product(services.read_side, SKU),
             until=lambda v: v is not None and v.available >= product.on_hand,
             message="catalog caught up",
         )

@@ -20,6 +20,7 @@ from app.kernel.partitions import partition_of
 from app.kernel.projection import group_name
 from app.kernel.rebuild import ShadowRebuild
 from app.kernel.rebuild_state import RebuildState, rebuild_states
+from app.projections import keys as rm
 from app.projections.catalog import CatalogProjection
 from app.queries import catalog
 from app.services import Services
@@ -77,7 +78,7 @@ def rebuild_of(services: Services, settings: Settings, **options: object) -> Sha
 async def _catalog_matches_the_write_model(services: Services) -> None:
     for sku in SKUS:
         _version, product = await product_record(services, sku)
-        view = await catalog.get_product(services.read, sku)
+        view = await catalog.get_product(services.read_side, sku)
         assert product is not None and view is not None
         assert (view.name, view.available) == (product.name, product.on_hand - product.reserved)
 
@@ -136,11 +137,12 @@ async def test_a_rebuild_mends_a_corrupted_catalog_and_reports_what_differed(
     async with running_workers(settings, ["projector"]):
         for sku in SKUS[:5]:  # each partition projects on its own
             await eventually(
-                lambda sku=sku: catalog.get_product(services.read, sku), message="projected"
+                lambda sku=sku: catalog.get_product(services.read_side, sku), message="projected"
             )
-        broken = keys.read_model("catalog", "product", SKUS[2])
+        broken = rm.product(partition_of(SKUS[2], settings.partitions), SKUS[2])
+        stray = keys.read_model("catalog", 1, "stray")
         await services.read.hset(broken, "available", 999)
-        await services.read.set(keys.read_model("catalog", "stray"), "left over")
+        await services.read.set(stray, "left over")
 
         rebuild = rebuild_of(services, settings)
         await rebuild.start()
@@ -150,17 +152,17 @@ async def test_a_rebuild_mends_a_corrupted_catalog_and_reports_what_differed(
         finally:
             await rebuild.close()
         assert (diff.differing, diff.only_live, diff.only_shadow) == (1, 1, 0), diff
-        assert {d.key for d in diff.sample} == {broken, keys.read_model("catalog", "stray")}
+        assert {d.key for d in diff.sample} == {broken, stray}
         assert "available: live '999', rebuilt '3'" in {d.detail for d in diff.sample}
-        view = await catalog.get_product(services.read, SKUS[2])
+        view = await catalog.get_product(services.read_side, SKUS[2])
         assert view is not None and view.available == 3
-        assert not await services.read.exists(keys.read_model("catalog", "stray"))
+        assert not await services.read.exists(stray)
         assert not [k async for k in services.read.scan_iter(match="rebuild:*")]
 
         # the projector carries on from the swapped checkpoint
         await services.intake.submit(RestockProduct(SKUS[2], 4), ADMIN)
         await eventually(
-            lambda: catalog.get_product(services.read, SKUS[2]),
+            lambda: catalog.get_product(services.read_side, SKUS[2]),
             until=lambda v: v is not None and v.available == 7,
             message="projected after the swap",
         )

@@ -32,6 +32,7 @@ from app.kernel.leases import Leases
 from app.kernel.messages import ANONYMOUS, Actor
 from app.kernel.partitions import partition_of
 from app.kernel.projection import ProjectionHandler
+from app.kernel.read_side import ReadSide
 from app.kernel.registry import Registry
 from app.web.broadcaster import PushLimits
 from app.web.hub import Hub
@@ -58,8 +59,8 @@ async def serving(redis: Redis) -> AsyncIterator[str]:
     """The hub for the one declared read model, behind two sockets, on a free port: its URL."""
     env = Environment(loader=FileSystemLoader(TEMPLATES), autoescape=True)
     hub = Hub(
-        [live_view(DECLARED, redis, env)],
-        [NoticeStream(redis, keys.view_notices(), view_change)],
+        [live_view(DECLARED, ReadSide(redis, PARTITIONS), env)],
+        [NoticeStream(redis, keys.view_notices(p), view_change) for p in range(PARTITIONS)],
         PushLimits(stall_seconds=5, max_pending=100, max_per_client=10),
         WebMetrics(),
     )
@@ -149,7 +150,7 @@ async def test_a_command_reaches_a_watcher_through_the_kernel_and_one_declaratio
         assert (first.status, second.status) == ("succeeded", "succeeded")
 
         async def probe() -> list[TallyRow | None]:
-            return await tallies(redis, ["t1", "t2"])
+            return await tallies(ReadSide(redis, PARTITIONS), ["t1", "t2"])
 
         found = await eventually(probe, until=lambda rows: rows[0] == TallyRow("t1", 7, 2))
         assert found[1] is None

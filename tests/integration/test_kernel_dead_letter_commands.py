@@ -44,7 +44,7 @@ async def test_a_poison_parks_its_product_and_a_discard_lets_the_rest_through(
     for sku in (SKU, OTHER):
         assert (await services.intake.submit(CreateProduct(sku, "Mug", 500, 5), ADMIN)).status_code
     async with running_workers(settings, ["commands", "projector"]):
-        await eventually(lambda: catalog.get_product(services.read, SKU), message="projected")
+        await eventually(lambda: catalog.get_product(services.read_side, SKU), message="projected")
         await _poison(services)
         renamed = await services.intake.submit(RenameProduct(SKU, "Renamed mug"), ADMIN)
         other = await services.intake.submit(RenameProduct(OTHER, "Still flowing"), ADMIN)
@@ -55,12 +55,12 @@ async def test_a_poison_parks_its_product_and_a_discard_lets_the_rest_through(
             letters.all, until=lambda f: len(f) == 2, timeout=30, message="parked"
         )
         view = await eventually(
-            lambda: catalog.get_product(services.read, OTHER),
+            lambda: catalog.get_product(services.read_side, OTHER),
             until=lambda v: v is not None and v.name == "Still flowing",
             message="other products flow on",
         )
         assert view is not None
-        parked = await catalog.get_product(services.read, SKU)
+        parked = await catalog.get_product(services.read_side, SKU)
         assert parked is not None and parked.name == "Mug"  # held back, never wrong
         poison, waiting = found
         assert poison.letter.key == f"product:{SKU}" and waiting.letter.behind == poison.id
@@ -81,7 +81,7 @@ async def test_a_poison_parks_its_product_and_a_discard_lets_the_rest_through(
         status = await final_status(services, reply.command_id, within=30)
         assert status.status == "succeeded", status
         await eventually(
-            lambda: catalog.get_product(services.read, SKU),
+            lambda: catalog.get_product(services.read_side, SKU),
             until=lambda v: v is not None and v.name == "Renamed mug",
             message="the waiting rename applied",
         )

@@ -44,8 +44,8 @@ MORE = [f"PASS-MORE-{i}" for i in range(6)]
 PASS = pass_group(keys.events(0))
 
 
-def _counts_key(name: str) -> str:
-    return keys.read_model(name, "counts")
+def _counts_key(name: str, partition: int) -> str:
+    return keys.read_model(name, partition, "counts")
 
 
 class _Counting(EventProjection[p.ProductEvent]):
@@ -56,7 +56,9 @@ class _Counting(EventProjection[p.ProductEvent]):
         self.name = name
 
     def apply(self, item: Applied[p.ProductEvent], tx: ReadModelWrites) -> Iterable[Change]:
-        tx.hincrby(_counts_key(self.name), f"{item.stored.type}:{item.stored.aggregate_id}")
+        tx.hincrby(
+            _counts_key(self.name, tx.partition), f"{item.stored.type}:{item.stored.aggregate_id}"
+        )
         return []
 
 
@@ -64,7 +66,9 @@ class _Restocks(EventProjection[p.ProductRestocked]):
     name = "t_restocks"
 
     def apply(self, item: Applied[p.ProductRestocked], tx: ReadModelWrites) -> Iterable[Change]:
-        tx.hincrby(_counts_key(self.name), f"{item.stored.type}:{item.stored.aggregate_id}")
+        tx.hincrby(
+            _counts_key(self.name, tx.partition), f"{item.stored.type}:{item.stored.aggregate_id}"
+        )
         return []
 
 
@@ -78,8 +82,11 @@ class _Poisoned(_Counting):
 
 
 async def _counts(services: Services, name: str) -> Counter[str]:
-    raw = text_dict(await services.read.hgetall(_counts_key(name)))
-    return Counter({field: int(value) for field, value in raw.items()})
+    counted: Counter[str] = Counter()
+    for partition in range(services.settings.partitions):
+        raw = text_dict(await services.read.hgetall(_counts_key(name, partition)))
+        counted.update({field: int(value) for field, value in raw.items()})
+    return counted
 
 
 async def _expected(services: Services, types: set[str] | None = None) -> Counter[str]:

@@ -85,7 +85,7 @@ async def test_dead_letters_and_a_rebuild_from_the_command_line(
         )
         assert code == 0 and "DiscardDeadLetter" in out and "succeeded" in out, out
         await eventually(
-            lambda: catalog.get_product(services.read, SKU),
+            lambda: catalog.get_product(services.read_side, SKU),
             until=lambda v: v is not None and v.name == "Renamed mug",
             message="the waiting rename applied",
         )

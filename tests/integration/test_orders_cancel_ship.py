@@ -92,7 +92,7 @@ async def test_the_owner_cancels_a_confirmed_order_and_gets_stock_and_money_back
         product = await load_product(services, sku)
         assert (product.on_hand, product.reserved, product.sold) == (on_hand, 0, 0)
         assert product.reservations == {}
-        shown = await catalog.get_product(services.read, sku)
+        shown = await catalog.get_product(services.read_side, sku)
         assert shown is not None and (shown.available, shown.sold) == (on_hand, 0)
     returned = sorted(
         (payload(e)["sku"], payload(e)["quantity"])
@@ -104,7 +104,7 @@ async def test_the_owner_cancels_a_confirmed_order_and_gets_stock_and_money_back
     assert (await captures(services.write))[f"charge:{order_id}"] == 1
     assert (await refunds(services.write)) == {f"refund:{order_id}": charge_id}
 
-    view = await orders.get_order(services.read, order_id)
+    view = await orders.get_order(services.read_side, order_id)
     assert view is not None and (view.status, view.refunded) == ("cancelled", True)
     assert [s.status for s in view.timeline] == [
         "placed",
@@ -125,7 +125,7 @@ async def test_the_owner_cancels_a_confirmed_order_and_gets_stock_and_money_back
         "changed my mind",
         True,
     )
-    inbox = await notifications.inbox(services.read, "alice")
+    inbox = await notifications.inbox(services.read_side, "alice")
     assert inbox.unread == 2 and [n.order_id for n in inbox.items] == [order_id, order_id]
     assert "cancelled" in inbox.items[0].text and "refunded" in inbox.items[0].text
 
@@ -174,9 +174,9 @@ async def test_cancelling_while_the_charge_is_in_flight_fails_the_order_and_refu
     )
     assert (await captures(services.write))[f"charge:{order_id}"] == 1
     assert f"refund:{order_id}" in await refunds(services.write)
-    view = await orders.get_order(services.read, order_id)
+    view = await orders.get_order(services.read_side, order_id)
     assert view is not None and (view.status, view.refunded) == ("cancelled", True)
-    shown = await catalog.get_product(services.read, "MUG-1")
+    shown = await catalog.get_product(services.read_side, "MUG-1")
     assert shown is not None and (shown.available, shown.sold) == (10, 0)
 
 
@@ -242,7 +242,7 @@ async def test_an_admin_ships_a_confirmed_order_which_can_then_not_be_cancelled(
     assert (await load_order(services, order_id)).status == "shipped"
     product = await load_product(services, "MUG-1")
     assert (product.on_hand, product.reserved, product.sold) == (8, 0, 2)
-    view = await orders.get_order(services.read, order_id)
+    view = await orders.get_order(services.read_side, order_id)
     assert view is not None and view.status == "shipped"
     assert [s.status for s in view.timeline][-2:] == ["confirmed", "shipped"]
     published = await public_events(services, order_id)
@@ -257,7 +257,7 @@ async def test_an_admin_ships_a_confirmed_order_which_can_then_not_be_cancelled(
         "occurred_at",
     }
     assert (shipped["schema_version"], shipped["customer"]) == (1, "alice")
-    inbox = await notifications.inbox(services.read, "alice")
+    inbox = await notifications.inbox(services.read_side, "alice")
     assert inbox.unread == 2 and "shipped" in inbox.items[0].text
     assert await refunds(services.write) == {}
 
@@ -312,8 +312,8 @@ async def test_another_customer_may_not_cancel_an_order_but_an_admin_may(
 
         assert succeeded(await submit(services, CancelOrder(order_id, "fraud check"), ADMIN))
         await wait_idle(services, pipeline_groups(settings))
-    view = await orders.get_order(services.read, order_id)
+    view = await orders.get_order(services.read_side, order_id)
     assert view is not None and view.status == "cancelled"
     assert "Cancelled by admin: fraud check" in [s.detail for s in view.timeline]
     assert (await load_product(services, "MUG-1")).sold == 0
-    assert (await notifications.inbox(services.read, "bob")).unread == 0
+    assert (await notifications.inbox(services.read_side, "bob")).unread == 0

@@ -74,11 +74,11 @@ async def test_an_order_walks_every_step_and_is_confirmed_everywhere(
             stock = (product.on_hand, product.reserved, product.sold)
             assert stock == (on_hand - bought, 0, bought)
             assert product.reservations == {}
-            shown = await catalog.get_product(services.read, sku)
+            shown = await catalog.get_product(services.read_side, sku)
             assert shown is not None
             assert (shown.available, shown.sold) == (on_hand - bought, bought)
 
-        view = await orders.get_order(services.read, order_id)
+        view = await orders.get_order(services.read_side, order_id)
         assert view is not None
         assert (view.status, view.customer, view.total_cents, view.card_last4) == (
             "confirmed",
@@ -92,8 +92,10 @@ async def test_an_order_walks_every_step_and_is_confirmed_everywhere(
             "paid",
             "confirmed",
         ]
-        assert [o.order_id for o in await orders.list_orders(services.read, "alice")] == [order_id]
-        assert await orders.list_orders(services.read, "bob") == []
+        assert [o.order_id for o in await orders.list_orders(services.read_side, "alice")] == [
+            order_id
+        ]
+        assert await orders.list_orders(services.read_side, "bob") == []
 
         events = [
             e
@@ -119,7 +121,7 @@ async def test_an_order_walks_every_step_and_is_confirmed_everywhere(
         assert "4242" not in published[0] and "tok_" not in published[0]
         assert "@" not in published[0]
 
-        inbox = await notifications.inbox(services.read, "alice")
+        inbox = await notifications.inbox(services.read_side, "alice")
         assert inbox.unread == 1 and [n.order_id for n in inbox.items] == [order_id]
         assert "confirmed" in inbox.items[0].text
-        assert (await notifications.inbox(services.read, "bob")).unread == 0
+        assert (await notifications.inbox(services.read_side, "bob")).unread == 0

@@ -95,7 +95,7 @@ async def test_only_one_of_many_racing_orders_gets_the_last_unit(
     product = await load_product(services, "LAST-1")
     assert (product.on_hand, product.reserved, product.sold) == (0, 0, 1)
     assert product.reservations == {}
-    shown = await catalog.get_product(services.read, "LAST-1")
+    shown = await catalog.get_product(services.read_side, "LAST-1")
     assert shown is not None and (shown.available, shown.sold) == (0, 1)
 
     stock_events = [

@@ -192,7 +192,7 @@ async def check_books(
         assert product.on_hand == initial + ledger.restocked[sku] - kept[sku], product
         held = (product.reserved, product.reservations, product.sold)
         assert held == (0, {}, kept[sku]), product
-        shown = await catalog.get_product(services.read, sku)
+        shown = await catalog.get_product(services.read_side, sku)
         assert shown is not None
         assert (shown.available, shown.sold) == (product.on_hand, product.sold), (shown, product)
 
@@ -236,7 +236,7 @@ async def check_books(
 
     # read models agree with the write model
     for order_id, order in final.items():
-        view = await orders.get_order(services.read, order_id)
+        view = await orders.get_order(services.read_side, order_id)
         assert view is not None and view.status == order.status, (view, order)
         assert view.refunded == bool(refunded[order_id]), (view, order)
     published = await integration_events(services.write, settings.partitions)
@@ -249,13 +249,13 @@ async def check_books(
     }
     assert set(confirmed_events) == ever_confirmed and set(confirmed_events.values()) == {1}
     unread = [
-        (await notifications.inbox(services.read, actor.username or "")).unread
+        (await notifications.inbox(services.read_side, actor.username or "")).unread
         for actor in CUSTOMERS
     ]
     assert sum(unread) == len(published)
 
     # the sales dashboard adds up to the same books
-    dashboard = await sales.sales_dashboard(services.read)
+    dashboard = await sales.sales_dashboard(services.read_side)
     assert dashboard.orders_placed == ORDERS
     assert sum(minute.orders for minute in dashboard.orders_per_minute) == ORDERS
     by_status = Counter(o.status for o in final.values())

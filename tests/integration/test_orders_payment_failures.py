@@ -43,7 +43,7 @@ async def assert_stock_untouched(services: Services, stock: Mapping[str, int]) -
         product = await load_product(services, sku)
         assert (product.on_hand, product.reserved, product.sold) == (on_hand, 0, 0), product
         assert product.reservations == {}
-        shown = await catalog.get_product(services.read, sku)
+        shown = await catalog.get_product(services.read_side, sku)
         assert shown is not None and (shown.available, shown.sold) == (on_hand, 0), shown
 
 
@@ -82,14 +82,14 @@ async def test_a_declined_card_rejects_the_order_and_releases_its_stock(
     ]
     assert (await captures(services.write)).get(f"charge:{order_id}", 0) == 0
 
-    view = await orders.get_order(services.read, order_id)
+    view = await orders.get_order(services.read_side, order_id)
     assert view is not None and (view.status, view.reason) == ("rejected", "payment_declined")
     assert [s.status for s in view.timeline] == ["placed", "reserved", "rejected"]
     published = await integration_events(services.write, settings.partitions)
     assert [(e["type"], e["order_id"], e["reason"]) for e in published] == [
         ("OrderRejected", order_id, "payment_declined")
     ]
-    inbox = await notifications.inbox(services.read, "alice")
+    inbox = await notifications.inbox(services.read_side, "alice")
     assert inbox.unread == 1
     assert [n.text for n in inbox.items] == [
         f"Order …{order_id[-8:]} was declined: the card was declined. Your cart is kept."

@@ -45,7 +45,7 @@ REACHED = (
     "ext:{gateway}:vault:<token>",
     "dlq:<group>:discarded",
     "ui:cart:<username>",
-    "rm:sales:per_minute:<minute>",
+    "rm:sales:{pN}:per_minute:<minute>",
     "sessions:revoked",
     "budget:<name>:<client>:<minute>",
     "login:{<place>}:<scope>:<subject>",

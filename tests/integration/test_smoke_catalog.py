@@ -15,6 +15,6 @@ async def test_a_created_product_reaches_the_catalog(
         reply = await services.intake.submit(CreateProduct("MUG-1", "Mug", 1200, 5), ADMIN)
         assert reply.status_code == 200
         product = await eventually(
-            lambda: catalog.get_product(services.read, "MUG-1"), message="projected"
+            lambda: catalog.get_product(services.read_side, "MUG-1"), message="projected"
         )
         assert product is not None and product.available == 5

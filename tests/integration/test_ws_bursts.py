@@ -17,6 +17,7 @@ from redis.asyncio import Redis
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 
+from app.kernel.keys import view_notices
 from app.kernel.notices import ViewNotice, notice_fields
 from tests.support.api_client import (
     Storefront,
@@ -188,7 +189,7 @@ async def test_a_socket_that_stops_reading_is_closed_and_the_readers_are_not(
                 server gave up on the stalled socket."""
                 async with redis.pipeline(transaction=False) as pipe:
                     for sku in skus:
-                        pipe.xadd("rm:notices", notice_fields(ViewNotice("catalog", sku, "")))
+                        pipe.xadd(view_notices(0), notice_fields(ViewNotice("catalog", sku, "")))
                     await pipe.execute()
                 return STALLED_LOG in storefront.web.output()
 

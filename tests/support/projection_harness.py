@@ -7,7 +7,7 @@ back is plain data: the writes as the Redis commands they would send, in order (
 Redis stores them), the views announced, the versions moved and any gap seen.
 
     run = project_events(CatalogProjection(), [ProductRenamed("MUG-1", "Cup")])
-    assert run.writes == [("hset", keys.product("MUG-1"), {"name": "Cup"})]
+    assert run.writes == [("hset", keys.product(PARTITION, "MUG-1"), {"name": "Cup"})]
 """
 
 from __future__ import annotations
@@ -31,6 +31,8 @@ from app.kernel.read_model_writes import ReadModelWrites, Value, redis_text
 
 AT = 1_700_000_000.0
 """When the events of a test were committed, unless it says otherwise."""
+PARTITION = 3
+"""The partition a test's entries are read from (every key written carries its tag)."""
 
 Command = tuple[Any, ...]
 """A Redis command: its name, its key, then its arguments, e.g. ("hincrby", key, field, 1)."""
@@ -78,8 +80,8 @@ def entry(item: msgspec.Struct, entry_id: str = "1-0", version: int = 1, at: flo
     the JSON of its `e` field."""
     if isinstance(item, unions.members(DomainEvent)):
         flat = event_fields(stored(item, version, at))
-        return Entry(entry_id, 0, dict(zip(flat[::2], flat[1::2], strict=True)))
-    return Entry(entry_id, 0, {"e": msgspec.json.encode(item).decode()})
+        return Entry(entry_id, PARTITION, dict(zip(flat[::2], flat[1::2], strict=True)))
+    return Entry(entry_id, PARTITION, {"e": msgspec.json.encode(item).decode()})
 
 
 @dataclass

@@ -1,8 +1,8 @@
-"""Which Redis a test's stack runs on: one server, or a Cluster with a read-model server.
+"""Which Redis a test's stack runs on: one server, or a Cluster (the read models on it too,
+or on a server beside it).
 
-A cluster URL (`redis+cluster://`) needs READ_REDIS_URL beside it (read models stay on one
-server); the integration fixtures record which read server goes with which cluster here,
-so every way a test builds settings or a process environment gets both.
+The integration fixtures record here which read server, if any, goes with a cluster, so
+every way a test builds settings or a process environment gets both.
 """
 
 from __future__ import annotations
@@ -10,8 +10,12 @@ from __future__ import annotations
 _READ_SERVER_OF: dict[str, str] = {}
 
 
-def pair(cluster_url: str, read_url: str) -> None:
-    _READ_SERVER_OF[cluster_url] = read_url
+def pair(cluster_url: str, read_url: str | None) -> None:
+    """The read models of the cluster's stacks on `read_url` (None: on the cluster)."""
+    if read_url is None:
+        _READ_SERVER_OF.pop(cluster_url, None)
+    else:
+        _READ_SERVER_OF[cluster_url] = read_url
 
 
 def store_env(redis_url: str) -> dict[str, str]:

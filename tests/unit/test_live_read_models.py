@@ -48,7 +48,7 @@ from app.web.live_models import Audience, Region, audiences
 from app.web.live_views import status_change
 from app.web.render import TEMPLATES, templates
 from tests.support import storefront_events as examples
-from tests.support.projection_harness import Command, Stamped, project_events
+from tests.support.projection_harness import PARTITION, Command, Stamped, project_events
 
 ROOT = Path(__file__).resolve().parents[2]
 PROJECTIONS = registry.build(registry.ALL, load_settings({}))
@@ -210,7 +210,7 @@ def test_the_catalog_query_reads_what_the_catalog_projection_writes() -> None:
             p.StockReserved("MUG-1", "o1", 2, Stock(3, 2, 0)),
         ],
     )
-    record = stored_hash(run.writes, keys.product("MUG-1"))
+    record = stored_hash(run.writes, keys.product(PARTITION, "MUG-1"))
     assert catalog.product_view(record) == ProductView("MUG-1", "Red mug", 1200, 1, 0, "active")
 
 
@@ -221,7 +221,9 @@ def test_the_order_query_reads_what_the_orders_and_timeline_projections_write() 
         Stamped(o.OrderCancelled("o1", "alice", "placed", lines, 2400, False, "oops", "alice"), 2),
         Stamped(o.OrderRefunded("o1", "alice", "re_1", 2400), 3),
     ]
-    record = stored_hash(project_events(OrdersProjection(), history).writes, keys.order("o1"))
+    record = stored_hash(
+        project_events(OrdersProjection(), history).writes, keys.order(PARTITION, "o1")
+    )
     timeline = project_events(TimelineProjection(), history).writes
     steps = [value for command in timeline for value in command[2:]]
     view = orders._view(record, steps)
@@ -239,7 +241,9 @@ def test_the_order_query_reads_what_the_orders_and_timeline_projections_write() 
 
 def test_an_order_not_refunded_stores_no_refunded_field_as_before() -> None:
     placed = o.OrderPlaced("o1", "alice", [o.OrderLine("MUG-1", 2, 1200)], 2400, "4242")
-    record = stored_hash(project_events(OrdersProjection(), [placed]).writes, keys.order("o1"))
+    record = stored_hash(
+        project_events(OrdersProjection(), [placed]).writes, keys.order(PARTITION, "o1")
+    )
     assert set(record) == {
         "order_id", "customer", "status", "lines", "total_cents", "card_last4",
         "placed_at", "updated_at", "reason",
@@ -257,7 +261,7 @@ def test_the_sales_query_reads_the_totals_the_sales_projection_counts() -> None:
             o.OrderRefunded("o1", "alice", "re_1", 2400),
         ],
     )
-    totals = TOTALS.read(stored_hash(run.writes, keys.sales_totals()))
+    totals = TOTALS.read(stored_hash(run.writes, keys.sales_totals(PARTITION)))
     assert totals == SalesTotals(revenue_cents=2400, refunded_cents=2400, orders_placed=1)
 
 

@@ -87,7 +87,7 @@ def shown(item: {shown}) -> dict[str, object]:
 DECLARED: LiveReadModel[Services, ProductView] = LiveReadModel(
     view=CATALOG,
     projections=(Feed(CatalogProjection),),
-    load=lambda services, skus: catalog.get_products(services.read, skus),
+    load=lambda services, skus: catalog.get_products(services.read_side, skus),
     fragment=Fragment(("product_row",), shown),
     watchers=Audience.ANYONE,
 )

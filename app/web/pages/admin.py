@@ -45,7 +45,7 @@ async def admin_orders(request: Request) -> Response:
     await admin_session(request)
     number = page_number(request.query_params.get("page", ""))
     found = await orders.orders_page(
-        services_of(request).read, None, page=number, per_page=ALL_PER_PAGE
+        services_of(request).read_side, None, page=number, per_page=ALL_PER_PAGE
     )
     return await page(
         request,
@@ -65,7 +65,7 @@ async def admin_status_page(request: Request) -> Response:
         "pages/admin_status.html",
         ["admin", "commands"],
         s=await pipeline_status(services),
-        charts=history_charts(await history(services.read)),
+        charts=history_charts(await history(services.read_side)),
     )
 
 
@@ -82,7 +82,7 @@ async def admin_search(request: Request) -> Response:
     found = (
         await search.search(
             services.write,
-            services.read,
+            services.read_side,
             services.statuses,
             watched_consumers(),
             services.settings.partitions,

@@ -14,7 +14,7 @@ from app.web.layout import page
 
 async def products_page(request: Request) -> tuple[list[catalog.ProductView], str | None, str]:
     """One page of products after `?after=<sku>`: (products, the next page's sku, after)."""
-    return await page_of(services_of(request).read, request.query_params.get("after", ""))
+    return await page_of(services_of(request).read_side, request.query_params.get("after", ""))
 
 
 async def catalog_page(request: Request) -> Response:

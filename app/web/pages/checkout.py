@@ -63,7 +63,8 @@ def warned(lines: list[CheckoutLine]) -> str:
 
 
 async def checkout_lines(request: Request, quantities: list[tuple[str, int]]) -> list[CheckoutLine]:
-    products = await catalog.get_products(services_of(request).read, [s for s, _ in quantities])
+    read = services_of(request).read_side
+    products = await catalog.get_products(read, [s for s, _ in quantities])
     return [
         CheckoutLine(sku, quantity, product)
         for (sku, quantity), product in zip(quantities, products, strict=True)
@@ -141,7 +142,7 @@ async def add_to_cart(request: Request) -> Response:
             [FieldError("$.quantity", f"A quantity from 1 to {MAX_LINE_QUANTITY}")]
         )
     services = services_of(request)
-    product = await catalog.get_product(services.read, sku)
+    product = await catalog.get_product(services.read_side, sku)
     if product is None:
         text = f"There is no product {sku}."
         return refused(request, problem("unknown_product", 409, text, title=text))

@@ -18,14 +18,14 @@ async def notifications_page(request: Request) -> Response:
     session = await signed_in(request)
     if session is None:
         return login_redirect(request)
-    inbox = await notifications.inbox(services_of(request).read, session.username, limit=50)
+    inbox = await notifications.inbox(services_of(request).read_side, session.username, limit=50)
     return await page(request, "pages/notifications.html", ["notifications"], full_inbox=inbox)
 
 
 async def mark_read(request: Request) -> Response:
     actor = await customer(request)
     assert actor.username is not None
-    read = services_of(request).read
+    read = services_of(request).read_side
     await notifications.mark_read(read, actor.username)
     inbox = await notifications.inbox(read, actor.username, limit=BELL)
     return html(renderer(request).bell(inbox))

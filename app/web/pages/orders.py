@@ -19,7 +19,7 @@ async def orders_page(request: Request) -> Response:
     session = await signed_in(request)
     if session is None:
         return login_redirect(request)
-    found = await orders.list_orders(services_of(request).read, session.username)
+    found = await orders.list_orders(services_of(request).read_side, session.username)
     return await page(
         request,
         "pages/orders.html",

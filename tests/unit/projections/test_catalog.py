@@ -10,17 +10,23 @@ from app.kernel.read_model_writes import ReadModelWrites
 from app.kernel.views import Change, View
 from app.projections import keys
 from app.projections.catalog import CatalogProjection
-from tests.support.projection_harness import Stamped, applied, project_events, redis_commands
+from tests.support.projection_harness import (
+    PARTITION,
+    Stamped,
+    applied,
+    project_events,
+    redis_commands,
+)
 
 SKU = "MUG-001"
-ROW = keys.product(SKU)
+ROW = keys.product(PARTITION, SKU)
 CATALOG = CatalogProjection()
 
 
 def test_apply_records_the_writes_and_returns_the_views_it_changed() -> None:
     """What the runtime calls for each event it has not applied yet: the writes go on a
     ReadModelWrites (nothing is read, nothing sent), the changes tell the hubs what to push."""
-    writes = ReadModelWrites()
+    writes = ReadModelWrites(PARTITION)
     changes = CATALOG.apply(applied(p.ProductRenamed(SKU, "Red mug"), version=2), writes)
     assert list(changes) == [Change(View("catalog"), SKU)]
     assert redis_commands(writes) == [("hset", ROW, {"name": "Red mug"})]
@@ -43,7 +49,7 @@ def test_a_created_product_gets_its_row_and_joins_the_index() -> None:
                 "sold": "0",
             },
         ),
-        ("zadd", keys.catalog_index(), {SKU: 0.0}),
+        ("zadd", keys.catalog_index(PARTITION), {SKU: 0.0}),
     ]
     assert run.changes == [("catalog", SKU)]
 

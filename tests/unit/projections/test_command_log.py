@@ -13,7 +13,7 @@ from app.projections.command_log import (
     JournalEntry,
     LoggedCommand,
 )
-from tests.support.projection_harness import json_text, project_events
+from tests.support.projection_harness import PARTITION, json_text, project_events
 
 LONG_AGO = 1_700_000_000.0
 """Older than the status page's history keeps (an hour): no history bucket."""
@@ -40,12 +40,12 @@ def test_a_finished_command_is_logged_counted_and_timed() -> None:
         "c1-0", "RestockProduct", "admin", "succeeded", LONG_AGO, 250.0, "", "succeeded"
     )
     assert run.writes == [
-        ("lpush", keys.command_log_recent(), json_text(logged)),
-        ("ltrim", keys.command_log_recent(), 0, RECENT - 1),
-        ("hincrby", keys.command_log_counts(), "succeeded", 1),
-        ("hincrby", keys.command_log_counts(), "RestockProduct:succeeded", 1),
-        ("lpush", keys.command_log_latencies(), f"{LONG_AGO}:250.0"),
-        ("ltrim", keys.command_log_latencies(), 0, LATENCIES - 1),
+        ("lpush", keys.command_log_recent(PARTITION), json_text(logged)),
+        ("ltrim", keys.command_log_recent(PARTITION), 0, RECENT - 1),
+        ("hincrby", keys.command_log_counts(PARTITION), "succeeded", 1),
+        ("hincrby", keys.command_log_counts(PARTITION), "RestockProduct:succeeded", 1),
+        ("lpush", keys.command_log_latencies(PARTITION), f"{LONG_AGO}:250.0"),
+        ("ltrim", keys.command_log_latencies(PARTITION), 0, LATENCIES - 1),
     ]
     assert run.changes == []  # the status page showing it is pushed every second anyway
 
@@ -60,9 +60,14 @@ def test_a_refused_command_is_logged_with_its_error_code_and_counted_as_a_reject
         "c1-0", "RestockProduct", "admin", "failed", LONG_AGO, 250.0, "insufficient_stock",
         "rejected",
     )  # fmt: skip
-    assert recent == ("lpush", keys.command_log_recent(), json_text(logged))
-    assert ("hincrby", keys.command_log_counts(), "rejected", 1) in run.writes
-    assert ("hincrby", keys.command_log_counts(), "RestockProduct:rejected", 1) in run.writes
+    assert recent == ("lpush", keys.command_log_recent(PARTITION), json_text(logged))
+    assert ("hincrby", keys.command_log_counts(PARTITION), "rejected", 1) in run.writes
+    assert (
+        "hincrby",
+        keys.command_log_counts(PARTITION),
+        "RestockProduct:rejected",
+        1,
+    ) in run.writes
     assert not [w for w in run.writes if w[0] == "hincrby" and "failed" in str(w[2])]
 
 
@@ -72,14 +77,14 @@ def test_an_error_a_timeout_or_a_lost_race_is_counted_as_a_failure() -> None:
         for n, code in enumerate(("internal_error", "payment_unavailable", "concurrency_conflict"))
     ]
     run = project_events(CommandLogProjection(), entries)
-    assert ("hincrby", keys.command_log_counts(), "failed", 3) in run.writes
+    assert ("hincrby", keys.command_log_counts(PARTITION), "failed", 3) in run.writes
     assert not [w for w in run.writes if w[0] == "hincrby" and "rejected" in str(w[2])]
 
 
 def test_a_command_finished_within_the_hour_counts_in_its_10_second_bucket() -> None:
     completed = float(history.bucket_of(time.time()) - 60)
     run = project_events(CommandLogProjection(), [finished(completed=completed)])
-    bucket = history.commands_key(int(completed))
+    bucket = history.commands_key(PARTITION, int(completed))
     assert run.writes[-3:] == [
         ("hincrby", bucket, "succeeded", 1),
         ("hincrby", bucket, "lat:250", 1),
@@ -91,14 +96,16 @@ def test_a_latency_that_cannot_be_worked_out_counts_as_zero() -> None:
     garbled = JournalEntry("c1-0", "ChangePrice", "admin", "succeeded", "never", str(LONG_AGO))
     backwards = finished(took=-1.0, command_id="c2-0")  # accepted after it finished: clocks
     run = project_events(CommandLogProjection(), [garbled, backwards])
-    latencies = next(w for w in run.writes if w[:2] == ("lpush", keys.command_log_latencies()))
+    latencies = next(
+        w for w in run.writes if w[:2] == ("lpush", keys.command_log_latencies(PARTITION))
+    )
     assert latencies[2:] == (f"{LONG_AGO}:0.0", f"{LONG_AGO}:0.0")
 
 
 def test_a_batch_of_commands_is_one_push_and_one_trim_per_list() -> None:
     entries = [finished(command_id=f"c{n}-0") for n in range(3)]
     run = project_events(CommandLogProjection(), entries)
-    recent = [w for w in run.writes if w[1] == keys.command_log_recent()]
+    recent = [w for w in run.writes if w[1] == keys.command_log_recent(PARTITION)]
     assert [w[0] for w in recent] == ["lpush", "ltrim"]
     assert list(recent[0][2:]) == [
         json_text(
@@ -108,7 +115,7 @@ def test_a_batch_of_commands_is_one_push_and_one_trim_per_list() -> None:
         )
         for n in range(3)
     ]  # pushed in the order they finished: the newest ends up first
-    assert ("hincrby", keys.command_log_counts(), "succeeded", 3) in run.writes
+    assert ("hincrby", keys.command_log_counts(PARTITION), "succeeded", 3) in run.writes
     assert run.changes == []  # the status page showing it is pushed every second anyway
 
 

@@ -11,7 +11,7 @@ from app.domain.order_integration import (
 )
 from app.projections import keys
 from app.projections.notifications import KEEP, Notification, NotificationsProjection
-from tests.support.projection_harness import AT, json_text, project_events
+from tests.support.projection_harness import AT, PARTITION, json_text, project_events
 
 ORDER_ID = "o0123456789abcdef0123456789ab"
 SHORT = "…456789ab"
@@ -60,9 +60,9 @@ def test_a_confirmed_order_lands_in_its_customers_inbox_with_its_total() -> None
     run = project_events(NotificationsProjection(retention_seconds=0), [confirmed()])
     text = f"Order {SHORT} is confirmed ($1,234.56)."
     assert run.writes == [
-        ("lpush", keys.notifications("alice"), note(ORDER_ID, "confirmed", text)),
-        ("ltrim", keys.notifications("alice"), 0, KEEP - 1),
-        ("incrby", keys.unread("alice"), 1),
+        ("lpush", keys.notifications(PARTITION, "alice"), note(ORDER_ID, "confirmed", text)),
+        ("ltrim", keys.notifications(PARTITION, "alice"), 0, KEEP - 1),
+        ("incrby", keys.unread(PARTITION, "alice"), 1),
     ]
     assert run.changes == [("notifications", "alice")]
 
@@ -85,7 +85,7 @@ def test_a_cancelled_order_gives_the_reason_when_one_was_given() -> None:
     run = project_events(NotificationsProjection(retention_seconds=0), [event])
     text = f"Order {SHORT} was cancelled: changed my mind."
     pushed = note(ORDER_ID, "cancelled", text)
-    assert run.writes[0] == ("lpush", keys.notifications("alice"), pushed)
+    assert run.writes[0] == ("lpush", keys.notifications(PARTITION, "alice"), pushed)
 
 
 def test_a_declined_card_is_announced_once_and_says_the_cart_is_kept() -> None:
@@ -93,9 +93,9 @@ def test_a_declined_card_is_announced_once_and_says_the_cart_is_kept() -> None:
     run = project_events(NotificationsProjection(retention_seconds=0), [event])
     text = f"Order {SHORT} was declined: the card was declined. Your cart is kept."
     assert run.writes == [
-        ("lpush", keys.notifications("alice"), note(ORDER_ID, "rejected", text)),
-        ("ltrim", keys.notifications("alice"), 0, KEEP - 1),
-        ("incrby", keys.unread("alice"), 1),
+        ("lpush", keys.notifications(PARTITION, "alice"), note(ORDER_ID, "rejected", text)),
+        ("ltrim", keys.notifications(PARTITION, "alice"), 0, KEEP - 1),
+        ("incrby", keys.unread(PARTITION, "alice"), 1),
     ]
     assert run.changes == [("notifications", "alice")]
 
@@ -104,7 +104,11 @@ def test_a_rejected_order_gives_its_reason() -> None:
     stock = rejected("insufficient_stock", "Only 1 of MUG-001 left, 2 asked")
     run = project_events(NotificationsProjection(retention_seconds=0), [stock])
     text = f"Order {SHORT} was rejected: only 1 of MUG-001 left, 2 asked. Your cart is kept."
-    assert run.writes[0] == ("lpush", keys.notifications("alice"), note(ORDER_ID, "rejected", text))
+    assert run.writes[0] == (
+        "lpush",
+        keys.notifications(PARTITION, "alice"),
+        note(ORDER_ID, "rejected", text),
+    )
 
 
 def test_a_rejection_without_detail_reads_its_reasons_text() -> None:
@@ -112,7 +116,11 @@ def test_a_rejection_without_detail_reads_its_reasons_text() -> None:
         NotificationsProjection(retention_seconds=0), [rejected("product_discontinued", "")]
     )
     text = f"Order {SHORT} was rejected: a product was discontinued. Your cart is kept."
-    assert run.writes[0] == ("lpush", keys.notifications("alice"), note(ORDER_ID, "rejected", text))
+    assert run.writes[0] == (
+        "lpush",
+        keys.notifications(PARTITION, "alice"),
+        note(ORDER_ID, "rejected", text),
+    )
 
 
 def test_a_shipped_order_is_announced() -> None:
@@ -121,7 +129,11 @@ def test_a_shipped_order_is_announced() -> None:
     )
     run = project_events(NotificationsProjection(retention_seconds=0), [shipped])
     text = f"Order {SHORT} has shipped."
-    assert run.writes[0] == ("lpush", keys.notifications("alice"), note(ORDER_ID, "shipped", text))
+    assert run.writes[0] == (
+        "lpush",
+        keys.notifications(PARTITION, "alice"),
+        note(ORDER_ID, "shipped", text),
+    )
 
 
 def test_each_customer_gets_only_their_own_notifications() -> None:
@@ -129,10 +141,10 @@ def test_each_customer_gets_only_their_own_notifications() -> None:
         NotificationsProjection(retention_seconds=0), [confirmed("alice"), confirmed("bob")]
     )
     assert {write[1] for write in run.writes} == {
-        keys.notifications("alice"),
-        keys.unread("alice"),
-        keys.notifications("bob"),
-        keys.unread("bob"),
+        keys.notifications(PARTITION, "alice"),
+        keys.unread(PARTITION, "alice"),
+        keys.notifications(PARTITION, "bob"),
+        keys.unread(PARTITION, "bob"),
     }
     assert run.changes == [("notifications", "alice"), ("notifications", "bob")]
 
@@ -143,10 +155,10 @@ def test_a_burst_for_one_customer_is_one_push_one_trim_and_one_count() -> None:
         NotificationsProjection(retention_seconds=0), [confirmed(order_id=o) for o in orders]
     )
     assert [(write[0], write[1]) for write in run.writes] == [
-        ("lpush", keys.notifications("alice")),
-        ("ltrim", keys.notifications("alice")),
-        ("incrby", keys.unread("alice")),
+        ("lpush", keys.notifications(PARTITION, "alice")),
+        ("ltrim", keys.notifications(PARTITION, "alice")),
+        ("incrby", keys.unread(PARTITION, "alice")),
     ]
     assert len(run.writes[0]) == 2 + 3  # the command, the key, then the three notifications
-    assert run.writes[2] == ("incrby", keys.unread("alice"), 3)
+    assert run.writes[2] == ("incrby", keys.unread(PARTITION, "alice"), 3)
     assert run.changes == [("notifications", "alice")]

@@ -8,10 +8,10 @@ from app.domain import orders as o
 from app.domain.orders import OrderLine
 from app.projections import keys
 from app.projections.orders import OrdersProjection
-from tests.support.projection_harness import AT, Stamped, json_text, project_events
+from tests.support.projection_harness import AT, PARTITION, Stamped, json_text, project_events
 
 ORDER_ID = "o1"
-ORDER = keys.order(ORDER_ID)
+ORDER = keys.order(PARTITION, ORDER_ID)
 LINES = [OrderLine("MUG-001", 2, 1200), OrderLine("TEA-002", 3, 350)]
 CHANGE = ("orders", f"alice/{ORDER_ID}")
 """Keys of per-user views start with their owner: alice's topic gets it, nobody else's."""
@@ -36,8 +36,8 @@ def test_a_placed_order_gets_its_row_and_joins_its_customers_list_and_the_admins
                 "reason": "",
             },
         ),
-        ("zadd", keys.orders_of("alice"), {ORDER_ID: AT}),  # newest last, by when placed
-        ("zadd", keys.all_orders(), {ORDER_ID: AT}),
+        ("zadd", keys.orders_of(PARTITION, "alice"), {ORDER_ID: AT}),  # newest last, by when placed
+        ("zadd", keys.all_orders(PARTITION), {ORDER_ID: AT}),
     ]
     assert run.changes == [CHANGE]
 
@@ -97,7 +97,10 @@ def test_an_order_from_placed_to_confirmed_in_one_batch_is_one_write_of_its_row(
     )
     (row, *indexes) = run.writes
     assert row[:2] == ("hset", ORDER) and row[2]["status"] == "confirmed"
-    assert [write[1] for write in indexes] == [keys.orders_of("alice"), keys.all_orders()]
+    assert [write[1] for write in indexes] == [
+        keys.orders_of(PARTITION, "alice"),
+        keys.all_orders(PARTITION),
+    ]
     assert run.changes == [CHANGE]
     assert run.versions == {f"order:{ORDER_ID}": 4}
 

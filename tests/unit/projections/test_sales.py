@@ -12,13 +12,13 @@ from app.domain import orders as o
 from app.domain.orders import OrderLine
 from app.projections import keys
 from app.projections.sales import SalesProjection
-from tests.support.projection_harness import Stamped, project_events
+from tests.support.projection_harness import PARTITION, Stamped, project_events
 
 ORDER_ID = "o1"
 LINES = [OrderLine("MUG-001", 2, 1200), OrderLine("TEA-002", 3, 350)]
-BY_STATUS = keys.sales_by_status()
-TOTALS = keys.sales_totals()
-TOP = keys.sales_top()
+BY_STATUS = keys.sales_by_status(PARTITION)
+TOTALS = keys.sales_totals(PARTITION)
+TOP = keys.sales_top(PARTITION)
 SALES = SalesProjection()
 
 
@@ -28,9 +28,9 @@ def test_a_placed_order_counts_as_placed_in_its_minute_and_overall() -> None:
     run = project_events(SALES, [Stamped(placed, 1, at=minute + 59.9)])
     assert run.writes == [
         ("hincrby", BY_STATUS, "placed", 1),
-        ("incrby", keys.sales_per_minute(1699999980), 1),
+        ("incrby", keys.sales_per_minute(PARTITION, 1699999980), 1),
         ("hincrby", TOTALS, "orders_placed", 1),
-        ("expireat", keys.sales_per_minute(1699999980), 1699999980 + 3600),
+        ("expireat", keys.sales_per_minute(PARTITION, 1699999980), 1699999980 + 3600),
     ]
     assert run.changes == [("admin", "sales")]
 

@@ -8,7 +8,7 @@ from app.domain import orders as o
 from app.domain.orders import OrderLine
 from app.projections import keys
 from app.projections.timeline import TimelineEntry, TimelineProjection
-from tests.support.projection_harness import AT, Stamped, json_text, project_events
+from tests.support.projection_harness import AT, PARTITION, Stamped, json_text, project_events
 
 ORDER_ID = "o1"
 LINES = [OrderLine("MUG-001", 2, 1200), OrderLine("TEA-002", 3, 350)]
@@ -50,7 +50,7 @@ STEPS: list[tuple[o.OrderEvent, TimelineEntry]] = [
 @pytest.mark.parametrize(("event", "entry"), STEPS, ids=[type(e).__name__ for e, _ in STEPS])
 def test_every_order_event_appends_its_step(event: o.OrderEvent, entry: TimelineEntry) -> None:
     run = project_events(TIMELINE, [event])
-    assert run.writes == [("rpush", keys.timeline(ORDER_ID), json_text(entry))]
+    assert run.writes == [("rpush", keys.timeline(PARTITION, ORDER_ID), json_text(entry))]
     assert run.changes == [("orders", f"alice/{ORDER_ID}")]
 
 
@@ -60,7 +60,7 @@ def test_a_rejection_for_a_reason_it_does_not_know_shows_the_reason_itself() -> 
     assert run.writes == [
         (
             "rpush",
-            keys.timeline(ORDER_ID),
+            keys.timeline(PARTITION, ORDER_ID),
             json_text(TimelineEntry("rejected", AT, "out_of_cheese")),
         )
     ]
@@ -80,7 +80,7 @@ def test_the_steps_of_a_batch_are_appended_in_order_with_their_own_times() -> No
     assert run.writes == [
         (
             "rpush",
-            keys.timeline(ORDER_ID),
+            keys.timeline(PARTITION, ORDER_ID),
             json_text(TimelineEntry("placed", AT, "2 lines, total $34.50")),
             json_text(TimelineEntry("reserved", AT + 1, "Stock reserved")),
             json_text(TimelineEntry("rejected", AT + 2, "The card was declined")),
@@ -95,7 +95,7 @@ def test_a_step_delivered_twice_is_in_the_timeline_once() -> None:
     assert run.writes == [
         (
             "rpush",
-            keys.timeline(ORDER_ID),
+            keys.timeline(PARTITION, ORDER_ID),
             json_text(TimelineEntry("reserved", AT, "Stock reserved")),
         )
     ]
