@@ -62,6 +62,15 @@
     return next.hasAttribute("tabindex") ? next : null;
   }
 
+  // A list newest first (rows with data-sort, ISO times) takes at its top only what is newer
+  // than its first row: an update of an order that is not on this page is not inserted.
+  function olderThanTheList(container, el) {
+    var first = container.firstElementChild;
+    var key = el.getAttribute("data-sort");
+    var top = first && first.getAttribute("data-sort");
+    return el.getAttribute("data-insert-at") === "afterbegin" && !!key && !!top && key < top;
+  }
+
   function apply(el, receivedAt) {
     if (!el.id) return;
     var current = document.getElementById(el.id);
@@ -79,6 +88,7 @@
     }
     var into = el.getAttribute("data-insert-into");
     var container = into && document.querySelector(into);
+    if (container && olderThanTheList(container, el)) return;  // not this page's: a new one is newer
     if (container) {
       container.insertAdjacentElement(el.getAttribute("data-insert-at") || "beforeend", el);
       htmx.process(el);
