@@ -55,6 +55,7 @@ DISCARD_WITHOUT_A_REASON_JS = """(key) => {
   const form = document.querySelector(
     `tr[data-letter-id][data-key="${key}"] form[data-action=discard]`);
   form.querySelector("input[name=reason]").removeAttribute("required");
+  htmx.process(form);  // a form a push put in this very task is htmx's before the click
   form.querySelector("button").click();
 }"""
 """Past the browser's own check to the server's, in one task: the status page pushes its
