@@ -18,9 +18,8 @@ from typing import Any
 from redis.asyncio import Redis
 from redis.exceptions import ResponseError
 
-from app.kernel.archive.groups import before
+from app.kernel.archive.groups import groups_reached
 from app.kernel.archive.manifest import START
-from app.kernel.positions import parse_stream_id
 
 log = logging.getLogger(__name__)
 
@@ -73,12 +72,4 @@ async def _reached(redis: Redis, stream: str, groups: list[dict[str, Any]]) -> s
     and the entry before its oldest pending one (START for none)."""
     if not groups:
         return START
-    ends = [str(g["last-delivered-id"]) for g in groups]
-    pending = [str(g["name"]) for g in groups if int(g.get("pending") or 0)]
-    if pending:
-        async with redis.pipeline(transaction=False) as pipe:
-            for name in pending:
-                pipe.xpending(stream, name)
-            summaries = await pipe.execute()
-        ends += [before(str(s["min"])) for s in summaries if s and s.get("min")]
-    return min(ends, key=parse_stream_id)
+    return await groups_reached(redis, stream, groups)

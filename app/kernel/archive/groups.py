@@ -40,6 +40,12 @@ async def acknowledged_end(redis: Redis, stream: str) -> str | None:
         return "0-0"
     if not groups:
         return None
+    return await groups_reached(redis, stream, groups)
+
+
+async def groups_reached(redis: Redis, stream: str, groups: list[dict[str, Any]]) -> str:
+    """Where every one of `groups` (XINFO GROUPS entries, at least one) has got to: the
+    smallest of each one's last-delivered id and the entry before its oldest pending one."""
     ends = [str(g["last-delivered-id"]) for g in groups]
     pending = [str(g["name"]) for g in groups if int(g.get("pending") or 0)]
     if pending:
