@@ -100,6 +100,13 @@ def heads(letters: list[Letter]) -> list[Letter]:
     return found
 
 
+async def unknown_consumer(bus: CommandBus, envelope: CommandEnvelope, name: str) -> Outcome:
+    """An operator command naming no consumer this deployment has: refused (409)."""
+    return await bus.finish(
+        envelope, "failed", problem("unknown_consumer", 409, f"There is no consumer {name}")
+    )
+
+
 def dead_letter_runner(groups: Mapping[str, str]) -> Runner:
     """`groups`: consumer name (as the status page shows it) → consumer group."""
 
@@ -107,11 +114,7 @@ def dead_letter_runner(groups: Mapping[str, str]) -> Runner:
         command = bus.registry.decode_body(envelope.type, envelope.body)
         group = groups.get(command.consumer)
         if group is None:
-            return await bus.finish(
-                envelope,
-                "failed",
-                problem("unknown_consumer", 409, f"There is no consumer {command.consumer}"),
-            )
+            return await unknown_consumer(bus, envelope, command.consumer)
         letters = DeadLetters(bus.redis, group)
         by = envelope.sender or ""
         action: Literal["retry", "discard"]

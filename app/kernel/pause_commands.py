@@ -14,8 +14,7 @@ import msgspec
 
 from app.kernel import pauses
 from app.kernel.bus import CommandBus
-from app.kernel.dead_letter_commands import ConsumerName, OperatorCommand
-from app.kernel.errors import problem
+from app.kernel.dead_letter_commands import ConsumerName, OperatorCommand, unknown_consumer
 from app.kernel.messages import CommandEnvelope, Outcome
 from app.kernel.registry import CommandSpec, Runner
 from app.kernel.validation import PLAIN_TEXT, PLAIN_TEXT_RULE
@@ -41,11 +40,7 @@ def pause_runner(groups: Mapping[str, str]) -> Runner:
         command = bus.registry.decode_body(envelope.type, envelope.body)
         group = groups.get(command.consumer)
         if group is None:
-            return await bus.finish(
-                envelope,
-                "failed",
-                problem("unknown_consumer", 409, f"There is no consumer {command.consumer}"),
-            )
+            return await unknown_consumer(bus, envelope, command.consumer)
         if isinstance(command, PauseConsumer):
             await pauses.pause(bus.redis, group, envelope.sender or "", command.reason)
         else:
