@@ -129,7 +129,11 @@ def test_a_discard_without_a_reason_is_refused_in_place(
     expect(refused.locator("[data-error-path='$.reason']")).to_have_count(1)
     expect(row).to_have_count(1)
 
-    row.locator("form[data-action=discard] input[name=reason]").fill("cleaning up after a test")
+    # the console's next push puts back the server's form (the scripted one lost `required`):
+    # fill and click only once it has, so the click is not on a form replaced meanwhile
+    reason = row.locator("form[data-action=discard] input[name=reason]")
+    expect(reason).to_have_attribute("required", "")
+    reason.fill("cleaning up after a test")
     row.locator("form[data-action=discard] button").click()
     expect(page.locator("#operator-actions [data-command-id]").first).to_have_attribute(
         "data-status", "succeeded"
