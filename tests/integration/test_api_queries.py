@@ -305,7 +305,10 @@ async def test_admin_status_reports_commands_projections_workers_and_sockets(
     assert commands["success_rate"] == round(succeeded / (succeeded + failed), 4)
     latency = commands["latency_ms"]
     assert set(latency) >= {"p50", "p95", "p99"}
-    assert 0 < latency["p50"] <= latency["p95"] <= latency["p99"], latency
+    # Stamps are in milliseconds: an inline command can finish within the one it was accepted
+    # in (0 ms); the order's trip through the queue and the process manager cannot.
+    assert 0 <= latency["p50"] <= latency["p95"] <= latency["p99"], latency
+    assert latency["p99"] > 0, latency
     assert {c["name"] for c in status["projections"]} == {w.name for w in watched_consumers()}
     for consumer in status["projections"]:
         assert {
