@@ -6,6 +6,7 @@ from collections.abc import Callable, Sequence
 
 import msgspec
 from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
 
 from app.kernel import keys
 from app.kernel.redis_types import text
@@ -47,13 +48,36 @@ async def scan(redis: Redis, prefix: str) -> set[str]:
     return {text(key) async for key in redis.scan_iter(match=f"{prefix}*", count=1000)}
 
 
-async def live_and_shadow_keys(redis: Redis, name: str) -> tuple[set[str], set[str]]:
-    """A read model's live keys, and its shadow's (by the live names they stand for)."""
+async def live_and_shadow_keys(
+    redis: Redis, name: str, partition: int | None = None
+) -> tuple[set[str], set[str]]:
+    """A read model's live keys, and its shadow's (by the live names they stand for); those
+    of one partition if given."""
     prefix = keys.read_model_prefix(name)
+    if partition is not None:
+        prefix = keys.read_model(name, partition, "")
     live = await scan(redis, prefix)
     copies = await scan(redis, keys.shadow(prefix))
     shadowed = len(keys.shadow(""))
     return live, {key[shadowed:] for key in copies}
+
+
+def by_partition(names: set[str]) -> dict[int, set[str]]:
+    """Read-model keys grouped by the partition they belong to."""
+    grouped: dict[int, set[str]] = {}
+    for name in names:
+        grouped.setdefault(keys.read_model_partition(name), set()).add(name)
+    return grouped
+
+
+def queue_swap(tx: Pipeline, live: set[str], shadow: set[str]) -> None:
+    """Queue on a transaction what swaps a shadow in: each shadow key renamed over its live
+    key, and the live keys the shadow has not deleted (keys by their live names)."""
+    for key in shadow:  # (redis-py's cluster pipeline refuses `rename`; in a slot it is fine)
+        tx.execute_command("RENAME", keys.shadow(key), key)
+    stale = sorted(live - shadow)
+    for start in range(0, len(stale), 500):
+        tx.delete(*stale[start : start + 500])
 
 
 async def drop_shadow(redis: Redis, name: str) -> None:
@@ -139,4 +163,16 @@ async def compare(
         only_shadow=len(only_shadow),
         differing=differing,
         sample=sample,
+    )
+
+
+def merged_diffs(diffs: Sequence[Diff]) -> Diff:
+    """The diffs of a read model's partitions as one."""
+    return Diff(
+        live_keys=sum(d.live_keys for d in diffs),
+        shadow_keys=sum(d.shadow_keys for d in diffs),
+        only_live=sum(d.only_live for d in diffs),
+        only_shadow=sum(d.only_shadow for d in diffs),
+        differing=sum(d.differing for d in diffs),
+        sample=[k for d in diffs for k in d.sample][: 3 * SAMPLE],
     )

@@ -8,10 +8,11 @@ one keeps serving, compared with it, then swapped in atomically (or abandoned).
 2. **Cut.** The rebuild takes the projection's leases (each projector stops after the batch
    in hand and waits), watches the live checkpoints and applied versions, catches the shadow
    up to exactly those checkpoints, and compares the two copies key by key.
-3. **Swap.** One MULTI renames every shadow key over its live key (checkpoints and applied
-   versions included) and deletes the live keys the shadow does not have. If a watched key
-   moved meanwhile (a projector's last batch landing), nothing is written and the cut is
-   tried again. The leases go back and the projectors carry on from the swapped checkpoints.
+3. **Swap.** One MULTI per partition (its keys share a slot) renames every shadow key over
+   its live key (checkpoints and applied versions included) and deletes the live keys the
+   shadow does not have. If a watched key moved meanwhile (a projector's last batch
+   landing), nothing is written and that partition's cut is tried again. The leases go back
+   (kernel/cut_leases.py) and the projectors carry on from the swapped checkpoints.
 
 The streams are read through the archive (kernel/archive/reader.py): the archive's entries,
 then the stream's, as one sequence. While it runs, the rebuild holds each partition's
@@ -40,13 +41,23 @@ from redis.exceptions import WatchError
 from app.kernel import keys
 from app.kernel.archive.holds import ArchiveHolds
 from app.kernel.archive.reader import ArchiveReader
+from app.kernel.cut_leases import CutLeases
 from app.kernel.dead_letters import DeadLetters
 from app.kernel.handlers import INFRA_ERRORS, Entry
-from app.kernel.leases import LEASE_MS, LEASE_TRUSTED, Leases
+from app.kernel.leases import LEASE_MS, Leases
 from app.kernel.positions import parse_stream_id
 from app.kernel.projection import Projection, group_name
-from app.kernel.read_model_diff import Diff, compare, drop_shadow, live_and_shadow_keys
-from app.kernel.rebuild_replay import ChunkReplay, ShadowPartition
+from app.kernel.read_model_diff import (
+    Diff,
+    by_partition,
+    compare,
+    drop_shadow,
+    live_and_shadow_keys,
+    merged_diffs,
+    queue_swap,
+)
+from app.kernel.read_side import ReadSide
+from app.kernel.rebuild_replay import ChunkReplay, ShadowPartition, queue_shadow_writes
 from app.kernel.rebuild_state import (
     RUNNING,
     Phase,
@@ -56,14 +67,13 @@ from app.kernel.rebuild_state import (
     load_state,
     save_state,
 )
-from app.kernel.redis_types import field_map, optional_text, text
+from app.kernel.redis_types import optional_text
 
 log = logging.getLogger(__name__)
 
 CHUNK = 5000
 """Entries read (and applied) per round trip."""
 LOCK_MS = 30_000
-CUT_LEASE_MS = 30_000
 CUT_ATTEMPTS = 20
 REPORT_SECONDS = 0.5
 RATE_WINDOW_SECONDS = 5.0
@@ -104,6 +114,7 @@ class ShadowRebuild:
         the events trimmed from the streams are (None: the streams alone)."""
         self._write = write
         self._read = read
+        self._side = ReadSide(read, partitions)
         self._projection = projection
         self._partitions = partitions
         self._owner = owner
@@ -114,7 +125,7 @@ class ShadowRebuild:
         self._lock = Leases(write, owner, LOCK_MS)
         self._archive = archive
         self._holds = ArchiveHolds(write, f"rebuild.{self.group}")
-        self._owners_trust = lease_ms / 1000 * LEASE_TRUSTED
+        self._cut_leases = CutLeases(write, owner, self.group, partitions, lease_ms=lease_ms)
         self._parts = [ShadowPartition() for _ in range(partitions)]
         self._positions = {key(self.name, p) for p in range(partitions) for key in POSITION_KEYS}
         """Keys that are positions or warnings, not the model: left out of the diff."""
@@ -149,12 +160,9 @@ class ShadowRebuild:
         if previous is None or previous.phase not in ("ready", "diffing", "swapping"):
             raise RebuildError(f"there is no shadow of {self.name} to swap in: rebuild it first")
         self.state = msgspec.structs.replace(previous, error="")
-        cursors = await self._read.mget(
-            [keys.shadow(keys.checkpoint(self.name, p)) for p in range(self._partitions)]
-        )
-        for partition, cursor in enumerate(cursors):
+        for partition, cursor in enumerate(await self._checkpoints(keys.shadow)):
             part = self._parts[partition]
-            part.cursor = optional_text(cursor) or "0-0"
+            part.cursor = cursor or "0-0"
             part.complete = False
             part.held = dict(previous.held.get(str(partition), {}))
 
@@ -176,13 +184,11 @@ class ShadowRebuild:
         a round in which it reached every target (under traffic the live projection moves
         on during the round; the cut catches up the rest with the projectors paused)."""
         while True:
-            targets = await self._read.mget(
-                [keys.checkpoint(self.name, p) for p in range(self._partitions)]
-            )
+            targets = await self._checkpoints()
             behind = [
-                (partition, text(target))
+                (partition, target)
                 for partition, target in enumerate(targets)
-                if target and _later(text(target), self._parts[partition].cursor)
+                if target and _later(target, self._parts[partition].cursor)
             ]
             if not behind:
                 return
@@ -216,10 +222,19 @@ class ShadowRebuild:
 
     async def _catch_up(self, targets: Sequence[str | None]) -> None:
         for partition, target in enumerate(targets):
-            while target and _later(target, self._parts[partition].cursor):
-                reply = await self._read_chunk(partition, target)
-                _, write = self._apply_chunk(partition, target, reply)
-                await write
+            if target:
+                await self._catch_up_partition(partition, target)
+
+    async def _catch_up_partition(self, partition: int, target: str) -> None:
+        while _later(target, self._parts[partition].cursor):
+            reply = await self._read_chunk(partition, target)
+            _, write = self._apply_chunk(partition, target, reply)
+            await write
+
+    async def _checkpoints(self, copy: Callable[[str], str] = str) -> list[str | None]:
+        """The live checkpoint of each partition (or the shadow's: `copy` = keys.shadow)."""
+        (found,) = await self._side.gather(lambda p, i: p.get(copy(keys.checkpoint(self.name, i))))
+        return [optional_text(value) for value in found]
 
     async def _read_chunk(self, partition: int, target: str) -> list[tuple[str, dict[str, str]]]:
         stream = self._projection.stream(partition)
@@ -232,7 +247,7 @@ class ShadowRebuild:
             reply = await self._write.xrange(stream, f"({part.cursor}", target, count=self._chunk)
             entries = cast(list[tuple[str, dict[str, str]]], reply)
         if not part.complete:
-            await self._load_versions(partition, entries)
+            await self._replay.load_versions(self._read, partition, part, entries)
         return entries
 
     def _apply_chunk(
@@ -249,18 +264,7 @@ class ShadowRebuild:
         done = self._replay.project(partition, part, stream, entries)
         last = reply[-1][0]
         pipe = self._read.pipeline(transaction=False)
-        done.writes.send(pipe, keys.shadow)
-        if done.versions:
-            pipe.hset(
-                keys.shadow(keys.applied_versions(self.name, partition)),
-                mapping=field_map(done.versions),
-            )
-        if done.gaps:
-            pipe.hset(
-                keys.shadow(keys.projection_health(self.name, partition)),
-                mapping=field_map({"gap": done.gaps[-1], "gap_at": str(time.time())}),
-            )
-        pipe.set(keys.shadow(keys.checkpoint(self.name, partition)), last)
+        queue_shadow_writes(pipe, self.name, partition, done, last)
         part.cursor = last
         part.versions.update(done.versions)
         self.state = msgspec.structs.replace(self.state, done=self.state.done + len(reply))
@@ -274,80 +278,72 @@ class ShadowRebuild:
         )
         log.warning("rebuild of %s: entry failed (%s)", self.name, note)
 
-    async def _load_versions(
-        self, partition: int, entries: list[tuple[str, dict[str, str]]]
-    ) -> None:
-        """Resuming a shadow: the applied versions of the aggregates of these entries."""
-        versions = self._parts[partition].versions
-        names = self._replay.unknown_aggregates(entries, versions)
-        if names:
-            shadow_versions = keys.shadow(keys.applied_versions(self.name, partition))
-            found_versions = await self._read.hmget(shadow_versions, names)
-            versions.update({k: int(v or 0) for k, v in zip(names, found_versions, strict=True)})
-
     # --- cut, diff, swap ------------------------------------------------------------------
 
     async def cut(self, *, swap: bool) -> Diff:
         """Pause the projection, catch the shadow up to it, compare; swap if asked.
 
-        The projectors learn that their leases were taken at their next renewal; until then
-        they may still read entries (never beyond what their leases promised them: see
-        leases.LeaseClock). So the leases are kept that long after they were taken, even
-        when the cut is done sooner: an entry such a projector reads is then still pending
-        when the next owner looks for pending entries, never left behind.
+        Each partition is compared and swapped in a transaction of its own, since its keys
+        are all in one slot (on a Cluster, a transaction cannot span slots). A query that
+        gathers partitions may, for the few milliseconds between them, see some swapped and
+        some not: both copies hold the same events, and they differ only where the rebuild
+        fixes something.
         """
-        leases = Leases(self._write, self._owner, CUT_LEASE_MS)
-        partitions = range(self._partitions)
-        checkpoints = [keys.checkpoint(self.name, p) for p in partitions]
-        watched = checkpoints + [keys.applied_versions(self.name, p) for p in partitions]
-        taken_at = time.monotonic()
-        for partition in partitions:
-            await leases.take(self.group, partition)
+        leases, partitions = self._cut_leases, range(self._partitions)
+        await leases.take()
         try:
-            for _attempt in range(CUT_ATTEMPTS):
-                await self._set_phase("swapping" if swap else "diffing")
-                async with self._read.pipeline(transaction=True) as tx:
-                    await tx.watch(*watched)
-                    targets = [optional_text(v) for v in await tx.mget(checkpoints)]
-                    await self._catch_up(targets)
-                    for partition in partitions:
-                        await leases.take(self.group, partition)  # a long catch-up: renewed
-                    live, shadow = await live_and_shadow_keys(self._read, self.name)
-                    diff = await compare(self._read, live, shadow, keys.shadow, self._ignored)
-                    tx.multi()  # type: ignore[no-untyped-call]
-                    if not swap:  # only to learn whether the live copy held still meanwhile
-                        tx.exists(checkpoints[0])
-                    for key in shadow if swap else ():
-                        tx.rename(keys.shadow(key), key)
-                    stale = sorted(live - shadow) if swap else []
-                    for start in range(0, len(stale), 500):
-                        tx.delete(*stale[start : start + 500])
-                    try:
-                        await tx.execute()
-                    except WatchError:
-                        log.info("rebuild of %s: a projector moved on during the cut", self.name)
-                        continue
-                if not swap:
-                    await self._set_phase("ready", diff=diff)
-                    return diff
-                await self._set_phase("swapped", diff=diff)
+            await self._set_phase("swapping" if swap else "diffing")
+            await self._catch_up(await self._checkpoints())
+            live, shadow = await live_and_shadow_keys(self._read, self.name)
+            live_of, shadow_of = by_partition(live), by_partition(shadow)
+            diffs = []
+            for partition in partitions:
+                found = live_of.get(partition, set()), shadow_of.get(partition, set())
+                diffs.append(await self._cut_partition(leases, partition, found, swap=swap))
+            diff = merged_diffs(diffs)
+            await self._set_phase("swapped" if swap else "ready", diff=diff)
+            if swap:
                 log.info("rebuild of %s swapped in (%s)", self.name, diff.summary)
-                return diff
-            raise RebuildError(f"the checkpoints of {self.name} kept moving; try again")
+            return diff
         finally:
-            await self._give_back(partitions, taken_at)
+            await leases.give_back()
 
-    async def _give_back(self, partitions: range, taken_at: float) -> None:
-        """Release the projection's leases, or keep them until the projectors they were
-        taken from have surely stopped reading (then they lapse by themselves)."""
-        left_ms = int((taken_at + self._owners_trust - time.monotonic()) * 1000)
-        keep = Leases(self._write, self._owner, max(1, left_ms))
-        for partition in partitions:
-            with contextlib.suppress(*INFRA_ERRORS):
-                if left_ms > 0:
-                    await keep.renew(self.group, partition)
-                else:
-                    await keep.release(self.group, partition)
+    async def _cut_partition(
+        self,
+        leases: CutLeases,
+        partition: int,
+        found: tuple[set[str], set[str]] | None,
+        *,
+        swap: bool,
+    ) -> Diff:
+        """One partition's diff (and swap), in one transaction watching its checkpoint and
+        versions: if a projector's last batch lands meanwhile, nothing is written, and the
+        shadow catches up and is compared again. `found`: its live and shadow keys."""
+        checkpoint = keys.checkpoint(self.name, partition)
+        for _attempt in range(CUT_ATTEMPTS):
+            async with self._read.pipeline(transaction=True) as tx:
+                await tx.watch(checkpoint, keys.applied_versions(self.name, partition))
+                target = optional_text(await tx.get(checkpoint))
+                if target and _later(target, self._parts[partition].cursor):
+                    await self._catch_up_partition(partition, target)
+                    await leases.renew(partition)  # a long catch-up
+                    found = None
+                if found is None:
+                    found = await live_and_shadow_keys(self._read, self.name, partition)
+                live, shadow = found
+                diff = await compare(self._read, live, shadow, keys.shadow, self._ignored)
+                tx.multi()  # type: ignore[no-untyped-call]
+                if swap:
+                    queue_swap(tx, live, shadow)
+                else:  # only to learn whether the live copy held still meanwhile
+                    tx.exists(checkpoint)
+                try:
+                    await tx.execute()
+                    return diff
+                except WatchError:
+                    log.info("rebuild of %s: a projector moved on during the cut", self.name)
+                    found = None
+        raise RebuildError(f"the checkpoints of {self.name} kept moving; try again")
 
     def _ignored(self, key: str) -> bool:
         """Keys that are positions or warnings, not the model: left out of the diff."""

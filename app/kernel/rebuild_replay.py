@@ -6,12 +6,18 @@ key back for the rest of the build; the entries before it and of other keys stil
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+from redis.asyncio import Redis
+from redis.asyncio.client import Pipeline
+
+from app.kernel import keys
 from app.kernel.handlers import Entry
 from app.kernel.projection import Decoded, Projected, Projection, project
+from app.kernel.redis_types import field_map
 
 
 @dataclass
@@ -87,6 +93,20 @@ class ChunkReplay:
         except Exception as exc:
             raise _Failed(done.seen - 1, exc) from exc
 
+    async def load_versions(
+        self,
+        read: Redis,
+        partition: int,
+        part: ShadowPartition,
+        entries: list[tuple[str, dict[str, str]]],
+    ) -> None:
+        """Resuming a shadow: the applied versions of the aggregates of these entries."""
+        names = self.unknown_aggregates(entries, part.versions)
+        if names:
+            shadow_versions = keys.shadow(keys.applied_versions(self._projection.name, partition))
+            found = await read.hmget(shadow_versions, names)
+            part.versions.update({k: int(v or 0) for k, v in zip(names, found, strict=True)})
+
     def unknown_aggregates(
         self, entries: list[tuple[str, dict[str, str]]], versions: dict[str, int]
     ) -> list[str]:
@@ -107,3 +127,21 @@ class ChunkReplay:
         if key:
             part.held[key] = entry.id
         self._on_failed(partition, entry, key, exc)
+
+
+def queue_shadow_writes(
+    pipe: Pipeline, name: str, partition: int, done: Projected, last: str
+) -> None:
+    """Queue a projected chunk's writes to the shadow: the read model's, its versions, a gap
+    warning, and its checkpoint (`last`, the chunk's last entry)."""
+    done.writes.send(pipe, keys.shadow)
+    if done.versions:
+        pipe.hset(
+            keys.shadow(keys.applied_versions(name, partition)), mapping=field_map(done.versions)
+        )
+    if done.gaps:
+        pipe.hset(
+            keys.shadow(keys.projection_health(name, partition)),
+            mapping=field_map({"gap": done.gaps[-1], "gap_at": str(time.time())}),
+        )
+    pipe.set(keys.shadow(keys.checkpoint(name, partition)), last)

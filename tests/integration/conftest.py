@@ -2,8 +2,8 @@
 
 The kernel, catalog, orders and fulfilment tests run twice: on one server, and on a local
 3-master Redis Cluster holding both sides, events and read models (one cluster per session,
-so per xdist worker). The shadow rebuild's tests put the read models on a server of their own
-beside the cluster: a rebuild's swap is one transaction over every partition.
+so per xdist worker). The shadow rebuild's cut swaps each partition in a transaction of its
+own slot, so it runs on the cluster like the rest.
 """
 
 from __future__ import annotations
@@ -31,7 +31,7 @@ from app.services import Services, build_services
 from tests.support.api_client import Storefront
 from tests.support.redis_cluster import RedisCluster, running_cluster
 from tests.support.redis_server import RedisServer, running_redis
-from tests.support.stores import pair, store_env
+from tests.support.stores import store_env
 
 ADMIN = Actor("admin", frozenset({"admin"}))
 ALICE = Actor("alice", frozenset({"customer"}))
@@ -45,8 +45,6 @@ def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServ
 
 
 ON_CLUSTER_TOO = ("test_kernel_", "test_catalog_", "test_orders_", "test_fulfilment_")
-READ_SERVER_BESIDE_CLUSTER = ("test_catalog_rebuild", "test_catalog_archive")
-"""Modules whose read models stay on one server when the write side is the cluster."""
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
@@ -61,13 +59,6 @@ def redis_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisClu
         yield cluster
 
 
-@pytest.fixture(scope="session")
-def read_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RedisServer]:
-    """The read models' own server, beside the cluster."""
-    with running_redis(tmp_path_factory.mktemp("read-models")) as server:
-        yield server
-
-
 def _flush(url: str) -> None:
     client = redis.Redis.from_url(url)
     client.flushall()
@@ -76,19 +67,13 @@ def _flush(url: str) -> None:
 
 @pytest.fixture
 def redis_url(request: pytest.FixtureRequest, redis_server: RedisServer) -> str:
-    """The write side's URL, empty: one server (default) or, when asked, the cluster (the
-    read models' URL goes with it: tests.support.stores)."""
+    """The stack's URL, empty: one server (default) or, when asked, the cluster (both sides
+    on it)."""
     if getattr(request, "param", "single") == "single":
         _flush(redis_server.url)
         return redis_server.url
     cluster: RedisCluster = request.getfixturevalue("redis_cluster")
     cluster.flushall()
-    if request.module.__name__.rpartition(".")[2] in READ_SERVER_BESIDE_CLUSTER:
-        reads: RedisServer = request.getfixturevalue("read_server")
-        _flush(reads.url)
-        pair(cluster.url, reads.url)
-    else:
-        pair(cluster.url, None)  # the read models on the cluster too
     return cluster.url
 
 

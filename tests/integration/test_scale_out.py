@@ -1,6 +1,6 @@
 """Scaled out on a Redis Cluster: two web processes and two of every worker kind.
 
-The write side runs on a local 3-master cluster, the read models on a server of their own.
+Both sides run on a local 3-master cluster: events, statuses and read models.
 Each worker kind shares the partitions between its two processes, and a command sent
 through web A reaches a socket held by web B.
 """
@@ -14,7 +14,6 @@ from typing import Any
 
 import httpx
 import pytest
-import redis
 from websockets.asyncio.client import connect
 
 from app.adapters.embedded_redis import free_port
@@ -32,25 +31,18 @@ from tests.support.api_client import (
 from tests.support.polling import eventually
 from tests.support.processes import ProcessGroup
 from tests.support.redis_cluster import RedisCluster
-from tests.support.redis_server import RedisServer
 
 PARTITIONS = 4
 
 
 @pytest.fixture
-def stack(
-    redis_cluster: RedisCluster, read_server: RedisServer, log_dir: Path
-) -> Iterator[tuple[str, str]]:
+def stack(redis_cluster: RedisCluster, log_dir: Path) -> Iterator[tuple[str, str]]:
     """Two web processes (their base URLs) and two of each worker, on the cluster."""
     redis_cluster.flushall()
-    reads = redis.Redis.from_url(read_server.url)
-    reads.flushall()
-    reads.close()
     group = ProcessGroup(
         log_dir,
         base_env(
             redis_cluster.url,
-            READ_REDIS_URL=read_server.url,
             PARTITIONS=str(PARTITIONS),
             LEASE_MS="3000",
         ),

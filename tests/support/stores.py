@@ -1,26 +1,12 @@
-"""Which Redis a test's stack runs on: one server, or a Cluster (the read models on it too,
-or on a server beside it).
+"""Which Redis a test's stack runs on: one server, or a Cluster holding both sides.
 
-The integration fixtures record here which read server, if any, goes with a cluster, so
-every way a test builds settings or a process environment gets both.
+Every way a test builds settings or a process environment goes through `store_env`, so a
+stack that needs more than REDIS_URL (say, read models elsewhere) is set up in one place.
 """
 
 from __future__ import annotations
 
-_READ_SERVER_OF: dict[str, str] = {}
-
-
-def pair(cluster_url: str, read_url: str | None) -> None:
-    """The read models of the cluster's stacks on `read_url` (None: on the cluster)."""
-    if read_url is None:
-        _READ_SERVER_OF.pop(cluster_url, None)
-    else:
-        _READ_SERVER_OF[cluster_url] = read_url
-
 
 def store_env(redis_url: str) -> dict[str, str]:
-    """REDIS_URL (and READ_REDIS_URL, for a cluster) of a stack on this store."""
-    env = {"REDIS_URL": redis_url}
-    if redis_url in _READ_SERVER_OF:
-        env["READ_REDIS_URL"] = _READ_SERVER_OF[redis_url]
-    return env
+    """REDIS_URL of a stack on this store (its read models on it too)."""
+    return {"REDIS_URL": redis_url}
