@@ -56,6 +56,10 @@ log = logging.getLogger(__name__)
 
 BATCH = 200
 BLOCK_MS = 1000
+HANDOFF_SECONDS = 3.0
+"""How long after the number of members changed partitions may still be changing hands (a
+process over its share stops them within its batch in hand, then releases them)."""
+HANDOFF_POLL_SECONDS = 0.05
 
 
 @dataclass(frozen=True)
@@ -64,6 +68,7 @@ class _Owned:
     stop: asyncio.Event
     health: PartitionHealth
     lease: LeaseClock
+    loop: PartitionLoop
 
 
 class PartitionedConsumer:
@@ -97,6 +102,8 @@ class PartitionedConsumer:
         self._give_up_seconds = give_up_seconds
         self._resting: dict[tuple[str, int], float] = {}
         """Partitions given up for being stuck, and until when not to take them again."""
+        self._members_seen = 0
+        self._handoff_until = 0.0
 
     @property
     def owned(self) -> list[tuple[str, int]]:
@@ -112,22 +119,34 @@ class PartitionedConsumer:
         return found
 
     async def run(self, stop: asyncio.Event, tick: float = 1.0) -> None:
+        """Rebalance every `tick`; while partitions change hands (for HANDOFF_SECONDS after
+        the number of members changed) and this process is short of its share, every
+        HANDOFF_POLL_SECONDS, so a partition another process gives up waits for no tick."""
         try:
             while not stop.is_set():
+                short = False
                 try:
-                    await self.rebalance()
+                    short = await self.rebalance()
                 except INFRA_ERRORS as exc:
                     log.warning("lease upkeep failed, will retry: %s", exc)
+                handing_over = short and time.monotonic() < self._handoff_until
                 with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=tick)
+                    await asyncio.wait_for(
+                        stop.wait(),
+                        timeout=min(tick, HANDOFF_POLL_SECONDS) if handing_over else tick,
+                    )
         finally:
             await self.release_all()
 
-    async def rebalance(self) -> None:
+    async def rebalance(self) -> bool:
         """Keep (renew) every lease first, then stop what is lost, stuck or over this
         process's share, all at once, then take free partitions up to the share: a slow stop
-        must not hold up the renewals of the partitions this process keeps."""
+        must not hold up the renewals of the partitions this process keeps. Whether this
+        process is still short of its share."""
         members = max(1, await self._members())
+        if members != self._members_seen:
+            self._members_seen = members
+            self._handoff_until = time.monotonic() + HANDOFF_SECONDS
         target = math.ceil(self._partitions / members)
         kept: dict[str, list[int]] = {group: [] for group in self._handlers}
         stopping: list[Awaitable[None]] = []
@@ -137,6 +156,7 @@ class PartitionedConsumer:
                 stopping += [self._stop(group, p, release=True) for p in mine[target:]]
         finally:
             await asyncio.gather(*stopping)
+        short = False
         for group, mine in kept.items():
             count = min(len(mine), target)
             for partition in range(self._partitions):
@@ -150,6 +170,8 @@ class PartitionedConsumer:
                 if await self._leases.acquire(group, partition):
                     self._start(group, partition, asked_at)
                     count += 1
+            short = short or count < target
+        return short
 
     async def _renew(self, kept: dict[str, list[int]], stopping: list[Awaitable[None]]) -> None:
         """Renew the leases of the partitions worth keeping (into `kept`); the stops of the
@@ -190,17 +212,22 @@ class PartitionedConsumer:
             replication=self._replication,
         )
         task = asyncio.create_task(loop.run(), name=f"{group}:p{partition}")
-        self._owned[(group, partition)] = _Owned(task, stop, health, lease)
+        self._owned[(group, partition)] = _Owned(task, stop, health, lease, loop)
         log.info("took %s partition %d", group, partition)
 
     async def _stop(self, group: str, partition: int, *, release: bool, wait: float = 10.0) -> None:
         """Stop a partition's task (it finishes its batch, up to `wait` seconds)."""
         owned = self._owned.pop((group, partition))  # at once: the partition is no longer ours
         owned.stop.set()
+        if owned.loop.waiting:  # idle in a blocking read: no need to wait for it to time out
+            owned.task.cancel()
         try:
             await asyncio.wait_for(asyncio.shield(owned.task), timeout=wait)
         except TimeoutError:
             owned.task.cancel()
+        except asyncio.CancelledError:
+            if not owned.task.cancelled() or _being_cancelled():
+                raise
         except Exception:  # the task already logged its failure
             pass
         if release:
@@ -218,3 +245,8 @@ class PartitionedConsumer:
     async def _stop_quietly(self, group: str, partition: int) -> None:
         with contextlib.suppress(*INFRA_ERRORS):
             await self._stop(group, partition, release=True)
+
+
+def _being_cancelled() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0

@@ -171,11 +171,6 @@ def read_model(name: str, partition: int, *parts: str) -> str:
     return ":".join(("rm", name, tag(partition), *parts))
 
 
-def read_model_partition(key: str) -> int:
-    """The partition of a read-model key (or of its shadow copy): its hash tag's number."""
-    return int(key[key.index("{p") + 2 : key.index("}")])
-
-
 def read_model_prefix(projection: str) -> str:
     """Every key of a projection's read model starts with this (its checkpoints too)."""
     return f"rm:{projection}:"

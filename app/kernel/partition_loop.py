@@ -79,6 +79,9 @@ class PartitionLoop:
         )
         self._tick_seconds: float = getattr(handler, "tick_seconds", 0.0)
         self._ticked = time.monotonic()
+        self.waiting = False
+        """In a blocking read for new entries: cancelling the loop now loses nothing (what
+        the read takes stays pending, for whoever reads the partition next)."""
 
     async def _tick(self) -> None:
         if self._tick_seconds <= 0 or time.monotonic() - self._ticked < self._tick_seconds:
@@ -140,18 +143,22 @@ class PartitionLoop:
                 if lanes is not None:
                     acks += lanes.take_done()
                 block = None if cursor != ">" else max(1, min(self._block_ms, int(budget * 1000)))
-                reply = await read_batch(
-                    self._redis,
-                    handler.group,
-                    consumer,
-                    stream,
-                    cursor,
-                    acks,
-                    count=self._batch,
-                    block=block,
-                    trim=self._trim,
-                    replication=self._replication,
-                )
+                self.waiting = block is not None
+                try:
+                    reply = await read_batch(
+                        self._redis,
+                        handler.group,
+                        consumer,
+                        stream,
+                        cursor,
+                        acks,
+                        count=self._batch,
+                        block=block,
+                        trim=self._trim,
+                        replication=self._replication,
+                    )
+                finally:
+                    self.waiting = False
                 acks = []
                 entries = parse_entries(partition, reply)
                 if cursor != ">":

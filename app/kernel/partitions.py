@@ -19,6 +19,12 @@ def tag(partition: int) -> str:
     return f"{{p{partition}}}"
 
 
+def tagged_partition(key: str) -> int:
+    """The partition whose hash tag a key carries (the first `{pN}` in it)."""
+    start = key.index("{p") + 2
+    return int(key[start : key.index("}", start)])
+
+
 def new_id(prefix: str = "") -> str:
     """A time-ordered, unguessable id: 12 hex digits of milliseconds, 16 of randomness."""
     return f"{prefix}{int(time.time() * 1000):012x}{secrets.token_hex(8)}"

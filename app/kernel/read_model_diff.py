@@ -9,6 +9,7 @@ from redis.asyncio import Redis
 from redis.asyncio.client import Pipeline
 
 from app.kernel import keys
+from app.kernel.partitions import tagged_partition
 from app.kernel.redis_types import text
 
 SAMPLE = 10
@@ -66,7 +67,7 @@ def by_partition(names: set[str]) -> dict[int, set[str]]:
     """Read-model keys grouped by the partition they belong to."""
     grouped: dict[int, set[str]] = {}
     for name in names:
-        grouped.setdefault(keys.read_model_partition(name), set()).add(name)
+        grouped.setdefault(tagged_partition(name), set()).add(name)
     return grouped
 
 

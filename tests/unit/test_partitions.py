@@ -6,12 +6,14 @@ import re
 
 import pytest
 
+from app.kernel import keys
 from app.kernel.partitions import (
     command_id_for,
     new_id,
     partition_of,
     partition_of_command,
     tag,
+    tagged_partition,
 )
 
 KEYS = ["MUG-001", "TEA-002", "o" + "0" * 28, "", "é-unicode", "x" * 300]
@@ -117,3 +119,13 @@ def test_a_base_ending_in_a_dash_still_round_trips() -> None:
 @pytest.mark.parametrize("garbage", ["abc-1\n", "abc-\u0661"], ids=["newline", "arabic-digit"])
 def test_look_alike_ids_are_garbage(garbage: str) -> None:
     assert partition_of_command(garbage, 4) is None
+
+
+@pytest.mark.parametrize("partition", [0, 7, 63])
+def test_a_keys_tag_names_its_partition_whatever_comes_before_or_after(partition: int) -> None:
+    for key in (
+        keys.checkpoint("catalog", partition),
+        keys.shadow(keys.read_model("catalog", partition, "product", "{SKU}")),
+        keys.events(partition),
+    ):
+        assert tagged_partition(key) == partition, key
