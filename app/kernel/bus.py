@@ -107,6 +107,10 @@ class CommandBus:
         """
         return await self._loader.load(kind, aggregate_id, cached=cached)
 
+    async def warm(self, kind: AggregateKind[S], aggregate_id: str) -> None:
+        """Have an aggregate read ahead of a command on it (see AggregateLoader.warm)."""
+        await self._loader.warm(kind, aggregate_id)
+
     # --- running --------------------------------------------------------------------------
 
     async def execute(self, envelope: CommandEnvelope, delivery: Delivery = "queued") -> Outcome:

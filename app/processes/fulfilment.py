@@ -41,6 +41,7 @@ Over 300 lines, one job: every step of the process, in the order an order takes 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Sequence
@@ -215,11 +216,16 @@ class Fulfilment:
             return await self._bus.execute_batch(envelopes, "queued")
 
     async def _reserve(self, order_id: str, lines: Sequence[orders.OrderLine]) -> None:
-        outcomes = await self._each_line(
-            order_id,
-            lines,
-            RESERVE,
-            lambda line: products.ReserveStock(line.sku, order_id, line.quantity),
+        """The order is read while its stock is reserved: marking it reserved then waits for
+        no read (one round trip less per order)."""
+        outcomes, _ = await asyncio.gather(
+            self._each_line(
+                order_id,
+                lines,
+                RESERVE,
+                lambda line: products.ReserveStock(line.sku, order_id, line.quantity),
+            ),
+            self._bus.warm(ORDER, order_id),
         )
         refused = next((o.error for o in outcomes if o.error is not None), None)
         if refused is None:

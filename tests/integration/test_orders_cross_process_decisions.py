@@ -6,10 +6,12 @@ be) and the workers' (as the process manager would be). One writes, the other th
 
 from __future__ import annotations
 
+from app.aggregates import PRODUCT
 from app.config import Settings
 from app.domain.orders import ShipOrder
-from app.domain.products import RestockProduct
-from app.services import Services
+from app.domain.products import ReserveStock, RestockProduct
+from app.kernel.messages import SYSTEM
+from app.services import Services, build_services
 from tests.integration.conftest import ADMIN, ALICE, BOB, running_workers
 from tests.support.orders_helpers import (
     create_products,
@@ -56,3 +58,23 @@ async def test_an_order_refused_shipping_too_early_ships_once_confirmed(
     again = await services.intake.submit(ShipOrder(order_id), ADMIN)
     assert (again.status_code, again.error) == (200, None), again
     assert (await load_order(services, order_id)).status == "shipped"
+
+
+async def test_an_aggregate_read_ahead_then_changed_elsewhere_is_decided_on_its_new_state(
+    services: Services, settings: Settings
+) -> None:
+    """The process manager reads an order ahead of its next step (Fulfilment._reserve); a
+    copy another process outdates meanwhile costs a reread, never a wrong refusal."""
+    await create_products(services, ADMIN, {"MUG-1": 1})
+    manager = build_services(settings)  # the process manager's process
+    try:
+        await manager.bus.warm(PRODUCT, "MUG-1")  # 1 on hand, as read ahead
+        reply = await services.intake.submit(RestockProduct("MUG-1", 5), ADMIN)
+        assert reply.status_code == 200, reply
+        hold = manager.bus.envelope(ReserveStock("MUG-1", "o-1", 3), SYSTEM, internal=True)
+        outcome = await manager.bus.execute(hold)
+    finally:
+        await manager.close()
+    assert (outcome.status, outcome.error) == ("succeeded", None), outcome
+    product = await load_product(services, "MUG-1")
+    assert (product.on_hand, product.reserved) == (6, 3)

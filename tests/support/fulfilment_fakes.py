@@ -100,6 +100,9 @@ class InMemoryBus:
         state = self.states.get(aggregate_id)
         return state if isinstance(state, kind.state_type) else None
 
+    async def warm(self, kind: AggregateKind[Any], aggregate_id: str) -> None:
+        """Nothing to read ahead: every state is in memory."""
+
     # --- what a test does -----------------------------------------------------------------------
 
     def send(self, command: msgspec.Struct, actor: Actor = SYSTEM) -> list[msgspec.Struct]:
