@@ -21,7 +21,7 @@ import msgspec
 
 from app.loadtest.client import Answer, Credentials, LoadClient
 from app.loadtest.options import LoadOptions
-from app.loadtest.sockets import SocketStats, cancel_all, catalog_latency, follow
+from app.loadtest.sockets import SocketStats, cancel_all, catalog_latency, follow, settled
 from app.loadtest.tracker import POLL_CONCURRENCY, OrderTracker, Outcome
 from app.loadtest.wire import ImportCatalog, Line, PlaceOrder, ProductRow, Push
 from app.outcomes import OUTCOMES
@@ -329,6 +329,8 @@ async def run_shard(plan: Plan, emit: Emit, go: Callable[[], Awaitable[object]])
                 tasks.append(asyncio.create_task(_import_burst(client, plan, shop)))
             await shop.run()
             ended = time.time()
+            if plan.watchers:  # the catalog pushes of the last orders are still on their way
+                await settled(watchers, shop.counts.succeeded > 0, time.monotonic())
         finally:
             await cancel_all(tasks)
         emit(tick())

@@ -16,6 +16,8 @@ from app.loadtest.stats import commit_ms
 from app.loadtest.wire import Push, Subscribe, pushes
 
 REOPEN_DELAY = 0.2
+QUIET_SECONDS = 0.5
+SETTLE_SECONDS = 10.0
 _encoder = msgspec.json.Encoder()
 
 
@@ -26,6 +28,8 @@ class SocketStats(msgspec.Struct):
     close_codes: dict[str, int] = {}
     messages: int = 0
     push_ms: list[float] = []
+    last_message: float = 0.0
+    """When the last message came (monotonic seconds)."""
 
 
 async def follow(
@@ -55,6 +59,7 @@ async def follow(
                             raise RuntimeError(f"/api/ws refused {topic}: {push.code}")
                         else:
                             stats.messages += 1
+                            stats.last_message = time.monotonic()
                             on_push(push, received, subscribed)
                 code = str(ws.close_code)
         except (aiohttp.ClientError, OSError, TimeoutError) as exc:
@@ -82,3 +87,15 @@ async def cancel_all(tasks: list[asyncio.Task[None]]) -> None:
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def settled(stats: SocketStats, changed: bool, since: float) -> None:
+    """Wait for the pushes still on their way when the load ended (monotonic `since`): until
+    the sockets have been quiet for QUIET_SECONDS, and, if the load `changed` what they
+    watch, have had a message at all; at most SETTLE_SECONDS."""
+    deadline = since + SETTLE_SECONDS
+    while (now := time.monotonic()) < deadline:
+        quiet = now - max(stats.last_message, since)
+        if quiet >= QUIET_SECONDS and (stats.messages or not changed):
+            return
+        await asyncio.sleep(max(0.01, min(QUIET_SECONDS - quiet, deadline - now)))
