@@ -3,7 +3,9 @@
 The kernel, catalog, orders and fulfilment tests run twice: on one server, and on a local
 3-master Redis Cluster holding both sides, events and read models (one cluster per session,
 so per xdist worker). The shadow rebuild's cut swaps each partition in a transaction of its
-own slot, so it runs on the cluster like the rest.
+own slot, so it runs on the cluster like the rest. The read side's API tests (queries and
+their positions, pushes, live regions) run their process stacks on a server of their own and
+then on the cluster (`stack_cluster`).
 """
 
 from __future__ import annotations
@@ -51,6 +53,17 @@ def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
     module = metafunc.module.__name__.rpartition(".")[2]
     if "redis_url" in metafunc.fixturenames and module.startswith(ON_CLUSTER_TOO):
         metafunc.parametrize("redis_url", ["single", "cluster"], indirect=True)
+
+
+@pytest.fixture(scope="module", params=["single", "cluster"])
+def stack_cluster(request: pytest.FixtureRequest) -> RedisCluster | None:
+    """Where a module's process stack (tests.support.api_client.running_storefront) runs, for
+    a module asking: on a server of its own (None), then on the session's cluster, both sides
+    on it (the read side's queries, positions and pushes, gathered from three masters)."""
+    if request.param == "single":
+        return None
+    cluster: RedisCluster = request.getfixturevalue("redis_cluster")
+    return cluster
 
 
 @pytest.fixture(scope="session")

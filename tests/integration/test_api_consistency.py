@@ -13,12 +13,15 @@ import pytest
 from app.kernel.positions import parse, reached
 from tests.support.api_client import Storefront, create_product, running_storefront, send
 from tests.support.polling import eventually
+from tests.support.redis_cluster import RedisCluster
 
 
 @pytest.fixture(scope="module")
-def storefront(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Storefront]:
+def storefront(
+    tmp_path_factory: pytest.TempPathFactory, stack_cluster: RedisCluster | None
+) -> Iterator[Storefront]:
     with running_storefront(
-        tmp_path_factory.mktemp("consistency"), CONSISTENCY_WAIT_SECONDS="1"
+        tmp_path_factory.mktemp("consistency"), cluster=stack_cluster, CONSISTENCY_WAIT_SECONDS="1"
     ) as made:
         yield made
 

@@ -25,6 +25,7 @@ from tests.support.api_client import (
     unique_sku,
 )
 from tests.support.polling import eventually
+from tests.support.redis_cluster import RedisCluster
 
 PRODUCT_FIELDS = {f.encode_name for f in msgspec.structs.fields(ProductView)}
 DOCUMENTED_PRODUCT_FIELDS = {"sku", "name", "price_cents", "available", "sold", "status"}
@@ -32,9 +33,13 @@ ORDER_FIELDS = {"order_id", "customer", "status", "lines", "total_cents", "card_
 
 
 @pytest.fixture(scope="module")
-def storefront(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Storefront]:
+def storefront(
+    tmp_path_factory: pytest.TempPathFactory, stack_cluster: RedisCluster | None
+) -> Iterator[Storefront]:
     with running_storefront(
-        tmp_path_factory.mktemp("queries"), workers=("commands", "projector", "process")
+        tmp_path_factory.mktemp("queries"),
+        workers=("commands", "projector", "process"),
+        cluster=stack_cluster,
     ) as made:
         yield made
 

@@ -17,12 +17,17 @@ from tests.support.api_client import (
     running_storefront,
 )
 from tests.support.polling import eventually
+from tests.support.redis_cluster import RedisCluster
 
 
 @pytest.fixture(scope="module")
-def storefront(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Storefront]:
+def storefront(
+    tmp_path_factory: pytest.TempPathFactory, stack_cluster: RedisCluster | None
+) -> Iterator[Storefront]:
     with running_storefront(
-        tmp_path_factory.mktemp("regions"), workers=("commands", "projector", "process")
+        tmp_path_factory.mktemp("regions"),
+        workers=("commands", "projector", "process"),
+        cluster=stack_cluster,
     ) as made:
         yield made
 

@@ -23,6 +23,7 @@ from tests.support.api_client import (
     send,
     unique_sku,
 )
+from tests.support.redis_cluster import RedisCluster
 
 FOREIGN = "https://evil.example"
 COMMAND_FIELDS = {"type", "command_id", "status", "step", "progress", "error", "position"}
@@ -31,9 +32,13 @@ AVAILABLE_5 = re.compile(r'data-field="available"[^>]*>\s*5\s*<')
 
 
 @pytest.fixture(scope="module")
-def storefront(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Storefront]:
+def storefront(
+    tmp_path_factory: pytest.TempPathFactory, stack_cluster: RedisCluster | None
+) -> Iterator[Storefront]:
     with running_storefront(
-        tmp_path_factory.mktemp("ws"), workers=("commands", "projector", "process")
+        tmp_path_factory.mktemp("ws"),
+        workers=("commands", "projector", "process"),
+        cluster=stack_cluster,
     ) as made:
         yield made
 

@@ -27,6 +27,7 @@ from app.adapters.embedded_redis import free_port
 from app.kernel.command_status import FINAL
 from tests.support.polling import eventually, eventually_sync
 from tests.support.processes import Proc, ProcessGroup
+from tests.support.redis_cluster import RedisCluster
 from tests.support.redis_server import RedisServer, running_redis
 
 COOKIE = "sf_session"
@@ -59,9 +60,10 @@ class Identity:
 
 @dataclass
 class Storefront:
-    """One web process (and optional workers) over a Redis server owned by the test module."""
+    """One web process (and optional workers) over a Redis server owned by the test module
+    (or the session's cluster)."""
 
-    redis: RedisServer
+    redis: RedisServer | RedisCluster
     group: ProcessGroup
     port: int
     web: Proc
@@ -192,15 +194,22 @@ def running_storefront(
     workers: Sequence[str] = (),
     appendonly: bool = False,
     redis_password: str | None = None,
+    cluster: RedisCluster | None = None,
     **env: str,
 ) -> Iterator[Storefront]:
     """Redis (asking for `redis_password`, if given) + web (+ workers), all stopped on exit
-    whatever happens."""
+    whatever happens. On `cluster` (flushed first) instead of a server of its own: both the
+    write side and the read models."""
     logs = directory / "logs"
     logs.mkdir(parents=True, exist_ok=True)
-    with running_redis(
-        directory / "redis", appendonly=appendonly, password=redis_password
-    ) as redis:
+    with contextlib.ExitStack() as stack:
+        if cluster is None:
+            redis: RedisServer | RedisCluster = stack.enter_context(
+                running_redis(directory / "redis", appendonly=appendonly, password=redis_password)
+            )
+        else:
+            cluster.flushall()
+            redis = cluster
         group = ProcessGroup(logs, base_env(redis.url, **env))
         try:
             port = free_port()
