@@ -74,7 +74,8 @@ log = logging.getLogger(__name__)
 CHUNK = 5000
 """Entries read (and applied) per round trip."""
 LOCK_MS = 30_000
-CUT_ATTEMPTS = 20
+CUT_SETTLE_SECONDS = 10.0  # a partition's cut is retried while a projector still moves it
+CUT_RETRY_SECONDS = 0.02
 REPORT_SECONDS = 0.5
 RATE_WINDOW_SECONDS = 5.0
 POSITION_KEYS = (keys.checkpoint, keys.projection_health)
@@ -320,7 +321,8 @@ class ShadowRebuild:
         versions: if a projector's last batch lands meanwhile, nothing is written, and the
         shadow catches up and is compared again. `found`: its live and shadow keys."""
         checkpoint = keys.checkpoint(self.name, partition)
-        for _attempt in range(CUT_ATTEMPTS):
+        deadline, pause = time.monotonic() + CUT_SETTLE_SECONDS, CUT_RETRY_SECONDS
+        while True:
             async with self._read.pipeline(transaction=True) as tx:
                 await tx.watch(checkpoint, keys.applied_versions(self.name, partition))
                 target = optional_text(await tx.get(checkpoint))
@@ -343,10 +345,13 @@ class ShadowRebuild:
                 except WatchError:
                     log.info("rebuild of %s: a projector moved on during the cut", self.name)
                     found = None
-        raise RebuildError(f"the checkpoints of {self.name} kept moving; try again")
+            if time.monotonic() > deadline:
+                raise RebuildError(f"the checkpoints of {self.name} kept moving; try again")
+            await asyncio.sleep(pause)  # (the pass sees a lease taken within PAUSES_EVERY_SECONDS)
+            pause = min(2 * pause, 0.5)
+            await leases.renew(partition)
 
     def _ignored(self, key: str) -> bool:
-        """Keys that are positions or warnings, not the model: left out of the diff."""
         return key in self._positions
 
     async def abandon(self) -> None:
