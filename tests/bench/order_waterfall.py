@@ -17,21 +17,22 @@ import argparse
 import asyncio
 import secrets
 import statistics
-import tempfile
-from pathlib import Path
 
 import httpx
 
-from app.adapters.embedded_redis import free_port
 from app.config import load_settings
 from app.kernel.heartbeat import live_heartbeats
 from app.queries.waterfall import Waterfall, command_waterfall
 from app.services import build_services
-from tests.bench.orders_latency import ADMIN, CUSTOMERS, PRODUCTS, http_submitter, percentile
-from tests.support.orders_helpers import APPROVED_CARD, create_products, wait_all_final
+from tests.bench.orders_latency import (
+    ADMIN,
+    PRODUCTS,
+    http_submitter,
+    orders_stack,
+    percentile,
+)
+from tests.support.orders_helpers import create_products, wait_all_final
 from tests.support.polling import eventually
-from tests.support.processes import ProcessGroup
-from tests.support.redis_server import running_redis
 
 
 def traceparent() -> str:
@@ -79,35 +80,30 @@ async def measure(args: argparse.Namespace, redis_url: str, port: int) -> None:
             message="every process heartbeating",
         )
         await create_products(services, ADMIN, PRODUCTS, price_cents=500)
-        await http_submitter(base, clients)  # signs the customers in
         every = max(1, args.orders // max(1, args.traced))
+
+        def traced(n: int) -> bool:
+            return n % every == every - 1
+
+        submit = await http_submitter(
+            base, clients, lambda n: {"traceparent": traceparent()} if traced(n) else {}
+        )
         started = asyncio.get_running_loop().time()
-        traced: list[str] = []
 
         async def one(n: int) -> str:
             at = started + n / args.rate
             await asyncio.sleep(max(0.0, at - asyncio.get_running_loop().time()))
-            headers = {"traceparent": traceparent()} if n % every == every - 1 else {}
-            reply = await clients[n % len(CUSTOMERS)].post(
-                "/api/commands",
-                json={
-                    "type": "PlaceOrder",
-                    "lines": [{"sku": f"BENCH-{n % len(PRODUCTS):02d}", "quantity": 1}],
-                    "card_number": APPROVED_CARD,
-                },
-                headers=headers,
-            )
-            assert reply.status_code == 202, reply.text
-            command_id: str = reply.json()["command_id"]
-            if headers:
-                traced.append(command_id)
-            return command_id
+            return await submit(n)
 
         ids = await asyncio.gather(*(one(n) for n in range(args.orders)))
         outcome = await wait_all_final(services, list(ids), within=600)
         assert all(s == "succeeded" for s in outcome.values()), outcome
         await asyncio.sleep(1.0)  # the processes' span batches land (a bench may wait on time)
-        falls = [await command_waterfall(services.read, command_id) for command_id in traced]
+        falls = [
+            await command_waterfall(services.read, command_id)
+            for n, command_id in enumerate(ids)
+            if traced(n)
+        ]
         found = [fall for fall in falls if fall is not None]
         print(f"{len(found)} traced orders of {args.orders} at {args.rate:g}/s")
         print("\n".join(summary(found)))
@@ -123,34 +119,8 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=50.0)
     parser.add_argument("--traced", type=int, default=30)
     args = parser.parse_args()
-    with tempfile.TemporaryDirectory(prefix="waterfall-bench-") as tmp:
-        root = Path(tmp)
-        with running_redis(root / "redis", appendonly=True) as redis_server:
-            port = free_port()
-            group = ProcessGroup(
-                root,
-                {
-                    "REDIS_URL": redis_server.url,
-                    "PORT": str(port),
-                    "APP_ENV": "development",
-                    "PARTITIONS": "4",
-                    "PAYMENT_LATENCY_MS": "0",
-                    "PAYMENT_FAILURE_RATE": "0",
-                    "LOG_LEVEL": "WARNING",
-                },
-            )
-            try:
-                group.start("web", "app.web.serve")
-                for _ in range(2):
-                    group.start("commands", "workers.commands")
-                for kind in ("process", "projector", "notifier"):
-                    group.start(kind, f"workers.{kind}")
-                asyncio.run(measure(args, redis_server.url, port))
-            except BaseException:
-                print(group.logs())
-                raise
-            finally:
-                group.stop_all()
+    with orders_stack(commands=2) as (redis_url, port):
+        asyncio.run(measure(args, redis_url, port))
 
 
 if __name__ == "__main__":

@@ -26,7 +26,8 @@ import os
 import statistics
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 
@@ -39,6 +40,7 @@ from app.kernel.heartbeat import live_heartbeats
 from app.kernel.messages import Actor
 from app.kernel.partitions import partition_of_command
 from app.services import Services, build_services
+from tests.support.api_client import base_env
 from tests.support.orders_helpers import (
     APPROVED_CARD,
     create_products,
@@ -113,7 +115,16 @@ async def run(
     return latencies, orders / span, submitted, await step_gaps(services, command_ids)
 
 
-async def http_submitter(base_url: str, stack: list[httpx.AsyncClient]) -> Submit:
+def no_headers(_n: int) -> dict[str, str]:
+    return {}
+
+
+async def http_submitter(
+    base_url: str,
+    stack: list[httpx.AsyncClient],
+    headers: Callable[[int], dict[str, str]] = no_headers,
+) -> Submit:
+    """PlaceOrder as a client sends it, order `n` with `headers(n)` (say, a traceparent)."""
     clients = []
     for name in CUSTOMERS:
         client = httpx.AsyncClient(base_url=base_url, timeout=30)
@@ -134,6 +145,7 @@ async def http_submitter(base_url: str, stack: list[httpx.AsyncClient]) -> Submi
                 "lines": [{"sku": sku, "quantity": 1}],
                 "card_number": APPROVED_CARD,
             },
+            headers=headers(n),
         )
         assert reply.status_code == 202, reply.text
         command_id: str = reply.json()["command_id"]
@@ -209,29 +221,27 @@ def main() -> None:
     parser.add_argument("--commands", type=int, default=2, help="command worker processes")
     parser.add_argument("--via", choices=("http", "intake"), default="http")
     args = parser.parse_args()
+    with orders_stack(args.commands) as (redis_url, port):
+        asyncio.run(measure(args, redis_url, port))
+
+
+@contextmanager
+def orders_stack(commands: int) -> Iterator[tuple[str, int]]:
+    """Redis (append-only) and the stack as processes: web, `commands` command workers, one
+    process manager, projector and notifier; (the Redis URL, the web's port). Their logs are
+    printed if the measurement fails."""
     with tempfile.TemporaryDirectory(prefix="orders-bench-") as tmp:
         root = Path(tmp)
         with running_redis(root / "redis", appendonly=True) as redis_server:
             port = free_port()
-            group = ProcessGroup(
-                root,
-                {
-                    "REDIS_URL": redis_server.url,
-                    "PORT": str(port),
-                    "APP_ENV": "development",
-                    "PARTITIONS": "4",
-                    "PAYMENT_LATENCY_MS": "0",
-                    "PAYMENT_FAILURE_RATE": "0",
-                    "LOG_LEVEL": "WARNING",
-                },
-            )
+            group = ProcessGroup(root, base_env(redis_server.url, PORT=str(port)))
             try:
                 group.start("web", "app.web.serve")
-                for _ in range(args.commands):
+                for _ in range(commands):
                     group.start("commands", "workers.commands")
                 for kind in ("process", "projector", "notifier"):
                     group.start(kind, f"workers.{kind}")
-                asyncio.run(measure(args, redis_server.url, port))
+                yield redis_server.url, port
             except BaseException:
                 print(group.logs())
                 raise
