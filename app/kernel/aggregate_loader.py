@@ -58,9 +58,9 @@ class AggregateLoader:
         if self._cache.get(key) is not None:
             return
         (found,) = await self._warms.submit([key])
-        version, writer, state = found
-        if state and self._cache.get(key) is None:  # (a command may have cached it meanwhile)
-            self._cache.put(key, Known(int(version or 0), writer or "", kind.decoder.decode(state)))
+        known = _known(kind, found)
+        if known.state is not None and self._cache.get(key) is None:  # (or cached meanwhile)
+            self._cache.put(key, known)
 
     async def _read_known(self, state_keys: list[str]) -> list[list[str | None]]:
         async with self._redis.pipeline(transaction=False) as pipe:
@@ -109,11 +109,16 @@ class AggregateLoader:
         if timing is not None:
             timing.loaded = (load_start, tracing.now_ns())
         states, found = replies[: len(unknown)], replies[len(unknown) :]
-        for aggregate, (version, writer, state) in zip(unknown, states, strict=True):
-            decoded = aggregate.kind.decoder.decode(state) if state else None
-            aggregate.known = Known(int(version or 0), writer or "", decoded)
+        for aggregate, fields in zip(unknown, states, strict=True):
+            aggregate.known = _known(aggregate.kind, fields)
             aggregate.loaded = True
         return {
             other_id: kind.decoder.decode(raw) if raw else None
             for (kind, other_id), raw in zip(wanted.values(), found, strict=True)
         }
+
+
+def _known(kind: AggregateKind[Any], found: Sequence[str | None]) -> Known:
+    """An aggregate as its hash's `v`, `w` and `s` fields give it (all None: none yet)."""
+    version, writer, state = found
+    return Known(int(version or 0), writer or "", kind.decoder.decode(state) if state else None)

@@ -81,7 +81,8 @@ class PartitionLoop:
         self._ticked = time.monotonic()
         self.waiting = False
         """In a blocking read for new entries: cancelling the loop now loses nothing (what
-        the read takes stays pending, for whoever reads the partition next)."""
+        the read takes, and the batch whose acks it carries, stay pending for whoever reads
+        the partition next: at worst that batch is handled again, which handlers allow)."""
 
     async def _tick(self) -> None:
         if self._tick_seconds <= 0 or time.monotonic() - self._ticked < self._tick_seconds:
